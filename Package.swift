@@ -1,0 +1,142 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Settings shared by every hand-written target: Swift 6 language mode with strict concurrency,
+/// explicit existentials and explicit imports (the models in docs/style.md use the same).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "mlflow-otel-proxy",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mlflow-otel-proxy", targets: ["MLflowOTelProxy"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // Generated from the official opentelemetry-proto descriptors; committed, never edited by hand.
+        // Regenerate with `Tests/scripts/generate-otlp.sh`.
+        .target(
+            name: "OTLPProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        // OTLP/JSON as the OTLP specification defines it: hex ids, integer enums, lowerCamelCase keys.
+        .target(
+            name: "OTLPJSON",
+            dependencies: ["OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+        // Counters every stage increments (by name and reason), read by logs, tests and later /metrics.
+        .target(
+            name: "ProxyObservability",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
+        // Settings: environment variables and flags turned into one validated value (pure).
+        .target(
+            name: "ProxyConfig",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
+        // Wire decoding: what MLflow clients send (OTLP protobuf/JSON, TraceInfo V3, traces.json) (pure).
+        .target(
+            name: "MLflowWire",
+            dependencies: [
+                "OTLPProto", "OTLPJSON",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Trace assembly: spans and trace info from any upload path, per trace, exactly once.
+        .target(
+            name: "TraceAssembly",
+            dependencies: [
+                "MLflowWire", "OTLPProto",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Translation: an assembled MLflow trace into clean OTLP (pure, no I/O).
+        .target(
+            name: "OTLPTranslation",
+            dependencies: [
+                "MLflowWire", "TraceAssembly", "OTLPProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Export: batching off the request path, OTLP/HTTP transport, the local JSON-lines sink.
+        .target(
+            name: "OTLPExport",
+            dependencies: [
+                "OTLPProto", "OTLPJSON", "ProxyConfig", "ProxyObservability",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The HTTP server: passthrough to the upstream, interception of trace uploads, standalone answers.
+        .target(
+            name: "ProxyServer",
+            dependencies: [
+                "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "OTLPExport", "OTLPProto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "MLflowOTelProxy",
+            dependencies: [
+                "ProxyConfig", "ProxyServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: [
+                "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "OTLPExport", "ProxyServer", "OTLPProto", "OTLPJSON",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

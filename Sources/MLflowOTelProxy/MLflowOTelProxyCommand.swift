@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ProxyConfig
+import ProxyObservability
+import ProxyServer
+import ServiceLifecycle
+import UnixSignals
+
+/// `mlflow-otel-proxy`: the command-line entry point; `serve` is the default subcommand.
+@main
+struct MLflowOTelProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mlflow-otel-proxy",
+        abstract: "A drop-in MLflow tracking URI that exports MLflow traces over OpenTelemetry (OTLP).",
+        version: ProxyVersion.current,
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Runs the proxy.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the proxy (the default subcommand).",
+        discussion: """
+            Point an application's MLFLOW_TRACKING_URI at the proxy. Every MLflow call is forwarded to the
+            upstream MLflow server; trace uploads are handled according to the export mode, which is decided
+            from the environment exactly as MLflow decides it:
+
+              MLflow only          no OTLP endpoint set: everything passes through, trace calls included.
+              OpenTelemetry only   an OTLP endpoint set: trace uploads are answered by the proxy and
+                                   exported over OTLP; they never reach the upstream.
+              Dual                 an endpoint and MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT=true: uploads go
+                                   to the upstream unchanged and a copy is exported.
+              Standalone           no upstream: the proxy answers the trace API itself (GET /version and
+                                   the experiment calls too); with no endpoint either, traces are written
+                                   as OTLP/JSON lines to --traces-file.
+
+            ENVIRONMENT (empty values count as unset)
+              MLFLOW_TRACKING_URI                      upstream MLflow server (same as --upstream)
+              OTEL_EXPORTER_OTLP_TRACES_ENDPOINT       OTLP/HTTP traces URL, used as is
+              OTEL_EXPORTER_OTLP_ENDPOINT              OTLP/HTTP base URL; /v1/traces is appended
+              OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL     http/protobuf (grpc and http/json: not yet supported)
+              OTEL_EXPORTER_OTLP_[TRACES_]HEADERS      key=value,key2=value2 (percent-decoded); never logged
+              OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION  gzip | none (default none)
+              OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT      per-request timeout in ms (default 10000; 0 = none)
+              OTEL_SERVICE_NAME                        service.name of exported spans
+              OTEL_RESOURCE_ATTRIBUTES                 key=value,... resource attributes of exported spans
+              MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT     true = dual export (MLFLOW_ENABLE_DUAL_EXPORT accepted too)
+              MLFLOW_ENABLE_OTLP_EXPORTER              false = ignore the OTLP endpoint variables for traces
+              OTEL_BSP_SCHEDULE_DELAY                  longest wait of a span for its export batch, ms (1000)
+              OTEL_BSP_MAX_EXPORT_BATCH_SIZE           spans per export request (512)
+              OTEL_BSP_MAX_QUEUE_SIZE                  spans queued for export before new ones are dropped (8192)
+              MLFLOW_OTEL_PROXY_LISTEN                 same as --listen
+              MLFLOW_OTEL_PROXY_TRACES_FILE            same as --traces-file
+              MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT        same as --trace-info-wait
+              MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT       same as --upstream-timeout
+              MLFLOW_OTEL_PROXY_LOG_LEVEL              same as --log-level
+            """
+    )
+
+    @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:5000, MLflow's own default).")
+    var listen: String?
+
+    @Option(help: "The upstream MLflow server URL (default: MLFLOW_TRACKING_URI; none = standalone).")
+    var upstream: String?
+
+    @Option(help: "Standalone without an OTLP endpoint: the file traces are appended to as OTLP/JSON lines (default ./mlflow-otel-proxy-traces.jsonl).")
+    var tracesFile: String?
+
+    @Option(help: "Seconds a trace waits for its missing parts (trace info or spans) before it is exported anyway (default 10).")
+    var traceInfoWait: Double?
+
+    @Option(help: "Seconds an upstream request may take before the client gets a 504 (default 120).")
+    var upstreamTimeout: Double?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
+    var logLevel: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let levelText = logLevel ?? environment["MLFLOW_OTEL_PROXY_LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "info"
+        guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
+            throw ValidationError("--log-level: unknown level \"\(levelText)\"")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "mlflow-otel-proxy")
+
+        let configuration: ProxyConfiguration
+        do {
+            configuration = try ProxyConfiguration.load(
+                environment: environment,
+                flags: CommandLineSettings(
+                    listen: listen, upstream: upstream, tracesFile: tracesFile,
+                    traceInfoWaitSeconds: traceInfoWait, upstreamTimeoutSeconds: upstreamTimeout
+                )
+            )
+        } catch {
+            logger.critical("invalid configuration", metadata: ["error": "\(error)"])
+            throw ValidationError("invalid configuration: \(error)")
+        }
+        for warning in configuration.warnings { logger.warning("\(warning)") }
+        logger.info("starting mlflow-otel-proxy \(ProxyVersion.current): \(configuration.summary)")
+
+        let counters = ProxyCounters()
+        let services = try ProxyApplication.makeServices(configuration: configuration, counters: counters, logger: logger) { address in
+            logger.info("listening", metadata: ["address": "\(address.map(String.init(describing:)) ?? configuration.listen.description)"])
+        }
+        let group = ServiceGroup(
+            configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+        let counts = counters.snapshot().map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        logger.info("stopped", metadata: ["counters": "\(counts)"])
+    }
+}

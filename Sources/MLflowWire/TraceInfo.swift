@@ -1,0 +1,143 @@
+import Foundation
+import OTLPJSON
+
+/// The trace-level record MLflow 3.x clients send with `StartTraceV3` (`mlflow.TraceInfoV3`).
+///
+/// Only what the proxy uses is typed; `rawJSON` keeps the object as received so answers can echo it.
+public struct TraceInfo: Sendable, Equatable {
+    /// The MLflow trace id, `tr-` + 32 hex digits for 3.x clients.
+    public var traceID: String
+    /// `client_request_id`, set through `update_current_trace(client_request_id=…)`.
+    public var clientRequestID: String?
+    /// `trace_location.mlflow_experiment.experiment_id`.
+    public var experimentID: String?
+    /// `request_time` (RFC 3339).
+    public var requestTime: String?
+    /// `execution_duration` (`"1.5s"`).
+    public var executionDuration: String?
+    /// `state`: `OK`, `ERROR`, `IN_PROGRESS` or `STATE_UNSPECIFIED`.
+    public var state: String?
+    /// `trace_metadata` (all values are strings, some holding JSON).
+    public var metadata: [String: String]
+    /// `tags`.
+    public var tags: [String: String]
+    /// `request_preview`.
+    public var requestPreview: String?
+    /// `response_preview`.
+    public var responsePreview: String?
+
+    /// Creates a record.
+    public init(
+        traceID: String, clientRequestID: String? = nil, experimentID: String? = nil, requestTime: String? = nil,
+        executionDuration: String? = nil, state: String? = nil, metadata: [String: String] = [:], tags: [String: String] = [:],
+        requestPreview: String? = nil, responsePreview: String? = nil
+    ) {
+        self.traceID = traceID
+        self.clientRequestID = clientRequestID
+        self.experimentID = experimentID
+        self.requestTime = requestTime
+        self.executionDuration = executionDuration
+        self.state = state
+        self.metadata = metadata
+        self.tags = tags
+        self.requestPreview = requestPreview
+        self.responsePreview = responsePreview
+    }
+
+    /// The 16-byte OTel trace id inside a `tr-<32 hex>` id, or `nil` for other id shapes (v2 UUIDs, v4 ids).
+    public var otelTraceID: [UInt8]? { MLflowTraceID.otelTraceID(traceID) }
+
+    /// How many spans the client says the trace has (`mlflow.trace.sizeStats.num_spans`), when it says so.
+    public var expectedSpanCount: Int? {
+        guard let stats = metadata["mlflow.trace.sizeStats"], let data = stats.data(using: .utf8),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return (object["num_spans"] as? NSNumber)?.intValue
+    }
+}
+
+/// MLflow trace-id shapes.
+public enum MLflowTraceID {
+    /// The OTel trace id in `tr-<32 hex>`, or `nil`.
+    public static func otelTraceID(_ id: String) -> [UInt8]? {
+        guard id.hasPrefix("tr-"), id.utf8.count == 35 else { return nil }
+        guard let bytes = HexID.bytes(id.dropFirst(3)) else { return nil }
+        return bytes
+    }
+
+    /// `tr-` + lower-case hex of a 16-byte OTel trace id.
+    public static func from(otelTraceID bytes: some Sequence<UInt8>) -> String { "tr-" + HexID.string(bytes) }
+}
+
+/// Decodes the `StartTraceV3` request body `{"trace": {"trace_info": {…}}}`.
+public enum StartTraceV3Decoder {
+    /// The decoded record and the `trace_info` object as received (for echoing it back).
+    public struct Decoded: Sendable {
+        /// The typed record.
+        public var info: TraceInfo
+        /// The `trace_info` JSON object, serialized again exactly as parsed.
+        public var traceInfoJSON: Data
+    }
+
+    /// Decodes the body.
+    /// - Throws: ``WireError`` when the body is not JSON, lacks `trace.trace_info.trace_id`, or a field has the wrong type.
+    public static func decode(_ body: Data) throws(WireError) -> Decoded {
+        let root: [String: Any]
+        do {
+            guard let object = try JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+                throw WireError(.malformedBody, "the body must be a JSON object")
+            }
+            root = object
+        } catch let error as WireError {
+            throw error
+        } catch {
+            throw WireError(.malformedBody, "the body is not valid JSON")
+        }
+        guard let trace = root["trace"] as? [String: Any], let infoObject = trace["trace_info"] as? [String: Any] else {
+            throw WireError(.malformedBody, "the body must contain trace.trace_info")
+        }
+        let info = try traceInfo(from: infoObject)
+        guard let data = try? JSONSerialization.data(withJSONObject: infoObject) else {
+            throw WireError(.malformedBody, "trace.trace_info could not be serialized")
+        }
+        return Decoded(info: info, traceInfoJSON: data)
+    }
+
+    /// Reads a `TraceInfoV3` JSON object.
+    public static func traceInfo(from object: [String: Any]) throws(WireError) -> TraceInfo {
+        guard let traceID = object["trace_id"] as? String, !traceID.isEmpty else {
+            throw WireError(.malformedBody, "trace_info.trace_id is missing or not a string")
+        }
+        func string(_ key: String) throws(WireError) -> String? {
+            guard let value = object[key], !(value is NSNull) else { return nil }
+            guard let text = value as? String else { throw WireError(.malformedBody, "trace_info.\(key) must be a string") }
+            return text
+        }
+        func map(_ key: String) throws(WireError) -> [String: String] {
+            guard let value = object[key], !(value is NSNull) else { return [:] }
+            guard let dictionary = value as? [String: Any] else { throw WireError(.malformedBody, "trace_info.\(key) must be an object") }
+            var result: [String: String] = [:]
+            for (entryKey, entryValue) in dictionary {
+                guard let text = entryValue as? String else {
+                    throw WireError(.malformedBody, "trace_info.\(key).\(entryKey) must be a string")
+                }
+                result[entryKey] = text
+            }
+            return result
+        }
+        let location = object["trace_location"] as? [String: Any]
+        let experiment = (location?["mlflow_experiment"] as? [String: Any])?["experiment_id"] as? String
+        return TraceInfo(
+            traceID: traceID,
+            clientRequestID: try string("client_request_id"),
+            experimentID: experiment,
+            requestTime: try string("request_time"),
+            executionDuration: try string("execution_duration"),
+            state: try string("state"),
+            metadata: try map("trace_metadata"),
+            tags: try map("tags"),
+            requestPreview: try string("request_preview"),
+            responsePreview: try string("response_preview")
+        )
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import OTLPJSON
+import OTLPProto
+import SwiftProtobuf
+
+/// Decodes the `traces.json` artifact MLflow clients PUT (3.x layout; 2.x arrives with the next issue).
+///
+/// 3.x layout: `{"spans": [{"trace_id": base64, "span_id": base64, "parent_span_id": base64|null|"",
+/// "name", "start_time_unix_nano", "end_time_unix_nano", "status": {"code", "message"},
+/// "attributes": {key: JSON text}, "events": [...], "links": [...]}]}`. Ids may also be hex, as MLflow's
+/// own reader accepts. Span attributes stay JSON text here (``AttributeEncoding/jsonText``); event
+/// attributes are native JSON values and are typed here.
+public enum TracesArtifactDecoder {
+    /// Decodes the artifact into one batch.
+    /// - Parameter experimentID: the experiment named by the artifact path, when known.
+    public static func decode(_ body: Data, experimentID: String?) throws(WireError) -> SpanBatch {
+        let root: [String: Any]
+        do {
+            guard let object = try JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+                throw WireError(.malformedBody, "traces.json must be a JSON object")
+            }
+            root = object
+        } catch let error as WireError {
+            throw error
+        } catch {
+            throw WireError(.malformedBody, "traces.json is not valid JSON")
+        }
+        guard let spanObjects = root["spans"] as? [Any] else {
+            throw WireError(.malformedBody, "traces.json has no \"spans\" array")
+        }
+        var spans: [Opentelemetry_Proto_Trace_V1_Span] = []
+        spans.reserveCapacity(spanObjects.count)
+        for (index, element) in spanObjects.enumerated() {
+            guard let object = element as? [String: Any] else {
+                throw WireError(.malformedBody, "spans[\(index)] is not an object")
+            }
+            spans.append(try span(from: object, path: "spans[\(index)]"))
+        }
+        return SpanBatch(spans: spans, encoding: .jsonText, experimentID: experimentID)
+    }
+
+    static func span(from object: [String: Any], path: String) throws(WireError) -> Opentelemetry_Proto_Trace_V1_Span {
+        var span = Opentelemetry_Proto_Trace_V1_Span()
+        span.name = object["name"] as? String ?? ""
+        span.traceID = try id(object["trace_id"], bytes: 16, path: "\(path).trace_id", required: true)
+        span.spanID = try id(object["span_id"], bytes: 8, path: "\(path).span_id", required: true)
+        span.parentSpanID = try id(object["parent_span_id"], bytes: 8, path: "\(path).parent_span_id", required: false)
+        span.startTimeUnixNano = try nanos(object["start_time_unix_nano"], path: "\(path).start_time_unix_nano")
+        span.endTimeUnixNano = try nanos(object["end_time_unix_nano"], path: "\(path).end_time_unix_nano")
+        if let status = object["status"] as? [String: Any] {
+            span.status.code = statusCode(status["code"] as? String)
+            span.status.message = status["message"] as? String ?? ""
+        }
+        if let attributes = object["attributes"] as? [String: Any] {
+            for key in attributes.keys.sorted() {
+                guard let text = attributes[key] as? String else {
+                    throw WireError(.malformedBody, "\(path).attributes.\(key) must be a JSON-encoded string")
+                }
+                span.attributes.append(.with { $0.key = key; $0.value.stringValue = text })
+            }
+        }
+        for (index, element) in (object["events"] as? [Any] ?? []).enumerated() {
+            guard let event = element as? [String: Any] else { throw WireError(.malformedBody, "\(path).events[\(index)] is not an object") }
+            span.events.append(
+                .with {
+                    $0.name = event["name"] as? String ?? ""
+                    $0.timeUnixNano = (try? nanos(event["time_unix_nano"], path: "")) ?? 0
+                    $0.attributes = JSONAnyValue.keyValues(from: event["attributes"] as? [String: Any] ?? [:])
+                }
+            )
+        }
+        for (index, element) in (object["links"] as? [Any] ?? []).enumerated() {
+            guard let link = element as? [String: Any] else { throw WireError(.malformedBody, "\(path).links[\(index)] is not an object") }
+            var linkTrace = link["trace_id"]
+            if let text = linkTrace as? String, let otel = MLflowTraceID.otelTraceID(text) { linkTrace = HexID.string(otel) }
+            span.links.append(
+                .with {
+                    $0.traceID = (try? id(linkTrace, bytes: 16, path: "", required: true)) ?? Data()
+                    $0.spanID = (try? id(link["span_id"], bytes: 8, path: "", required: true)) ?? Data()
+                    $0.attributes = JSONAnyValue.keyValues(from: link["attributes"] as? [String: Any] ?? [:])
+                }
+            )
+        }
+        return span
+    }
+
+    /// An id given as base64 or hex, of exactly `bytes` bytes; `null`/`""` only when not required.
+    static func id(_ value: Any?, bytes: Int, path: String, required: Bool) throws(WireError) -> Data {
+        guard let text = value as? String, !text.isEmpty else {
+            if required { throw WireError(.invalidID, "\(path) is missing") }
+            return Data()
+        }
+        if text.utf8.count == bytes * 2, let hex = HexID.bytes(text) { return Data(hex) }
+        if let decoded = Data(base64Encoded: text), decoded.count == bytes { return decoded }
+        throw WireError(.invalidID, "\(path) is not a \(bytes)-byte id in base64 or hex")
+    }
+
+    static func nanos(_ value: Any?, path: String) throws(WireError) -> UInt64 {
+        if let number = value as? NSNumber {
+            let signed = number.int64Value
+            if signed >= 0 { return UInt64(signed) }
+        }
+        if let text = value as? String, let parsed = UInt64(text) { return parsed }
+        throw WireError(.malformedBody, "\(path) must be a non-negative integer of nanoseconds")
+    }
+
+    static func statusCode(_ text: String?) -> Opentelemetry_Proto_Trace_V1_Status.StatusCode {
+        switch text {
+        case "STATUS_CODE_OK", "OK": .ok
+        case "STATUS_CODE_ERROR", "ERROR": .error
+        default: .unset
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import DequeModule
+import Logging
+import OTLPProto
+import ProxyConfig
+import ProxyObservability
+import ServiceLifecycle
+
+/// Batches translated spans off the request path and hands the batches to the exporters.
+///
+/// `submit` never blocks: it queues the spans (dropping and counting them when the queue of
+/// `maxQueueSize` spans is full). A batch leaves when it holds `maxExportBatchSize` spans or its oldest
+/// span has waited `scheduleDelay`. Batches are exported one at a time, to every exporter in turn.
+/// On graceful shutdown the queue is flushed, then the exporters are shut down.
+public actor ExportPipeline: Service {
+    private let settings: BatchSettings
+    private let exporters: [any SpanExporter]
+    private let counters: ProxyCounters
+    private let logger: Logger
+    private let input: AsyncStream<[Opentelemetry_Proto_Trace_V1_ResourceSpans]>
+    private let inputContinuation: AsyncStream<[Opentelemetry_Proto_Trace_V1_ResourceSpans]>.Continuation
+
+    private var queue: Deque<Opentelemetry_Proto_Trace_V1_ResourceSpans> = []
+    private var queuedSpans = 0
+    private var oldestQueuedAt: ContinuousClock.Instant?
+    private var exporting = false
+
+    /// Creates a pipeline.
+    public init(settings: BatchSettings, exporters: [any SpanExporter], counters: ProxyCounters, logger: Logger) {
+        self.settings = settings
+        self.exporters = exporters
+        self.counters = counters
+        self.logger = logger
+        (input, inputContinuation) = AsyncStream.makeStream()
+    }
+
+    /// Queues translated spans for export; returns at once.
+    public nonisolated func submit(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
+        guard !resourceSpans.isEmpty else { return }
+        if case .terminated = inputContinuation.yield(resourceSpans) {
+            let count = resourceSpans.reduce(0) { $0 + $1.scopeSpans.reduce(0) { $0 + $1.spans.count } }
+            counters.increment("spans_dropped", "shutting_down", by: count)
+            logger.warning("spans arrived after shutdown began and were dropped", metadata: ["spans": "\(count)"])
+        }
+    }
+
+    /// Runs until graceful shutdown, then flushes what is queued.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await resourceSpans in self.input { await self.enqueue(resourceSpans) }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(50))
+                        await self.exportDueBatches(force: false)
+                    }
+                }
+                await group.next()  // the input ended (shutdown): stop the timer
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.inputContinuation.finish()
+        }
+        await exportDueBatches(force: true)
+        for exporter in exporters { await exporter.shutdown() }
+    }
+
+    private func enqueue(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) async {
+        for item in resourceSpans {
+            let count = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
+            if queuedSpans + count > settings.maxQueueSize {
+                counters.increment("spans_dropped", "queue_full", by: count)
+                logger.warning("export queue is full; spans dropped", metadata: ["spans": "\(count)", "queue_size": "\(settings.maxQueueSize)"])
+                continue
+            }
+            queue.append(item)
+            queuedSpans += count
+            if oldestQueuedAt == nil { oldestQueuedAt = .now }
+        }
+        if queuedSpans >= settings.maxExportBatchSize { await exportDueBatches(force: false) }
+    }
+
+    /// Exports full batches, and a partial one when its delay has passed (or `force`).
+    private func exportDueBatches(force: Bool) async {
+        guard !exporting else { return }
+        exporting = true
+        defer { exporting = false }
+        while !queue.isEmpty {
+            let due = oldestQueuedAt.map { ContinuousClock.now - $0 >= settings.scheduleDelay } ?? false
+            guard force || due || queuedSpans >= settings.maxExportBatchSize else { return }
+            var request = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest()
+            var batchSpans = 0
+            while let next = queue.first {
+                let count = next.scopeSpans.reduce(0) { $0 + $1.spans.count }
+                if batchSpans > 0 && batchSpans + count > settings.maxExportBatchSize { break }
+                queue.removeFirst()
+                request.resourceSpans.append(next)
+                batchSpans += count
+            }
+            queuedSpans -= batchSpans
+            oldestQueuedAt = queue.isEmpty ? nil : .now
+            await deliver(request, spans: batchSpans)
+        }
+    }
+
+    private func deliver(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest, spans: Int) async {
+        for exporter in exporters {
+            do {
+                try await exporter.export(request)
+                counters.increment("spans_exported", exporter.name, by: spans)
+                counters.increment("export_requests", "\(exporter.name) ok")
+            } catch {
+                counters.increment("spans_dropped", "\(exporter.name) \(error.reason)", by: spans)
+                counters.increment("export_requests", "\(exporter.name) \(error.reason)")
+                logger.error("export failed; spans dropped", metadata: ["destination": "\(exporter.name)", "spans": "\(spans)", "error": "\(error.message)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import AsyncHTTPClient
+import CompressNIO
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import OTLPProto
+import ProxyConfig
+import SwiftProtobuf
+
+/// Exports OTLP over HTTP with protobuf bodies to one destination.
+///
+/// Retries what the OTLP specification calls retryable (HTTP 429, 502, 503, 504 and connection
+/// failures) with exponential backoff and jitter, honouring `Retry-After`, for a bounded number of
+/// attempts; every other status fails at once. A partial success (`rejected_spans`) is logged, not retried.
+public struct OTLPHTTPExporter: SpanExporter {
+    /// Retry bounds.
+    public struct RetryPolicy: Sendable {
+        /// Attempts in all (1 = no retry).
+        public var maxAttempts: Int
+        /// The first backoff.
+        public var initialBackoff: Duration
+        /// The largest backoff (and the largest `Retry-After` honoured).
+        public var maxBackoff: Duration
+        /// Creates a policy.
+        public init(maxAttempts: Int = 5, initialBackoff: Duration = .seconds(1), maxBackoff: Duration = .seconds(30)) {
+            self.maxAttempts = maxAttempts
+            self.initialBackoff = initialBackoff
+            self.maxBackoff = maxBackoff
+        }
+    }
+
+    /// Logs and counters name the destination by this.
+    public let name: String
+    private let destination: OTLPDestination
+    private let client: HTTPClient
+    private let retry: RetryPolicy
+    private let logger: Logger
+
+    /// Creates an exporter.
+    /// - Parameters:
+    ///   - client: a shared client whose lifetime the caller manages.
+    public init(name: String, destination: OTLPDestination, client: HTTPClient, retry: RetryPolicy = RetryPolicy(), logger: Logger) {
+        self.name = name
+        self.destination = destination
+        self.client = client
+        self.retry = retry
+        self.logger = logger
+    }
+
+    /// Sends the request, retrying as described on the type.
+    public func export(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) async throws(ExportFailure) {
+        let body: ByteBuffer
+        do {
+            var buffer = ByteBuffer(bytes: try request.serializedBytes() as [UInt8])
+            if destination.compression == .gzip { buffer = try buffer.compress(with: .gzip()) }
+            body = buffer
+        } catch {
+            throw ExportFailure(reason: "encoding", message: "could not encode the export request: \(error)")
+        }
+        var backoff = retry.initialBackoff
+        var attempt = 1
+        while true {
+            let outcome = await attemptOnce(body)
+            switch outcome {
+            case .delivered:
+                return
+            case .permanent(let failure):
+                throw failure
+            case .retryable(let failure, let retryAfter):
+                guard attempt < retry.maxAttempts else { throw failure }
+                var wait = retryAfter.map { min($0, retry.maxBackoff) } ?? backoff.jittered()
+                if wait < .zero { wait = .zero }
+                logger.debug(
+                    "export failed, retrying",
+                    metadata: ["destination": "\(name)", "attempt": "\(attempt)", "wait": "\(wait)", "error": "\(failure)"]
+                )
+                do { try await Task.sleep(for: wait) } catch { throw ExportFailure(reason: "cancelled", message: "shutdown during retry") }
+                backoff = min(backoff * 2, retry.maxBackoff)
+                attempt += 1
+            }
+        }
+    }
+
+    enum AttemptOutcome {
+        case delivered
+        case retryable(ExportFailure, retryAfter: Duration?)
+        case permanent(ExportFailure)
+    }
+
+    private func attemptOnce(_ body: ByteBuffer) async -> AttemptOutcome {
+        var httpRequest = HTTPClientRequest(url: destination.endpoint.description)
+        httpRequest.method = .POST
+        httpRequest.headers.add(name: "Content-Type", value: "application/x-protobuf")
+        httpRequest.headers.add(name: "User-Agent", value: "mlflow-otel-proxy/\(ProxyVersion.current)")
+        if destination.compression == .gzip { httpRequest.headers.add(name: "Content-Encoding", value: "gzip") }
+        for header in destination.headers { httpRequest.headers.replaceOrAdd(name: header.key, value: header.value) }
+        httpRequest.body = .bytes(body)
+        let timeout = destination.timeout.map(TimeAmount.init) ?? .hours(24)
+        do {
+            let response = try await client.execute(httpRequest, timeout: timeout, logger: logger)
+            let status = Int(response.status.code)
+            let answer = try await response.body.collect(upTo: 4 * 1024 * 1024)
+            if (200..<300).contains(status) {
+                logPartialSuccess(answer, contentType: response.headers.first(name: "content-type"))
+                return .delivered
+            }
+            let failure = ExportFailure(
+                reason: status >= 500 ? "http_5xx" : "http_4xx",
+                message: "\(destination.endpoint) answered \(status): \(Self.describeErrorBody(answer))"
+            )
+            switch status {
+            case 429, 502, 503, 504:
+                return .retryable(failure, retryAfter: Self.retryAfter(response.headers.first(name: "retry-after")))
+            default:
+                return .permanent(failure)
+            }
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            return .retryable(ExportFailure(reason: "timeout", message: "\(destination.endpoint) did not answer in time"), retryAfter: nil)
+        } catch {
+            return .retryable(ExportFailure(reason: "connection", message: "\(destination.endpoint): \(error)"), retryAfter: nil)
+        }
+    }
+
+    private func logPartialSuccess(_ body: ByteBuffer, contentType: String?) {
+        guard body.readableBytes > 0, contentType?.contains("protobuf") ?? true,
+            let response = try? Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(serializedBytes: Array(buffer: body)),
+            response.hasPartialSuccess
+        else { return }
+        let partial = response.partialSuccess
+        if partial.rejectedSpans > 0 || !partial.errorMessage.isEmpty {
+            logger.warning(
+                "destination accepted the export only in part",
+                metadata: ["destination": "\(name)", "rejected_spans": "\(partial.rejectedSpans)", "message": "\(partial.errorMessage)"]
+            )
+        }
+    }
+
+    /// The `Retry-After` delay (seconds form or HTTP date), if present and parseable.
+    static func retryAfter(_ value: String?) -> Duration? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        if let seconds = Int(value), seconds >= 0 { return .seconds(seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return .milliseconds(max(0, Int64(date.timeIntervalSinceNow * 1000)))
+    }
+
+    /// The start of an error body, as text (decoding `google.rpc.Status` when it is protobuf).
+    static func describeErrorBody(_ body: ByteBuffer) -> String {
+        if let status = try? Google_Rpc_Status(serializedBytes: Array(buffer: body)), !status.message.isEmpty {
+            return status.message
+        }
+        let text = String(buffer: body)
+        return text.count > 300 ? String(text.prefix(300)) + "…" : (text.isEmpty ? "(empty body)" : text)
+    }
+
+    /// Nothing to release: the HTTP client belongs to the caller.
+    public func shutdown() async {}
+}
+
+extension Duration {
+    /// The duration with ±20 % random jitter.
+    func jittered() -> Duration {
+        self * Double.random(in: 0.8...1.2)
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

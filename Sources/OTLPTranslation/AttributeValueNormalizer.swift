@@ -1,0 +1,143 @@
+import Foundation
+import MLflowWire
+import OTLPProto
+
+/// Turns MLflow's attribute encodings into one clean form: primitives as typed OTLP values, structured
+/// values (objects, arrays) as one JSON string, never double-encoded.
+///
+/// The same span reaches the proxy typed (`/v1/traces`) and as JSON text (`traces.json`); both forms
+/// normalize to the same value, and structured values are written the way MLflow's Python client writes
+/// them (`json.dumps`: `", "` and `": "` separators, non-ASCII kept), so both copies compare equal.
+public enum AttributeValueNormalizer {
+    /// The normalized form of one span attribute value.
+    public static func normalize(_ value: Opentelemetry_Proto_Common_V1_AnyValue, encoding: AttributeEncoding) -> Opentelemetry_Proto_Common_V1_AnyValue {
+        switch encoding {
+        case .jsonText:
+            guard case .stringValue(let text)? = value.value else { return normalizeTyped(value) }
+            return decodeJSONText(text)
+        case .typed:
+            return normalizeTyped(value)
+        }
+    }
+
+    /// A typed value: kvlists and arrays become one JSON string; primitives stay.
+    static func normalizeTyped(_ value: Opentelemetry_Proto_Common_V1_AnyValue) -> Opentelemetry_Proto_Common_V1_AnyValue {
+        switch value.value {
+        case .kvlistValue, .arrayValue:
+            var result = Opentelemetry_Proto_Common_V1_AnyValue()
+            result.stringValue = PythonStyleJSON.encode(value)
+            return result
+        default:
+            return value
+        }
+    }
+
+    /// Decodes one JSON text (`"\"LLM\""` → `LLM`, `"42"` → 42); objects and arrays keep their text as is.
+    /// Text that is not JSON stays the string it is.
+    public static func decodeJSONText(_ text: String) -> Opentelemetry_Proto_Common_V1_AnyValue {
+        var result = Opentelemetry_Proto_Common_V1_AnyValue()
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let first = trimmed.utf8.first else {
+            result.stringValue = text
+            return result
+        }
+        switch first {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            result.stringValue = trimmed
+        case UInt8(ascii: "\""):
+            if let decoded = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8), options: [.fragmentsAllowed]) as? String {
+                result.stringValue = decoded
+            } else {
+                result.stringValue = text
+            }
+        case UInt8(ascii: "t") where trimmed == "true": result.boolValue = true
+        case UInt8(ascii: "f") where trimmed == "false": result.boolValue = false
+        case UInt8(ascii: "n") where trimmed == "null": break
+        case UInt8(ascii: "N") where trimmed == "NaN": result.doubleValue = .nan
+        case UInt8(ascii: "I") where trimmed == "Infinity": result.doubleValue = .infinity
+        case UInt8(ascii: "-") where trimmed == "-Infinity": result.doubleValue = -.infinity
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            if trimmed.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) }),
+                let integer = Int64(trimmed)
+            {
+                result.intValue = integer
+            } else if let double = Double(trimmed) {
+                result.doubleValue = double
+            } else {
+                result.stringValue = text
+            }
+        default:
+            result.stringValue = text
+        }
+        return result
+    }
+}
+
+/// Writes OTLP values as JSON the way Python's `json.dumps(value, ensure_ascii=False)` writes them.
+public enum PythonStyleJSON {
+    /// The JSON text of a value (kvlists as objects, arrays as arrays, empty values as `null`).
+    public static func encode(_ value: Opentelemetry_Proto_Common_V1_AnyValue) -> String {
+        var out = ""
+        write(value, into: &out)
+        return out
+    }
+
+    private static func write(_ value: Opentelemetry_Proto_Common_V1_AnyValue, into out: inout String) {
+        switch value.value {
+        case nil: out += "null"
+        case .stringValue(let text): writeString(text, into: &out)
+        case .boolValue(let flag): out += flag ? "true" : "false"
+        case .intValue(let number): out += String(number)
+        case .doubleValue(let number): out += formatDouble(number)
+        case .bytesValue(let bytes): writeString(bytes.base64EncodedString(), into: &out)
+        case .arrayValue(let array):
+            out += "["
+            for (index, element) in array.values.enumerated() {
+                if index > 0 { out += ", " }
+                write(element, into: &out)
+            }
+            out += "]"
+        case .kvlistValue(let list):
+            out += "{"
+            for (index, entry) in list.values.enumerated() {
+                if index > 0 { out += ", " }
+                writeString(entry.key, into: &out)
+                out += ": "
+                write(entry.value, into: &out)
+            }
+            out += "}"
+        case .stringValueStrindex(let index):
+            // An index into a profiles string table; it has no meaning on trace data, so it is kept as a number.
+            out += String(index)
+        }
+    }
+
+    static func formatDouble(_ number: Double) -> String {
+        if number.isNaN { return "NaN" }
+        if number.isInfinite { return number > 0 ? "Infinity" : "-Infinity" }
+        if number == number.rounded(), abs(number) < 1e16 { return String(format: "%.1f", number) }
+        return "\(number)"
+    }
+
+    static func writeString(_ text: String, into out: inout String) {
+        out += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            default:
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+}

@@ -1,0 +1,302 @@
+/// A setting that stops start-up; the message names the variable or flag and never includes a secret.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The variable or flag at fault, e.g. `OTEL_EXPORTER_OTLP_PROTOCOL` or `--listen`.
+    public var setting: String
+    /// Why it was rejected.
+    public var reason: String
+    /// Creates an error.
+    public init(setting: String, reason: String) {
+        self.setting = setting
+        self.reason = reason
+    }
+    /// `SETTING: reason`.
+    public var description: String { "\(setting): \(reason)" }
+}
+
+/// Values given on the command line; each overrides its environment variable.
+public struct CommandLineSettings: Sendable, Equatable {
+    /// `--listen HOST:PORT`.
+    public var listen: String?
+    /// `--upstream URL`.
+    public var upstream: String?
+    /// `--traces-file PATH`.
+    public var tracesFile: String?
+    /// `--trace-info-wait SECONDS`.
+    public var traceInfoWaitSeconds: Double?
+    /// `--upstream-timeout SECONDS`.
+    public var upstreamTimeoutSeconds: Double?
+    /// Creates settings.
+    public init(
+        listen: String? = nil, upstream: String? = nil, tracesFile: String? = nil,
+        traceInfoWaitSeconds: Double? = nil, upstreamTimeoutSeconds: Double? = nil
+    ) {
+        self.listen = listen
+        self.upstream = upstream
+        self.tracesFile = tracesFile
+        self.traceInfoWaitSeconds = traceInfoWaitSeconds
+        self.upstreamTimeoutSeconds = upstreamTimeoutSeconds
+    }
+}
+
+extension ProxyConfiguration {
+    /// Builds the configuration from the environment and flags, exactly as MLflow reads the same variables.
+    ///
+    /// - Parameters:
+    ///   - environment: the process environment; empty values count as unset (OpenTelemetry rule).
+    ///   - flags: command-line values, which win over their variables.
+    /// - Throws: ``ConfigurationError`` naming the first bad variable or flag.
+    public static func load(environment: [String: String], flags: CommandLineSettings = CommandLineSettings()) throws(ConfigurationError)
+        -> ProxyConfiguration
+    {
+        let env = EnvironmentReader(environment)
+        var config = ProxyConfiguration()
+
+        if let text = flags.listen ?? env["MLFLOW_OTEL_PROXY_LISTEN"] {
+            guard let address = ListenAddress.parse(text) else {
+                throw ConfigurationError(setting: flags.listen != nil ? "--listen" : "MLFLOW_OTEL_PROXY_LISTEN", reason: "expected HOST:PORT, got \"\(text)\"")
+            }
+            config.listen = address
+        }
+
+        let upstreamSetting = flags.upstream != nil ? "--upstream" : "MLFLOW_TRACKING_URI"
+        if let text = flags.upstream ?? env["MLFLOW_TRACKING_URI"] {
+            guard let url = UpstreamURL(text) else {
+                throw ConfigurationError(
+                    setting: upstreamSetting,
+                    reason: "the upstream must be an http:// or https:// URL of an MLflow server without credentials, query or fragment"
+                )
+            }
+            config.upstream = url
+        }
+
+        if let seconds = try env.seconds(flag: flags.traceInfoWaitSeconds, variable: "MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT", flagName: "--trace-info-wait") {
+            config.traceInfoWait = seconds
+        }
+        if let seconds = try env.seconds(flag: flags.upstreamTimeoutSeconds, variable: "MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT", flagName: "--upstream-timeout") {
+            config.upstreamTimeout = seconds
+        }
+
+        config.resource = try loadResource(env)
+        config.batching = try loadBatching(env)
+
+        let destination = try loadTraceDestination(env)
+        let dualExport = env.isTrue("MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT") || env.isTrue("MLFLOW_ENABLE_DUAL_EXPORT")
+        let tracesFile = flags.tracesFile ?? env["MLFLOW_OTEL_PROXY_TRACES_FILE"] ?? TraceSinkSettings.defaultLocalFile
+
+        switch (destination, config.upstream) {
+        case (nil, nil):
+            config.mode = .standalone
+            config.sink = .localFile(path: tracesFile)
+        case (nil, .some):
+            config.mode = .mlflowOnly
+            config.sink = nil
+            if dualExport {
+                config.warnings.append("dual export is switched on but no OTLP endpoint is set; traces go to MLflow only")
+            }
+        case (.some(let destination), nil):
+            config.mode = .openTelemetryOnly
+            config.sink = .otlp(destination)
+            if dualExport {
+                config.warnings.append("dual export is switched on but no upstream is configured; the proxy answers the trace API itself")
+            }
+        case (.some(let destination), .some):
+            config.mode = dualExport ? .dual : .openTelemetryOnly
+            config.sink = .otlp(destination)
+        }
+        return config
+    }
+
+    private static func loadResource(_ env: EnvironmentReader) throws(ConfigurationError) -> ResourceSettings {
+        var resource = ResourceSettings()
+        resource.serviceName = env["OTEL_SERVICE_NAME"]
+        if let text = env["OTEL_RESOURCE_ATTRIBUTES"] {
+            resource.attributes = try KeyValueListParser.parse(text, setting: "OTEL_RESOURCE_ATTRIBUTES", showsValues: true)
+        }
+        return resource
+    }
+
+    private static func loadBatching(_ env: EnvironmentReader) throws(ConfigurationError) -> BatchSettings {
+        var batching = BatchSettings()
+        if let delay = try env.milliseconds("OTEL_BSP_SCHEDULE_DELAY") { batching.scheduleDelay = delay ?? .zero }
+        if let size = try env.positiveInt("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") { batching.maxExportBatchSize = size }
+        if let size = try env.positiveInt("OTEL_BSP_MAX_QUEUE_SIZE") { batching.maxQueueSize = size }
+        if batching.maxExportBatchSize > batching.maxQueueSize {
+            throw ConfigurationError(setting: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", reason: "must not exceed OTEL_BSP_MAX_QUEUE_SIZE (\(batching.maxQueueSize))")
+        }
+        return batching
+    }
+
+    /// The one destination the standard `OTEL_EXPORTER_OTLP_*` variables define, or `nil` when no endpoint is set.
+    private static func loadTraceDestination(_ env: EnvironmentReader) throws(ConfigurationError) -> OTLPDestination? {
+        // MLflow's own switch to ignore the OTLP variables for traces.
+        if let flag = env["MLFLOW_ENABLE_OTLP_EXPORTER"], flag.lowercased() == "false" { return nil }
+
+        let endpoint: UpstreamURL
+        if let text = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
+            // Signal-specific endpoints are used as is; only an empty path becomes "/".
+            guard let url = UpstreamURL(text) else {
+                throw ConfigurationError(setting: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", reason: "expected an http:// or https:// URL, got \"\(text)\"")
+            }
+            endpoint = url.path.isEmpty ? url.with(path: "/") : url
+        } else if let text = env["OTEL_EXPORTER_OTLP_ENDPOINT"] {
+            // The generic endpoint is a base URL: make sure it ends in "/" and append "v1/traces".
+            guard let url = UpstreamURL(text) else {
+                throw ConfigurationError(setting: "OTEL_EXPORTER_OTLP_ENDPOINT", reason: "expected an http:// or https:// URL, got \"\(text)\"")
+            }
+            let base = url.path.hasSuffix("/") ? url.path : url.path + "/"
+            endpoint = url.with(path: base + "v1/traces")
+        } else {
+            return nil
+        }
+
+        var destination = OTLPDestination(endpoint: endpoint)
+        let (protocolSetting, protocolText) = env.signalSpecific("PROTOCOL")
+        if let protocolText {
+            guard let value = OTLPProtocol(rawValue: protocolText) else {
+                throw ConfigurationError(setting: protocolSetting, reason: "unknown protocol \"\(protocolText)\", expected one of grpc, http/protobuf, http/json")
+            }
+            guard value == .httpProtobuf else {
+                throw ConfigurationError(
+                    setting: protocolSetting,
+                    reason: "protocol \"\(protocolText)\" is not supported yet; this version exports http/protobuf only"
+                )
+            }
+            destination.transportProtocol = value
+        }
+        let (headersSetting, headersText) = env.signalSpecific("HEADERS")
+        if let headersText {
+            destination.headers = try KeyValueListParser.parse(headersText, setting: headersSetting, showsValues: false)
+        }
+        let (compressionSetting, compressionText) = env.signalSpecific("COMPRESSION")
+        if let compressionText {
+            guard let value = OTLPCompression(rawValue: compressionText.lowercased()) else {
+                throw ConfigurationError(setting: compressionSetting, reason: "unknown compression \"\(compressionText)\", expected gzip or none")
+            }
+            destination.compression = value
+        }
+        let (timeoutSetting, timeoutText) = env.signalSpecific("TIMEOUT")
+        if let timeoutText {
+            guard let millis = Int(timeoutText), millis >= 0 else {
+                throw ConfigurationError(setting: timeoutSetting, reason: "expected a whole number of milliseconds, got \"\(timeoutText)\"")
+            }
+            destination.timeout = millis == 0 ? nil : .milliseconds(millis)
+        }
+        return destination
+    }
+}
+
+/// Reads the environment with the OpenTelemetry rule that an empty value is unset.
+struct EnvironmentReader {
+    let values: [String: String]
+    init(_ values: [String: String]) { self.values = values }
+
+    subscript(name: String) -> String? {
+        guard let value = values[name]?.trimmingWhitespace(), !value.isEmpty else { return nil }
+        return value
+    }
+
+    /// `true` only for a case-insensitive "true" (OpenTelemetry's boolean rule).
+    func isTrue(_ name: String) -> Bool { self[name]?.lowercased() == "true" }
+
+    /// The traces-specific variable if set, else the generic one, with the name of the one used.
+    func signalSpecific(_ suffix: String) -> (String, String?) {
+        let specific = "OTEL_EXPORTER_OTLP_TRACES_\(suffix)"
+        if let value = self[specific] { return (specific, value) }
+        let generic = "OTEL_EXPORTER_OTLP_\(suffix)"
+        return (generic, self[generic])
+    }
+
+    /// A millisecond variable: `nil` when unset, `.some(nil)` for 0.
+    func milliseconds(_ name: String) throws(ConfigurationError) -> Duration?? {
+        guard let text = self[name] else { return nil }
+        guard let millis = Int(text), millis >= 0 else {
+            throw ConfigurationError(setting: name, reason: "expected a whole number of milliseconds, got \"\(text)\"")
+        }
+        return .some(millis == 0 ? nil : .milliseconds(millis))
+    }
+
+    func positiveInt(_ name: String) throws(ConfigurationError) -> Int? {
+        guard let text = self[name] else { return nil }
+        guard let value = Int(text), value > 0 else {
+            throw ConfigurationError(setting: name, reason: "expected a positive whole number, got \"\(text)\"")
+        }
+        return value
+    }
+
+    func seconds(flag: Double?, variable: String, flagName: String) throws(ConfigurationError) -> Duration? {
+        if let flag {
+            guard flag >= 0, flag.isFinite else { throw ConfigurationError(setting: flagName, reason: "expected a non-negative number of seconds") }
+            return .milliseconds(Int64(flag * 1000))
+        }
+        guard let text = self[variable] else { return nil }
+        guard let value = Double(text), value >= 0, value.isFinite else {
+            throw ConfigurationError(setting: variable, reason: "expected a non-negative number of seconds, got \"\(text)\"")
+        }
+        return .milliseconds(Int64(value * 1000))
+    }
+}
+
+/// Parses the W3C-Baggage-like `key1=value1,key2=value2` lists of `OTEL_EXPORTER_OTLP_HEADERS` and
+/// `OTEL_RESOURCE_ATTRIBUTES`, percent-decoding keys and values.
+public enum KeyValueListParser {
+    /// Parses `text`.
+    /// - Parameters:
+    ///   - setting: the variable name, for errors.
+    ///   - showsValues: `false` for secrets: errors then name the entry's position, never its text.
+    public static func parse(_ text: String, setting: String, showsValues: Bool) throws(ConfigurationError) -> [KeyValuePair] {
+        var pairs: [KeyValuePair] = []
+        for (index, rawEntry) in text.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
+            let entry = rawEntry.trimmingWhitespace()
+            if entry.isEmpty { continue }
+            let shown = showsValues ? " (\"\(entry)\")" : ""
+            guard let equals = entry.firstIndex(of: "=") else {
+                throw ConfigurationError(setting: setting, reason: "entry \(index + 1)\(shown) is not of the form key=value")
+            }
+            guard let key = PercentDecoding.decode(entry[..<equals].trimmingWhitespace()),
+                let value = PercentDecoding.decode(entry[entry.index(after: equals)...].trimmingWhitespace())
+            else {
+                throw ConfigurationError(setting: setting, reason: "entry \(index + 1)\(shown) has an invalid percent-encoding")
+            }
+            guard !key.isEmpty else {
+                throw ConfigurationError(setting: setting, reason: "entry \(index + 1)\(shown) has an empty key")
+            }
+            pairs.append(KeyValuePair(key, value))
+        }
+        return pairs
+    }
+}
+
+/// RFC 3986 percent-decoding into UTF-8 text.
+enum PercentDecoding {
+    static func decode(_ text: some StringProtocol) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                bytes.append(high << 4 | low)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces, tabs and newlines.
+    func trimmingWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}

@@ -1,0 +1,173 @@
+/// The proxy's complete, validated settings.
+///
+/// Built once at start-up by ``ProxyConfiguration/load(environment:flags:)`` from the proxy's own
+/// environment (the same variables an MLflow application would set) and its command-line flags.
+/// Flags win over environment variables.
+public struct ProxyConfiguration: Sendable, Equatable {
+    /// Where the proxy listens. Flag `--listen`, variable `MLFLOW_OTEL_PROXY_LISTEN`; default `127.0.0.1:5000`.
+    public var listen: ListenAddress
+    /// The real MLflow server, or `nil` for standalone. Flag `--upstream`, else `MLFLOW_TRACKING_URI`.
+    public var upstream: UpstreamURL?
+    /// How trace uploads are handled, decided as MLflow decides it (wire doc §10).
+    public var mode: ExportMode
+    /// Where exported traces go: the OTLP destination, or the local file in standalone demo mode.
+    public var sink: TraceSinkSettings?
+    /// The OTel resource the proxy puts on exported spans (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`).
+    public var resource: ResourceSettings
+    /// Batching of exported spans (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_MAX_QUEUE_SIZE`).
+    public var batching: BatchSettings
+    /// How long a trace waits for its missing parts (spans or trace info) before it is exported anyway.
+    /// Flag `--trace-info-wait` (seconds), variable `MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT`; default 10 s.
+    public var traceInfoWait: Duration
+    /// Per-attempt timeout of upstream requests. Flag `--upstream-timeout` (seconds); default 120 s,
+    /// the MLflow client's own request timeout.
+    public var upstreamTimeout: Duration
+    /// The largest trace-upload body the proxy buffers to read (OTLP's recommended 64 MiB).
+    public var maxTraceBodyBytes: Int
+    /// Warnings found while loading (for example a dual-export switch without an upstream); logged at start-up.
+    public var warnings: [String]
+
+    /// A configuration with every default and no upstream or destination (the standalone demo).
+    public init(
+        listen: ListenAddress = .default,
+        upstream: UpstreamURL? = nil,
+        mode: ExportMode = .standalone,
+        sink: TraceSinkSettings? = .localFile(path: TraceSinkSettings.defaultLocalFile),
+        resource: ResourceSettings = ResourceSettings(),
+        batching: BatchSettings = BatchSettings(),
+        traceInfoWait: Duration = .seconds(10),
+        upstreamTimeout: Duration = .seconds(120),
+        maxTraceBodyBytes: Int = 64 * 1024 * 1024,
+        warnings: [String] = []
+    ) {
+        self.listen = listen
+        self.upstream = upstream
+        self.mode = mode
+        self.sink = sink
+        self.resource = resource
+        self.batching = batching
+        self.traceInfoWait = traceInfoWait
+        self.upstreamTimeout = upstreamTimeout
+        self.maxTraceBodyBytes = maxTraceBodyBytes
+        self.warnings = warnings
+    }
+
+    /// One line per setting for the start-up log; header values are never included.
+    public var summary: String {
+        var parts = ["mode=\(mode.rawValue)", "listen=\(listen)"]
+        parts.append("upstream=\(upstream?.description ?? "none (standalone)")")
+        switch sink {
+        case .otlp(let destination): parts.append("destination=\(destination.redactedDescription)")
+        case .localFile(let path): parts.append("traces-file=\(path)")
+        case nil: parts.append("destination=none (trace calls pass through)")
+        }
+        return parts.joined(separator: " ")
+    }
+}
+
+/// How trace uploads are handled; the names follow MLflow's "OpenTelemetry Export" page.
+public enum ExportMode: String, Sendable, Equatable {
+    /// No OTLP endpoint: trace calls pass through to the upstream untouched.
+    case mlflowOnly = "mlflow-only"
+    /// An OTLP endpoint: trace uploads are answered by the proxy and exported; they never reach the upstream.
+    case openTelemetryOnly = "opentelemetry-only"
+    /// An endpoint and the dual-export switch: uploads go upstream unchanged and a copy is exported.
+    case dual
+    /// No upstream and no endpoint: the proxy answers the trace API and writes traces to a local file.
+    case standalone
+
+    /// Whether the proxy answers trace uploads itself instead of forwarding them.
+    public var answersTraceCallsLocally: Bool { self == .openTelemetryOnly || self == .standalone }
+    /// Whether trace uploads are decoded and exported at all.
+    public var exportsTraces: Bool { self != .mlflowOnly }
+}
+
+/// Where assembled traces are written.
+public enum TraceSinkSettings: Sendable, Equatable {
+    /// The default file of the standalone demo.
+    public static let defaultLocalFile = "./mlflow-otel-proxy-traces.jsonl"
+    /// An OTLP destination.
+    case otlp(OTLPDestination)
+    /// OTLP/JSON lines appended to a local file.
+    case localFile(path: String)
+}
+
+/// A `host:port` pair the proxy listens on.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    /// MLflow's own default, so a client's default tracking URI works unchanged.
+    public static let `default` = ListenAddress(host: "127.0.0.1", port: 5000)
+    /// Host name or IP address.
+    public var host: String
+    /// TCP port (0 picks a free one).
+    public var port: Int
+    /// Creates an address.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+    /// `host:port`, with IPv6 hosts in brackets.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces).
+    public static func parse(_ text: String) -> ListenAddress? {
+        var hostPart: Substring
+        let portPart: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portPart = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            hostPart = text[..<colon]
+            portPart = text[text.index(after: colon)...]
+        }
+        if hostPart.isEmpty { hostPart = "0.0.0.0" }
+        guard let port = Int(portPart), (0...65535).contains(port) else { return nil }
+        return ListenAddress(host: String(hostPart), port: port)
+    }
+}
+
+/// The resource settings from `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`.
+public struct ResourceSettings: Sendable, Equatable {
+    /// `OTEL_SERVICE_NAME`; wins over a `service.name` in the attributes.
+    public var serviceName: String?
+    /// `OTEL_RESOURCE_ATTRIBUTES`, percent-decoded, in their given order.
+    public var attributes: [KeyValuePair]
+    /// Creates settings.
+    public init(serviceName: String? = nil, attributes: [KeyValuePair] = []) {
+        self.serviceName = serviceName
+        self.attributes = attributes
+    }
+}
+
+/// An ordered string key/value pair (headers, resource attributes).
+public struct KeyValuePair: Sendable, Equatable {
+    /// The key.
+    public var key: String
+    /// The value.
+    public var value: String
+    /// Creates a pair.
+    public init(_ key: String, _ value: String) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// Batching of exported spans, named after the OpenTelemetry batch span processor's variables.
+public struct BatchSettings: Sendable, Equatable {
+    /// `OTEL_BSP_SCHEDULE_DELAY` (ms): the longest a span waits for a batch to fill; default 1 s
+    /// (shorter than the SDK's 5 s because the client's own batching already delayed it).
+    public var scheduleDelay: Duration
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export request; default 512.
+    public var maxExportBatchSize: Int
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans held waiting for export; beyond it new spans are dropped and counted. Default 8192.
+    public var maxQueueSize: Int
+    /// Creates settings.
+    public init(scheduleDelay: Duration = .seconds(1), maxExportBatchSize: Int = 512, maxQueueSize: Int = 8192) {
+        self.scheduleDelay = scheduleDelay
+        self.maxExportBatchSize = maxExportBatchSize
+        self.maxQueueSize = maxQueueSize
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import MLflowWire
+import NIOCore
+import ProxyConfig
+import ProxyObservability
+
+/// Routes every request by the export mode: pass it through, answer it locally, or forward it and
+/// export a copy (dual mode).
+struct ProxyResponder: HTTPResponder {
+    typealias Context = ProxyRequestContext
+
+    let mode: ExportMode
+    let forwarder: UpstreamForwarder?
+    let intake: TraceIntake?
+    let experiments: StandaloneExperiments
+    let counters: ProxyCounters
+
+    func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
+        let route = MLflowRoute.classify(method: request.method.rawValue, path: request.uri.path)
+        counters.increment("requests", route.name)
+        context.logger.debug("request", metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "route": "\(route.name)"])
+        var request = request
+        if route.isTraceUpload, let intake {
+            switch mode {
+            case .dual:
+                if let forwarder { return await tee(&request, route: route, context: context, forwarder: forwarder, intake: intake) }
+            case .openTelemetryOnly, .standalone:
+                return await answerLocally(&request, route: route, context: context, intake: intake)
+            case .mlflowOnly:
+                break
+            }
+        }
+        if let forwarder { return await forwarder.forward(request, context: context) }
+        return await answerStandalone(&request, route: route, context: context)
+    }
+
+    /// OpenTelemetry-only and standalone: the proxy is the trace API.
+    private func answerLocally(_ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, intake: TraceIntake) async -> Response {
+        switch route {
+        case .otlpTraces:
+            return await intake.answerOTLP(&request, context: context)
+        case .startTraceV3:
+            return await intake.answerStartTraceV3(&request, context: context)
+        case .tracesArtifact(let experimentID, let traceID):
+            return await intake.answerTracesArtifact(&request, context: context, experimentID: experimentID, traceID: traceID)
+        case .traceAttachment(_, let traceID, let attachmentID):
+            return await intake.answerAttachment(request, context: context, traceID: traceID, attachmentID: attachmentID)
+        default:
+            return await answerStandalone(&request, route: route, context: context)
+        }
+    }
+
+    /// Dual mode: the upload goes upstream unchanged and the client gets the upstream's answer; a copy is
+    /// decoded and exported without delaying that answer. Attachments are only forwarded.
+    private func tee(
+        _ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, forwarder: UpstreamForwarder, intake: TraceIntake
+    ) async -> Response {
+        if case .traceAttachment = route { return await forwarder.forward(request, context: context) }
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: intake.maxBodyBytes)
+        } catch {
+            intake.record(WireError(.bodyTooLarge, "the body exceeds \(intake.maxBodyBytes) bytes"), route: route.name, context: context)
+            return ErrorResponses.mlflow(
+                status: .contentTooLarge, code: "MAX_READ_SIZE_EXCEEDED", message: "The trace upload exceeds \(intake.maxBodyBytes) bytes."
+            )
+        }
+        let headers = request.headers
+        let logger = context.logger
+        Task {
+            let result: Result<Int, WireError>
+            switch route {
+            case .otlpTraces: result = await intake.ingestOTLP(body: body, headers: headers)
+            case .startTraceV3: result = await intake.ingestStartTraceV3(body: body).map { _ in 0 }
+            case .tracesArtifact(let experimentID, let traceID):
+                result = await intake.ingestTracesArtifact(body: body, experimentID: experimentID, traceID: traceID)
+            default: return
+            }
+            if case .failure(let error) = result {
+                intake.counters.increment("rejected_requests", error.kind.rawValue)
+                logger.warning(
+                    "could not export a copy of a trace upload (the upstream got it unchanged)",
+                    metadata: ["route": "\(route.name)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"]
+                )
+            }
+        }
+        return await forwarder.forward(request, context: context, bufferedBody: body)
+    }
+
+    /// No upstream: answer what a tracing client needs, and say clearly that the rest needs an upstream.
+    private func answerStandalone(_ request: inout Request, route: MLflowRoute, context: ProxyRequestContext) async -> Response {
+        switch route {
+        case .version:
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: ProxyVersion.emulatedMLflowVersion))
+            )
+        case .experimentGetByName:
+            let name = request.uri.queryParameters["experiment_name"].map(String.init) ?? ""
+            guard let experiment = experiments.find(name: name) else {
+                return ErrorResponses.mlflow(status: .notFound, code: "RESOURCE_DOES_NOT_EXIST", message: "Could not find experiment with name '\(name)'")
+            }
+            return json(StandaloneExperiments.json(experiment))
+        case .experimentGet:
+            let id = request.uri.queryParameters["experiment_id"].map(String.init) ?? ""
+            guard let experiment = experiments.find(id: id) else {
+                return ErrorResponses.mlflow(status: .notFound, code: "RESOURCE_DOES_NOT_EXIST", message: "No Experiment with id=\(id) exists")
+            }
+            return json(StandaloneExperiments.json(experiment))
+        case .experimentCreate:
+            let body = try? await request.collectBody(upTo: 1024 * 1024)
+            let object = body.flatMap { try? JSONSerialization.jsonObject(with: Data($0.readableBytesView)) as? [String: Any] }
+            guard let name = object?["name"] as? String, !name.isEmpty else {
+                return ErrorResponses.mlflow(status: .badRequest, code: "INVALID_PARAMETER_VALUE", message: "Missing value for required parameter 'name'.")
+            }
+            guard let experiment = experiments.create(name: name) else {
+                return ErrorResponses.mlflow(
+                    status: .badRequest, code: "RESOURCE_ALREADY_EXISTS", message: "Experiment '\(name)' already exists."
+                )
+            }
+            return json(["experiment_id": experiment.id])
+        default:
+            counters.increment("rejected_requests", "no_upstream")
+            return ErrorResponses.mlflow(
+                status: .notImplemented, code: "NOT_IMPLEMENTED",
+                message: "mlflow-otel-proxy runs without an upstream MLflow server (standalone), so it cannot serve "
+                    + "\(request.method.rawValue) \(request.uri.path). Start it with --upstream URL or MLFLOW_TRACKING_URI to pass such calls through."
+            )
+        }
+    }
+
+    private func json(_ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

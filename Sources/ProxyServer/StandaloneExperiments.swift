@@ -1,0 +1,65 @@
+import Foundation
+import Synchronization
+
+/// The experiment calls a tracing client makes, answered without an upstream (standalone mode).
+///
+/// Ids are derived from the experiment name (FNV-1a, 18 decimal digits like MLflow's file-store ids), so
+/// the same name gets the same id after a restart; `Default` is experiment `0`, as in MLflow. Experiments
+/// live in memory: after a restart a client finds its name missing, creates it again, and gets the same id.
+final class StandaloneExperiments: Sendable {
+    struct Experiment: Sendable {
+        var id: String
+        var name: String
+        var createdMillis: Int64
+    }
+
+    private let experiments: Mutex<[String: Experiment]>
+
+    init() {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        experiments = Mutex(["0": Experiment(id: "0", name: "Default", createdMillis: now)])
+    }
+
+    /// The stable id for a name.
+    static func id(forName name: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return String(hash % 900_000_000_000_000_000 + 100_000_000_000_000_000)
+    }
+
+    func find(name: String) -> Experiment? {
+        experiments.withLock { all in all.values.first { $0.name == name } }
+    }
+
+    func find(id: String) -> Experiment? {
+        experiments.withLock { $0[id] }
+    }
+
+    /// Creates the experiment; `nil` when one of that name exists.
+    func create(name: String) -> Experiment? {
+        experiments.withLock { all in
+            if all.values.contains(where: { $0.name == name }) { return nil }
+            let experiment = Experiment(id: Self.id(forName: name), name: name, createdMillis: Int64(Date().timeIntervalSince1970 * 1000))
+            all[experiment.id] = experiment
+            return experiment
+        }
+    }
+
+    /// The `{"experiment": {...}}` answer body.
+    static func json(_ experiment: Experiment) -> [String: Any] {
+        [
+            "experiment": [
+                "experiment_id": experiment.id,
+                "name": experiment.name,
+                "artifact_location": "mlflow-artifacts:/\(experiment.id)",
+                "lifecycle_stage": "active",
+                "creation_time": experiment.createdMillis,
+                "last_update_time": experiment.createdMillis,
+                "tags": [] as [Any],
+            ] as [String: Any]
+        ]
+    }
+}

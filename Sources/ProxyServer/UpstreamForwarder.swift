@@ -1,0 +1,144 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import ProxyConfig
+import ProxyObservability
+
+/// Forwards a request to the upstream MLflow server and streams its answer back unchanged.
+///
+/// Method, path, query, end-to-end headers and body are kept; hop-by-hop headers (RFC 9110 §7.6.1,
+/// plus any named in `Connection`) are dropped both ways; `X-Forwarded-For`, `-Proto` and `-Host` are
+/// added. Bodies stream in both directions. An unreachable upstream answers 502, a timeout 504, each
+/// in MLflow's JSON error format.
+struct UpstreamForwarder: Sendable {
+    let upstream: UpstreamURL
+    let client: HTTPClient
+    let timeout: Duration
+    let counters: ProxyCounters
+
+    /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `Host`, which the
+    /// client sets from the upstream URL.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authenticate", "proxy-authorization", "host", "content-length",
+    ]
+
+    /// Forwards the request.
+    /// - Parameter bufferedBody: the body when the caller already read it (trace uploads); otherwise the
+    ///   request's own body is streamed through.
+    func forward(_ request: Request, context: ProxyRequestContext, bufferedBody: ByteBuffer? = nil) async -> Response {
+        let url = upstream.description.dropLast(upstream.path.count) + upstream.basePath + request.uri.description
+        var outbound = HTTPClientRequest(url: String(url))
+        outbound.method = HTTPMethod(rawValue: request.method.rawValue)
+        let connectionTokens = Self.connectionTokens(request.headers[values: .connection])
+        for field in request.headers {
+            let name = field.name.canonicalName
+            if Self.hopByHop.contains(name) || connectionTokens.contains(name) { continue }
+            if name == "x-forwarded-for" || name == "x-forwarded-proto" || name == "x-forwarded-host" { continue }
+            outbound.headers.add(name: field.name.rawName, value: field.value)
+        }
+        addForwardingHeaders(request, context: context, to: &outbound.headers)
+
+        let contentLength = request.headers[.contentLength].flatMap(Int.init)
+        let pump: RequestBodyPump?
+        if let bufferedBody {
+            pump = nil
+            outbound.body = .bytes(bufferedBody)
+        } else if contentLength != 0 && (contentLength != nil || request.headers[.transferEncoding] != nil) {
+            let bodyPump = RequestBodyPump(body: request.body)
+            pump = bodyPump
+            outbound.body = .stream(bodyPump.channel, length: contentLength.map { .known(Int64($0)) } ?? .unknown)
+        } else {
+            pump = nil
+        }
+
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(outbound, timeout: TimeAmount(timeout), logger: context.logger)
+        } catch {
+            await pump?.stop()
+            return errorResponse(for: error, request: request, context: context)
+        }
+
+        var headers = HTTPFields()
+        let responseTokens = Self.connectionTokens(response.headers["connection"])
+        for header in response.headers {
+            let name = header.name.lowercased()
+            if name == "content-length" {
+                if let fieldName = HTTPField.Name(header.name) { headers.append(HTTPField(name: fieldName, value: header.value)) }
+                continue
+            }
+            if Self.hopByHop.contains(name) || responseTokens.contains(name) { continue }
+            guard let fieldName = HTTPField.Name(header.name) else { continue }
+            headers.append(HTTPField(name: fieldName, value: header.value))
+        }
+        counters.increment("upstream_responses", "\(response.status.code / 100)xx")
+        let upstreamBody = response.body
+        let body = ResponseBody { writer in
+            do {
+                for try await chunk in upstreamBody { try await writer.write(chunk) }
+                await pump?.stop()
+                try await writer.finish(nil)
+            } catch {
+                await pump?.stop()
+                throw error
+            }
+        }
+        return Response(status: .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase), headers: headers, body: body)
+    }
+
+    private func addForwardingHeaders(_ request: Request, context: ProxyRequestContext, to headers: inout HTTPHeaders) {
+        let existing = request.headers[values: HTTPField.Name("X-Forwarded-For")!]  // a valid literal header name
+        var chain = existing.joined(separator: ", ")
+        if let address = context.remoteAddress?.ipAddress {
+            chain = chain.isEmpty ? address : "\(chain), \(address)"
+        }
+        if !chain.isEmpty { headers.replaceOrAdd(name: "X-Forwarded-For", value: chain) }
+        let proto = request.headers[HTTPField.Name("X-Forwarded-Proto")!] ?? "http"  // a valid literal header name
+        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: proto)
+        if let host = request.headers[HTTPField.Name("X-Forwarded-Host")!] ?? request.head.authority {  // valid literal
+            headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
+        }
+    }
+
+    private func errorResponse(for error: any Error, request: Request, context: ProxyRequestContext) -> Response {
+        let target = "\(request.method.rawValue) \(request.uri.path)"
+        if let clientError = error as? HTTPClientError, clientError == .deadlineExceeded || clientError == .readTimeout {
+            counters.increment("upstream_errors", "timeout")
+            context.logger.warning("upstream timed out", metadata: ["request": "\(target)", "upstream": "\(upstream)"])
+            return ErrorResponses.mlflow(
+                status: .gatewayTimeout, code: "DEADLINE_EXCEEDED",
+                message: "The upstream MLflow server at \(upstream) did not answer \(target) within \(timeout)."
+            )
+        }
+        counters.increment("upstream_errors", "unreachable")
+        context.logger.warning("upstream unreachable", metadata: ["request": "\(target)", "upstream": "\(upstream)", "error": "\(error)"])
+        return ErrorResponses.mlflow(
+            status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
+            message: "The upstream MLflow server at \(upstream) could not be reached for \(target): \(error)"
+        )
+    }
+
+    /// Lower-cased header names listed in `Connection` values.
+    static func connectionTokens(_ values: some Sequence<String>) -> Set<String> {
+        var tokens: Set<String> = []
+        for value in values {
+            for token in value.split(separator: ",") {
+                let trimmed = token.trimmingCharacters(in: .whitespaces).lowercased()
+                if !trimmed.isEmpty { tokens.insert(trimmed) }
+            }
+        }
+        return tokens
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

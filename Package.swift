@@ -132,6 +132,7 @@ let package = Package(
                 "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "OTLPExport", "ProxyServer", "OTLPProto", "OTLPJSON",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Fixtures")],

@@ -1,0 +1,123 @@
+import ProxyConfig
+import Testing
+
+struct ConfigurationTests {
+    @Test func noUpstreamAndNoEndpointIsTheStandaloneDemo() throws {
+        let config = try ProxyConfiguration.load(environment: [:])
+        #expect(config.mode == .standalone)
+        #expect(config.sink == .localFile(path: "./mlflow-otel-proxy-traces.jsonl"))
+        #expect(config.listen == ListenAddress(host: "127.0.0.1", port: 5000))
+        #expect(config.upstream == nil)
+    }
+
+    @Test func modesAreDecidedAsMLflowDecidesThem() throws {
+        let upstream = ["MLFLOW_TRACKING_URI": "http://mlflow:5000"]
+        #expect(try ProxyConfiguration.load(environment: upstream).mode == .mlflowOnly)
+        let otel = upstream.merging(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]) { $1 }
+        #expect(try ProxyConfiguration.load(environment: otel).mode == .openTelemetryOnly)
+        let dual = otel.merging(["MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT": "true"]) { $1 }
+        #expect(try ProxyConfiguration.load(environment: dual).mode == .dual)
+        // The seed document's spelling is accepted too; booleans are case-insensitive "true" only.
+        #expect(try ProxyConfiguration.load(environment: otel.merging(["MLFLOW_ENABLE_DUAL_EXPORT": "TRUE"]) { $1 }).mode == .dual)
+        #expect(try ProxyConfiguration.load(environment: otel.merging(["MLFLOW_ENABLE_DUAL_EXPORT": "1"]) { $1 }).mode == .openTelemetryOnly)
+        // MLflow's switch to ignore the OTLP variables.
+        #expect(try ProxyConfiguration.load(environment: otel.merging(["MLFLOW_ENABLE_OTLP_EXPORTER": "false"]) { $1 }).mode == .mlflowOnly)
+        // An endpoint without an upstream: the proxy answers the trace API and exports.
+        let standaloneExport = try ProxyConfiguration.load(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"])
+        #expect(standaloneExport.mode == .openTelemetryOnly)
+        #expect(standaloneExport.upstream == nil)
+    }
+
+    @Test func flagsWinOverVariables() throws {
+        let config = try ProxyConfiguration.load(
+            environment: ["MLFLOW_TRACKING_URI": "http://env:5000", "MLFLOW_OTEL_PROXY_LISTEN": "0.0.0.0:1"],
+            flags: CommandLineSettings(listen: "127.0.0.1:6000", upstream: "https://flag.example/prefix/")
+        )
+        #expect(config.listen == ListenAddress(host: "127.0.0.1", port: 6000))
+        #expect(config.upstream?.description == "https://flag.example/prefix/")
+        #expect(config.upstream?.basePath == "/prefix")
+    }
+
+    @Test func genericEndpointGetsTheSignalPathAppended() throws {
+        func endpoint(_ env: [String: String]) throws -> String? {
+            guard case .otlp(let destination)? = try ProxyConfiguration.load(environment: env).sink else { return nil }
+            return destination.endpoint.description
+        }
+        #expect(try endpoint(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]) == "http://collector:4318/v1/traces")
+        #expect(try endpoint(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/mycollector/"]) == "http://collector:4318/mycollector/v1/traces")
+        // Signal-specific endpoints are used as is; an empty path becomes "/".
+        #expect(try endpoint(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318"]) == "http://collector:4318/")
+        #expect(
+            try endpoint(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://ingest.us0.signalfx.com/v2/trace/otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:1"])
+                == "https://ingest.us0.signalfx.com/v2/trace/otlp"
+        )
+        // Empty values count as unset.
+        #expect(try endpoint(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"]) == "http://c:4318/v1/traces")
+    }
+
+    @Test func headersArePercentDecodedAndSignalSpecificWins() throws {
+        let config = try ProxyConfiguration.load(environment: [
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+            "OTEL_EXPORTER_OTLP_HEADERS": "generic=1",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "Authorization=Basic%20dXNlcjpwYXNz, x-api-key = k1 ,",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "GZIP",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2500",
+        ])
+        guard case .otlp(let destination)? = config.sink else { Issue.record("no destination"); return }
+        #expect(destination.headers == [KeyValuePair("Authorization", "Basic dXNlcjpwYXNz"), KeyValuePair("x-api-key", "k1")])
+        #expect(destination.compression == .gzip)
+        #expect(destination.timeout == .milliseconds(2500))
+        // Secrets never appear in the start-up summary.
+        #expect(!config.summary.contains("dXNlcjpwYXNz"))
+        #expect(!config.summary.contains("k1"))
+        #expect(config.summary.contains("x-api-key=***"))
+    }
+
+    @Test func unsupportedValuesStopStartUpNamingTheVariable() {
+        let base = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"]
+        #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"]) { $1 }) }
+        do {
+            _ = try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"]) { $1 })
+            Issue.record("grpc must be refused")
+        } catch {
+            #expect(error.setting == "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            #expect(error.reason.contains("not supported yet"))
+        }
+        do {
+            _ = try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_HEADERS": "good=1,secretvalue"]) { $1 })
+            Issue.record("a header without = must be refused")
+        } catch {
+            #expect(error.setting == "OTEL_EXPORTER_OTLP_HEADERS")
+            #expect(!error.description.contains("secretvalue"))
+        }
+        #expect(throws: ConfigurationError(setting: "OTEL_EXPORTER_OTLP_COMPRESSION", reason: "unknown compression \"zstd\", expected gzip or none")) {
+            try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"]) { $1 })
+        }
+        #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: ["MLFLOW_TRACKING_URI": "databricks"]) }
+        #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: ["MLFLOW_TRACKING_URI": "http://user:pw@host"]) }
+        #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: [:], flags: CommandLineSettings(listen: "nope")) }
+        #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_TIMEOUT": "10s"]) { $1 }) }
+    }
+
+    @Test func resourceAndBatchingVariables() throws {
+        let config = try ProxyConfiguration.load(environment: [
+            "OTEL_SERVICE_NAME": "svc",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,team=ml%2Cops",
+            "OTEL_BSP_SCHEDULE_DELAY": "250",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100",
+        ])
+        #expect(config.resource.serviceName == "svc")
+        #expect(config.resource.attributes == [KeyValuePair("deployment.environment", "prod"), KeyValuePair("team", "ml,ops")])
+        #expect(config.batching.scheduleDelay == .milliseconds(250))
+        #expect(config.batching.maxExportBatchSize == 100)
+        #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"]) }
+    }
+
+    @Test func listenAddressForms() {
+        #expect(ListenAddress.parse("0.0.0.0:5000") == ListenAddress(host: "0.0.0.0", port: 5000))
+        #expect(ListenAddress.parse(":8080") == ListenAddress(host: "0.0.0.0", port: 8080))
+        #expect(ListenAddress.parse("[::1]:5000") == ListenAddress(host: "::1", port: 5000))
+        #expect(ListenAddress.parse("localhost") == nil)
+        #expect(ListenAddress.parse("h:99999") == nil)
+    }
+}

@@ -1,0 +1,27 @@
+import Testing
+
+@testable import ProxyServer
+
+struct RouteTests {
+    @Test func traceRoutesAreRecognised() {
+        #expect(MLflowRoute.classify(method: "POST", path: "/v1/traces") == .otlpTraces)
+        #expect(MLflowRoute.classify(method: "POST", path: "/api/3.0/mlflow/traces") == .startTraceV3)
+        #expect(
+            MLflowRoute.classify(method: "PUT", path: "/api/2.0/mlflow-artifacts/artifacts/1/traces/tr-abc/artifacts/traces.json")
+                == .tracesArtifact(experimentID: "1", traceID: "tr-abc")
+        )
+        #expect(
+            MLflowRoute.classify(method: "PUT", path: "/api/2.0/mlflow-artifacts/artifacts/1/traces/tr-abc/artifacts/attachments/u-1")
+                == .traceAttachment(experimentID: "1", traceID: "tr-abc", attachmentID: "u-1")
+        )
+        #expect(MLflowRoute.classify(method: "GET", path: "/version") == .version)
+    }
+
+    @Test func everythingElsePassesThrough() {
+        #expect(MLflowRoute.classify(method: "GET", path: "/v1/traces") == .other)
+        #expect(MLflowRoute.classify(method: "GET", path: "/api/2.0/mlflow-artifacts/artifacts/1/traces/tr-abc/artifacts/traces.json") == .other)
+        #expect(MLflowRoute.classify(method: "PUT", path: "/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/model.pkl") == .other)
+        #expect(MLflowRoute.classify(method: "PUT", path: "/api/2.0/mlflow-artifacts/artifacts/../traces/x/artifacts/traces.json") == .other)
+        #expect(MLflowRoute.classify(method: "POST", path: "/api/2.0/mlflow/runs/create") == .other)
+    }
+}

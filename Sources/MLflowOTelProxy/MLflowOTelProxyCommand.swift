@@ -41,10 +41,13 @@ struct Serve: AsyncParsableCommand {
               MLFLOW_TRACKING_URI                      upstream MLflow server (same as --upstream)
               OTEL_EXPORTER_OTLP_TRACES_ENDPOINT       OTLP/HTTP traces URL, used as is
               OTEL_EXPORTER_OTLP_ENDPOINT              OTLP/HTTP base URL; /v1/traces is appended
-              OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL     http/protobuf (grpc and http/json: not yet supported)
-              OTEL_EXPORTER_OTLP_[TRACES_]HEADERS      key=value,key2=value2 (percent-decoded); never logged
-              OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION  gzip | none (default none)
-              OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT      per-request timeout in ms (default 10000; 0 = none)
+              OTEL_EXPORTER_OTLP_PROTOCOL              http/protobuf (grpc and http/json: not yet supported)
+              OTEL_EXPORTER_OTLP_HEADERS               key=value,key2=value2 (percent-decoded); never logged
+              OTEL_EXPORTER_OTLP_COMPRESSION           gzip | none (default none)
+              OTEL_EXPORTER_OTLP_TIMEOUT               per-request timeout in ms (default 10000; 0 = none)
+              OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+              OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT
+                                                       the same for traces only; they win over the generic ones
               OTEL_SERVICE_NAME                        service.name of exported spans
               OTEL_RESOURCE_ATTRIBUTES                 key=value,... resource attributes of exported spans
               MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT     true = dual export (MLFLOW_ENABLE_DUAL_EXPORT accepted too)
@@ -66,7 +69,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The upstream MLflow server URL (default: MLFLOW_TRACKING_URI; none = standalone).")
     var upstream: String?
 
-    @Option(help: "Standalone without an OTLP endpoint: the file traces are appended to as OTLP/JSON lines (default ./mlflow-otel-proxy-traces.jsonl).")
+    @Option(
+        help: "Standalone without an OTLP endpoint: the file traces are appended to as OTLP/JSON lines (default ./mlflow-otel-proxy-traces.jsonl).")
     var tracesFile: String?
 
     @Option(help: "Seconds a trace waits for its missing parts (trace info or spans) before it is exported anyway (default 10).")

@@ -7,7 +7,11 @@ public enum JSONAnyValue {
     /// Typed key/values from a parsed JSON object (native values, as in `traces.json` event attributes),
     /// sorted by key so the output is deterministic.
     public static func keyValues(from object: [String: Any]) -> [Opentelemetry_Proto_Common_V1_KeyValue] {
-        object.keys.sorted().map { key in .with { $0.key = key; $0.value = anyValue(from: object[key] as Any) } }
+        object.keys.sorted().map { key in
+            .with {
+                $0.key = key; $0.value = anyValue(from: object[key] as Any)
+            }
+        }
     }
 
     /// An `AnyValue` for a value produced by `JSONSerialization` (objects become kvlists, arrays arrays).

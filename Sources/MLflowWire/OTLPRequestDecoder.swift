@@ -95,7 +95,8 @@ public enum OTLPRequestDecoder {
                         throw WireError(.invalidID, "span \"\(span.name)\" has a span id of \(span.spanID.count) bytes; expected 8")
                     }
                     guard span.parentSpanID.isEmpty || span.parentSpanID.count == 8 else {
-                        throw WireError(.invalidID, "span \"\(span.name)\" has a parent span id of \(span.parentSpanID.count) bytes; expected 8 or none")
+                        throw WireError(
+                            .invalidID, "span \"\(span.name)\" has a parent span id of \(span.parentSpanID.count) bytes; expected 8 or none")
                     }
                 }
                 let encoding: AttributeEncoding = scopeSpans.scope.name == mlflowExporterScope ? .jsonText : .typed

@@ -113,7 +113,8 @@ public actor ExportPipeline: Service {
             } catch {
                 counters.increment("spans_dropped", "\(exporter.name) \(error.reason)", by: spans)
                 counters.increment("export_requests", "\(exporter.name) \(error.reason)")
-                logger.error("export failed; spans dropped", metadata: ["destination": "\(exporter.name)", "spans": "\(spans)", "error": "\(error.message)"])
+                logger.error(
+                    "export failed; spans dropped", metadata: ["destination": "\(exporter.name)", "spans": "\(spans)", "error": "\(error.message)"])
             }
         }
     }

@@ -10,7 +10,9 @@ import OTLPProto
 /// them (`json.dumps`: `", "` and `": "` separators, non-ASCII kept), so both copies compare equal.
 public enum AttributeValueNormalizer {
     /// The normalized form of one span attribute value.
-    public static func normalize(_ value: Opentelemetry_Proto_Common_V1_AnyValue, encoding: AttributeEncoding) -> Opentelemetry_Proto_Common_V1_AnyValue {
+    public static func normalize(_ value: Opentelemetry_Proto_Common_V1_AnyValue, encoding: AttributeEncoding)
+        -> Opentelemetry_Proto_Common_V1_AnyValue
+    {
         switch encoding {
         case .jsonText:
             guard case .stringValue(let text)? = value.value else { return normalizeTyped(value) }

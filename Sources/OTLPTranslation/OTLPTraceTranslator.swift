@@ -16,7 +16,10 @@ public struct TranslationSettings: Sendable, Equatable {
     public var scopeVersion: String
 
     /// Creates settings.
-    public init(serviceName: String? = nil, resourceAttributes: [(key: String, value: String)] = [], scopeName: String = "mlflow-otel-proxy", scopeVersion: String) {
+    public init(
+        serviceName: String? = nil, resourceAttributes: [(key: String, value: String)] = [], scopeName: String = "mlflow-otel-proxy",
+        scopeVersion: String
+    ) {
         self.serviceName = serviceName
         self.resourceAttributes = resourceAttributes
         self.scopeName = scopeName

@@ -53,7 +53,8 @@ extension ProxyConfiguration {
 
         if let text = flags.listen ?? env["MLFLOW_OTEL_PROXY_LISTEN"] {
             guard let address = ListenAddress.parse(text) else {
-                throw ConfigurationError(setting: flags.listen != nil ? "--listen" : "MLFLOW_OTEL_PROXY_LISTEN", reason: "expected HOST:PORT, got \"\(text)\"")
+                throw ConfigurationError(
+                    setting: flags.listen != nil ? "--listen" : "MLFLOW_OTEL_PROXY_LISTEN", reason: "expected HOST:PORT, got \"\(text)\"")
             }
             config.listen = address
         }
@@ -69,10 +70,14 @@ extension ProxyConfiguration {
             config.upstream = url
         }
 
-        if let seconds = try env.seconds(flag: flags.traceInfoWaitSeconds, variable: "MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT", flagName: "--trace-info-wait") {
+        if let seconds = try env.seconds(
+            flag: flags.traceInfoWaitSeconds, variable: "MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT", flagName: "--trace-info-wait")
+        {
             config.traceInfoWait = seconds
         }
-        if let seconds = try env.seconds(flag: flags.upstreamTimeoutSeconds, variable: "MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT", flagName: "--upstream-timeout") {
+        if let seconds = try env.seconds(
+            flag: flags.upstreamTimeoutSeconds, variable: "MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT", flagName: "--upstream-timeout")
+        {
             config.upstreamTimeout = seconds
         }
 
@@ -121,7 +126,8 @@ extension ProxyConfiguration {
         if let size = try env.positiveInt("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") { batching.maxExportBatchSize = size }
         if let size = try env.positiveInt("OTEL_BSP_MAX_QUEUE_SIZE") { batching.maxQueueSize = size }
         if batching.maxExportBatchSize > batching.maxQueueSize {
-            throw ConfigurationError(setting: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", reason: "must not exceed OTEL_BSP_MAX_QUEUE_SIZE (\(batching.maxQueueSize))")
+            throw ConfigurationError(
+                setting: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", reason: "must not exceed OTEL_BSP_MAX_QUEUE_SIZE (\(batching.maxQueueSize))")
         }
         return batching
     }
@@ -135,7 +141,8 @@ extension ProxyConfiguration {
         if let text = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
             // Signal-specific endpoints are used as is; only an empty path becomes "/".
             guard let url = UpstreamURL(text) else {
-                throw ConfigurationError(setting: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", reason: "expected an http:// or https:// URL, got \"\(text)\"")
+                throw ConfigurationError(
+                    setting: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", reason: "expected an http:// or https:// URL, got \"\(text)\"")
             }
             endpoint = url.path.isEmpty ? url.with(path: "/") : url
         } else if let text = env["OTEL_EXPORTER_OTLP_ENDPOINT"] {
@@ -153,7 +160,8 @@ extension ProxyConfiguration {
         let (protocolSetting, protocolText) = env.signalSpecific("PROTOCOL")
         if let protocolText {
             guard let value = OTLPProtocol(rawValue: protocolText) else {
-                throw ConfigurationError(setting: protocolSetting, reason: "unknown protocol \"\(protocolText)\", expected one of grpc, http/protobuf, http/json")
+                throw ConfigurationError(
+                    setting: protocolSetting, reason: "unknown protocol \"\(protocolText)\", expected one of grpc, http/protobuf, http/json")
             }
             guard value == .httpProtobuf else {
                 throw ConfigurationError(

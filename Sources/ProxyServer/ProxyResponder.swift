@@ -76,7 +76,7 @@ struct ProxyResponder: HTTPResponder {
             case .otlpTraces: result = await intake.ingestOTLP(body: body, headers: headers)
             case .startTraceV3: result = await intake.ingestStartTraceV3(body: body).map { _ in 0 }
             case .tracesArtifact(let experimentID, let traceID):
-                result = await intake.ingestTracesArtifact(body: body, experimentID: experimentID, traceID: traceID)
+                result = await intake.ingestTracesArtifact(body: body, headers: headers, experimentID: experimentID, traceID: traceID)
             default: return
             }
             if case .failure(let error) = result {
@@ -101,7 +101,8 @@ struct ProxyResponder: HTTPResponder {
         case .experimentGetByName:
             let name = request.uri.queryParameters["experiment_name"].map(String.init) ?? ""
             guard let experiment = experiments.find(name: name) else {
-                return ErrorResponses.mlflow(status: .notFound, code: "RESOURCE_DOES_NOT_EXIST", message: "Could not find experiment with name '\(name)'")
+                return ErrorResponses.mlflow(
+                    status: .notFound, code: "RESOURCE_DOES_NOT_EXIST", message: "Could not find experiment with name '\(name)'")
             }
             return json(StandaloneExperiments.json(experiment))
         case .experimentGet:
@@ -114,7 +115,8 @@ struct ProxyResponder: HTTPResponder {
             let body = try? await request.collectBody(upTo: 1024 * 1024)
             let object = body.flatMap { try? JSONSerialization.jsonObject(with: Data($0.readableBytesView)) as? [String: Any] }
             guard let name = object?["name"] as? String, !name.isEmpty else {
-                return ErrorResponses.mlflow(status: .badRequest, code: "INVALID_PARAMETER_VALUE", message: "Missing value for required parameter 'name'.")
+                return ErrorResponses.mlflow(
+                    status: .badRequest, code: "INVALID_PARAMETER_VALUE", message: "Missing value for required parameter 'name'.")
             }
             guard let experiment = experiments.create(name: name) else {
                 return ErrorResponses.mlflow(

@@ -101,12 +101,13 @@ struct TraceIntake: Sendable {
     // MARK: PUT …/traces.json
 
     /// Decodes a `traces.json` artifact and adds its spans, after checking they belong to the trace the path names.
-    func ingestTracesArtifact(body: ByteBuffer, experimentID: String?, traceID: String) async -> Result<Int, WireError> {
+    func ingestTracesArtifact(body: ByteBuffer, headers: HTTPFields, experimentID: String?, traceID: String) async -> Result<Int, WireError> {
         do throws(WireError) {
             guard let otelTraceID = MLflowTraceID.otelTraceID(traceID) else {
                 throw WireError(.unknownTrace, "unknown trace id \"\(traceID)\": expected tr- followed by 32 hex digits")
             }
-            let batch = try TracesArtifactDecoder.decode(Data(body.readableBytesView), experimentID: experimentID)
+            var batch = try TracesArtifactDecoder.decode(Data(body.readableBytesView), experimentID: experimentID)
+            batch.resourceAttributes = ClientResource.attributes(userAgent: headers[.userAgent])
             let expected = Data(otelTraceID)
             if let stray = batch.spans.first(where: { $0.traceID != expected }) {
                 throw WireError(.invalidID, "span \"\(stray.name)\" belongs to another trace than \(traceID)")
@@ -124,7 +125,7 @@ struct TraceIntake: Sendable {
         guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
             return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
         }
-        switch await ingestTracesArtifact(body: body, experimentID: experimentID, traceID: traceID) {
+        switch await ingestTracesArtifact(body: body, headers: request.headers, experimentID: experimentID, traceID: traceID) {
         case .success: return Response(status: .ok)
         case .failure(let error): return rejectMLflow(error, context: context)
         }
@@ -140,7 +141,8 @@ struct TraceIntake: Sendable {
             return rejectMLflow(WireError(.malformedBody, "the attachment body could not be read"), context: context)
         }
         counters.increment("attachments_discarded")
-        context.logger.debug("attachment accepted and discarded", metadata: ["trace_id": "\(traceID)", "attachment": "\(attachmentID)", "bytes": "\(bytes)"])
+        context.logger.debug(
+            "attachment accepted and discarded", metadata: ["trace_id": "\(traceID)", "attachment": "\(attachmentID)", "bytes": "\(bytes)"])
         return Response(status: .ok)
     }
 
@@ -158,7 +160,8 @@ struct TraceIntake: Sendable {
 
     func record(_ error: WireError, route: String, context: ProxyRequestContext) {
         counters.increment("rejected_requests", error.kind.rawValue)
-        context.logger.warning("rejected a trace upload", metadata: ["route": "\(route)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"])
+        context.logger.warning(
+            "rejected a trace upload", metadata: ["route": "\(route)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"])
     }
 
     func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {

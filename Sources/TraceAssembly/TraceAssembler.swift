@@ -43,7 +43,9 @@ public actor TraceAssembler: Service {
         let lateBefore = state.lateTraceInfos
         emit(state.add(info: info, now: .now))
         if state.lateTraceInfos > lateBefore {
-            logger.info("trace info arrived after its spans were exported; trace-level attributes are missing from it", metadata: ["trace_id": "\(info.traceID)"])
+            logger.info(
+                "trace info arrived after its spans were exported; trace-level attributes are missing from it",
+                metadata: ["trace_id": "\(info.traceID)"])
         }
         return hadSpans
     }

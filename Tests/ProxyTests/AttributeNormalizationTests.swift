@@ -31,10 +31,18 @@ struct AttributeNormalizationTests {
         var inner = AnyValue()
         inner.kvlistValue = .with {
             $0.values = [
-                .with { $0.key = "a"; $0.value.intValue = 1 },
-                .with { $0.key = "b"; $0.value.arrayValue = .with { $0.values = [.with { $0.boolValue = true }, AnyValue()] } },
-                .with { $0.key = "s"; $0.value.stringValue = "line\n\"q\" é" },
-                .with { $0.key = "f"; $0.value.doubleValue = 2.0 },
+                .with {
+                    $0.key = "a"; $0.value.intValue = 1
+                },
+                .with {
+                    $0.key = "b"; $0.value.arrayValue = .with { $0.values = [.with { $0.boolValue = true }, AnyValue()] }
+                },
+                .with {
+                    $0.key = "s"; $0.value.stringValue = "line\n\"q\" é"
+                },
+                .with {
+                    $0.key = "f"; $0.value.doubleValue = 2.0
+                },
             ]
         }
         let normalized = AttributeValueNormalizer.normalize(inner, encoding: .typed)

@@ -48,11 +48,14 @@ struct ConfigurationTests {
         // Signal-specific endpoints are used as is; an empty path becomes "/".
         #expect(try endpoint(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318"]) == "http://collector:4318/")
         #expect(
-            try endpoint(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://ingest.us0.signalfx.com/v2/trace/otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:1"])
+            try endpoint([
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://ingest.us0.signalfx.com/v2/trace/otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:1",
+            ])
                 == "https://ingest.us0.signalfx.com/v2/trace/otlp"
         )
         // Empty values count as unset.
-        #expect(try endpoint(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"]) == "http://c:4318/v1/traces")
+        #expect(
+            try endpoint(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"]) == "http://c:4318/v1/traces")
     }
 
     @Test func headersArePercentDecodedAndSignalSpecificWins() throws {
@@ -75,7 +78,9 @@ struct ConfigurationTests {
 
     @Test func unsupportedValuesStopStartUpNamingTheVariable() {
         let base = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"]
-        #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"]) { $1 }) }
+        #expect(throws: ConfigurationError.self) {
+            try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"]) { $1 })
+        }
         do {
             _ = try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"]) { $1 })
             Issue.record("grpc must be refused")
@@ -90,13 +95,16 @@ struct ConfigurationTests {
             #expect(error.setting == "OTEL_EXPORTER_OTLP_HEADERS")
             #expect(!error.description.contains("secretvalue"))
         }
-        #expect(throws: ConfigurationError(setting: "OTEL_EXPORTER_OTLP_COMPRESSION", reason: "unknown compression \"zstd\", expected gzip or none")) {
+        #expect(throws: ConfigurationError(setting: "OTEL_EXPORTER_OTLP_COMPRESSION", reason: "unknown compression \"zstd\", expected gzip or none"))
+        {
             try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"]) { $1 })
         }
         #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: ["MLFLOW_TRACKING_URI": "databricks"]) }
         #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: ["MLFLOW_TRACKING_URI": "http://user:pw@host"]) }
         #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: [:], flags: CommandLineSettings(listen: "nope")) }
-        #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_TIMEOUT": "10s"]) { $1 }) }
+        #expect(throws: ConfigurationError.self) {
+            try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_TIMEOUT": "10s"]) { $1 })
+        }
     }
 
     @Test func resourceAndBatchingVariables() throws {

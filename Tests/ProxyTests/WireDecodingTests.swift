@@ -53,7 +53,8 @@ struct WireDecodingTests {
         #expect(kind { _ = try OTLPRequestDecoder.bodyFormat(contentType: "text/plain") } == .unsupportedContentType)
         #expect(kind { _ = try OTLPRequestDecoder.bodyFormat(contentType: nil) } == .unsupportedContentType)
         #expect((try? OTLPRequestDecoder.bodyFormat(contentType: "application/json; charset=utf-8")) == .json)
-        #expect(kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(bytes: [0xff, 0xff, 0xff]), format: .protobuf, experimentID: nil) } == .malformedBody)
+        #expect(
+            kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(bytes: [0xff, 0xff, 0xff]), format: .protobuf, experimentID: nil) } == .malformedBody)
         #expect(kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(string: "{not json"), format: .json, experimentID: nil) } == .malformedBody)
         let badID = #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz","spanId":"0102030405060708","name":"x"}]}]}]}"#
         #expect(kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(string: badID), format: .json, experimentID: nil) } == .malformedBody)
@@ -84,7 +85,8 @@ struct WireDecodingTests {
     }
 
     @Test func decodesTracesJSONOf317() throws {
-        let exchange = try #require(try CaptureReplay.exchanges("02_async_default").first { $0.path.hasSuffix("tr-99ccd723cc7a3d734cd93ef1590a0ed4/artifacts/traces.json") })
+        let exchange = try #require(
+            try CaptureReplay.exchanges("02_async_default").first { $0.path.hasSuffix("tr-99ccd723cc7a3d734cd93ef1590a0ed4/artifacts/traces.json") })
         let batch = try TracesArtifactDecoder.decode(exchange.body, experimentID: "1")
         #expect(batch.encoding == .jsonText)
         #expect(batch.spans.map(\.name) == ["agent_root", "retrieve", "failing_tool"])

@@ -54,7 +54,9 @@ enum CaptureReplay {
             case ("POST", "/v1/traces"):
                 let format = try OTLPRequestDecoder.bodyFormat(contentType: exchange.header("content-type"))
                 uploads.append(
-                    .spans(try OTLPRequestDecoder.decode(ByteBuffer(bytes: exchange.body), format: format, experimentID: exchange.header("x-mlflow-experiment-id")))
+                    .spans(
+                        try OTLPRequestDecoder.decode(
+                            ByteBuffer(bytes: exchange.body), format: format, experimentID: exchange.header("x-mlflow-experiment-id")))
                 )
             case ("POST", "/api/3.0/mlflow/traces"):
                 uploads.append(.info(try StartTraceV3Decoder.decode(exchange.body).info))
@@ -68,7 +70,9 @@ enum CaptureReplay {
     }
 
     /// Feeds uploads to a fresh assembler state and returns everything it released (draining at the end).
-    static func assemble(_ uploads: [Upload], settings: AssemblySettings = AssemblySettings()) -> (traces: [AssembledTrace], state: TraceAssemblyState) {
+    static func assemble(_ uploads: [Upload], settings: AssemblySettings = AssemblySettings()) -> (
+        traces: [AssembledTrace], state: TraceAssemblyState
+    ) {
         var state = TraceAssemblyState(settings: settings)
         let now = ContinuousClock.now
         var traces: [AssembledTrace] = []

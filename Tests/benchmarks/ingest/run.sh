@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Ingest benchmark: MLflow-shaped /v1/traces uploads (5 spans each, a new trace per request) driven by wrk at
+# the proxy in OpenTelemetry-only mode (release build), exporting to an nginx receiver that discards; then the
+# same load at the MLflow server's own /v1/traces ingest as the peer, in the same run.
+# Prints spans/s, proxy CPU seconds per 100k spans, peak RSS, p50/p99 of the intercepted calls at saturation
+# and at a paced ~1k requests/s, and the ratio to MLflow's ingest. Usage: Tests/benchmarks/ingest/run.sh
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+DURATION=${DURATION:-20}
+cd "$ROOT"
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+Tests/scripts/setup-python.sh
+swift build -c release --product mlflow-otel-proxy >/dev/null
+PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICKS=$(getconf CLK_TCK)
+
+export PAYLOAD="$WORK/payload"
+.venv/bin/python "$HERE/make_payload.py" "$PAYLOAD"
+SPANS_PER_REQUEST=$(.venv/bin/python -c "import json; print(json.load(open('$PAYLOAD.json'))['spans'])")
+
+# The receiver that discards: nginx, one worker, answering 200 to every export.
+NGINX_PORT=$(port)
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK;
+  server { listen 127.0.0.1:$NGINX_PORT; client_max_body_size 0; location / { return 200; } }
+}
+CONF
+nginx -c "$WORK/nginx.conf" & PIDS+=($!)
+
+PROXY_PORT=$(port)
+env -i PATH="$PATH" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$NGINX_PORT" OTEL_EXPORTER_OTLP_COMPRESSION=none \
+  "$PROXY_BIN" --listen "127.0.0.1:$PROXY_PORT" --log-level info > "$WORK/proxy.log" 2>&1 & PROXY_PID=$!
+PIDS+=($PROXY_PID)
+for _ in $(seq 100); do grep -q "listening" "$WORK/proxy.log" && break; sleep 0.1; done
+IDLE_RSS=$(awk '/VmRSS/ {print $2}' "/proc/$PROXY_PID/status")
+
+echo "== proxy, saturation (wrk -t1 -c32, ${DURATION}s)"
+BEFORE=$(cpu_ticks $PROXY_PID)
+SAT=$(wrk -t1 -c32 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$PROXY_PORT" | grep '^RESULT')
+AFTER=$(cpu_ticks $PROXY_PID)
+echo "$SAT"
+echo "== proxy, paced (wrk -t1 -c10, 10 ms between requests per connection, ${DURATION}s)"
+PACED=$(RATE_DELAY_MS=10 wrk -t1 -c10 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$PROXY_PORT" | grep '^RESULT')
+echo "$PACED"
+PEAK_RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
+kill -TERM $PROXY_PID; wait $PROXY_PID || true
+EXPORTED=$(grep -o 'spans_exported{otlp}=[0-9]*' "$WORK/proxy.log" | cut -d= -f2 || echo 0)
+DROPPED=$(grep -o 'spans_dropped{[^}]*}=[0-9]*' "$WORK/proxy.log" | tr '\n' ' ' || true)
+
+echo "== peer: MLflow server's own /v1/traces ingest (sqlite, wrk -t1 -c8, ${DURATION}s)"
+MLFLOW_PORT=$(port)
+env -i PATH="$PATH" HOME="$WORK" .venv/bin/mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 \
+  --backend-store-uri "sqlite:///$WORK/mlflow.db" --artifacts-destination "$WORK/artifacts" > "$WORK/mlflow.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 600); do curl -fsS "http://127.0.0.1:$MLFLOW_PORT/health" >/dev/null 2>&1 && break; sleep 0.2; done
+PEER=$(wrk -t1 -c8 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$MLFLOW_PORT" | grep '^RESULT')
+echo "$PEER"
+
+.venv/bin/python - "$SAT" "$PACED" "$PEER" "$((AFTER - BEFORE))" "$TICKS" "$SPANS_PER_REQUEST" "$PEAK_RSS" "$IDLE_RSS" "$EXPORTED" "$DROPPED" <<'PY'
+import sys
+sat, paced, peer, ticks, hz, per, peak, idle, exported, dropped = sys.argv[1:]
+def parse(line): return {k: int(v) for k, v in (item.split("=") for item in line.split()[1:])}
+sat, paced, peer = parse(sat), parse(paced), parse(peer)
+per = int(per)
+def rate(r): return r["requests"] * per / (r["duration_us"] / 1e6)
+cpu = int(ticks) / int(hz)
+spans = sat["requests"] * per
+print()
+print("| measure | value |")
+print("|---|---|")
+print(f"| proxy ingest, saturation | {rate(sat):,.0f} spans/s ({sat['requests'] / (sat['duration_us'] / 1e6):,.0f} req/s), p50 {sat['p50_us']/1000:.2f} ms, p99 {sat['p99_us']/1000:.2f} ms |")
+print(f"| proxy CPU per 100k spans | {cpu / spans * 100000:.2f} s ({cpu:.1f} s for {spans:,} spans) |")
+print(f"| proxy, paced | {paced['requests'] / (paced['duration_us'] / 1e6):,.0f} req/s, p50 {paced['p50_us']/1000:.2f} ms, p99 {paced['p99_us']/1000:.2f} ms |")
+print(f"| proxy RSS | idle {int(idle)/1024:.0f} MiB, peak {int(peak)/1024:.0f} MiB |")
+print(f"| spans exported / dropped | {exported} / {dropped.strip() or 'none'} |")
+print(f"| MLflow server ingest (peer) | {rate(peer):,.0f} spans/s, p50 {peer['p50_us']/1000:.2f} ms, p99 {peer['p99_us']/1000:.2f} ms, errors {peer['errors_status']} |")
+print(f"| ratio proxy / MLflow | {rate(sat) / max(rate(peer), 1e-9):,.1f}x |")
+errors = sat["errors_status"] + sat["errors_connect"] + sat["errors_timeout"] + paced["errors_status"]
+print(f"| non-2xx / socket errors at the proxy | {errors} |")
+PY

@@ -1,0 +1,177 @@
+"""Fixtures for the end-to-end suite: a real `mlflow server`, the proxy binary, an OTLP receiver, and the
+real MLflow Python client running traced code. Everything listens on 127.0.0.1."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from otlp_receiver import OTLPReceiver
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKLOADS = Path(__file__).resolve().parent / "workloads"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout=30.0, interval=0.1, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def clean_environment(**extra):
+    """The caller's environment without any MLflow or OpenTelemetry settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class MLflowServer:
+    def __init__(self, workdir: Path, app_name=None):
+        self.port = free_port()
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+                "--backend-store-uri", f"sqlite:///{self.dir}/mlflow.db",
+                "--artifacts-destination", str(self.dir / "artifacts"), "--workers", "1"]
+        if app_name:
+            args += ["--app-name", app_name]
+        self.log = open(self.dir / "server.log", "wb")
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=clean_environment())
+        wait_for(self._healthy, timeout=120, message="mlflow server /health")
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _healthy(self):
+        if self.process.poll() is not None:
+            raise AssertionError("mlflow server exited:\n" + (self.dir / "server.log").read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def client(self):
+        import mlflow
+
+        return mlflow.MlflowClient(tracking_uri=self.url)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+class Proxy:
+    """The proxy binary, started on a free port with a clean environment."""
+
+    BINARY = os.environ.get("MLFLOW_OTEL_PROXY_BIN", str(ROOT / ".build" / "debug" / "mlflow-otel-proxy"))
+
+    def __init__(self, workdir: Path, args=(), env=None, expect_start=True):
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / f"proxy-{time.monotonic_ns()}.log"
+        self.log_file = open(self.log_path, "wb")
+        environment = clean_environment(OTEL_BSP_SCHEDULE_DELAY="100", **(env or {}))
+        self.process = subprocess.Popen([self.BINARY, *args, "--listen", "127.0.0.1:0", "--log-level", "debug"],
+                                        stdout=self.log_file, stderr=subprocess.STDOUT, env=environment, cwd=workdir)
+        self.port = None
+        if expect_start:
+            self.port = wait_for(self._listening_port, timeout=30, message="proxy to listen")
+
+    def _listening_port(self):
+        text = self.log()
+        match = re.search(r"address=\S*:(\d+) .*listening", text)
+        if match:
+            return int(match.group(1))
+        if self.process.poll() is not None:
+            raise AssertionError("proxy exited before listening:\n" + text[-3000:])
+        return None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def rss_peak_kib(self):
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+
+    def stop(self, timeout=30):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError("proxy did not stop on SIGTERM:\n" + self.log()[-3000:])
+        self.log_file.close()
+        return self.process.returncode
+
+
+def run_workload(tracking_uri, script="agent.py", timeout=180, **env):
+    """Runs a workload with the real MLflow client; returns what it reports (trace ids and expected spans)."""
+    environment = clean_environment(MLFLOW_TRACKING_URI=tracking_uri, **env)
+    completed = subprocess.run([sys.executable, str(WORKLOADS / script)], env=environment, capture_output=True,
+                               text=True, timeout=timeout)
+    assert completed.returncode == 0, f"workload failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+    for line in completed.stdout.splitlines():
+        if line.startswith("WORKLOAD_RESULT "):
+            return json.loads(line[len("WORKLOAD_RESULT "):]), completed.stderr
+    raise AssertionError("workload printed no result:\n" + completed.stdout + completed.stderr)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    server = MLflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def receiver():
+    otlp = OTLPReceiver()
+    yield otlp
+    otlp.close()
+
+
+@pytest.fixture()
+def start_proxy(tmp_path):
+    started = []
+
+    def start(args=(), env=None, expect_start=True):
+        proxy = Proxy(tmp_path, args=args, env=env, expect_start=expect_start)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        if proxy.process.poll() is None:
+            proxy.stop()
+        # Every log the suite produced is checked for leaked secrets.
+        assert "s3cr3t-api-key" not in proxy.log_path.read_text(errors="replace"), "a configured secret reached the proxy log"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test: the Swift unit tests, then the end-to-end suite (a real `mlflow server`, the real MLflow
+# Python client, the proxy binary and an OTLP receiver, all on 127.0.0.1). Installs the Python side itself.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+Tests/scripts/setup-python.sh
+swift build --build-tests
+swift test --skip-build
+MLFLOW_OTEL_PROXY_BIN="$(swift build --show-bin-path)/mlflow-otel-proxy" \
+  .venv/bin/python -m pytest Tests/e2e -q -p no:cacheprovider "$@"

@@ -48,8 +48,12 @@ public struct TraceInfo: Sendable, Equatable {
     public var otelTraceID: [UInt8]? { MLflowTraceID.otelTraceID(traceID) }
 
     /// How many spans the client says the trace has (`mlflow.trace.sizeStats.num_spans`), when it says so.
-    public var expectedSpanCount: Int? {
-        guard let stats = metadata["mlflow.trace.sizeStats"], let data = stats.data(using: .utf8),
+    /// Read once when the record is decoded (``StartTraceV3Decoder``), not on every readiness check.
+    public var expectedSpanCount: Int?
+
+    /// `num_spans` of a `mlflow.trace.sizeStats` metadata value.
+    public static func spanCount(sizeStats: String?) -> Int? {
+        guard let stats = sizeStats, let data = stats.data(using: .utf8),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else { return nil }
         return (object["num_spans"] as? NSNumber)?.intValue
@@ -71,12 +75,12 @@ public enum MLflowTraceID {
 
 /// Decodes the `StartTraceV3` request body `{"trace": {"trace_info": {…}}}`.
 public enum StartTraceV3Decoder {
-    /// The decoded record and the `trace_info` object as received (for echoing it back).
-    public struct Decoded: Sendable {
+    /// The decoded record and the `trace_info` object as parsed (for echoing it back without parsing again).
+    public struct Decoded {
         /// The typed record.
         public var info: TraceInfo
-        /// The `trace_info` JSON object, serialized again exactly as parsed.
-        public var traceInfoJSON: Data
+        /// The `trace_info` JSON object.
+        public var traceInfoObject: [String: Any]
     }
 
     /// Decodes the body.
@@ -96,11 +100,7 @@ public enum StartTraceV3Decoder {
         guard let trace = root["trace"] as? [String: Any], let infoObject = trace["trace_info"] as? [String: Any] else {
             throw WireError(.malformedBody, "the body must contain trace.trace_info")
         }
-        let info = try traceInfo(from: infoObject)
-        guard let data = try? JSONSerialization.data(withJSONObject: infoObject) else {
-            throw WireError(.malformedBody, "trace.trace_info could not be serialized")
-        }
-        return Decoded(info: info, traceInfoJSON: data)
+        return Decoded(info: try traceInfo(from: infoObject), traceInfoObject: infoObject)
     }
 
     /// Reads a `TraceInfoV3` JSON object.
@@ -127,7 +127,7 @@ public enum StartTraceV3Decoder {
         }
         let location = object["trace_location"] as? [String: Any]
         let experiment = (location?["mlflow_experiment"] as? [String: Any])?["experiment_id"] as? String
-        return TraceInfo(
+        var info = TraceInfo(
             traceID: traceID,
             clientRequestID: try string("client_request_id"),
             experimentID: experiment,
@@ -139,5 +139,7 @@ public enum StartTraceV3Decoder {
             requestPreview: try string("request_preview"),
             responsePreview: try string("response_preview")
         )
+        info.expectedSpanCount = TraceInfo.spanCount(sizeStats: info.metadata["mlflow.trace.sizeStats"])
+        return info
     }
 }

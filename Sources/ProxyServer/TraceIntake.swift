@@ -65,13 +65,13 @@ struct TraceIntake: Sendable {
     // MARK: POST /api/3.0/mlflow/traces
 
     /// Decodes a `StartTraceV3` body and adds its trace info.
-    /// - Returns: the decoded record and whether the trace's spans had already arrived.
-    func ingestStartTraceV3(body: ByteBuffer) async -> Result<(StartTraceV3Decoder.Decoded, Bool), WireError> {
+    /// - Returns: the decoded record, the parsed `trace_info` object, and whether the trace's spans had already arrived.
+    func ingestStartTraceV3(body: ByteBuffer) async -> Result<(info: TraceInfo, hadSpans: Bool), WireError> {
         do throws(WireError) {
             let decoded = try StartTraceV3Decoder.decode(Data(body.readableBytesView))
             let hadSpans = await assembler.add(info: decoded.info)
             counters.increment("trace_infos_received", "v3")
-            return .success((decoded, hadSpans))
+            return .success((decoded.info, hadSpans))
         } catch {
             return .failure(error)
         }
@@ -84,18 +84,21 @@ struct TraceIntake: Sendable {
         guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
             return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
         }
-        switch await ingestStartTraceV3(body: body) {
-        case .failure(let error):
+        let decoded: StartTraceV3Decoder.Decoded
+        do {
+            decoded = try StartTraceV3Decoder.decode(Data(body.readableBytesView))
+        } catch {
             return rejectMLflow(error, context: context)
-        case .success(let (decoded, hadSpans)):
-            var traceInfo = (try? JSONSerialization.jsonObject(with: decoded.traceInfoJSON) as? [String: Any]) ?? [:]
-            var tags = traceInfo["tags"] as? [String: Any] ?? [:]
-            let experiment = decoded.info.experimentID ?? "0"
-            tags["mlflow.artifactLocation"] = "mlflow-artifacts:/\(experiment)/traces/\(decoded.info.traceID)/artifacts"
-            if hadSpans { tags["mlflow.trace.spansLocation"] = "TRACKING_STORE" }
-            traceInfo["tags"] = tags
-            return jsonResponse(["trace": ["trace_info": traceInfo]])
         }
+        let hadSpans = await assembler.add(info: decoded.info)
+        counters.increment("trace_infos_received", "v3")
+        var traceInfo = decoded.traceInfoObject
+        var tags = traceInfo["tags"] as? [String: Any] ?? [:]
+        let experiment = decoded.info.experimentID ?? "0"
+        tags["mlflow.artifactLocation"] = "mlflow-artifacts:/\(experiment)/traces/\(decoded.info.traceID)/artifacts"
+        if hadSpans { tags["mlflow.trace.spansLocation"] = "TRACKING_STORE" }
+        traceInfo["tags"] = tags
+        return jsonResponse(["trace": ["trace_info": traceInfo]])
     }
 
     // MARK: PUT …/traces.json

@@ -172,7 +172,7 @@ public struct TraceAssemblyState: Sendable {
 
     private mutating func finish(_ traceID: Data, completion: TraceCompletion, now: ContinuousClock.Instant) -> AssembledTrace {
         let trace = pending.removeValue(forKey: traceID)!  // callers pass ids they just read from `pending`
-        if let index = pendingOrder.firstIndex(of: traceID) { pendingOrder.remove(at: index) }
+        // `pendingOrder` keeps the id; `expire` and `evictOverflow` skip ids that are no longer pending.
         exported[traceID] = Exported(spanIDs: trace.spanIDs, forgetAt: now.advanced(by: settings.rememberExportedFor))
         exportedOrder.append(traceID)
         while exportedOrder.count > settings.maxRememberedTraces, let oldest = exportedOrder.popFirst() {

@@ -62,9 +62,26 @@ for index, (name, span_type, parent) in enumerate(names, start=1):
                                 kv("mlflow.llm.model", "gpt-4o-mini"), kv("mlflow.llm.provider", "openai")])
 
 body = request.SerializeToString()
+
+# The StartTraceV3 the client sends once per trace, after the root span ended (as the 3.17 client writes it).
+info = {"trace": {"trace_info": {
+    "trace_id": "tr-" + HEX.decode(),
+    "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "0"}},
+    "request_time": "2026-11-26T07:27:30.401Z", "execution_duration": "0.005s", "state": "OK",
+    "trace_metadata": {"mlflow.trace_schema.version": "3", "mlflow.traceInputs": "{\"q\": \"What is MLflow?\"}",
+                       "mlflow.traceOutputs": "\"MLflow is an open source platform\"", "mlflow.user": "bench",
+                       "mlflow.trace.sizeStats": json.dumps({"total_size_bytes": 3300, "num_spans": len(names)}),
+                       "mlflow.trace.tokenUsage": json.dumps({"input_tokens": 12, "output_tokens": 5, "total_tokens": 17}),
+                       "mlflow.trace.session": "session-1", "mlflow.source.type": "LOCAL"},
+    "tags": {"mlflow.traceName": "agent", "team": "bench"},
+    "request_preview": "{\"q\": \"What is MLflow?\"}", "response_preview": "MLflow is an open source platform"}}}
+info_body = json.dumps(info).encode()
+info_offsets = [i for i in range(len(info_body)) if info_body.startswith(HEX, i)]
 binary = [i for i in range(len(body)) if body.startswith(PLACEHOLDER, i)]
 text = [i for i in range(len(body)) if body.startswith(HEX, i)]
 out = sys.argv[1]
 open(out + ".bin", "wb").write(body)
-json.dump({"binary_offsets": binary, "hex_offsets": text, "length": len(body), "spans": len(names)}, open(out + ".json", "w"))
+open(out + ".info.json", "wb").write(info_body)
+json.dump({"binary_offsets": binary, "hex_offsets": text, "info_offsets": info_offsets, "length": len(body), "spans": len(names)},
+          open(out + ".json", "w"))
 print(f"payload: {len(body)} bytes, {len(names)} spans, trace id at {len(binary)} + {len(text)} places")

@@ -60,6 +60,11 @@ struct Serve: AsyncParsableCommand {
               MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT        same as --trace-info-wait
               MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT       same as --upstream-timeout
               MLFLOW_OTEL_PROXY_LOG_LEVEL              same as --log-level
+              MLFLOW_OTEL_PROXY_ATTACHMENTS_DIR        same as --attachments-dir
+              MLFLOW_OTEL_PROXY_ATTACHMENTS_MAX_BYTES  bytes kept in the attachments directory (1 GiB)
+              MLFLOW_OTEL_PROXY_MAX_TRACES_IN_FLIGHT   traces held while they are assembled (10000)
+              MLFLOW_OTEL_PROXY_MAX_SPANS_PER_TRACE    spans one trace may hold before it is exported as is (10000)
+              MLFLOW_OTEL_PROXY_MAX_BYTES_HELD         upload bytes held by traces being assembled (268435456)
             """
     )
 
@@ -78,6 +83,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Seconds an upstream request may take before the client gets a 504 (default 120).")
     var upstreamTimeout: Double?
+
+    @Option(help: "Where trace attachments are kept when the proxy answers uploads itself (default: accepted and discarded).")
+    var attachmentsDir: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
     var logLevel: String?
@@ -101,7 +109,7 @@ struct Serve: AsyncParsableCommand {
                 environment: environment,
                 flags: CommandLineSettings(
                     listen: listen, upstream: upstream, tracesFile: tracesFile,
-                    traceInfoWaitSeconds: traceInfoWait, upstreamTimeoutSeconds: upstreamTimeout
+                    traceInfoWaitSeconds: traceInfoWait, upstreamTimeoutSeconds: upstreamTimeout, attachmentsDirectory: attachmentsDir
                 )
             )
         } catch {

@@ -100,14 +100,16 @@ public enum OTLPRequestDecoder {
                     }
                 }
                 let encoding: AttributeEncoding = scopeSpans.scope.name == mlflowExporterScope ? .jsonText : .typed
-                result.append(
-                    SpanBatch(
-                        spans: scopeSpans.spans,
-                        resourceAttributes: resourceSpans.resource.attributes,
-                        encoding: encoding,
-                        experimentID: experimentID
-                    )
+                var batch = SpanBatch(
+                    spans: scopeSpans.spans,
+                    resourceAttributes: resourceSpans.resource.attributes,
+                    encoding: encoding,
+                    experimentID: experimentID
                 )
+                if scopeSpans.hasScope && !scopeSpans.scope.name.isEmpty && scopeSpans.scope.name != mlflowExporterScope {
+                    batch.scope = scopeSpans.scope
+                }
+                result.append(batch)
             }
         }
         return result

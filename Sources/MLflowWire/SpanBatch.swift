@@ -18,6 +18,15 @@ public struct SpanBatch: Sendable {
     public var encoding: AttributeEncoding
     /// The MLflow experiment the upload named (`x-mlflow-experiment-id`, or the artifact path).
     public var experimentID: String?
+    /// The sender's instrumentation scope, when it named one (pure OpenTelemetry senders do).
+    public var scope: Opentelemetry_Proto_Common_V1_InstrumentationScope?
+    /// The MLflow trace id the upload's URL named (`…/traces/<id>/artifacts/traces.json`): for v2 clients the
+    /// server-assigned request id, which is how their trace info is matched to these spans.
+    public var mlflowTraceID: String?
+    /// Whether the batch holds every span of its trace (a `traces.json` artifact always does).
+    public var containsWholeTrace = false
+    /// Bytes of the upload per span (an estimate used for the assembler's memory bound).
+    public var bytesPerSpan = 0
 
     /// Creates a batch.
     public init(

@@ -25,6 +25,12 @@ public struct TraceInfo: Sendable, Equatable {
     public var requestPreview: String?
     /// `response_preview`.
     public var responsePreview: String?
+    /// 3 for `StartTraceV3` records; 2 for the v2 calls (`StartTrace`, `EndTrace`), whose `traceID` is the
+    /// server-assigned request id, unrelated to the spans' OTel trace id.
+    public var schemaVersion = 3
+    /// Whether the record describes the finished trace (`StartTraceV3`, `EndTrace`) rather than its start
+    /// (v2 `StartTrace`); a trace is not complete before a final record arrived.
+    public var isFinal = true
 
     /// Creates a record.
     public init(
@@ -42,6 +48,27 @@ public struct TraceInfo: Sendable, Equatable {
         self.tags = tags
         self.requestPreview = requestPreview
         self.responsePreview = responsePreview
+    }
+
+    /// Folds a later part of the same trace's record into this one: tags and metadata are merged (the later
+    /// value wins), set fields replace unset ones, and the MLflow id becomes the v2 request id when either part
+    /// has one, because that is the id the MLflow server stores the trace under.
+    public mutating func merge(_ other: TraceInfo) {
+        if other.schemaVersion == 2 {
+            traceID = other.traceID
+            schemaVersion = 2
+        }
+        clientRequestID = other.clientRequestID ?? clientRequestID
+        experimentID = other.experimentID ?? experimentID
+        requestTime = other.requestTime ?? requestTime
+        executionDuration = other.executionDuration ?? executionDuration
+        if let state = other.state, other.isFinal || self.state == nil { self.state = state }
+        metadata.merge(other.metadata) { $1 }
+        tags.merge(other.tags) { $1 }
+        requestPreview = other.requestPreview ?? requestPreview
+        responsePreview = other.responsePreview ?? responsePreview
+        expectedSpanCount = other.expectedSpanCount ?? expectedSpanCount
+        isFinal = isFinal || other.isFinal
     }
 
     /// The 16-byte OTel trace id inside a `tr-<32 hex>` id, or `nil` for other id shapes (v2 UUIDs, v4 ids).

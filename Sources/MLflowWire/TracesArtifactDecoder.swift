@@ -3,13 +3,16 @@ import OTLPJSON
 import OTLPProto
 import SwiftProtobuf
 
-/// Decodes the `traces.json` artifact MLflow clients PUT (3.x layout; 2.x arrives with the next issue).
+/// Decodes the `traces.json` artifact MLflow clients PUT, in both layouts.
 ///
-/// 3.x layout: `{"spans": [{"trace_id": base64, "span_id": base64, "parent_span_id": base64|null|"",
+/// 2.x layout: `{"spans": [{"name", "context": {"trace_id": hex, "span_id": hex}, "parent_id": hex|null,
+/// "start_time", "end_time", "status_code", "status_message", "attributes", "events": [{"name", "timestamp",
+/// "attributes"}]}], "request", "response"}`. 3.x layout: `{"spans": [{"trace_id": base64, "span_id": base64, "parent_span_id": base64|null|"",
 /// "name", "start_time_unix_nano", "end_time_unix_nano", "status": {"code", "message"},
 /// "attributes": {key: JSON text}, "events": [...], "links": [...]}]}`. Ids may also be hex, as MLflow's
 /// own reader accepts. Span attributes stay JSON text here (``AttributeEncoding/jsonText``); event
-/// attributes are native JSON values and are typed here.
+/// attributes are native JSON values and are typed here. Event timestamps that 2.x and 3.1.4 clients write
+/// in microseconds are normalised to nanoseconds.
 public enum TracesArtifactDecoder {
     /// Decodes the artifact into one batch.
     /// - Parameter experimentID: the experiment named by the artifact path, when known.
@@ -36,30 +39,40 @@ public enum TracesArtifactDecoder {
             }
             spans.append(try span(from: object, path: "spans[\(index)]"))
         }
-        return SpanBatch(spans: spans, encoding: .jsonText, experimentID: experimentID)
+        var batch = SpanBatch(spans: spans, encoding: .jsonText, experimentID: experimentID)
+        batch.containsWholeTrace = true
+        return batch
     }
 
     static func span(from object: [String: Any], path: String) throws(WireError) -> Opentelemetry_Proto_Trace_V1_Span {
         var span = Opentelemetry_Proto_Trace_V1_Span()
         span.name = object["name"] as? String ?? ""
-        span.traceID = try id(object["trace_id"], bytes: 16, path: "\(path).trace_id", required: true)
-        span.spanID = try id(object["span_id"], bytes: 8, path: "\(path).span_id", required: true)
-        span.parentSpanID = try id(object["parent_span_id"], bytes: 8, path: "\(path).parent_span_id", required: false)
-        span.startTimeUnixNano = try nanos(object["start_time_unix_nano"], path: "\(path).start_time_unix_nano")
-        span.endTimeUnixNano = try nanos(object["end_time_unix_nano"], path: "\(path).end_time_unix_nano")
-        if let status = object["status"] as? [String: Any] {
-            span.status.code = statusCode(status["code"] as? String)
-            span.status.message = status["message"] as? String ?? ""
+        if let context = object["context"] as? [String: Any] {
+            // 2.x layout.
+            span.traceID = try id(context["trace_id"], bytes: 16, path: "\(path).context.trace_id", required: true)
+            span.spanID = try id(context["span_id"], bytes: 8, path: "\(path).context.span_id", required: true)
+            span.parentSpanID = try id(object["parent_id"], bytes: 8, path: "\(path).parent_id", required: false)
+            span.startTimeUnixNano = try nanos(object["start_time"], path: "\(path).start_time")
+            span.endTimeUnixNano = try nanos(object["end_time"], path: "\(path).end_time")
+            span.status.code = statusCode(object["status_code"] as? String)
+            span.status.message = object["status_message"] as? String ?? ""
+        } else {
+            span.traceID = try id(object["trace_id"], bytes: 16, path: "\(path).trace_id", required: true)
+            span.spanID = try id(object["span_id"], bytes: 8, path: "\(path).span_id", required: true)
+            span.parentSpanID = try id(object["parent_span_id"], bytes: 8, path: "\(path).parent_span_id", required: false)
+            span.startTimeUnixNano = try nanos(object["start_time_unix_nano"], path: "\(path).start_time_unix_nano")
+            span.endTimeUnixNano = try nanos(object["end_time_unix_nano"], path: "\(path).end_time_unix_nano")
+            if let status = object["status"] as? [String: Any] {
+                span.status.code = statusCode(status["code"] as? String)
+                span.status.message = status["message"] as? String ?? ""
+            }
         }
         if let attributes = object["attributes"] as? [String: Any] {
             for key in attributes.keys.sorted() {
                 guard let text = attributes[key] as? String else {
                     throw WireError(.malformedBody, "\(path).attributes.\(key) must be a JSON-encoded string")
                 }
-                span.attributes.append(
-                    .with {
-                        $0.key = key; $0.value.stringValue = text
-                    })
+                span.attributes.append(.with { $0.key = key; $0.value.stringValue = text })
             }
         }
         for (index, element) in (object["events"] as? [Any] ?? []).enumerated() {
@@ -67,7 +80,7 @@ public enum TracesArtifactDecoder {
             span.events.append(
                 .with {
                     $0.name = event["name"] as? String ?? ""
-                    $0.timeUnixNano = (try? nanos(event["time_unix_nano"], path: "")) ?? 0
+                    $0.timeUnixNano = eventNanos(event["time_unix_nano"] ?? event["timestamp"], spanStart: span.startTimeUnixNano)
                     $0.attributes = JSONAnyValue.keyValues(from: event["attributes"] as? [String: Any] ?? [:])
                 }
             )
@@ -105,6 +118,14 @@ public enum TracesArtifactDecoder {
         }
         if let text = value as? String, let parsed = UInt64(text) { return parsed }
         throw WireError(.malformedBody, "\(path) must be a non-negative integer of nanoseconds")
+    }
+
+    /// An event time in ns. 2.x and 3.1.4 clients write `SpanEvent` times in microseconds: a time about
+    /// 1000× smaller than its span's start is scaled up.
+    static func eventNanos(_ value: Any?, spanStart: UInt64) -> UInt64 {
+        guard let time = try? nanos(value, path: "") else { return 0 }
+        if time > 0, spanStart > 0, time < spanStart / 100 { return time &* 1000 }
+        return time
     }
 
     static func statusCode(_ text: String?) -> Opentelemetry_Proto_Trace_V1_Status.StatusCode {

@@ -4,6 +4,7 @@ import OTLPProto
 import ProxyConfig
 import ProxyObservability
 import ServiceLifecycle
+import Synchronization
 
 /// Batches translated spans off the request path and hands the batches to the exporters.
 ///
@@ -20,7 +21,10 @@ public actor ExportPipeline: Service {
     private let inputContinuation: AsyncStream<[Opentelemetry_Proto_Trace_V1_ResourceSpans]>.Continuation
 
     private var queue: Deque<Opentelemetry_Proto_Trace_V1_ResourceSpans> = []
-    private var queuedSpans = 0
+    private var queuedSpans = 0 {
+        didSet { queuedSpansGauge.store(queuedSpans, ordering: .relaxed) }
+    }
+    private nonisolated let queuedSpansGauge = Atomic<Int>(0)
     private var oldestQueuedAt: ContinuousClock.Instant?
     private var exporting = false
 
@@ -31,6 +35,12 @@ public actor ExportPipeline: Service {
         self.counters = counters
         self.logger = logger
         (input, inputContinuation) = AsyncStream.makeStream()
+    }
+
+    /// Whether the queue is (nearly) full: callers that can push back (uploads the proxy answers itself) should
+    /// answer 503 with `Retry-After` instead of accepting more spans that would be dropped.
+    public nonisolated var isSaturated: Bool {
+        queuedSpansGauge.load(ordering: .relaxed) >= settings.maxQueueSize - settings.maxExportBatchSize
     }
 
     /// Queues translated spans for export; returns at once.

@@ -35,7 +35,8 @@ public struct TranslationSettings: Sendable, Equatable {
 }
 
 /// Translates an assembled MLflow trace into clean OTLP: one `ResourceSpans` per distinct sender resource
-/// and experiment, typed attributes, trace-level data on the root span. Pure: no I/O, no clock.
+/// and experiment, typed attributes, trace-level data on the root span. MLflow's spans get the proxy's
+/// instrumentation scope; spans of other OpenTelemetry senders keep their own. Pure: no I/O, no clock.
 public enum OTLPTraceTranslator {
     /// Attribute names the proxy adds to root spans (documented in the README).
     public enum RootAttribute {
@@ -76,24 +77,35 @@ public enum OTLPTraceTranslator {
             }
             if span.kind == .unspecified { span.kind = .internal }
             if assembled.isRoot && !rootAttributes.isEmpty { merge(rootAttributes, into: &span.attributes) }
-            let key = ResourceKey(attributes: assembled.resourceAttributes, experimentID: assembled.experimentID ?? trace.info?.experimentID)
+            let key = ResourceKey(
+                attributes: assembled.resourceAttributes, experimentID: assembled.experimentID ?? trace.info?.experimentID, scope: assembled.scope
+            )
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(span)
         }
-        var scope = Opentelemetry_Proto_Common_V1_InstrumentationScope()
-        scope.name = settings.scopeName
-        scope.version = settings.scopeVersion
-        return order.map { key in
-            var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
-            resourceSpans.resource.attributes = resourceAttributes(for: key, settings: settings)
-            resourceSpans.scopeSpans = [
-                .with {
-                    $0.scope = scope
-                    $0.spans = groups[key] ?? []
-                }
-            ]
-            return resourceSpans
+        var proxyScope = Opentelemetry_Proto_Common_V1_InstrumentationScope()
+        proxyScope.name = settings.scopeName
+        proxyScope.version = settings.scopeVersion
+        var result: [Opentelemetry_Proto_Trace_V1_ResourceSpans] = []
+        var resourceIndex: [ResourceKey: Int] = [:]
+        for key in order {
+            let scopeSpans = Opentelemetry_Proto_Trace_V1_ScopeSpans.with {
+                $0.scope = key.scope ?? proxyScope
+                $0.spans = groups[key] ?? []
+            }
+            var resourceKey = key
+            resourceKey.scope = nil
+            if let index = resourceIndex[resourceKey] {
+                result[index].scopeSpans.append(scopeSpans)
+            } else {
+                resourceIndex[resourceKey] = result.count
+                var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+                resourceSpans.resource.attributes = resourceAttributes(for: key, settings: settings)
+                resourceSpans.scopeSpans = [scopeSpans]
+                result.append(resourceSpans)
+            }
         }
+        return result
     }
 
     /// The attributes the root span gets from the trace info, sorted within each group.
@@ -141,9 +153,10 @@ public enum OTLPTraceTranslator {
         }
     }
 
-    /// Groups spans by sender resource and experiment.
+    /// Groups spans by sender resource, experiment and scope.
     struct ResourceKey: Hashable {
         var attributes: [Opentelemetry_Proto_Common_V1_KeyValue]
         var experimentID: String?
+        var scope: Opentelemetry_Proto_Common_V1_InstrumentationScope?
     }
 }

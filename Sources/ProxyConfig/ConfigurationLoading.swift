@@ -25,16 +25,19 @@ public struct CommandLineSettings: Sendable, Equatable {
     public var traceInfoWaitSeconds: Double?
     /// `--upstream-timeout SECONDS`.
     public var upstreamTimeoutSeconds: Double?
+    /// `--attachments-dir PATH`.
+    public var attachmentsDirectory: String?
     /// Creates settings.
     public init(
         listen: String? = nil, upstream: String? = nil, tracesFile: String? = nil,
-        traceInfoWaitSeconds: Double? = nil, upstreamTimeoutSeconds: Double? = nil
+        traceInfoWaitSeconds: Double? = nil, upstreamTimeoutSeconds: Double? = nil, attachmentsDirectory: String? = nil
     ) {
         self.listen = listen
         self.upstream = upstream
         self.tracesFile = tracesFile
         self.traceInfoWaitSeconds = traceInfoWaitSeconds
         self.upstreamTimeoutSeconds = upstreamTimeoutSeconds
+        self.attachmentsDirectory = attachmentsDirectory
     }
 }
 
@@ -80,6 +83,12 @@ extension ProxyConfiguration {
         {
             config.upstreamTimeout = seconds
         }
+
+        if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_MAX_TRACES_IN_FLIGHT") { config.assemblyLimits.maxTracesInFlight = size }
+        if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_MAX_SPANS_PER_TRACE") { config.assemblyLimits.maxSpansPerTrace = size }
+        if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_MAX_BYTES_HELD") { config.assemblyLimits.maxBytesHeld = size }
+        config.attachmentsDirectory = flags.attachmentsDirectory ?? env["MLFLOW_OTEL_PROXY_ATTACHMENTS_DIR"]
+        if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_ATTACHMENTS_MAX_BYTES") { config.attachmentsMaxBytes = size }
 
         config.resource = try loadResource(env)
         config.batching = try loadBatching(env)

@@ -24,6 +24,14 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var upstreamTimeout: Duration
     /// The largest trace-upload body the proxy buffers to read (OTLP's recommended 64 MiB).
     public var maxTraceBodyBytes: Int
+    /// Bounds of trace assembly (`MLFLOW_OTEL_PROXY_MAX_TRACES_IN_FLIGHT`, `…_MAX_SPANS_PER_TRACE`, `…_MAX_BYTES_HELD`).
+    public var assemblyLimits = AssemblyLimits()
+    /// Where trace attachments are stored when the proxy answers uploads itself (`--attachments-dir`,
+    /// `MLFLOW_OTEL_PROXY_ATTACHMENTS_DIR`); `nil` (the default): accepted and discarded, counted.
+    public var attachmentsDirectory: String?
+    /// The most bytes kept in `attachmentsDirectory` (`MLFLOW_OTEL_PROXY_ATTACHMENTS_MAX_BYTES`, default 1 GiB);
+    /// attachments beyond it are discarded, counted and logged.
+    public var attachmentsMaxBytes = 1024 * 1024 * 1024
     /// Warnings found while loading (for example a dual-export switch without an upstream); logged at start-up.
     public var warnings: [String]
 
@@ -63,6 +71,18 @@ public struct ProxyConfiguration: Sendable, Equatable {
         }
         return parts.joined(separator: " ")
     }
+}
+
+/// Bounds of trace assembly; when one is hit the proxy exports what it has, counts it by reason and logs it.
+public struct AssemblyLimits: Sendable, Equatable {
+    /// Traces held at once (default 10,000).
+    public var maxTracesInFlight = 10_000
+    /// Spans one trace may hold before it is exported as it is (default 10,000).
+    public var maxSpansPerTrace = 10_000
+    /// Upload bytes held by waiting traces (default 256 MiB).
+    public var maxBytesHeld = 256 * 1024 * 1024
+    /// Creates the defaults.
+    public init() {}
 }
 
 /// How trace uploads are handled; the names follow MLflow's "OpenTelemetry Export" page.

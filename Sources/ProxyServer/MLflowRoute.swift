@@ -4,6 +4,10 @@ public enum MLflowRoute: Sendable, Equatable {
     case otlpTraces
     /// `POST /api/3.0/mlflow/traces`: `StartTraceV3`, the trace info of a finished trace.
     case startTraceV3
+    /// `POST /api/2.0/mlflow/traces`: v2 `StartTrace` (2.x and 3.0–3.3 clients), sent when the root span starts.
+    case startTraceV2
+    /// `PATCH /api/2.0/mlflow/traces/<request id>`: v2 `EndTrace`.
+    case endTraceV2(requestID: String)
     /// `PUT /api/2.0/mlflow-artifacts/artifacts/<exp>/traces/<trace id>/artifacts/traces.json`.
     case tracesArtifact(experimentID: String?, traceID: String)
     /// `PUT …/traces/<trace id>/artifacts/attachments/<uuid>`.
@@ -22,7 +26,7 @@ public enum MLflowRoute: Sendable, Equatable {
     /// Whether the route uploads trace data (intercepted in OpenTelemetry-only mode, copied in dual mode).
     public var isTraceUpload: Bool {
         switch self {
-        case .otlpTraces, .startTraceV3, .tracesArtifact, .traceAttachment: true
+        case .otlpTraces, .startTraceV3, .startTraceV2, .endTraceV2, .tracesArtifact, .traceAttachment: true
         default: false
         }
     }
@@ -32,6 +36,8 @@ public enum MLflowRoute: Sendable, Equatable {
         switch self {
         case .otlpTraces: "otlp_traces"
         case .startTraceV3: "start_trace_v3"
+        case .startTraceV2: "start_trace_v2"
+        case .endTraceV2: "end_trace_v2"
         case .tracesArtifact: "traces_artifact"
         case .traceAttachment: "trace_attachment"
         case .version: "version"
@@ -41,12 +47,18 @@ public enum MLflowRoute: Sendable, Equatable {
     }
 
     static let artifactsPrefix = "/api/2.0/mlflow-artifacts/artifacts/"
+    static let tracesV2Prefix = "/api/2.0/mlflow/traces/"
 
     /// Classifies a request by method and path (the path without its query).
     public static func classify(method: String, path: String) -> MLflowRoute {
         switch (method, path) {
         case ("POST", "/v1/traces"): return .otlpTraces
         case ("POST", "/api/3.0/mlflow/traces"): return .startTraceV3
+        case ("POST", "/api/2.0/mlflow/traces"): return .startTraceV2
+        case ("PATCH", _) where path.hasPrefix(tracesV2Prefix):
+            let requestID = path.dropFirst(tracesV2Prefix.count)
+            guard !requestID.isEmpty, !requestID.contains("/") else { return .other }
+            return .endTraceV2(requestID: String(requestID))
         case ("GET", "/version"): return .version
         case ("GET", "/api/2.0/mlflow/experiments/get-by-name"): return .experimentGetByName
         case ("GET", "/api/2.0/mlflow/experiments/get"): return .experimentGet

@@ -51,10 +51,24 @@ public enum ProxyApplication {
             resourceAttributes: configuration.resource.attributes.map { (key: $0.key, value: $0.value) },
             scopeVersion: ProxyVersion.current
         )
-        let assembler = TraceAssembler(settings: AssemblySettings(maxWait: configuration.traceInfoWait), logger: logger) { traces in
+        let limits = configuration.assemblyLimits
+        let assemblySettings = AssemblySettings(
+            maxWait: configuration.traceInfoWait, maxTracesInFlight: limits.maxTracesInFlight, maxSpansPerTrace: limits.maxSpansPerTrace,
+            maxBytesHeld: limits.maxBytesHeld
+        )
+        let assembler = TraceAssembler(settings: assemblySettings, logger: logger) { traces in
             for trace in traces {
                 pipeline.submit(OTLPTraceTranslator.translate(trace, settings: translation))
                 counters.increment("traces_assembled", trace.completion.rawValue)
+                switch trace.completion {
+                case .traceLimit, .spanLimit, .memoryLimit:
+                    logger.warning(
+                        "assembly limit reached; trace exported with what had arrived",
+                        metadata: ["trace_id": "\(trace.mlflowTraceID)", "reason": "\(trace.completion.rawValue)", "spans": "\(trace.spans.count)"]
+                    )
+                default:
+                    break
+                }
                 let summary: Logger.Metadata = [
                     "trace_id": "\(trace.mlflowTraceID)",
                     "name": "\(trace.info?.tags["mlflow.traceName"] ?? trace.spans.first(where: \.isRoot)?.span.name ?? "?")",
@@ -69,11 +83,15 @@ public enum ProxyApplication {
         let forwarder = configuration.upstream.map {
             UpstreamForwarder(upstream: $0, client: client, timeout: configuration.upstreamTimeout, counters: counters)
         }
+        let attachments = try AttachmentStore(
+            directory: configuration.attachmentsDirectory, maxBytes: configuration.attachmentsMaxBytes, counters: counters
+        )
         let intake =
             configuration.mode.exportsTraces
-            ? TraceIntake(assembler: assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes) : nil
+            ? TraceIntake(assembler: assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes, attachments: attachments) : nil
         let responder = ProxyResponder(
-            mode: configuration.mode, forwarder: forwarder, intake: intake, experiments: StandaloneExperiments(), counters: counters
+            mode: configuration.mode, forwarder: forwarder, intake: intake, exportIsSaturated: { pipeline.isSaturated },
+            experiments: StandaloneExperiments(), counters: counters
         )
         let application = Application(
             responder: responder,

@@ -15,6 +15,8 @@ struct ProxyResponder: HTTPResponder {
     let mode: ExportMode
     let forwarder: UpstreamForwarder?
     let intake: TraceIntake?
+    /// Whether the export queue is full (the proxy then asks clients to retry span uploads later).
+    let exportIsSaturated: @Sendable () -> Bool
     let experiments: StandaloneExperiments
     let counters: ProxyCounters
 
@@ -40,8 +42,21 @@ struct ProxyResponder: HTTPResponder {
     /// OpenTelemetry-only and standalone: the proxy is the trace API.
     private func answerLocally(_ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, intake: TraceIntake) async -> Response {
         switch route {
+        case .otlpTraces, .tracesArtifact:
+            if exportIsSaturated() {
+                let json = (try? OTLPRequestDecoder.bodyFormat(contentType: request.headers[.contentType])) == .json
+                return intake.overloaded(route: route, json: json, context: context)
+            }
+        default:
+            break
+        }
+        switch route {
         case .otlpTraces:
             return await intake.answerOTLP(&request, context: context)
+        case .startTraceV2:
+            return await intake.answerStartTraceV2(&request, context: context)
+        case .endTraceV2(let requestID):
+            return await intake.answerEndTraceV2(&request, context: context, requestID: requestID)
         case .startTraceV3:
             return await intake.answerStartTraceV3(&request, context: context)
         case .tracesArtifact(let experimentID, let traceID):
@@ -70,24 +85,37 @@ struct ProxyResponder: HTTPResponder {
         }
         let headers = request.headers
         let logger = context.logger
+        if case .startTraceV2 = route {
+            // The request id is the upstream's: read its (small) answer before filing the trace info under it.
+            let (response, answer) = await forwarder.forwardReadingAnswer(request, context: context, bufferedBody: body, limit: 1024 * 1024)
+            if let answer, let requestID = TraceInfoV2Decoder.decodeTraceInfoAnswer(Data(answer.readableBytesView))?.requestID {
+                Task { await report(intake.ingestStartTraceV2(body: body, requestID: requestID).map { _ in 0 }, route: route, logger: logger) }
+            }
+            return response
+        }
         Task {
             let result: Result<Int, WireError>
             switch route {
             case .otlpTraces: result = await intake.ingestOTLP(body: body, headers: headers)
             case .startTraceV3: result = await intake.ingestStartTraceV3(body: body).map { _ in 0 }
+            case .endTraceV2(let requestID): result = await intake.ingestEndTraceV2(body: body, requestID: requestID).map { _ in 0 }
             case .tracesArtifact(let experimentID, let traceID):
                 result = await intake.ingestTracesArtifact(body: body, headers: headers, experimentID: experimentID, traceID: traceID)
             default: return
             }
-            if case .failure(let error) = result {
-                intake.counters.increment("rejected_requests", error.kind.rawValue)
-                logger.warning(
-                    "could not export a copy of a trace upload (the upstream got it unchanged)",
-                    metadata: ["route": "\(route.name)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"]
-                )
-            }
+            report(result, route: route, logger: logger)
         }
         return await forwarder.forward(request, context: context, bufferedBody: body)
+    }
+
+    /// Logs and counts a copy that could not be decoded (dual mode: the upstream got the upload unchanged).
+    private func report(_ result: Result<Int, WireError>, route: MLflowRoute, logger: Logger) {
+        guard case .failure(let error) = result else { return }
+        counters.increment("rejected_requests", error.kind.rawValue)
+        logger.warning(
+            "could not export a copy of a trace upload (the upstream got it unchanged)",
+            metadata: ["route": "\(route.name)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"]
+        )
     }
 
     /// No upstream: answer what a tracing client needs, and say clearly that the rest needs an upstream.

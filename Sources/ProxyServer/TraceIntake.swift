@@ -16,6 +16,7 @@ struct TraceIntake: Sendable {
     let assembler: TraceAssembler
     let counters: ProxyCounters
     let maxBodyBytes: Int
+    let attachments: AttachmentStore
 
     // MARK: POST /v1/traces
 
@@ -26,9 +27,10 @@ struct TraceIntake: Sendable {
             let format = try OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])
             let plain = try OTLPRequestDecoder.decompress(body, contentEncoding: headers[.contentEncoding], limit: maxBodyBytes)
             let experimentID = headers[HTTPField.Name("x-mlflow-experiment-id")!]  // a valid literal header name
-            let batches = try OTLPRequestDecoder.decode(plain, format: format, experimentID: experimentID)
-            await assembler.add(batches)
+            var batches = try OTLPRequestDecoder.decode(plain, format: format, experimentID: experimentID)
             let spans = batches.reduce(0) { $0 + $1.spans.count }
+            for index in batches.indices { batches[index].bytesPerSpan = plain.readableBytes / max(spans, 1) }
+            await assembler.add(batches)
             counters.increment("spans_received", "otlp", by: spans)
             return .success(spans)
         } catch {
@@ -106,14 +108,22 @@ struct TraceIntake: Sendable {
     /// Decodes a `traces.json` artifact and adds its spans, after checking they belong to the trace the path names.
     func ingestTracesArtifact(body: ByteBuffer, headers: HTTPFields, experimentID: String?, traceID: String) async -> Result<Int, WireError> {
         do throws(WireError) {
-            guard let otelTraceID = MLflowTraceID.otelTraceID(traceID) else {
-                throw WireError(.unknownTrace, "unknown trace id \"\(traceID)\": expected tr- followed by 32 hex digits")
+            let otelTraceID = MLflowTraceID.otelTraceID(traceID)
+            guard otelTraceID != nil || Self.isRequestID(traceID) else {
+                throw WireError(
+                    .unknownTrace, "unknown trace id \"\(traceID)\": expected tr- followed by 32 hex digits, or a 32-hex-digit request id"
+                )
             }
             var batch = try TracesArtifactDecoder.decode(Data(body.readableBytesView), experimentID: experimentID)
             batch.resourceAttributes = ClientResource.attributes(userAgent: headers[.userAgent])
-            let expected = Data(otelTraceID)
-            if let stray = batch.spans.first(where: { $0.traceID != expected }) {
+            batch.mlflowTraceID = traceID
+            batch.bytesPerSpan = body.readableBytes / max(batch.spans.count, 1)
+            if let expected = otelTraceID.map({ Data($0) }), let stray = batch.spans.first(where: { $0.traceID != expected }) {
                 throw WireError(.invalidID, "span \"\(stray.name)\" belongs to another trace than \(traceID)")
+            }
+            // v2 ids (server request ids) are unrelated to the spans' trace id, but one artifact is one trace.
+            if let first = batch.spans.first?.traceID, let stray = batch.spans.first(where: { $0.traceID != first }) {
+                throw WireError(.invalidID, "span \"\(stray.name)\" belongs to another trace than the other spans of \(traceID)")
             }
             await assembler.add([batch])
             counters.increment("spans_received", "traces_json", by: batch.spans.count)
@@ -134,19 +144,91 @@ struct TraceIntake: Sendable {
         }
     }
 
-    /// Attachments without an upstream are accepted and discarded (counted, logged at debug); the
-    /// `mlflow-attachment://` reference stays in the span attribute.
+    /// Attachments when the proxy answers uploads itself: stored under the attachments directory when one is
+    /// configured, otherwise accepted and discarded (counted, logged at debug). The `mlflow-attachment://`
+    /// reference stays in the span attribute either way.
     func answerAttachment(_ request: Request, context: ProxyRequestContext, traceID: String, attachmentID: String) async -> Response {
-        var bytes = 0
         do {
-            for try await chunk in request.body { bytes += chunk.readableBytes }
+            _ = try await attachments.receive(
+                request.body, traceID: traceID, attachmentID: attachmentID, declaredLength: request.headers[.contentLength].flatMap(Int.init),
+                logger: context.logger
+            )
         } catch {
             return rejectMLflow(WireError(.malformedBody, "the attachment body could not be read"), context: context)
         }
-        counters.increment("attachments_discarded")
-        context.logger.debug(
-            "attachment accepted and discarded", metadata: ["trace_id": "\(traceID)", "attachment": "\(attachmentID)", "bytes": "\(bytes)"])
         return Response(status: .ok)
+    }
+
+    // MARK: v2 StartTrace / EndTrace (2.x and 3.0–3.3 clients)
+
+    /// Decodes a v2 `StartTrace` and adds the trace info it announces under `requestID`.
+    func ingestStartTraceV2(body: ByteBuffer, requestID: String) async -> Result<TraceInfoV2Decoder.StartTrace, WireError> {
+        do throws(WireError) {
+            let start = try TraceInfoV2Decoder.decodeStartTrace(Data(body.readableBytesView))
+            await assembler.add(info: start.traceInfo(requestID: requestID))
+            counters.increment("trace_infos_received", "v2_start")
+            return .success(start)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The proxy's own answer to `StartTrace`: a new request id (as the MLflow server makes them: a UUID's 32
+    /// hex digits) and the artifact location the proxy serves for it. This call blocks the client's root
+    /// span from starting, so it does no I/O.
+    func answerStartTraceV2(_ request: inout Request, context: ProxyRequestContext) async -> Response {
+        guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
+            return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
+        }
+        let requestID = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        switch await ingestStartTraceV2(body: body, requestID: requestID) {
+        case .failure(let error):
+            return rejectMLflow(error, context: context)
+        case .success(let start):
+            let experiment = start.experimentID ?? "0"
+            var tags = start.tags.map { ["key": $0.key, "value": $0.value] }
+            tags.append(["key": "mlflow.artifactLocation", "value": "mlflow-artifacts:/\(experiment)/traces/\(requestID)/artifacts"])
+            let traceInfo: [String: Any] = [
+                "request_id": requestID, "experiment_id": experiment, "timestamp_ms": start.timestampMillis ?? 0, "execution_time_ms": 0,
+                "status": "IN_PROGRESS", "request_metadata": start.metadata.map { ["key": $0.key, "value": $0.value] }, "tags": tags,
+            ]
+            return jsonResponse(["trace_info": traceInfo])
+        }
+    }
+
+    /// Decodes a v2 `EndTrace` and adds the final trace info.
+    func ingestEndTraceV2(body: ByteBuffer, requestID: String) async -> Result<TraceInfo, WireError> {
+        do throws(WireError) {
+            let info = try TraceInfoV2Decoder.decodeEndTrace(Data(body.readableBytesView), requestID: requestID)
+            await assembler.add(info: info)
+            counters.increment("trace_infos_received", "v2_end")
+            return .success(info)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The proxy's own answer to `EndTrace`: the final trace info (the client reads nothing from it).
+    func answerEndTraceV2(_ request: inout Request, context: ProxyRequestContext, requestID: String) async -> Response {
+        guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
+            return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
+        }
+        switch await ingestEndTraceV2(body: body, requestID: requestID) {
+        case .failure(let error):
+            return rejectMLflow(error, context: context)
+        case .success(let info):
+            let traceInfo: [String: Any] = [
+                "request_id": requestID, "status": info.state ?? "OK",
+                "request_metadata": info.metadata.keys.sorted().map { ["key": $0, "value": info.metadata[$0] ?? ""] },
+                "tags": info.tags.keys.sorted().map { ["key": $0, "value": info.tags[$0] ?? ""] },
+            ]
+            return jsonResponse(["trace_info": traceInfo])
+        }
+    }
+
+    /// Whether an id has the shape of a v2 request id (32 hex digits).
+    static func isRequestID(_ id: String) -> Bool {
+        id.utf8.count == 32 && id.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) }
     }
 
     // MARK: Errors
@@ -165,6 +247,19 @@ struct TraceIntake: Sendable {
         counters.increment("rejected_requests", error.kind.rawValue)
         context.logger.warning(
             "rejected a trace upload", metadata: ["route": "\(route)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"])
+    }
+
+    /// The answer when the export queue is full: 503 with `Retry-After`, which MLflow clients honour.
+    func overloaded(route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
+        counters.increment("rejected_requests", "overloaded")
+        context.logger.warning("export queue is full; asking the client to retry later", metadata: ["route": "\(route.name)"])
+        let message = "mlflow-otel-proxy is overloaded (its export queue is full); retry later"
+        var response =
+            route == .otlpTraces
+            ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
+            : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
+        response.headers[.retryAfter] = "5"
+        return response
     }
 
     func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {

@@ -27,10 +27,60 @@ struct UpstreamForwarder: Sendable {
         "proxy-authenticate", "proxy-authorization", "host", "content-length",
     ]
 
-    /// Forwards the request.
+    /// Forwards the request and streams the upstream's answer back.
     /// - Parameter bufferedBody: the body when the caller already read it (trace uploads); otherwise the
     ///   request's own body is streamed through.
     func forward(_ request: Request, context: ProxyRequestContext, bufferedBody: ByteBuffer? = nil) async -> Response {
+        let (upstreamResponse, pump): (HTTPClientResponse, RequestBodyPump?)
+        switch await send(request, context: context, bufferedBody: bufferedBody) {
+        case .failure(let failure): return failure.response
+        case .success(let sent): (upstreamResponse, pump) = sent
+        }
+        let upstreamBody = upstreamResponse.body
+        let body = ResponseBody { writer in
+            do {
+                for try await chunk in upstreamBody { try await writer.write(chunk) }
+                await pump?.stop()
+                try await writer.finish(nil)
+            } catch {
+                await pump?.stop()
+                throw error
+            }
+        }
+        return Response(status: status(of: upstreamResponse), headers: responseHeaders(of: upstreamResponse), body: body)
+    }
+
+    /// Forwards an already-read request and reads the upstream's answer too (small JSON answers the proxy
+    /// needs to look into, such as the request id of a v2 `StartTrace`). The client gets the same answer.
+    /// - Returns: the response for the client and the answer's body, or `nil` when it was not read.
+    func forwardReadingAnswer(
+        _ request: Request, context: ProxyRequestContext, bufferedBody: ByteBuffer, limit: Int
+    ) async -> (response: Response, answer: ByteBuffer?) {
+        let upstreamResponse: HTTPClientResponse
+        switch await send(request, context: context, bufferedBody: bufferedBody) {
+        case .failure(let failure): return (failure.response, nil)
+        case .success(let sent): upstreamResponse = sent.0
+        }
+        guard let answer = try? await upstreamResponse.body.collect(upTo: limit) else {
+            counters.increment("upstream_errors", "answer_unreadable")
+            return (
+                ErrorResponses.mlflow(
+                    status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
+                    message: "The upstream MLflow server's answer to \(request.method.rawValue) \(request.uri.path) could not be read."
+                ), nil
+            )
+        }
+        return (Response(status: status(of: upstreamResponse), headers: responseHeaders(of: upstreamResponse), body: .init(byteBuffer: answer)), answer)
+    }
+
+    struct Failure: Error {
+        var response: Response
+    }
+
+    /// Sends the request upstream; on failure, the 502/504 answer for the client.
+    private func send(
+        _ request: Request, context: ProxyRequestContext, bufferedBody: ByteBuffer?
+    ) async -> Result<(HTTPClientResponse, RequestBodyPump?), Failure> {
         let url = upstream.description.dropLast(upstream.path.count) + upstream.basePath + request.uri.description
         var outbound = HTTPClientRequest(url: String(url))
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
@@ -55,40 +105,31 @@ struct UpstreamForwarder: Sendable {
         } else {
             pump = nil
         }
-
-        let response: HTTPClientResponse
         do {
-            response = try await client.execute(outbound, timeout: TimeAmount(timeout), logger: context.logger)
+            let response = try await client.execute(outbound, timeout: TimeAmount(timeout), logger: context.logger)
+            counters.increment("upstream_responses", "\(response.status.code / 100)xx")
+            return .success((response, pump))
         } catch {
             await pump?.stop()
-            return errorResponse(for: error, request: request, context: context)
+            return .failure(Failure(response: errorResponse(for: error, request: request, context: context)))
         }
+    }
 
+    private func status(of response: HTTPClientResponse) -> HTTPResponse.Status {
+        .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+    }
+
+    /// The upstream's headers minus its hop-by-hop ones (`Content-Length` is kept: the body is passed on unchanged).
+    private func responseHeaders(of response: HTTPClientResponse) -> HTTPFields {
         var headers = HTTPFields()
         let responseTokens = Self.connectionTokens(response.headers["connection"])
         for header in response.headers {
             let name = header.name.lowercased()
-            if name == "content-length" {
-                if let fieldName = HTTPField.Name(header.name) { headers.append(HTTPField(name: fieldName, value: header.value)) }
-                continue
-            }
-            if Self.hopByHop.contains(name) || responseTokens.contains(name) { continue }
+            if name != "content-length" && (Self.hopByHop.contains(name) || responseTokens.contains(name)) { continue }
             guard let fieldName = HTTPField.Name(header.name) else { continue }
             headers.append(HTTPField(name: fieldName, value: header.value))
         }
-        counters.increment("upstream_responses", "\(response.status.code / 100)xx")
-        let upstreamBody = response.body
-        let body = ResponseBody { writer in
-            do {
-                for try await chunk in upstreamBody { try await writer.write(chunk) }
-                await pump?.stop()
-                try await writer.finish(nil)
-            } catch {
-                await pump?.stop()
-                throw error
-            }
-        }
-        return Response(status: .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase), headers: headers, body: body)
+        return headers
     }
 
     private func addForwardingHeaders(_ request: Request, context: ProxyRequestContext, to headers: inout HTTPHeaders) {

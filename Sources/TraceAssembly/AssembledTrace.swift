@@ -12,6 +12,8 @@ public struct AssembledSpan: Sendable {
     public var resourceAttributes: [Opentelemetry_Proto_Common_V1_KeyValue]
     /// The experiment the upload named, if any.
     public var experimentID: String?
+    /// The sender's instrumentation scope, when it named one.
+    public var scope: Opentelemetry_Proto_Common_V1_InstrumentationScope?
 
     /// Whether the span is a root (no parent).
     public var isRoot: Bool { span.parentSpanID.isEmpty }
@@ -28,7 +30,11 @@ public enum TraceCompletion: String, Sendable, Equatable {
     /// The proxy was shutting down.
     case shutdown
     /// The assembler hit its limit of traces in flight and let the oldest go.
-    case evicted
+    case traceLimit = "trace_limit"
+    /// The trace reached the limit of spans per trace.
+    case spanLimit = "span_limit"
+    /// The assembler hit its limit of bytes held and let the oldest go.
+    case memoryLimit = "memory_limit"
 }
 
 /// A trace ready for translation: every span once, with its trace info when it arrived in time.

@@ -13,27 +13,38 @@ public struct AssemblySettings: Sendable, Equatable {
     public var maxRememberedTraces: Int
     /// Traces held at once; beyond it the oldest is exported as it is.
     public var maxTracesInFlight: Int
+    /// Spans one trace may hold; a trace that reaches it is exported as it is (later spans follow as late spans).
+    public var maxSpansPerTrace: Int
+    /// Upload bytes held across all waiting traces; beyond it the oldest traces are exported as they are.
+    public var maxBytesHeld: Int
 
     /// Creates settings with the defaults.
     public init(
-        maxWait: Duration = .seconds(10), rememberExportedFor: Duration = .seconds(600),
-        maxRememberedTraces: Int = 100_000, maxTracesInFlight: Int = 10_000
+        maxWait: Duration = .seconds(10), rememberExportedFor: Duration = .seconds(600), maxRememberedTraces: Int = 100_000,
+        maxTracesInFlight: Int = 10_000, maxSpansPerTrace: Int = 10_000, maxBytesHeld: Int = 256 * 1024 * 1024
     ) {
         self.maxWait = maxWait
         self.rememberExportedFor = rememberExportedFor
         self.maxRememberedTraces = maxRememberedTraces
         self.maxTracesInFlight = maxTracesInFlight
+        self.maxSpansPerTrace = maxSpansPerTrace
+        self.maxBytesHeld = maxBytesHeld
     }
 }
 
 /// The assembler's pure state: no clock, no I/O. Callers pass the current instant and receive the
 /// traces that became ready.
 ///
-/// A trace is ready when its trace info and its root span have arrived and either the number of spans the
-/// client reported (`mlflow.trace.sizeStats.num_spans`) is reached or, without that number, no span
-/// names a parent that is missing. Traces whose spans carry no MLflow trace id (pure OpenTelemetry
-/// senders) never get trace info, so they are ready on the same span rule alone. Otherwise a trace
-/// leaves when its wait runs out.
+/// Spans are filed under their OTel trace id. Trace info of 3.x clients names the same id (`tr-<hex>`); v2
+/// trace info (2.x and 3.0–3.3 clients) names a server-assigned request id instead, and is matched to the
+/// spans when the `traces.json` uploaded under that request id arrives. Partial records (v2 `StartTrace`,
+/// then `EndTrace`) are merged.
+///
+/// A trace is ready when its root span has arrived, its final trace info has (for spans that carry an
+/// MLflow trace id; pure OpenTelemetry senders never send trace info), and its spans are complete: a
+/// `traces.json` arrived (it holds the whole trace), or the span count the client reported
+/// (`mlflow.trace.sizeStats.num_spans`) is reached, or, without that count, no span names a missing parent.
+/// Otherwise a trace leaves when its wait runs out or a limit is hit.
 public struct TraceAssemblyState: Sendable {
     struct Pending: Sendable {
         var spans: [AssembledSpan] = []
@@ -41,11 +52,18 @@ public struct TraceAssemblyState: Sendable {
         var info: TraceInfo?
         var deadline: ContinuousClock.Instant
         var expectsTraceInfo = false
+        var wholeTraceSeen = false
+        var bytes = 0
     }
 
     struct Exported: Sendable {
         var spanIDs: Set<Data>
         var forgetAt: ContinuousClock.Instant
+    }
+
+    struct OrphanInfo: Sendable {
+        var info: TraceInfo
+        var deadline: ContinuousClock.Instant
     }
 
     /// The settings in force.
@@ -54,17 +72,28 @@ public struct TraceAssemblyState: Sendable {
     private var pendingOrder: Deque<Data> = []
     private var exported: [Data: Exported] = [:]
     private var exportedOrder: Deque<Data> = []
+    /// v2 trace info whose spans have not arrived yet, by MLflow request id.
+    private var orphanInfos: [String: OrphanInfo] = [:]
+    private var orphanOrder: Deque<String> = []
+    /// MLflow request id → OTel trace id, learned from `traces.json` uploads of v2 clients.
+    private var requestIndex: [String: Data] = [:]
+    private var bytesHeld = 0
 
     /// Duplicate spans dropped so far (already held, or already exported).
     public private(set) var duplicateSpans = 0
     /// Trace infos that arrived after their trace had been exported.
     public private(set) var lateTraceInfos = 0
+    /// v2 trace infos whose spans never arrived within the wait.
+    public private(set) var traceInfosWithoutSpans = 0
 
     /// Creates an empty state.
     public init(settings: AssemblySettings) { self.settings = settings }
 
     /// Traces currently waiting.
     public var tracesInFlight: Int { pending.count }
+
+    /// Upload bytes held by waiting traces.
+    public var bytesInFlight: Int { bytesHeld }
 
     /// Whether any span of the trace has arrived (held or already exported).
     public func hasSpans(traceID: Data) -> Bool {
@@ -75,10 +104,12 @@ public struct TraceAssemblyState: Sendable {
     public mutating func add(_ batch: SpanBatch, now: ContinuousClock.Instant) -> [AssembledTrace] {
         var touched: [Data] = []
         var late: [Data: [AssembledSpan]] = [:]
+        var ready: [AssembledTrace] = []
         for span in batch.spans {
             let traceID = span.traceID
             let assembled = AssembledSpan(
-                span: span, encoding: batch.encoding, resourceAttributes: batch.resourceAttributes, experimentID: batch.experimentID
+                span: span, encoding: batch.encoding, resourceAttributes: batch.resourceAttributes, experimentID: batch.experimentID,
+                scope: batch.scope
             )
             if var record = exported[traceID] {
                 if record.spanIDs.insert(span.spanID).inserted {
@@ -95,38 +126,61 @@ public struct TraceAssemblyState: Sendable {
                 continue
             }
             trace.spans.append(assembled)
+            trace.bytes += batch.bytesPerSpan
+            bytesHeld += batch.bytesPerSpan
             if span.attributes.contains(where: { $0.key == "mlflow.traceRequestId" }) { trace.expectsTraceInfo = true }
+            if batch.containsWholeTrace { trace.wholeTraceSeen = true }
             pending[traceID] = trace
             touched.append(traceID)
+            if trace.spans.count >= settings.maxSpansPerTrace {
+                ready.append(finish(traceID, completion: .spanLimit, now: now))
+            }
         }
-        var ready = late.map { AssembledTrace(traceID: $0.key, spans: $0.value, info: nil, completion: .lateSpans) }
+        if let requestID = batch.mlflowTraceID, MLflowTraceID.otelTraceID(requestID) == nil, let traceID = batch.spans.first?.traceID {
+            requestIndex[requestID] = traceID
+            if let orphan = orphanInfos.removeValue(forKey: requestID), pending[traceID] != nil {
+                attach(orphan.info, to: traceID)
+            }
+        }
+        ready += late.map { AssembledTrace(traceID: $0.key, spans: $0.value, info: nil, completion: .lateSpans) }
         for traceID in Set(touched) where isReady(traceID) {
             ready.append(finish(traceID, completion: .complete, now: now))
         }
-        ready.append(contentsOf: evictOverflow(now: now))
+        ready.append(contentsOf: enforceLimits(now: now))
         return ready
     }
 
-    /// Adds a trace's info; returns the traces that became ready.
-    /// - Returns: `nil` trace list entry when the info's id is not a `tr-<hex>` id (nothing to correlate).
+    /// Adds (a part of) a trace's info; returns the traces that became ready.
     public mutating func add(info: TraceInfo, now: ContinuousClock.Instant) -> [AssembledTrace] {
-        guard let otel = info.otelTraceID else { return [] }
-        let traceID = Data(otel)
+        let traceID: Data
+        if let otel = info.otelTraceID {
+            traceID = Data(otel)
+        } else if let mapped = requestIndex[info.traceID] {
+            traceID = mapped
+        } else {
+            // A v2 record before its spans: held until the traces.json of this request id names the trace.
+            if var orphan = orphanInfos[info.traceID] {
+                orphan.info.merge(info)
+                orphanInfos[info.traceID] = orphan
+            } else {
+                orphanInfos[info.traceID] = OrphanInfo(info: info, deadline: now.advanced(by: settings.maxWait))
+                orphanOrder.append(info.traceID)
+            }
+            return []
+        }
         if exported[traceID] != nil {
             lateTraceInfos += 1
             return []
         }
-        var trace = pending[traceID] ?? startPending(traceID, now: now)
-        trace.info = info
-        trace.expectsTraceInfo = true
-        pending[traceID] = trace
+        if pending[traceID] == nil { pending[traceID] = startPending(traceID, now: now) }
+        attach(info, to: traceID)
         var ready: [AssembledTrace] = []
         if isReady(traceID) { ready.append(finish(traceID, completion: .complete, now: now)) }
-        ready.append(contentsOf: evictOverflow(now: now))
+        ready.append(contentsOf: enforceLimits(now: now))
         return ready
     }
 
-    /// Releases traces whose wait has run out and forgets old exported ids.
+    /// Releases traces whose wait has run out and forgets old exported ids and orphaned infos.
     public mutating func expire(now: ContinuousClock.Instant) -> [AssembledTrace] {
         var ready: [AssembledTrace] = []
         while let oldest = pendingOrder.first {
@@ -142,18 +196,25 @@ public struct TraceAssemblyState: Sendable {
             exportedOrder.removeFirst()
             exported[oldest] = nil
         }
+        while let oldest = orphanOrder.first {
+            guard let orphan = orphanInfos[oldest] else {
+                orphanOrder.removeFirst()
+                continue
+            }
+            guard orphan.deadline <= now else { break }
+            orphanOrder.removeFirst()
+            orphanInfos[oldest] = nil
+            traceInfosWithoutSpans += 1
+        }
+        if requestIndex.count > settings.maxRememberedTraces { requestIndex.removeAll(keepingCapacity: true) }
         return ready
     }
 
     /// Releases every held trace (shutdown).
     public mutating func drain(now: ContinuousClock.Instant) -> [AssembledTrace] {
         var ready: [AssembledTrace] = []
-        while let oldest = pendingOrder.first {
-            if pending[oldest] != nil {
-                ready.append(finish(oldest, completion: .shutdown, now: now))
-            } else {
-                pendingOrder.removeFirst()
-            }
+        while let oldest = pendingOrder.popFirst() {
+            if pending[oldest] != nil { ready.append(finish(oldest, completion: .shutdown, now: now)) }
         }
         return ready
     }
@@ -163,16 +224,29 @@ public struct TraceAssemblyState: Sendable {
         return Pending(deadline: now.advanced(by: settings.maxWait))
     }
 
+    private mutating func attach(_ info: TraceInfo, to traceID: Data) {
+        guard var trace = pending[traceID] else { return }
+        if trace.info == nil {
+            trace.info = info
+        } else {
+            trace.info?.merge(info)
+        }
+        trace.expectsTraceInfo = true
+        pending[traceID] = trace
+    }
+
     private func isReady(_ traceID: Data) -> Bool {
         guard let trace = pending[traceID], trace.spans.contains(where: \.isRoot) else { return false }
-        if trace.expectsTraceInfo && trace.info == nil { return false }
+        if trace.expectsTraceInfo && !(trace.info?.isFinal ?? false) { return false }
+        if trace.wholeTraceSeen { return true }
         if let expected = trace.info?.expectedSpanCount { return trace.spans.count >= expected }
         return trace.spans.allSatisfy { $0.isRoot || trace.spanIDs.contains($0.span.parentSpanID) }
     }
 
     private mutating func finish(_ traceID: Data, completion: TraceCompletion, now: ContinuousClock.Instant) -> AssembledTrace {
         let trace = pending.removeValue(forKey: traceID)!  // callers pass ids they just read from `pending`
-        // `pendingOrder` keeps the id; `expire` and `evictOverflow` skip ids that are no longer pending.
+        // `pendingOrder` keeps the id; `expire`, `drain` and `enforceLimits` skip ids that are no longer pending.
+        bytesHeld -= trace.bytes
         exported[traceID] = Exported(spanIDs: trace.spanIDs, forgetAt: now.advanced(by: settings.rememberExportedFor))
         exportedOrder.append(traceID)
         while exportedOrder.count > settings.maxRememberedTraces, let oldest = exportedOrder.popFirst() {
@@ -181,14 +255,12 @@ public struct TraceAssemblyState: Sendable {
         return AssembledTrace(traceID: traceID, spans: trace.spans, info: trace.info, completion: completion)
     }
 
-    private mutating func evictOverflow(now: ContinuousClock.Instant) -> [AssembledTrace] {
+    private mutating func enforceLimits(now: ContinuousClock.Instant) -> [AssembledTrace] {
         var ready: [AssembledTrace] = []
-        while pending.count > settings.maxTracesInFlight, let oldest = pendingOrder.first {
-            if pending[oldest] != nil {
-                ready.append(finish(oldest, completion: .evicted, now: now))
-            } else {
-                pendingOrder.removeFirst()
-            }
+        while pending.count > settings.maxTracesInFlight || bytesHeld > settings.maxBytesHeld, let oldest = pendingOrder.popFirst() {
+            guard pending[oldest] != nil else { continue }
+            let completion: TraceCompletion = pending.count > settings.maxTracesInFlight ? .traceLimit : .memoryLimit
+            ready.append(finish(oldest, completion: completion, now: now))
         }
         return ready
     }

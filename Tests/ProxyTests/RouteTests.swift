@@ -15,6 +15,8 @@ struct RouteTests {
                 == .traceAttachment(experimentID: "1", traceID: "tr-abc", attachmentID: "u-1")
         )
         #expect(MLflowRoute.classify(method: "GET", path: "/version") == .version)
+        #expect(MLflowRoute.classify(method: "POST", path: "/api/2.0/mlflow/traces") == .startTraceV2)
+        #expect(MLflowRoute.classify(method: "PATCH", path: "/api/2.0/mlflow/traces/c4a0b072") == .endTraceV2(requestID: "c4a0b072"))
     }
 
     @Test func everythingElsePassesThrough() {
@@ -23,5 +25,7 @@ struct RouteTests {
         #expect(MLflowRoute.classify(method: "PUT", path: "/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/model.pkl") == .other)
         #expect(MLflowRoute.classify(method: "PUT", path: "/api/2.0/mlflow-artifacts/artifacts/../traces/x/artifacts/traces.json") == .other)
         #expect(MLflowRoute.classify(method: "POST", path: "/api/2.0/mlflow/runs/create") == .other)
+        // SetTraceTag, not EndTrace.
+        #expect(MLflowRoute.classify(method: "PATCH", path: "/api/2.0/mlflow/traces/c4a0b072/tags") == .other)
     }
 }

@@ -97,7 +97,7 @@ struct TraceAssemblyTests {
             released += state.add(SpanBatch(spans: [span], encoding: .typed), now: .now)
         }
         #expect(released.count == 1)
-        #expect(released.first?.completion == .evicted)
+        #expect(released.first?.completion == .traceLimit)
         #expect(released.first?.traceID == Data(repeating: 1, count: 16))
         #expect(state.tracesInFlight == 2)
     }

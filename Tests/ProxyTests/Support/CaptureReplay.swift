@@ -12,20 +12,24 @@ struct CapturedExchange {
     var body: Data
     /// The capture's own decoding of the body (protobuf decoded with hex ids), for independent expectations.
     var decodedBody: Any?
+    /// The exact response body, when the capture kept it.
+    var responseBody: Data?
 
     func header(_ name: String) -> String? { headers[name.lowercased()] }
 }
 
 /// Loads captures and replays them through the proxy's decoders and assembler.
 enum CaptureReplay {
+    /// A capture folder: `name` is `<client version>/<scenario>`, or a 3.17.2 scenario alone.
     static func directory(_ name: String) -> URL {
-        Bundle.module.resourceURL!.appendingPathComponent("Fixtures/mlflow-3.17.2/\(name)")
+        let relative = name.contains("/") ? name : "3.17.2/\(name)"
+        return Bundle.module.resourceURL!.appendingPathComponent("Fixtures/mlflow/\(relative)")
     }
 
     /// The exchanges of a capture, in the order the server saw them.
     static func exchanges(_ name: String) throws -> [CapturedExchange] {
         let dir = directory(name)
-        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") && $0.first?.isNumber == true }.sorted()
         return try files.map { file in
             let object = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(file))) as! [String: Any]
             let request = object["request"] as! [String: Any]
@@ -33,9 +37,10 @@ enum CaptureReplay {
             for pair in request["headers"] as! [[String]] { headers[pair[0].lowercased()] = pair[1] }
             let bin = dir.appendingPathComponent(String(file.dropLast(5)) + ".req.bin")
             let body = (try? Data(contentsOf: bin)) ?? Data()
+            let responseBin = dir.appendingPathComponent(String(file.dropLast(5)) + ".resp.bin")
             return CapturedExchange(
                 sequence: object["seq"] as! Int, method: request["method"] as! String, path: request["path"] as! String,
-                headers: headers, body: body, decodedBody: request["body"]
+                headers: headers, body: body, decodedBody: request["body"], responseBody: try? Data(contentsOf: responseBin)
             )
         }
     }
@@ -61,7 +66,16 @@ enum CaptureReplay {
             case ("POST", "/api/3.0/mlflow/traces"):
                 uploads.append(.info(try StartTraceV3Decoder.decode(exchange.body).info))
             case ("PUT", let path) where path.hasSuffix("/traces.json"):
-                uploads.append(.spans([try TracesArtifactDecoder.decode(exchange.body, experimentID: "1")]))
+                var batch = try TracesArtifactDecoder.decode(exchange.body, experimentID: "1")
+                batch.mlflowTraceID = path.split(separator: "/").dropLast(2).last.map(String.init)
+                uploads.append(.spans([batch]))
+            case ("POST", "/api/2.0/mlflow/traces"):
+                // The request id is the server's: read it from the captured answer.
+                guard let answer = exchange.responseBody, let requestID = TraceInfoV2Decoder.decodeTraceInfoAnswer(answer)?.requestID else { continue }
+                uploads.append(.info(try TraceInfoV2Decoder.decodeStartTrace(exchange.body).traceInfo(requestID: requestID)))
+            case ("PATCH", let path) where path.hasPrefix("/api/2.0/mlflow/traces/") && !path.hasSuffix("/tags"):
+                let requestID = String(path.split(separator: "/").last!)
+                uploads.append(.info(try TraceInfoV2Decoder.decodeEndTrace(exchange.body, requestID: requestID)))
             default:
                 continue
             }

@@ -43,18 +43,28 @@ def clean_environment(**extra):
     return env
 
 
+def client_python(version):
+    """The Python of the virtualenv holding MLflow `version` (made by Tests/scripts/setup-python.sh)."""
+    if version == "3.17.2":
+        return sys.executable
+    python = ROOT / f".venv-mlflow-{version}" / "bin" / "python"
+    assert python.exists(), f"{python} is missing: run Tests/scripts/setup-python.sh"
+    return str(python)
+
+
 class MLflowServer:
-    def __init__(self, workdir: Path, app_name=None):
+    def __init__(self, workdir: Path, app_name=None, version="3.17.2", env=None):
         self.port = free_port()
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+        args = [client_python(version), "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
                 "--backend-store-uri", f"sqlite:///{self.dir}/mlflow.db",
                 "--artifacts-destination", str(self.dir / "artifacts"), "--workers", "1"]
         if app_name:
             args += ["--app-name", app_name]
         self.log = open(self.dir / "server.log", "wb")
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=clean_environment())
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=clean_environment(**(env or {})),
+                                        cwd=self.dir)
         wait_for(self._healthy, timeout=120, message="mlflow server /health")
 
     @property
@@ -134,16 +144,25 @@ class Proxy:
         return self.process.returncode
 
 
-def run_workload(tracking_uri, script="agent.py", timeout=180, **env):
-    """Runs a workload with the real MLflow client; returns what it reports (trace ids and expected spans)."""
+def run_workload(tracking_uri, script="agent.py", timeout=180, client="3.17.2", **env):
+    """Runs a workload with the real MLflow client of version `client`; returns what it reports (trace ids and
+    expected spans) and its stderr."""
     environment = clean_environment(MLFLOW_TRACKING_URI=tracking_uri, **env)
-    completed = subprocess.run([sys.executable, str(WORKLOADS / script)], env=environment, capture_output=True,
+    completed = subprocess.run([client_python(client), str(WORKLOADS / script)], env=environment, capture_output=True,
                                text=True, timeout=timeout)
     assert completed.returncode == 0, f"workload failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
     for line in completed.stdout.splitlines():
         if line.startswith("WORKLOAD_RESULT "):
             return json.loads(line[len("WORKLOAD_RESULT "):]), completed.stderr
     raise AssertionError("workload printed no result:\n" + completed.stdout + completed.stderr)
+
+
+def read_traces(tracking_uri, experiment, client="3.17.2"):
+    """The experiment's traces as comparable JSON, read with the MLflow client of version `client`."""
+    completed = subprocess.run([client_python(client), str(WORKLOADS / "read_traces.py"), tracking_uri, experiment],
+                               env=clean_environment(MLFLOW_TRACKING_URI=tracking_uri), capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")

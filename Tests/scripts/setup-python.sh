@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Creates .venv with the pinned packages of Tests/e2e/requirements.txt (again when that file changes).
+# Creates the test virtualenvs with pinned packages (again when a requirements file changes):
+#   .venv                 Tests/e2e/requirements.txt: MLflow 3.17.2 client and server, OTLP protos, pytest
+#   .venv-mlflow-2.22.5   Tests/e2e/clients/mlflow-2.22.5.txt: the 2.22.5 client (and a 2.22.5 server)
+#   .venv-mlflow-3.1.4    Tests/e2e/clients/mlflow-3.1.4.txt: the 3.1.4 client
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-if ! cmp -s Tests/e2e/requirements.txt .venv/.requirements-installed; then
-  .venv/bin/pip install --quiet --disable-pip-version-check -r Tests/e2e/requirements.txt
-  cp Tests/e2e/requirements.txt .venv/.requirements-installed
-fi
+
+make_venv() {  # directory requirements-file
+  if [ ! -x "$1/bin/python" ]; then
+    "$PYTHON" -m venv "$1"
+  fi
+  if ! cmp -s "$2" "$1/.requirements-installed"; then
+    "$1/bin/pip" install --quiet --disable-pip-version-check -r "$2"
+    cp "$2" "$1/.requirements-installed"
+  fi
+}
+
+make_venv .venv Tests/e2e/requirements.txt
+make_venv .venv-mlflow-2.22.5 Tests/e2e/clients/mlflow-2.22.5.txt
+make_venv .venv-mlflow-3.1.4 Tests/e2e/clients/mlflow-3.1.4.txt

@@ -30,10 +30,13 @@ def chat_completion(question):
 
 @mlflow.trace(name="agent_root", span_type="CHAIN")
 def agent(question):
-    mlflow.update_current_trace(
-        tags={"team": "wire", "env": "test"},
-        metadata={"mlflow.trace.session": "session-123", "mlflow.trace.user": "alice", "app.version": "1.2.3"},
-    )
+    try:
+        mlflow.update_current_trace(
+            tags={"team": "wire", "env": "test"},
+            metadata={"mlflow.trace.session": "session-123", "mlflow.trace.user": "alice", "app.version": "1.2.3"},
+        )
+    except TypeError:  # MLflow 2.x: tags only
+        mlflow.update_current_trace(tags={"team": "wire", "env": "test"})
     span = mlflow.get_current_active_span()
     span.set_attributes({"str_attr": "hello", "int_attr": 42, "float_attr": 3.14, "bool_attr": True,
                          "list_attr": [1, 2, 3], "dict_attr": {"a": 1, "b": [True, None]}})
@@ -57,15 +60,18 @@ def boom(n):
 
 
 agent("What is MLflow?")
-expected.append({"trace_id": mlflow.get_last_active_trace_id(), "name": "agent_root", "state": "OK",
+has_metadata = "metadata" in __import__("inspect").signature(mlflow.update_current_trace).parameters
+expected.append({"trace_id": mlflow.get_last_active_trace_id(), "name": "agent_root", "state": "OK", "metadata": has_metadata,
                  "spans": {"agent_root": None, "retrieve": "agent_root", "failing_tool": "agent_root",
                            "chat_completion": "agent_root", "add": "agent_root"}})
 try:
     boom(7)
 except RuntimeError:
     pass
-expected.append({"trace_id": mlflow.get_last_active_trace_id(), "name": "boom", "state": "ERROR", "spans": {"boom": None}})
+expected.append({"trace_id": mlflow.get_last_active_trace_id(), "name": "boom", "state": "ERROR", "metadata": has_metadata,
+                 "spans": {"boom": None}})
 
 mlflow.flush_trace_async_logging() if hasattr(mlflow, "flush_trace_async_logging") else None
-print("WORKLOAD_RESULT " + json.dumps(expected))
+print("WORKLOAD_RESULT " + json.dumps({"mlflow_version": mlflow.__version__, "traces": expected}) if os.environ.get("WORKLOAD_VERBOSE")
+      else "WORKLOAD_RESULT " + json.dumps(expected))
 sys.stdout.flush()

@@ -60,6 +60,7 @@ struct Serve: AsyncParsableCommand {
               MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT        same as --trace-info-wait
               MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT       same as --upstream-timeout
               MLFLOW_OTEL_PROXY_LOG_LEVEL              same as --log-level
+              MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT       same as --shutdown-timeout
               MLFLOW_OTEL_PROXY_ATTACHMENTS_DIR        same as --attachments-dir
               MLFLOW_OTEL_PROXY_ATTACHMENTS_MAX_BYTES  bytes kept in the attachments directory (1 GiB)
               MLFLOW_OTEL_PROXY_MAX_TRACES_IN_FLIGHT   traces held while they are assembled (10000)
@@ -83,6 +84,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Seconds an upstream request may take before the client gets a 504 (default 120).")
     var upstreamTimeout: Double?
+
+    @Option(help: "Seconds a graceful shutdown may take to flush queued spans before remaining exports are cancelled (default 10).")
+    var shutdownTimeout: Double?
 
     @Option(help: "Where trace attachments are kept when the proxy answers uploads itself (default: accepted and discarded).")
     var attachmentsDir: String?
@@ -109,7 +113,8 @@ struct Serve: AsyncParsableCommand {
                 environment: environment,
                 flags: CommandLineSettings(
                     listen: listen, upstream: upstream, tracesFile: tracesFile,
-                    traceInfoWaitSeconds: traceInfoWait, upstreamTimeoutSeconds: upstreamTimeout, attachmentsDirectory: attachmentsDir
+                    traceInfoWaitSeconds: traceInfoWait, upstreamTimeoutSeconds: upstreamTimeout, attachmentsDirectory: attachmentsDir,
+                    shutdownTimeoutSeconds: shutdownTimeout
                 )
             )
         } catch {
@@ -123,9 +128,11 @@ struct Serve: AsyncParsableCommand {
         let services = try ProxyApplication.makeServices(configuration: configuration, counters: counters, logger: logger) { address in
             logger.info("listening", metadata: ["address": "\(address.map(String.init(describing:)) ?? configuration.listen.description)"])
         }
-        let group = ServiceGroup(
-            configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
         let counts = counters.snapshot().map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         logger.info("stopped", metadata: ["counters": "\(counts)"])

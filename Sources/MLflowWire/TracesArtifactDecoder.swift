@@ -72,7 +72,10 @@ public enum TracesArtifactDecoder {
                 guard let text = attributes[key] as? String else {
                     throw WireError(.malformedBody, "\(path).attributes.\(key) must be a JSON-encoded string")
                 }
-                span.attributes.append(.with { $0.key = key; $0.value.stringValue = text })
+                span.attributes.append(
+                    .with {
+                        $0.key = key; $0.value.stringValue = text
+                    })
             }
         }
         for (index, element) in (object["events"] as? [Any] ?? []).enumerated() {

@@ -54,6 +54,9 @@ public actor ExportPipeline: Service {
     }
 
     /// Runs until graceful shutdown, then flushes what is queued.
+    ///
+    /// Two loops: one moves submitted spans into the bounded queue (never waiting for an export, so a slow
+    /// destination can only fill the queue, not stall intake), the other exports due batches.
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
@@ -62,11 +65,11 @@ public actor ExportPipeline: Service {
                 }
                 group.addTask {
                     while !Task.isCancelled {
-                        try? await Task.sleep(for: .milliseconds(50))
                         await self.exportDueBatches(force: false)
+                        try? await Task.sleep(for: .milliseconds(20))
                     }
                 }
-                await group.next()  // the input ended (shutdown): stop the timer
+                await group.next()  // the input ended (shutdown): stop the export loop
                 group.cancelAll()
             }
         } onGracefulShutdown: {
@@ -76,7 +79,7 @@ public actor ExportPipeline: Service {
         for exporter in exporters { await exporter.shutdown() }
     }
 
-    private func enqueue(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) async {
+    private func enqueue(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
         for item in resourceSpans {
             let count = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
             if queuedSpans + count > settings.maxQueueSize {
@@ -88,7 +91,6 @@ public actor ExportPipeline: Service {
             queuedSpans += count
             if oldestQueuedAt == nil { oldestQueuedAt = .now }
         }
-        if queuedSpans >= settings.maxExportBatchSize { await exportDueBatches(force: false) }
     }
 
     /// Exports full batches, and a partial one when its delay has passed (or `force`).

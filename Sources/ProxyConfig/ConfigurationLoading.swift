@@ -27,10 +27,13 @@ public struct CommandLineSettings: Sendable, Equatable {
     public var upstreamTimeoutSeconds: Double?
     /// `--attachments-dir PATH`.
     public var attachmentsDirectory: String?
+    /// `--shutdown-timeout SECONDS`.
+    public var shutdownTimeoutSeconds: Double?
     /// Creates settings.
     public init(
         listen: String? = nil, upstream: String? = nil, tracesFile: String? = nil,
-        traceInfoWaitSeconds: Double? = nil, upstreamTimeoutSeconds: Double? = nil, attachmentsDirectory: String? = nil
+        traceInfoWaitSeconds: Double? = nil, upstreamTimeoutSeconds: Double? = nil, attachmentsDirectory: String? = nil,
+        shutdownTimeoutSeconds: Double? = nil
     ) {
         self.listen = listen
         self.upstream = upstream
@@ -38,6 +41,7 @@ public struct CommandLineSettings: Sendable, Equatable {
         self.traceInfoWaitSeconds = traceInfoWaitSeconds
         self.upstreamTimeoutSeconds = upstreamTimeoutSeconds
         self.attachmentsDirectory = attachmentsDirectory
+        self.shutdownTimeoutSeconds = shutdownTimeoutSeconds
     }
 }
 
@@ -84,6 +88,11 @@ extension ProxyConfiguration {
             config.upstreamTimeout = seconds
         }
 
+        if let seconds = try env.seconds(
+            flag: flags.shutdownTimeoutSeconds, variable: "MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT", flagName: "--shutdown-timeout")
+        {
+            config.shutdownTimeout = seconds
+        }
         if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_MAX_TRACES_IN_FLIGHT") { config.assemblyLimits.maxTracesInFlight = size }
         if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_MAX_SPANS_PER_TRACE") { config.assemblyLimits.maxSpansPerTrace = size }
         if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_MAX_BYTES_HELD") { config.assemblyLimits.maxBytesHeld = size }

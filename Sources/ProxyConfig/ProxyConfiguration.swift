@@ -26,6 +26,10 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var maxTraceBodyBytes: Int
     /// Bounds of trace assembly (`MLFLOW_OTEL_PROXY_MAX_TRACES_IN_FLIGHT`, `…_MAX_SPANS_PER_TRACE`, `…_MAX_BYTES_HELD`).
     public var assemblyLimits = AssemblyLimits()
+    /// How long a graceful shutdown (SIGTERM/SIGINT) may take: stop accepting, release held traces, flush the
+    /// export queue. Past it, exports still running are cancelled and their spans counted as dropped.
+    /// Flag `--shutdown-timeout` (seconds), variable `MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT`; default 10 s.
+    public var shutdownTimeout: Duration = .seconds(10)
     /// Where trace attachments are stored when the proxy answers uploads itself (`--attachments-dir`,
     /// `MLFLOW_OTEL_PROXY_ATTACHMENTS_DIR`); `nil` (the default): accepted and discarded, counted.
     public var attachmentsDirectory: String?

@@ -66,7 +66,8 @@ final class AttachmentStore: Sendable {
         let temporary = traceDirectory.appendingPathComponent(".\(attachmentID).\(UUID().uuidString).partial")
         do {
             try FileManager.default.createDirectory(at: traceDirectory, withIntermediateDirectories: true)
-            guard FileManager.default.createFile(atPath: temporary.path, contents: nil), let handle = FileHandle(forWritingAtPath: temporary.path) else {
+            guard FileManager.default.createFile(atPath: temporary.path, contents: nil), let handle = FileHandle(forWritingAtPath: temporary.path)
+            else {
                 throw CocoaError(.fileWriteUnknown)
             }
             var written = 0
@@ -122,7 +123,8 @@ final class AttachmentStore: Sendable {
 
     /// Ids as MLflow makes them (`tr-<hex>`, request ids, UUIDs): letters, digits, `-` and `_` only.
     static func isSafeName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 128 && name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") }
+        !name.isEmpty && name.count <= 128
+            && name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") }
     }
 
     private static func sizeOfTree(_ url: URL) -> Int {

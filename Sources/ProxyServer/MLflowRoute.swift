@@ -57,7 +57,7 @@ public enum MLflowRoute: Sendable, Equatable {
         case ("POST", "/api/2.0/mlflow/traces"): return .startTraceV2
         case ("PATCH", _) where path.hasPrefix(tracesV2Prefix):
             let requestID = path.dropFirst(tracesV2Prefix.count)
-            guard !requestID.isEmpty, !requestID.contains("/") else { return .other }
+            guard !requestID.contains("/") else { return .other }  // SetTraceTag and other sub-resources
             return .endTraceV2(requestID: String(requestID))
         case ("GET", "/version"): return .version
         case ("GET", "/api/2.0/mlflow/experiments/get-by-name"): return .experimentGetByName

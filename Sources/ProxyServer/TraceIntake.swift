@@ -199,6 +199,9 @@ struct TraceIntake: Sendable {
     /// Decodes a v2 `EndTrace` and adds the final trace info.
     func ingestEndTraceV2(body: ByteBuffer, requestID: String) async -> Result<TraceInfo, WireError> {
         do throws(WireError) {
+            guard !requestID.isEmpty else {
+                throw WireError(.malformedBody, "the request id is missing from the path (PATCH /api/2.0/mlflow/traces/<request_id>)")
+            }
             let info = try TraceInfoV2Decoder.decodeEndTrace(Data(body.readableBytesView), requestID: requestID)
             await assembler.add(info: info)
             counters.increment("trace_infos_received", "v2_end")

@@ -70,7 +70,9 @@ struct UpstreamForwarder: Sendable {
                 ), nil
             )
         }
-        return (Response(status: status(of: upstreamResponse), headers: responseHeaders(of: upstreamResponse), body: .init(byteBuffer: answer)), answer)
+        return (
+            Response(status: status(of: upstreamResponse), headers: responseHeaders(of: upstreamResponse), body: .init(byteBuffer: answer)), answer
+        )
     }
 
     struct Failure: Error {

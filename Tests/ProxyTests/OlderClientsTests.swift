@@ -73,8 +73,9 @@ struct OlderClientsTests {
             #expect(TraceInfoV2Decoder.decodeTraceInfoAnswer(Data()) == nil)
             #expect(info.traceID.count == 32 && info.schemaVersion == 2 && info.isFinal)
             #expect(HexID.string(trace.traceID) != info.traceID)
-            let root = try #require(OTLPTraceTranslator.translate(trace, settings: TranslationSettings(scopeVersion: "1"))
-                .flatMap { $0.scopeSpans.flatMap(\.spans) }.first { $0.parentSpanID.isEmpty })
+            let root = try #require(
+                OTLPTraceTranslator.translate(trace, settings: TranslationSettings(scopeVersion: "1"))
+                    .flatMap { $0.scopeSpans.flatMap(\.spans) }.first { $0.parentSpanID.isEmpty })
             #expect(root.attributes.first { $0.key == "mlflow.trace_id" }?.value.stringValue == info.traceID)
             #expect(root.attributes.first { $0.key == "mlflow.trace.state" }?.value.stringValue == info.state)
         }
@@ -106,7 +107,8 @@ struct OlderClientsTests {
             let versionDirectory = root.appendingPathComponent(version)
             for entry in try FileManager.default.contentsOfDirectory(atPath: versionDirectory.path).sorted() {
                 if entry == "faults" || entry == "stub" {
-                    for scenario in try FileManager.default.contentsOfDirectory(atPath: versionDirectory.appendingPathComponent(entry).path).sorted() {
+                    for scenario in try FileManager.default.contentsOfDirectory(atPath: versionDirectory.appendingPathComponent(entry).path).sorted()
+                    {
                         captures.append("\(version)/\(entry)/\(scenario)")
                     }
                 } else if !entry.contains("probes") {  // 16_server_v1traces_probes: deliberately bad requests, tested below

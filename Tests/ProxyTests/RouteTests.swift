@@ -27,5 +27,6 @@ struct RouteTests {
         #expect(MLflowRoute.classify(method: "POST", path: "/api/2.0/mlflow/runs/create") == .other)
         // SetTraceTag, not EndTrace.
         #expect(MLflowRoute.classify(method: "PATCH", path: "/api/2.0/mlflow/traces/c4a0b072/tags") == .other)
+        #expect(MLflowRoute.classify(method: "PATCH", path: "/api/2.0/mlflow/traces/") == .endTraceV2(requestID: ""))
     }
 }

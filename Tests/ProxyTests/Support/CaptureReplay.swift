@@ -29,7 +29,8 @@ enum CaptureReplay {
     /// The exchanges of a capture, in the order the server saw them.
     static func exchanges(_ name: String) throws -> [CapturedExchange] {
         let dir = directory(name)
-        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") && $0.first?.isNumber == true }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") && $0.first?.isNumber == true }
+            .sorted()
         return try files.map { file in
             let object = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(file))) as! [String: Any]
             let request = object["request"] as! [String: Any]
@@ -71,7 +72,9 @@ enum CaptureReplay {
                 uploads.append(.spans([batch]))
             case ("POST", "/api/2.0/mlflow/traces"):
                 // The request id is the server's: read it from the captured answer.
-                guard let answer = exchange.responseBody, let requestID = TraceInfoV2Decoder.decodeTraceInfoAnswer(answer)?.requestID else { continue }
+                guard let answer = exchange.responseBody, let requestID = TraceInfoV2Decoder.decodeTraceInfoAnswer(answer)?.requestID else {
+                    continue
+                }
                 uploads.append(.info(try TraceInfoV2Decoder.decodeStartTrace(exchange.body).traceInfo(requestID: requestID)))
             case ("PATCH", let path) where path.hasPrefix("/api/2.0/mlflow/traces/") && !path.hasSuffix("/tags"):
                 let requestID = String(path.split(separator: "/").last!)

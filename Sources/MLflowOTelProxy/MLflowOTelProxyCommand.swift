@@ -14,7 +14,7 @@ struct MLflowOTelProxyCommand: AsyncParsableCommand {
         commandName: "mlflow-otel-proxy",
         abstract: "A drop-in MLflow tracking URI that exports MLflow traces over OpenTelemetry (OTLP).",
         version: ProxyVersion.current,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, CheckConfig.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -69,6 +69,48 @@ struct Serve: AsyncParsableCommand {
             """
     )
 
+    @OptionGroup var options: ProxyOptions
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let levelText = options.logLevel ?? environment["MLFLOW_OTEL_PROXY_LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "info"
+        guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
+            throw ValidationError("--log-level: unknown level \"\(levelText)\"")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "mlflow-otel-proxy")
+
+        let configuration: ProxyConfiguration
+        do {
+            configuration = try options.loadConfiguration(environment: environment)
+        } catch {
+            for problem in error.problems { logger.critical("invalid configuration", metadata: ["setting": "\(problem.setting)", "error": "\(problem.reason)"]) }
+            throw ExitCode(2)
+        }
+        for warning in configuration.warnings { logger.warning("\(warning)") }
+        logger.info("starting mlflow-otel-proxy \(ProxyVersion.current): \(configuration.summary)")
+
+        let counters = ProxyCounters()
+        let services = try ProxyApplication.makeServices(configuration: configuration, counters: counters, logger: logger) { address in
+            logger.info("listening", metadata: ["address": "\(address.map(String.init(describing:)) ?? configuration.listen.description)"])
+        }
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        )
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        let group = ServiceGroup(configuration: groupConfiguration)
+        try await group.run()
+        let counts = counters.snapshot().map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        logger.info("stopped", metadata: ["counters": "\(counts)"])
+    }
+}
+
+/// The flags `serve` and `check-config` share.
+struct ProxyOptions: ParsableArguments {
     @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:5000, MLflow's own default).")
     var listen: String?
 
@@ -91,50 +133,58 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Where trace attachments are kept when the proxy answers uploads itself (default: accepted and discarded).")
     var attachmentsDir: String?
 
+    @Option(help: "A YAML configuration file (see README). Default: MLFLOW_OTEL_PROXY_CONFIG.")
+    var config: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
     var logLevel: String?
 
-    func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let levelText = logLevel ?? environment["MLFLOW_OTEL_PROXY_LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "info"
-        guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
-            throw ValidationError("--log-level: unknown level \"\(levelText)\"")
-        }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "mlflow-otel-proxy")
 
-        let configuration: ProxyConfiguration
-        do {
-            configuration = try ProxyConfiguration.load(
-                environment: environment,
-                flags: CommandLineSettings(
-                    listen: listen, upstream: upstream, tracesFile: tracesFile,
-                    traceInfoWaitSeconds: traceInfoWait, upstreamTimeoutSeconds: upstreamTimeout, attachmentsDirectory: attachmentsDir,
-                    shutdownTimeoutSeconds: shutdownTimeout
-                )
-            )
-        } catch {
-            logger.critical("invalid configuration", metadata: ["error": "\(error)"])
-            throw ValidationError("invalid configuration: \(error)")
+    /// The configuration from the environment, the configuration file and these flags.
+    func loadConfiguration(environment: [String: String]) throws(ConfigurationError) -> ProxyConfiguration {
+        let path = config ?? environment["MLFLOW_OTEL_PROXY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        var fileText: String?
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw ConfigurationError(setting: config != nil ? "--config" : "MLFLOW_OTEL_PROXY_CONFIG", reason: "cannot read \(path)")
+            }
+            fileText = text
         }
-        for warning in configuration.warnings { logger.warning("\(warning)") }
-        logger.info("starting mlflow-otel-proxy \(ProxyVersion.current): \(configuration.summary)")
-
-        let counters = ProxyCounters()
-        let services = try ProxyApplication.makeServices(configuration: configuration, counters: counters, logger: logger) { address in
-            logger.info("listening", metadata: ["address": "\(address.map(String.init(describing:)) ?? configuration.listen.description)"])
-        }
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        return try ProxyConfiguration.load(
+            environment: environment,
+            flags: CommandLineSettings(
+                listen: listen, upstream: upstream, tracesFile: tracesFile, traceInfoWaitSeconds: traceInfoWait,
+                upstreamTimeoutSeconds: upstreamTimeout, attachmentsDirectory: attachmentsDir, shutdownTimeoutSeconds: shutdownTimeout,
+                configFile: path
+            ),
+            fileText: fileText
         )
-        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
-        let group = ServiceGroup(configuration: groupConfiguration)
-        try await group.run()
-        let counts = counters.snapshot().map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        logger.info("stopped", metadata: ["counters": "\(counts)"])
     }
+}
+
+/// `check-config`: prints the effective configuration with secrets redacted and exits 0, or names each bad
+/// setting by its variable, flag or key path and exits 2.
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Validate the configuration (environment, --config file, flags) and print it with secrets redacted."
+    )
+
+    @OptionGroup var options: ProxyOptions
+
+    func run() throws {
+        do {
+            let configuration = try options.loadConfiguration(environment: ProcessInfo.processInfo.environment)
+            print(configuration.redactedYAML, terminator: "")
+        } catch {
+            var standardError = FileHandle.standardError
+            for problem in error.problems { print("\(problem.setting): \(problem.reason)", to: &standardError) }
+            throw ExitCode(2)
+        }
+    }
+}
+
+extension FileHandle: @retroactive TextOutputStream {
+    /// Lets `print(…, to:)` write to standard error.
+    public func write(_ string: String) { write(Data(string.utf8)) }
 }

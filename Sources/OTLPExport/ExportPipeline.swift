@@ -6,7 +6,8 @@ import ProxyObservability
 import ServiceLifecycle
 import Synchronization
 
-/// Batches translated spans off the request path and hands the batches to the exporters.
+/// Batches translated spans off the request path and hands the batches to its exporter(s). The proxy runs
+/// one pipeline per destination, so each has its own bounded queue and a slow one cannot hold up another.
 ///
 /// `submit` never blocks: it queues the spans (dropping and counting them when the queue of
 /// `maxQueueSize` spans is full). A batch leaves when it holds `maxExportBatchSize` spans or its oldest

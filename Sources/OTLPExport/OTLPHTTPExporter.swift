@@ -4,11 +4,13 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOSSL
+import OTLPJSON
 import OTLPProto
 import ProxyConfig
 import SwiftProtobuf
 
-/// Exports OTLP over HTTP with protobuf bodies to one destination.
+/// Exports OTLP over HTTP to one destination, with protobuf or JSON bodies (`http/protobuf`, `http/json`).
 ///
 /// Retries what the OTLP specification calls retryable (HTTP 429, 502, 503, 504 and connection
 /// failures) with exponential backoff and jitter, honouring `Retry-After`, for a bounded number of
@@ -36,23 +38,42 @@ public struct OTLPHTTPExporter: SpanExporter {
     private let client: HTTPClient
     private let retry: RetryPolicy
     private let logger: Logger
+    private let tlsConfiguration: TLSConfiguration?
 
     /// Creates an exporter.
     /// - Parameters:
     ///   - client: a shared client whose lifetime the caller manages.
-    public init(name: String, destination: OTLPDestination, client: HTTPClient, retry: RetryPolicy = RetryPolicy(), logger: Logger) {
-        self.name = name
+    /// - Throws: when a TLS file (CA, certificate, key) cannot be loaded.
+    public init(destination: OTLPDestination, client: HTTPClient, retry: RetryPolicy = RetryPolicy(), logger: Logger) throws {
+        self.name = destination.name
         self.destination = destination
         self.client = client
         self.retry = retry
         self.logger = logger
+        tlsConfiguration = try Self.tlsConfiguration(destination.tls)
+    }
+
+    /// The client TLS configuration for the destination's settings, or `nil` for the defaults (system trust
+    /// roots, full verification).
+    static func tlsConfiguration(_ settings: TLSSettings) throws -> TLSConfiguration? {
+        guard settings.caFile != nil || settings.certFile != nil || settings.insecureSkipVerify else { return nil }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile = settings.caFile { tls.trustRoots = .file(caFile) }
+        if let certFile = settings.certFile, let keyFile = settings.keyFile {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+        }
+        if settings.insecureSkipVerify { tls.certificateVerification = .none }
+        return tls
     }
 
     /// Sends the request, retrying as described on the type.
     public func export(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) async throws(ExportFailure) {
         let body: ByteBuffer
         do {
-            var buffer = ByteBuffer(bytes: try request.serializedBytes() as [UInt8])
+            var buffer =
+                destination.transportProtocol == .httpJSON
+                ? ByteBuffer(bytes: try OTLPJSONCoding.encode(request)) : ByteBuffer(bytes: try request.serializedBytes() as [UInt8])
             if destination.compression == .gzip { buffer = try buffer.compress(with: .gzip()) }
             body = buffer
         } catch {
@@ -91,7 +112,8 @@ public struct OTLPHTTPExporter: SpanExporter {
     private func attemptOnce(_ body: ByteBuffer) async -> AttemptOutcome {
         var httpRequest = HTTPClientRequest(url: destination.endpoint.description)
         httpRequest.method = .POST
-        httpRequest.headers.add(name: "Content-Type", value: "application/x-protobuf")
+        httpRequest.headers.add(name: "Content-Type", value: destination.transportProtocol == .httpJSON ? "application/json" : "application/x-protobuf")
+        httpRequest.tlsConfiguration = tlsConfiguration
         httpRequest.headers.add(name: "User-Agent", value: "mlflow-otel-proxy/\(ProxyVersion.current)")
         if destination.compression == .gzip { httpRequest.headers.add(name: "Content-Encoding", value: "gzip") }
         for header in destination.headers { httpRequest.headers.replaceOrAdd(name: header.key, value: header.value) }

@@ -1,16 +1,30 @@
-/// A setting that stops start-up; the message names the variable or flag and never includes a secret.
+import Foundation
+
+/// Settings that stop start-up: every problem found, each naming the variable, flag or configuration key
+/// path at fault and saying why. Messages never include a secret.
 public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The variable or flag at fault, e.g. `OTEL_EXPORTER_OTLP_PROTOCOL` or `--listen`.
-    public var setting: String
-    /// Why it was rejected.
-    public var reason: String
-    /// Creates an error.
-    public init(setting: String, reason: String) {
-        self.setting = setting
-        self.reason = reason
+    /// One bad setting.
+    public struct Problem: Sendable, Equatable {
+        /// The variable, flag or key path, e.g. `OTEL_EXPORTER_OTLP_PROTOCOL` or `destinations.dd.site`.
+        public var setting: String
+        /// Why it was rejected.
+        public var reason: String
     }
-    /// `SETTING: reason`.
-    public var description: String { "\(setting): \(reason)" }
+
+    /// Every problem, in the order found.
+    public var problems: [Problem]
+
+    /// One problem.
+    public init(setting: String, reason: String) { problems = [Problem(setting: setting, reason: reason)] }
+    /// Several problems.
+    public init(problems: [Problem]) { self.problems = problems }
+
+    /// The first problem's setting.
+    public var setting: String { problems.first?.setting ?? "" }
+    /// The first problem's reason.
+    public var reason: String { problems.first?.reason ?? "" }
+    /// `SETTING: reason`, one line per problem.
+    public var description: String { problems.map { "\($0.setting): \($0.reason)" }.joined(separator: "\n") }
 }
 
 /// Values given on the command line; each overrides its environment variable.
@@ -27,13 +41,15 @@ public struct CommandLineSettings: Sendable, Equatable {
     public var upstreamTimeoutSeconds: Double?
     /// `--attachments-dir PATH`.
     public var attachmentsDirectory: String?
+    /// `--config FILE` (else `MLFLOW_OTEL_PROXY_CONFIG`).
+    public var configFile: String?
     /// `--shutdown-timeout SECONDS`.
     public var shutdownTimeoutSeconds: Double?
     /// Creates settings.
     public init(
         listen: String? = nil, upstream: String? = nil, tracesFile: String? = nil,
         traceInfoWaitSeconds: Double? = nil, upstreamTimeoutSeconds: Double? = nil, attachmentsDirectory: String? = nil,
-        shutdownTimeoutSeconds: Double? = nil
+        shutdownTimeoutSeconds: Double? = nil, configFile: String? = nil
     ) {
         self.listen = listen
         self.upstream = upstream
@@ -42,91 +58,136 @@ public struct CommandLineSettings: Sendable, Equatable {
         self.upstreamTimeoutSeconds = upstreamTimeoutSeconds
         self.attachmentsDirectory = attachmentsDirectory
         self.shutdownTimeoutSeconds = shutdownTimeoutSeconds
+        self.configFile = configFile
     }
 }
 
 extension ProxyConfiguration {
-    /// Builds the configuration from the environment and flags, exactly as MLflow reads the same variables.
+    /// Builds the configuration: defaults, then the environment (the same variables an MLflow application
+    /// reads), then the configuration file, then command-line flags; each layer wins over the ones before.
+    /// Destinations are the file's plus the one named `otlp` that the `OTEL_EXPORTER_OTLP_*` variables define
+    /// (a file destination named `otlp` replaces it).
     ///
     /// - Parameters:
     ///   - environment: the process environment; empty values count as unset (OpenTelemetry rule).
-    ///   - flags: command-line values, which win over their variables.
-    /// - Throws: ``ConfigurationError`` naming the first bad variable or flag.
-    public static func load(environment: [String: String], flags: CommandLineSettings = CommandLineSettings()) throws(ConfigurationError)
-        -> ProxyConfiguration
-    {
+    ///   - flags: command-line values.
+    ///   - fileText: the configuration file's contents, when one is given (`--config`, `MLFLOW_OTEL_PROXY_CONFIG`).
+    /// - Throws: ``ConfigurationError`` listing every bad variable, key or flag.
+    public static func load(
+        environment: [String: String], flags: CommandLineSettings = CommandLineSettings(), fileText: String? = nil
+    ) throws(ConfigurationError) -> ProxyConfiguration {
         let env = EnvironmentReader(environment)
         var config = ProxyConfiguration()
+        var dualExport = env.isTrue("MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT") || env.isTrue("MLFLOW_ENABLE_DUAL_EXPORT")
+        var explicitMode: ExportMode?
 
-        if let text = flags.listen ?? env["MLFLOW_OTEL_PROXY_LISTEN"] {
-            guard let address = ListenAddress.parse(text) else {
-                throw ConfigurationError(
-                    setting: flags.listen != nil ? "--listen" : "MLFLOW_OTEL_PROXY_LISTEN", reason: "expected HOST:PORT, got \"\(text)\"")
-            }
-            config.listen = address
-        }
-
-        let upstreamSetting = flags.upstream != nil ? "--upstream" : "MLFLOW_TRACKING_URI"
-        if let text = flags.upstream ?? env["MLFLOW_TRACKING_URI"] {
-            guard let url = UpstreamURL(text) else {
-                throw ConfigurationError(
-                    setting: upstreamSetting,
-                    reason: "the upstream must be an http:// or https:// URL of an MLflow server without credentials, query or fragment"
-                )
-            }
-            config.upstream = url
-        }
-
-        if let seconds = try env.seconds(
-            flag: flags.traceInfoWaitSeconds, variable: "MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT", flagName: "--trace-info-wait")
-        {
-            config.traceInfoWait = seconds
-        }
-        if let seconds = try env.seconds(
-            flag: flags.upstreamTimeoutSeconds, variable: "MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT", flagName: "--upstream-timeout")
-        {
-            config.upstreamTimeout = seconds
-        }
-
-        if let seconds = try env.seconds(
-            flag: flags.shutdownTimeoutSeconds, variable: "MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT", flagName: "--shutdown-timeout")
-        {
-            config.shutdownTimeout = seconds
-        }
+        // Environment layer.
+        if let text = env["MLFLOW_OTEL_PROXY_LISTEN"] { config.listen = try listenAddress(text, setting: "MLFLOW_OTEL_PROXY_LISTEN") }
+        if let text = env["MLFLOW_TRACKING_URI"] { config.upstream = try upstreamURL(text, setting: "MLFLOW_TRACKING_URI") }
+        config.upstreamHeaders = try upstreamCredentials(env)
+        if let seconds = try env.seconds(flag: nil, variable: "MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT", flagName: "") { config.traceInfoWait = seconds }
+        if let seconds = try env.seconds(flag: nil, variable: "MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT", flagName: "") { config.upstreamTimeout = seconds }
+        if let seconds = try env.seconds(flag: nil, variable: "MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT", flagName: "") { config.shutdownTimeout = seconds }
         if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_MAX_TRACES_IN_FLIGHT") { config.assemblyLimits.maxTracesInFlight = size }
         if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_MAX_SPANS_PER_TRACE") { config.assemblyLimits.maxSpansPerTrace = size }
         if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_MAX_BYTES_HELD") { config.assemblyLimits.maxBytesHeld = size }
-        config.attachmentsDirectory = flags.attachmentsDirectory ?? env["MLFLOW_OTEL_PROXY_ATTACHMENTS_DIR"]
+        config.attachmentsDirectory = env["MLFLOW_OTEL_PROXY_ATTACHMENTS_DIR"]
         if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_ATTACHMENTS_MAX_BYTES") { config.attachmentsMaxBytes = size }
-
+        config.localTracesFile = env["MLFLOW_OTEL_PROXY_TRACES_FILE"] ?? defaultLocalTracesFile
         config.resource = try loadResource(env)
         config.batching = try loadBatching(env)
+        if let destination = try loadTraceDestination(env) { config.destinations = [destination] }
 
-        let destination = try loadTraceDestination(env)
-        let dualExport = env.isTrue("MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT") || env.isTrue("MLFLOW_ENABLE_DUAL_EXPORT")
-        let tracesFile = flags.tracesFile ?? env["MLFLOW_OTEL_PROXY_TRACES_FILE"] ?? TraceSinkSettings.defaultLocalFile
-
-        switch (destination, config.upstream) {
-        case (nil, nil):
-            config.mode = .standalone
-            config.sink = .localFile(path: tracesFile)
-        case (nil, .some):
-            config.mode = .mlflowOnly
-            config.sink = nil
-            if dualExport {
-                config.warnings.append("dual export is switched on but no OTLP endpoint is set; traces go to MLflow only")
-            }
-        case (.some(let destination), nil):
-            config.mode = .openTelemetryOnly
-            config.sink = .otlp(destination)
-            if dualExport {
-                config.warnings.append("dual export is switched on but no upstream is configured; the proxy answers the trace API itself")
-            }
-        case (.some(let destination), .some):
-            config.mode = dualExport ? .dual : .openTelemetryOnly
-            config.sink = .otlp(destination)
+        // File layer.
+        if let fileText {
+            let file = try ConfigurationFile.parse(fileText, environment: environment)
+            file.apply(to: &config)
+            if let mode = file.mode { explicitMode = mode }
+            if file.mode == .dual { dualExport = true }
+            config.configFile = flags.configFile
         }
+
+        // Flag layer.
+        if let text = flags.listen { config.listen = try listenAddress(text, setting: "--listen") }
+        if let text = flags.upstream { config.upstream = try upstreamURL(text, setting: "--upstream") }
+        if let path = flags.tracesFile { config.localTracesFile = path }
+        if let path = flags.attachmentsDirectory { config.attachmentsDirectory = path }
+        if let seconds = try env.seconds(flag: flags.traceInfoWaitSeconds, variable: "", flagName: "--trace-info-wait") { config.traceInfoWait = seconds }
+        if let seconds = try env.seconds(flag: flags.upstreamTimeoutSeconds, variable: "", flagName: "--upstream-timeout") { config.upstreamTimeout = seconds }
+        if let seconds = try env.seconds(flag: flags.shutdownTimeoutSeconds, variable: "", flagName: "--shutdown-timeout") { config.shutdownTimeout = seconds }
+
+        try decideMode(&config, explicit: explicitMode, dualExport: dualExport)
         return config
+    }
+
+    /// The mode as MLflow decides it from what is configured, or as the file's `mode` says.
+    private static func decideMode(_ config: inout ProxyConfiguration, explicit: ExportMode?, dualExport: Bool) throws(ConfigurationError) {
+        let exporting = !config.destinations.isEmpty
+        if explicit == .dual {
+            // Asked for in the file: both sides must exist (the environment switch stays lenient, as in MLflow).
+            var problems: [ConfigurationError.Problem] = []
+            if config.upstream == nil { problems.append(.init(setting: "mode", reason: "dual needs an upstream")) }
+            if !exporting { problems.append(.init(setting: "mode", reason: "dual needs at least one destination")) }
+            if !problems.isEmpty { throw ConfigurationError(problems: problems) }
+        }
+        if let explicit, explicit != .dual {
+            switch explicit {
+            case .mlflowOnly:
+                guard config.upstream != nil else { throw ConfigurationError(setting: "mode", reason: "mlflow-only needs an upstream") }
+                if exporting { config.warnings.append("mode is mlflow-only: the configured destinations receive nothing") }
+                config.destinations = []
+            case .openTelemetryOnly:
+                guard exporting else { throw ConfigurationError(setting: "mode", reason: "opentelemetry-only needs at least one destination") }
+            default:
+                break
+            }
+            config.mode = explicit
+            config.localTracesFile = nil
+            return
+        }
+        switch (exporting, config.upstream) {
+        case (false, nil):
+            config.mode = .standalone
+            if dualExport { config.warnings.append("dual export is switched on but there is no upstream and no destination") }
+            return
+        case (false, .some):
+            config.mode = .mlflowOnly
+            if dualExport { config.warnings.append("dual export is switched on but no destination is configured; traces go to MLflow only") }
+        case (true, nil):
+            config.mode = .openTelemetryOnly
+            if dualExport { config.warnings.append("dual export is switched on but no upstream is configured; the proxy answers the trace API itself") }
+        case (true, .some):
+            config.mode = dualExport ? .dual : .openTelemetryOnly
+        }
+        config.localTracesFile = nil
+    }
+
+    static func listenAddress(_ text: String, setting: String) throws(ConfigurationError) -> ListenAddress {
+        guard let address = ListenAddress.parse(text) else { throw ConfigurationError(setting: setting, reason: "expected HOST:PORT, got \"\(text)\"") }
+        return address
+    }
+
+    static func upstreamURL(_ text: String, setting: String) throws(ConfigurationError) -> UpstreamURL {
+        guard let url = UpstreamURL(text) else {
+            throw ConfigurationError(
+                setting: setting, reason: "the upstream must be an http:// or https:// URL of an MLflow server without credentials, query or fragment"
+            )
+        }
+        return url
+    }
+
+    /// `MLFLOW_TRACKING_TOKEN` (Bearer) or `MLFLOW_TRACKING_USERNAME` + `MLFLOW_TRACKING_PASSWORD` (Basic), as the
+    /// MLflow client reads them: on the proxy they authenticate the proxy's upstream requests.
+    private static func upstreamCredentials(_ env: EnvironmentReader) throws(ConfigurationError) -> [KeyValuePair] {
+        if let token = env["MLFLOW_TRACKING_TOKEN"] { return [KeyValuePair("Authorization", "Bearer \(token)")] }
+        switch (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]) {
+        case (let user?, let password?):
+            return [KeyValuePair("Authorization", "Basic " + Data("\(user):\(password)".utf8).base64EncodedString())]
+        case (.some, nil):
+            throw ConfigurationError(setting: "MLFLOW_TRACKING_PASSWORD", reason: "MLFLOW_TRACKING_USERNAME is set, so a password is needed too")
+        default:
+            return []
+        }
     }
 
     private static func loadResource(_ env: EnvironmentReader) throws(ConfigurationError) -> ResourceSettings {
@@ -181,10 +242,9 @@ extension ProxyConfiguration {
                 throw ConfigurationError(
                     setting: protocolSetting, reason: "unknown protocol \"\(protocolText)\", expected one of grpc, http/protobuf, http/json")
             }
-            guard value == .httpProtobuf else {
+            guard value != .grpc else {
                 throw ConfigurationError(
-                    setting: protocolSetting,
-                    reason: "protocol \"\(protocolText)\" is not supported yet; this version exports http/protobuf only"
+                    setting: protocolSetting, reason: "protocol \"grpc\" is not supported yet; use http/protobuf or http/json"
                 )
             }
             destination.transportProtocol = value
@@ -206,6 +266,21 @@ extension ProxyConfiguration {
                 throw ConfigurationError(setting: timeoutSetting, reason: "expected a whole number of milliseconds, got \"\(timeoutText)\"")
             }
             destination.timeout = millis == 0 ? nil : .milliseconds(millis)
+        }
+        destination.tls.caFile = try env.readableFile(env.signalSpecific("CERTIFICATE"))
+        destination.tls.certFile = try env.readableFile(env.signalSpecific("CLIENT_CERTIFICATE"))
+        destination.tls.keyFile = try env.readableFile(env.signalSpecific("CLIENT_KEY"))
+        let (insecureSetting, insecureText) = env.signalSpecific("INSECURE")
+        if let insecureText {
+            guard ["true", "false"].contains(insecureText.lowercased()) else {
+                throw ConfigurationError(setting: insecureSetting, reason: "expected true or false, got \"\(insecureText)\"")
+            }
+            destination.tls.insecure = insecureText.lowercased() == "true"
+        }
+        if (destination.tls.certFile == nil) != (destination.tls.keyFile == nil) {
+            throw ConfigurationError(
+                setting: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", reason: "mutual TLS needs both a client certificate and a client key"
+            )
         }
         return destination
     }
@@ -241,6 +316,15 @@ struct EnvironmentReader {
         return .some(millis == 0 ? nil : .milliseconds(millis))
     }
 
+    /// A file path variable that must name a readable file.
+    func readableFile(_ entry: (String, String?)) throws(ConfigurationError) -> String? {
+        guard let path = entry.1 else { return nil }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw ConfigurationError(setting: entry.0, reason: "cannot read the file \(path)")
+        }
+        return path
+    }
+
     func positiveInt(_ name: String) throws(ConfigurationError) -> Int? {
         guard let text = self[name] else { return nil }
         guard let value = Int(text), value > 0 else {
@@ -254,7 +338,7 @@ struct EnvironmentReader {
             guard flag >= 0, flag.isFinite else { throw ConfigurationError(setting: flagName, reason: "expected a non-negative number of seconds") }
             return .milliseconds(Int64(flag * 1000))
         }
-        guard let text = self[variable] else { return nil }
+        guard !variable.isEmpty, let text = self[variable] else { return nil }
         guard let value = Double(text), value >= 0, value.isFinite else {
             throw ConfigurationError(setting: variable, reason: "expected a non-negative number of seconds, got \"\(text)\"")
         }

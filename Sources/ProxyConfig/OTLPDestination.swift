@@ -1,6 +1,11 @@
-/// One OTLP destination, as the `OTEL_EXPORTER_OTLP_*` variables describe it.
+/// One OTLP destination: from the configuration file's `destinations`, or the one named `otlp` that the
+/// `OTEL_EXPORTER_OTLP_*` variables describe.
 public struct OTLPDestination: Sendable, Equatable {
-    /// The full URL requests are posted to (signal path already applied).
+    /// The destination's name (the key under `destinations`; `otlp` for the environment's).
+    public var name: String
+    /// The vendor profile that filled in defaults.
+    public var profile: DestinationProfile
+    /// The full URL requests are posted to (signal path already applied); for gRPC the server's URL.
     public var endpoint: UpstreamURL
     /// The wire protocol; only `http/protobuf` is supported so far.
     public var transportProtocol: OTLPProtocol
@@ -10,15 +15,27 @@ public struct OTLPDestination: Sendable, Equatable {
     public var compression: OTLPCompression
     /// Per-request timeout; `nil` means no limit (`0` in the variable).
     public var timeout: Duration?
+    /// TLS settings for `https` endpoints (and gRPC).
+    public var tls: TLSSettings
+    /// The vendor's documented request-size limit, when it has one.
+    public var maxRequestBytes: Int?
 
     /// Creates a destination.
     public init(
+        name: String = "otlp",
+        profile: DestinationProfile = .otlp,
         endpoint: UpstreamURL,
         transportProtocol: OTLPProtocol = .httpProtobuf,
         headers: [KeyValuePair] = [],
         compression: OTLPCompression = .none,
-        timeout: Duration? = .seconds(10)
+        timeout: Duration? = .seconds(10),
+        tls: TLSSettings = TLSSettings(),
+        maxRequestBytes: Int? = nil
     ) {
+        self.name = name
+        self.profile = profile
+        self.tls = tls
+        self.maxRequestBytes = maxRequestBytes
         self.endpoint = endpoint
         self.transportProtocol = transportProtocol
         self.headers = headers
@@ -29,8 +46,37 @@ public struct OTLPDestination: Sendable, Equatable {
     /// The destination with header values shown as `***`.
     public var redactedDescription: String {
         let headerNames = headers.map { "\($0.key)=***" }.joined(separator: ",")
-        return "\(endpoint) (\(transportProtocol.rawValue), compression=\(compression.rawValue)"
+        return "\(name): \(endpoint) (\(transportProtocol.rawValue), compression=\(compression.rawValue)"
             + (headerNames.isEmpty ? "" : ", headers=\(headerNames)") + ")"
+    }
+}
+
+/// TLS settings of a destination, named as the OpenTelemetry Collector names them.
+public struct TLSSettings: Sendable, Equatable {
+    /// A PEM file of CA certificates to trust instead of the system's (`OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    public var caFile: String?
+    /// The client certificate chain for mutual TLS, PEM (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`).
+    public var certFile: String?
+    /// The client private key for mutual TLS, PEM (`OTEL_EXPORTER_OTLP_CLIENT_KEY`).
+    public var keyFile: String?
+    /// gRPC only: plaintext (no TLS) when the endpoint has no scheme (`OTEL_EXPORTER_OTLP_INSECURE`).
+    public var insecure: Bool
+    /// Skip verifying the server's certificate (testing only; logged as a warning).
+    public var insecureSkipVerify: Bool
+    /// gRPC only: the name the server certificate is verified against, when it differs from the endpoint's host.
+    public var serverName: String?
+
+    /// Creates settings (verification on, system trust roots).
+    public init(
+        caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, insecure: Bool = false, insecureSkipVerify: Bool = false,
+        serverName: String? = nil
+    ) {
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.insecure = insecure
+        self.insecureSkipVerify = insecureSkipVerify
+        self.serverName = serverName
     }
 }
 

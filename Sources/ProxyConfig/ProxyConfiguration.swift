@@ -10,8 +10,17 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var upstream: UpstreamURL?
     /// How trace uploads are handled, decided as MLflow decides it (wire doc §10).
     public var mode: ExportMode
-    /// Where exported traces go: the OTLP destination, or the local file in standalone demo mode.
-    public var sink: TraceSinkSettings?
+    /// Where exported traces go: every destination gets every trace (fan-out).
+    public var destinations: [OTLPDestination]
+    /// Standalone without destinations: the file traces are appended to as OTLP/JSON lines.
+    public var localTracesFile: String?
+    /// Headers added to every upstream request (for example `Authorization: Bearer …` for an MLflow server
+    /// with authentication); never sent to a destination, never logged.
+    public var upstreamHeaders: [KeyValuePair] = []
+    /// What happens to a client's own `Authorization` header when `upstreamHeaders` sets one.
+    public var clientAuthorization: ClientAuthorizationPolicy = .keep
+    /// The configuration file the settings came from, if any.
+    public var configFile: String?
     /// The OTel resource the proxy puts on exported spans (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`).
     public var resource: ResourceSettings
     /// Batching of exported spans (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_MAX_QUEUE_SIZE`).
@@ -44,7 +53,8 @@ public struct ProxyConfiguration: Sendable, Equatable {
         listen: ListenAddress = .default,
         upstream: UpstreamURL? = nil,
         mode: ExportMode = .standalone,
-        sink: TraceSinkSettings? = .localFile(path: TraceSinkSettings.defaultLocalFile),
+        destinations: [OTLPDestination] = [],
+        localTracesFile: String? = ProxyConfiguration.defaultLocalTracesFile,
         resource: ResourceSettings = ResourceSettings(),
         batching: BatchSettings = BatchSettings(),
         traceInfoWait: Duration = .seconds(10),
@@ -55,7 +65,8 @@ public struct ProxyConfiguration: Sendable, Equatable {
         self.listen = listen
         self.upstream = upstream
         self.mode = mode
-        self.sink = sink
+        self.destinations = destinations
+        self.localTracesFile = localTracesFile
         self.resource = resource
         self.batching = batching
         self.traceInfoWait = traceInfoWait
@@ -67,14 +78,17 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// One line per setting for the start-up log; header values are never included.
     public var summary: String {
         var parts = ["mode=\(mode.rawValue)", "listen=\(listen)"]
+        if let configFile { parts.append("config=\(configFile)") }
         parts.append("upstream=\(upstream?.description ?? "none (standalone)")")
-        switch sink {
-        case .otlp(let destination): parts.append("destination=\(destination.redactedDescription)")
-        case .localFile(let path): parts.append("traces-file=\(path)")
-        case nil: parts.append("destination=none (trace calls pass through)")
-        }
+        if !upstreamHeaders.isEmpty { parts.append("upstream-headers=\(upstreamHeaders.map { "\($0.key)=***" }.joined(separator: ","))") }
+        for destination in destinations { parts.append("destination=\(destination.redactedDescription)") }
+        if let localTracesFile { parts.append("traces-file=\(localTracesFile)") }
+        if destinations.isEmpty && localTracesFile == nil { parts.append("destination=none (trace calls pass through)") }
         return parts.joined(separator: " ")
     }
+
+    /// The default file of the standalone demo.
+    public static let defaultLocalTracesFile = "./mlflow-otel-proxy-traces.jsonl"
 }
 
 /// Bounds of trace assembly; when one is hit the proxy exports what it has, counts it by reason and logs it.
@@ -106,14 +120,12 @@ public enum ExportMode: String, Sendable, Equatable {
     public var exportsTraces: Bool { self != .mlflowOnly }
 }
 
-/// Where assembled traces are written.
-public enum TraceSinkSettings: Sendable, Equatable {
-    /// The default file of the standalone demo.
-    public static let defaultLocalFile = "./mlflow-otel-proxy-traces.jsonl"
-    /// An OTLP destination.
-    case otlp(OTLPDestination)
-    /// OTLP/JSON lines appended to a local file.
-    case localFile(path: String)
+/// What the proxy does with a client's own `Authorization` header when the configuration injects one upstream.
+public enum ClientAuthorizationPolicy: String, Sendable, Equatable {
+    /// The client's header wins; the configured one is added only when the client sent none.
+    case keep
+    /// The configured header always replaces the client's.
+    case replace
 }
 
 /// A `host:port` pair the proxy listens on.

@@ -20,7 +20,8 @@ public enum ProxyApplication {
     /// Makes the services.
     /// - Parameters:
     ///   - onServerRunning: called with the bound address once the server listens (port 0 picks a free one).
-    /// - Throws: ``ExportFailure`` when the local trace file cannot be opened.
+    /// - Throws: ``ExportFailure`` when the local trace file cannot be opened; ``ConfigurationError`` when a
+    ///   destination's TLS files cannot be loaded.
     public static func makeServices(
         configuration: ProxyConfiguration,
         counters: ProxyCounters,
@@ -33,18 +34,28 @@ public enum ProxyApplication {
         clientConfiguration.decompression = .disabled  // bodies pass through as encoded
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
 
-        let exporters: [any SpanExporter]
-        switch configuration.sink {
-        case .otlp(let destination):
-            exporters = [OTLPHTTPExporter(name: "otlp", destination: destination, client: client, logger: logger)]
-        case .localFile(let path):
-            exporters = [try JSONLinesFileExporter(path: path)]
-        case nil:
-            exporters = []
+        // One pipeline (queue, batching, exporter) per destination: every trace goes to each of them.
+        var destinationPipelines: [ExportPipeline] = []
+        for destination in configuration.destinations {
+            if destination.tls.insecureSkipVerify {
+                logger.warning("TLS certificate verification is off for a destination", metadata: ["destination": "\(destination.name)"])
+            }
+            let exporter: any SpanExporter
+            do {
+                exporter = try OTLPHTTPExporter(destination: destination, client: client, logger: logger)
+            } catch {
+                throw ConfigurationError(setting: "destinations.\(destination.name).tls", reason: "cannot load the TLS files: \(error)")
+            }
+            destinationPipelines.append(ExportPipeline(settings: configuration.batching, exporters: [exporter], counters: counters, logger: logger))
         }
+        if configuration.destinations.isEmpty, let path = configuration.localTracesFile {
+            destinationPipelines.append(
+                ExportPipeline(settings: configuration.batching, exporters: [try JSONLinesFileExporter(path: path)], counters: counters, logger: logger)
+            )
+        }
+        let pipelines = destinationPipelines
         // The standalone demo logs one line per trace; otherwise that line is debug detail.
         let traceSummaryLevel: Logger.Level = configuration.mode == .standalone ? .info : .debug
-        let pipeline = ExportPipeline(settings: configuration.batching, exporters: exporters, counters: counters, logger: logger)
 
         let translation = TranslationSettings(
             serviceName: configuration.resource.serviceName,
@@ -58,7 +69,8 @@ public enum ProxyApplication {
         )
         let assembler = TraceAssembler(settings: assemblySettings, logger: logger) { traces in
             for trace in traces {
-                pipeline.submit(OTLPTraceTranslator.translate(trace, settings: translation))
+                let translated = OTLPTraceTranslator.translate(trace, settings: translation)
+                for pipeline in pipelines { pipeline.submit(translated) }
                 counters.increment("traces_assembled", trace.completion.rawValue)
                 switch trace.completion {
                 case .traceLimit, .spanLimit, .memoryLimit:
@@ -81,7 +93,10 @@ public enum ProxyApplication {
         }
 
         let forwarder = configuration.upstream.map {
-            UpstreamForwarder(upstream: $0, client: client, timeout: configuration.upstreamTimeout, counters: counters)
+            UpstreamForwarder(
+                upstream: $0, client: client, timeout: configuration.upstreamTimeout, counters: counters,
+                injectedHeaders: configuration.upstreamHeaders, clientAuthorization: configuration.clientAuthorization
+            )
         }
         let attachments = try AttachmentStore(
             directory: configuration.attachmentsDirectory, maxBytes: configuration.attachmentsMaxBytes, counters: counters
@@ -90,7 +105,10 @@ public enum ProxyApplication {
             configuration.mode.exportsTraces
             ? TraceIntake(assembler: assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes, attachments: attachments) : nil
         let responder = ProxyResponder(
-            mode: configuration.mode, forwarder: forwarder, intake: intake, exportIsSaturated: { pipeline.isSaturated },
+            // Push back on clients only when every destination's queue is full: one dead destination must not
+            // change the answers clients get (its own queue drops and counts instead).
+            mode: configuration.mode, forwarder: forwarder, intake: intake,
+            exportIsSaturated: { !pipelines.isEmpty && pipelines.allSatisfy(\.isSaturated) },
             experiments: StandaloneExperiments(), counters: counters
         )
         let application = Application(
@@ -99,7 +117,7 @@ public enum ProxyApplication {
             onServerRunning: { channel in await onServerRunning(channel.localAddress) },
             logger: logger
         )
-        return [HTTPClientService(client: client), pipeline, assembler, application]
+        return [HTTPClientService(client: client)] + pipelines + [assembler, application]
     }
 }
 

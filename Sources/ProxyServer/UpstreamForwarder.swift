@@ -19,6 +19,10 @@ struct UpstreamForwarder: Sendable {
     let client: HTTPClient
     let timeout: Duration
     let counters: ProxyCounters
+    /// Operator-configured headers for every upstream request (never a destination's).
+    var injectedHeaders: [KeyValuePair] = []
+    /// Whether a client's own `Authorization` survives an injected one.
+    var clientAuthorization: ClientAuthorizationPolicy = .keep
 
     /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `Host`, which the
     /// client sets from the upstream URL.
@@ -94,6 +98,12 @@ struct UpstreamForwarder: Sendable {
             outbound.headers.add(name: field.name.rawName, value: field.value)
         }
         addForwardingHeaders(request, context: context, to: &outbound.headers)
+        for header in injectedHeaders {
+            if header.key.lowercased() == "authorization" && clientAuthorization == .keep && outbound.headers.contains(name: "authorization") {
+                continue
+            }
+            outbound.headers.replaceOrAdd(name: header.key, value: header.value)
+        }
 
         let contentLength = request.headers[.contentLength].flatMap(Int.init)
         let pump: RequestBodyPump?

@@ -5,7 +5,8 @@ struct ConfigurationTests {
     @Test func noUpstreamAndNoEndpointIsTheStandaloneDemo() throws {
         let config = try ProxyConfiguration.load(environment: [:])
         #expect(config.mode == .standalone)
-        #expect(config.sink == .localFile(path: "./mlflow-otel-proxy-traces.jsonl"))
+        #expect(config.localTracesFile == "./mlflow-otel-proxy-traces.jsonl")
+        #expect(config.destinations.isEmpty)
         #expect(config.listen == ListenAddress(host: "127.0.0.1", port: 5000))
         #expect(config.upstream == nil)
     }
@@ -40,8 +41,7 @@ struct ConfigurationTests {
 
     @Test func genericEndpointGetsTheSignalPathAppended() throws {
         func endpoint(_ env: [String: String]) throws -> String? {
-            guard case .otlp(let destination)? = try ProxyConfiguration.load(environment: env).sink else { return nil }
-            return destination.endpoint.description
+            try ProxyConfiguration.load(environment: env).destinations.first?.endpoint.description
         }
         #expect(try endpoint(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]) == "http://collector:4318/v1/traces")
         #expect(try endpoint(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/mycollector/"]) == "http://collector:4318/mycollector/v1/traces")
@@ -66,7 +66,8 @@ struct ConfigurationTests {
             "OTEL_EXPORTER_OTLP_COMPRESSION": "GZIP",
             "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2500",
         ])
-        guard case .otlp(let destination)? = config.sink else { Issue.record("no destination"); return }
+        let destination = try #require(config.destinations.first)
+        #expect(destination.name == "otlp")
         #expect(destination.headers == [KeyValuePair("Authorization", "Basic dXNlcjpwYXNz"), KeyValuePair("x-api-key", "k1")])
         #expect(destination.compression == .gzip)
         #expect(destination.timeout == .milliseconds(2500))

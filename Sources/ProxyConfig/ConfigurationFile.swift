@@ -1,0 +1,245 @@
+import Foundation
+
+/// The YAML configuration file (`--config FILE`, `MLFLOW_OTEL_PROXY_CONFIG`), shaped the way OpenTelemetry
+/// Collector users expect: secrets as `${env:NAME}` or `${file:/path}` references, a map of named
+/// destinations, each with an optional vendor `profile`.
+///
+/// ```yaml
+/// listen: 127.0.0.1:5000
+/// upstream:
+///   url: http://mlflow:5000
+///   headers: { Authorization: "Bearer ${env:MLFLOW_TOKEN}" }
+///   client_authorization: keep          # or replace
+/// mode: dual                             # auto (default), mlflow-only, opentelemetry-only, dual
+/// destinations:
+///   dd:     { profile: datadog, site: datadoghq.eu, api_key: "${env:DD_API_KEY}" }
+///   tempo:  { endpoint: "https://tempo:4318", compression: gzip, tls: { ca_file: /etc/ca.pem } }
+/// ```
+struct ConfigurationFile {
+    static let topLevelKeys = [
+        "listen", "upstream", "mode", "destinations", "traces_file", "trace_info_wait", "shutdown_timeout", "attachments", "assembly",
+        "batch", "service",
+    ]
+    static let destinationKeys = [
+        "profile", "endpoint", "traces_endpoint", "protocol", "headers", "compression", "timeout", "tls", "max_request_bytes",
+    ]
+    static let tlsKeys = ["ca_file", "cert_file", "key_file", "insecure", "insecure_skip_verify", "server_name"]
+
+    var listen: ListenAddress?
+    var upstream: UpstreamURL?
+    var upstreamTimeout: Duration?
+    var upstreamHeaders: [KeyValuePair] = []
+    var clientAuthorization: ClientAuthorizationPolicy?
+    var mode: ExportMode?
+    var destinations: [OTLPDestination] = []
+    var tracesFile: String?
+    var traceInfoWait: Duration?
+    var shutdownTimeout: Duration?
+    var attachmentsDirectory: String?
+    var attachmentsMaxBytes: Int?
+    var maxTracesInFlight: Int?
+    var maxSpansPerTrace: Int?
+    var maxBytesHeld: Int?
+    var scheduleDelay: Duration?
+    var maxExportBatchSize: Int?
+    var maxQueueSize: Int?
+    var serviceName: String?
+    var resourceAttributes: [KeyValuePair] = []
+
+    /// Parses and validates the file; every problem is reported, each by its key path.
+    static func parse(_ text: String, environment: [String: String]) throws(ConfigurationError) -> ConfigurationFile {
+        let root = try ConfigNode.parse(text)
+        var problems = ConfigProblems()
+        var file = ConfigurationFile()
+        let env = environment.filter { !$0.value.isEmpty }
+        let top = problems.entries(root, allowed: topLevelKeys)
+
+        if let text = problems.string(top["listen"], env: env) {
+            if let address = ListenAddress.parse(text) { file.listen = address } else { problems.add(path: "listen", "expected HOST:PORT, got \"\(text)\"") }
+        }
+        if let node = top["upstream"] {
+            if case .scalar = node {
+                file.upstream = url(problems.string(node, env: env), path: "upstream", problems: &problems)
+            } else {
+                let upstream = problems.entries(node, allowed: ["url", "timeout", "headers", "client_authorization"])
+                file.upstream = url(problems.string(upstream["url"], env: env), path: "upstream.url", problems: &problems)
+                file.upstreamTimeout = problems.duration(upstream["timeout"], env: env)
+                file.upstreamHeaders = problems.stringMap(upstream["headers"], env: env)
+                file.clientAuthorization = problems.choice(upstream["client_authorization"], env: env, options: ["keep", "replace"])
+                    .flatMap(ClientAuthorizationPolicy.init(rawValue:))
+            }
+        }
+        if let mode = problems.choice(top["mode"], env: env, options: ["auto", "mlflow-only", "opentelemetry-only", "dual"]), mode != "auto" {
+            file.mode = ExportMode(rawValue: mode)
+        }
+        file.tracesFile = problems.string(top["traces_file"], env: env)
+        file.traceInfoWait = problems.duration(top["trace_info_wait"], env: env)
+        file.shutdownTimeout = problems.duration(top["shutdown_timeout"], env: env)
+        if let node = top["attachments"] {
+            let attachments = problems.entries(node, allowed: ["directory", "max_bytes"])
+            file.attachmentsDirectory = problems.string(attachments["directory"], env: env)
+            file.attachmentsMaxBytes = problems.positiveInt(attachments["max_bytes"], env: env)
+        }
+        if let node = top["assembly"] {
+            let assembly = problems.entries(node, allowed: ["max_traces_in_flight", "max_spans_per_trace", "max_bytes_held"])
+            file.maxTracesInFlight = problems.positiveInt(assembly["max_traces_in_flight"], env: env)
+            file.maxSpansPerTrace = problems.positiveInt(assembly["max_spans_per_trace"], env: env)
+            file.maxBytesHeld = problems.positiveInt(assembly["max_bytes_held"], env: env)
+        }
+        if let node = top["batch"] {
+            let batch = problems.entries(node, allowed: ["schedule_delay", "max_export_batch_size", "max_queue_size"])
+            file.scheduleDelay = problems.duration(batch["schedule_delay"], env: env)
+            file.maxExportBatchSize = problems.positiveInt(batch["max_export_batch_size"], env: env)
+            file.maxQueueSize = problems.positiveInt(batch["max_queue_size"], env: env)
+        }
+        if let node = top["service"] {
+            let service = problems.entries(node, allowed: ["name", "resource_attributes"])
+            file.serviceName = problems.string(service["name"], env: env)
+            file.resourceAttributes = problems.stringMap(service["resource_attributes"], env: env)
+        }
+        if let node = top["destinations"] {
+            if case .map(let entries, _, _) = node {
+                for entry in entries {
+                    if let destination = destination(named: entry.key, node: entry.value, env: env, problems: &problems) {
+                        file.destinations.append(destination)
+                    }
+                }
+            } else if case .null = node {
+            } else {
+                problems.add(node, "expected a mapping of destination names to their settings, found \(node.kindName)")
+            }
+        }
+        guard problems.errors.isEmpty else { throw ConfigurationError(problems: problems.errors.flatMap(\.problems)) }
+        return file
+    }
+
+    static func url(_ text: String?, path: String, problems: inout ConfigProblems) -> UpstreamURL? {
+        guard let text else { return nil }
+        guard let url = UpstreamURL(text) else {
+            problems.add(path: path, "expected an http:// or https:// URL without credentials, query or fragment, got \"\(text)\"")
+            return nil
+        }
+        return url
+    }
+
+    /// One destination: profile defaults first, explicit keys over them.
+    static func destination(named name: String, node: ConfigNode, env: [String: String], problems: inout ConfigProblems) -> OTLPDestination? {
+        let path = node.path
+        let before = problems.errors.count
+        // The profile decides which extra keys are allowed, so read it first.
+        var profile = DestinationProfile.otlp
+        if case .map(let entries, _, _) = node, let profileNode = entries.first(where: { $0.key == "profile" })?.value {
+            if let text = problems.choice(profileNode, env: env, options: DestinationProfile.allCases.map(\.rawValue)) {
+                profile = DestinationProfile(rawValue: text) ?? .otlp
+            }
+        }
+        let keys = problems.entries(node, allowed: destinationKeys + profile.keys)
+        var profileValues: [String: String] = [:]
+        for key in profile.keys {
+            if let value = problems.string(keys[key], env: env, secret: DestinationProfile.secretKeys.contains(key)) { profileValues[key] = value }
+        }
+        let defaults = profile.defaults(profileValues, present: Set(keys.keys), path: path, problems: &problems)
+
+        let transport: OTLPProtocol
+        if let text = problems.choice(keys["protocol"], env: env, options: OTLPProtocol.allCases.map(\.rawValue)) {
+            transport = OTLPProtocol(rawValue: text) ?? .httpProtobuf
+            if !defaults.protocolChoices.contains(transport) {
+                problems.add(
+                    path: "\(path).protocol",
+                    "the \(profile.rawValue) profile supports \(defaults.protocolChoices.map(\.rawValue).joined(separator: ", ")), not \(text)"
+                )
+            }
+        } else {
+            transport = .httpProtobuf
+        }
+        if transport == .grpc {
+            problems.add(path: "\(path).protocol", "grpc is not supported yet; use http/protobuf or http/json")
+        }
+
+        // endpoint is a base URL (v1/traces is appended); traces_endpoint is used as is (Collector's otlp_http).
+        var endpoint: UpstreamURL?
+        if let text = problems.string(keys["traces_endpoint"], env: env) {
+            endpoint = url(text, path: "\(path).traces_endpoint", problems: &problems).map { $0.path.isEmpty ? $0.with(path: "/") : $0 }
+        } else if let text = problems.string(keys["endpoint"], env: env) {
+            if let base = url(text, path: "\(path).endpoint", problems: &problems) {
+                endpoint = base.with(path: (base.path.hasSuffix("/") ? base.path : base.path + "/") + "v1/traces")
+            }
+        } else if let text = defaults.endpoint {
+            endpoint = UpstreamURL(text)
+        }
+        if endpoint == nil && problems.errors.count == before {
+            problems.add(path: "\(path).endpoint", "is required (or a profile that sets it)")
+        }
+
+        var headers = defaults.headers
+        for header in problems.stringMap(keys["headers"], env: env) {
+            if let index = headers.firstIndex(where: { $0.key.lowercased() == header.key.lowercased() }) {
+                headers[index] = header
+            } else {
+                headers.append(header)
+            }
+        }
+        var tls = TLSSettings()
+        if let node = keys["tls"] {
+            let values = problems.entries(node, allowed: tlsKeys)
+            for (key, keyPath) in [("ca_file", \TLSSettings.caFile), ("cert_file", \.certFile), ("key_file", \.keyFile)] {
+                if let file = problems.string(values[key], env: env) {
+                    if FileManager.default.isReadableFile(atPath: file) {
+                        tls[keyPath: keyPath] = file
+                    } else {
+                        problems.add(path: "\(path).tls.\(key)", "cannot read the file \(file)")
+                    }
+                }
+            }
+            tls.insecure = problems.bool(values["insecure"], env: env) ?? false
+            tls.insecureSkipVerify = problems.bool(values["insecure_skip_verify"], env: env) ?? false
+            tls.serverName = problems.string(values["server_name"], env: env)
+            if (values["cert_file"] == nil) != (values["key_file"] == nil) {
+                problems.add(path: "\(path).tls", "mutual TLS needs both cert_file and key_file")
+            }
+            if tls.serverName != nil && transport != .grpc {
+                problems.add(path: "\(path).tls.server_name", "is supported for grpc destinations only; for HTTP, use an endpoint with that host name")
+            }
+        }
+        let compression = problems.choice(keys["compression"], env: env, options: ["gzip", "none"]).flatMap(OTLPCompression.init(rawValue:)) ?? .none
+        var timeout: Duration? = .seconds(10)
+        if let value = problems.duration(keys["timeout"], env: env) { timeout = value == .zero ? nil : value }
+        let maxRequestBytes = problems.positiveInt(keys["max_request_bytes"], env: env) ?? defaults.maxRequestBytes
+
+        guard problems.errors.count == before, let endpoint else { return nil }
+        return OTLPDestination(
+            name: name, profile: profile, endpoint: endpoint, transportProtocol: transport, headers: headers, compression: compression,
+            timeout: timeout, tls: tls, maxRequestBytes: maxRequestBytes
+        )
+    }
+
+    /// Lays the file's settings over `config` (which holds the defaults and the environment's).
+    func apply(to config: inout ProxyConfiguration) {
+        if let listen { config.listen = listen }
+        if let upstream { config.upstream = upstream }
+        if let upstreamTimeout { config.upstreamTimeout = upstreamTimeout }
+        for header in upstreamHeaders {
+            config.upstreamHeaders.removeAll { $0.key.lowercased() == header.key.lowercased() }
+            config.upstreamHeaders.append(header)
+        }
+        if let clientAuthorization { config.clientAuthorization = clientAuthorization }
+        if let tracesFile { config.localTracesFile = tracesFile }
+        if let traceInfoWait { config.traceInfoWait = traceInfoWait }
+        if let shutdownTimeout { config.shutdownTimeout = shutdownTimeout }
+        if let attachmentsDirectory { config.attachmentsDirectory = attachmentsDirectory }
+        if let attachmentsMaxBytes { config.attachmentsMaxBytes = attachmentsMaxBytes }
+        if let maxTracesInFlight { config.assemblyLimits.maxTracesInFlight = maxTracesInFlight }
+        if let maxSpansPerTrace { config.assemblyLimits.maxSpansPerTrace = maxSpansPerTrace }
+        if let maxBytesHeld { config.assemblyLimits.maxBytesHeld = maxBytesHeld }
+        if let scheduleDelay { config.batching.scheduleDelay = scheduleDelay }
+        if let maxExportBatchSize { config.batching.maxExportBatchSize = maxExportBatchSize }
+        if let maxQueueSize { config.batching.maxQueueSize = maxQueueSize }
+        if let serviceName { config.resource.serviceName = serviceName }
+        for attribute in resourceAttributes {
+            config.resource.attributes.removeAll { $0.key == attribute.key }
+            config.resource.attributes.append(attribute)
+        }
+        let fileNames = Set(destinations.map(\.name))
+        config.destinations = config.destinations.filter { !fileNames.contains($0.name) } + destinations
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+
+/// Vendor profiles: fill in endpoint, protocol, auth header and request-size limit from a few keys
+/// (../shared/docs/otlp-and-vendors.md §3). Explicit destination keys (`endpoint`, `protocol`, `headers`, …)
+/// override what a profile fills in.
+public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
+    /// Generic OTLP: everything from the explicit keys.
+    case otlp
+    /// Datadog OTLP intake: `site`, `api_key` → `dd-api-key`; HTTP only; 3.2 MB per request.
+    case datadog
+    /// Grafana Cloud OTLP gateway: `zone` (or `endpoint`), `instance_id` + `token` → Basic auth.
+    case grafana
+    /// Splunk Observability Cloud: `realm`, `access_token` → `X-SF-Token`; `/v2/trace/otlp`, or gRPC.
+    case splunk
+    /// New Relic: `region` (`us`, `eu`), `license_key` → `api-key`; 1 MB per request.
+    case newrelic
+    /// Honeycomb: `region` (`us`, `eu`), `api_key` → `x-honeycomb-team`.
+    case honeycomb
+    /// SigNoz Cloud: `region` (`us`, `eu`, `in`), `ingestion_key` → `signoz-ingestion-key`.
+    case signoz
+    /// ServiceNow Cloud Observability (Lightstep): `access_token` → `lightstep-access-token`, `region` (`us`, `eu`).
+    case lightstep
+    /// Dynatrace: `environment_url`, `api_token` → `Authorization: Api-Token …`; HTTP/protobuf only.
+    case dynatrace
+
+    /// The keys the profile reads, besides the generic destination keys.
+    public var keys: [String] {
+        switch self {
+        case .otlp: []
+        case .datadog: ["site", "api_key"]
+        case .grafana: ["zone", "instance_id", "token"]
+        case .splunk: ["realm", "access_token"]
+        case .newrelic: ["region", "license_key"]
+        case .honeycomb: ["region", "api_key"]
+        case .signoz: ["region", "ingestion_key"]
+        case .lightstep: ["region", "access_token"]
+        case .dynatrace: ["environment_url", "api_token"]
+        }
+    }
+
+    /// The keys that hold secrets (shown as `***`).
+    public static let secretKeys: Set<String> = ["api_key", "token", "access_token", "license_key", "ingestion_key", "api_token"]
+
+    /// Datadog sites with an OTLP trace intake.
+    public static let datadogSites = ["datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu", "ap1.datadoghq.com", "ap2.datadoghq.com"]
+
+    /// What a profile contributes before explicit keys apply.
+    struct Defaults {
+        var endpoint: String?
+        var protocolChoices: [OTLPProtocol] = OTLPProtocol.allCases
+        var headers: [KeyValuePair] = []
+        var maxRequestBytes: Int?
+        var grpcEndpoint: String?
+    }
+
+    /// Reads the profile's keys.
+    /// - Parameters:
+    ///   - values: the profile keys' resolved values (missing keys absent).
+    ///   - path: the destination's key path, for errors (`destinations.dd`).
+    ///   - present: the keys the destination has, resolved or not (a key whose reference failed was reported already).
+    func defaults(_ values: [String: String], present: Set<String>, path: String, problems: inout ConfigProblems) -> Defaults {
+        func required(_ key: String) -> String? {
+            guard let value = values[key] else {
+                if !present.contains(key) { problems.add(path: "\(path).\(key)", "is required by the \(rawValue) profile") }
+                return nil
+            }
+            return value
+        }
+        func region(_ allowed: [String], default fallback: String) -> String? {
+            let value = values["region"] ?? fallback
+            guard allowed.contains(value) else {
+                problems.add(path: "\(path).region", "unknown region \"\(value)\", expected one of \(allowed.joined(separator: ", "))")
+                return nil
+            }
+            return value
+        }
+        var result = Defaults()
+        switch self {
+        case .otlp:
+            break
+        case .datadog:
+            let site = values["site"] ?? "datadoghq.com"
+            if Self.datadogSites.contains(site) {
+                result.endpoint = "https://trace.agent.\(site)/v1/traces"
+            } else {
+                problems.add(path: "\(path).site", "unknown site \"\(site)\", expected one of \(Self.datadogSites.joined(separator: ", "))")
+            }
+            if let key = required("api_key") { result.headers = [KeyValuePair("dd-api-key", key)] }
+            result.protocolChoices = [.httpProtobuf, .httpJSON]
+            result.maxRequestBytes = 3_200_000
+        case .grafana:
+            if let zone = values["zone"] {
+                let valid = !zone.isEmpty && zone.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" }
+                if valid {
+                    result.endpoint = "https://otlp-gateway-\(zone).grafana.net/otlp/v1/traces"
+                } else {
+                    problems.add(path: "\(path).zone", "\"\(zone)\" is not a zone name such as prod-us-east-0")
+                }
+            }
+            if let instance = required("instance_id"), let token = required("token") {
+                let credentials = Data("\(instance):\(token)".utf8).base64EncodedString()
+                result.headers = [KeyValuePair("Authorization", "Basic \(credentials)")]
+            }
+            result.protocolChoices = [.httpProtobuf, .httpJSON]
+        case .splunk:
+            if let realm = required("realm") {
+                result.endpoint = "https://ingest.\(realm).signalfx.com/v2/trace/otlp"
+                result.grpcEndpoint = "https://ingest.\(realm).signalfx.com:443"
+            }
+            if let token = required("access_token") { result.headers = [KeyValuePair("X-SF-Token", token)] }
+            result.protocolChoices = [.httpProtobuf, .grpc]
+        case .newrelic:
+            if let region = region(["us", "eu"], default: "us") {
+                let host = region == "eu" ? "otlp.eu01.nr-data.net" : "otlp.nr-data.net"
+                result.endpoint = "https://\(host)/v1/traces"
+                result.grpcEndpoint = "https://\(host):443"
+            }
+            if let key = required("license_key") { result.headers = [KeyValuePair("api-key", key)] }
+            result.maxRequestBytes = 1_000_000
+        case .honeycomb:
+            if let region = region(["us", "eu"], default: "us") {
+                let host = region == "eu" ? "api.eu1.honeycomb.io" : "api.honeycomb.io"
+                result.endpoint = "https://\(host)/v1/traces"
+                result.grpcEndpoint = "https://\(host):443"
+            }
+            if let key = required("api_key") { result.headers = [KeyValuePair("x-honeycomb-team", key)] }
+        case .signoz:
+            if let region = region(["us", "eu", "in"], default: "us") {
+                result.endpoint = "https://ingest.\(region).signoz.cloud:443/v1/traces"
+                result.grpcEndpoint = "https://ingest.\(region).signoz.cloud:443"
+            }
+            if let key = required("ingestion_key") { result.headers = [KeyValuePair("signoz-ingestion-key", key)] }
+        case .lightstep:
+            if let region = region(["us", "eu"], default: "us") {
+                let host = region == "eu" ? "ingest.eu.lightstep.com" : "ingest.lightstep.com"
+                result.endpoint = "https://\(host):443/v1/traces"
+                result.grpcEndpoint = "https://\(host):443"
+            }
+            if let token = required("access_token") { result.headers = [KeyValuePair("lightstep-access-token", token)] }
+        case .dynatrace:
+            if let environment = required("environment_url") {
+                if let url = UpstreamURL(environment) {
+                    result.endpoint = url.with(path: url.basePath + "/api/v2/otlp/v1/traces").description
+                } else {
+                    problems.add(path: "\(path).environment_url", "expected an https:// URL such as https://abc12345.live.dynatrace.com")
+                }
+            }
+            if let token = required("api_token") { result.headers = [KeyValuePair("Authorization", "Api-Token \(token)")] }
+            result.protocolChoices = [.httpProtobuf]
+        }
+        return result
+    }
+}

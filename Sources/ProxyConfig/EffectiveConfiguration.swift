@@ -1,0 +1,81 @@
+/// Renders the effective configuration as YAML for `check-config`: every setting after all layers applied,
+/// every header value (and so every credential) shown as `***`.
+extension ProxyConfiguration {
+    /// The redacted YAML text.
+    public var redactedYAML: String {
+        var lines: [String] = []
+        func add(_ line: String) { lines.append(line) }
+        func duration(_ value: Duration?) -> String {
+            guard let value else { return "none" }
+            let (seconds, attoseconds) = value.components
+            let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+            return millis % 1000 == 0 ? "\(millis / 1000)s" : "\(millis)ms"
+        }
+        func headers(_ list: [KeyValuePair], indent: String) {
+            guard !list.isEmpty else { return }
+            add("\(indent)headers:")
+            for header in list { add("\(indent)  \(header.key): \"***\"") }
+        }
+        add("mode: \(mode.rawValue)")
+        add("listen: \(listen)")
+        if let configFile { add("config_file: \(configFile)") }
+        if let upstream {
+            add("upstream:")
+            add("  url: \(upstream)")
+            add("  timeout: \(duration(upstreamTimeout))")
+            headers(upstreamHeaders, indent: "  ")
+            add("  client_authorization: \(clientAuthorization.rawValue)")
+        } else {
+            add("upstream: none  # standalone: the proxy answers the trace API itself")
+        }
+        if destinations.isEmpty {
+            add("destinations: {}")
+        } else {
+            add("destinations:")
+            for destination in destinations {
+                add("  \(destination.name):")
+                add("    profile: \(destination.profile.rawValue)")
+                add("    endpoint: \(destination.endpoint)")
+                add("    protocol: \(destination.transportProtocol.rawValue)")
+                headers(destination.headers, indent: "    ")
+                add("    compression: \(destination.compression.rawValue)")
+                add("    timeout: \(duration(destination.timeout))")
+                if let limit = destination.maxRequestBytes { add("    max_request_bytes: \(limit)") }
+                let tls = destination.tls
+                if tls != TLSSettings() {
+                    add("    tls:")
+                    if let value = tls.caFile { add("      ca_file: \(value)") }
+                    if let value = tls.certFile { add("      cert_file: \(value)") }
+                    if let value = tls.keyFile { add("      key_file: \(value)") }
+                    if tls.insecure { add("      insecure: true") }
+                    if tls.insecureSkipVerify { add("      insecure_skip_verify: true") }
+                    if let value = tls.serverName { add("      server_name: \(value)") }
+                }
+            }
+        }
+        if let localTracesFile { add("traces_file: \(localTracesFile)") }
+        add("trace_info_wait: \(duration(traceInfoWait))")
+        add("shutdown_timeout: \(duration(shutdownTimeout))")
+        add("assembly:")
+        add("  max_traces_in_flight: \(assemblyLimits.maxTracesInFlight)")
+        add("  max_spans_per_trace: \(assemblyLimits.maxSpansPerTrace)")
+        add("  max_bytes_held: \(assemblyLimits.maxBytesHeld)")
+        add("batch:")
+        add("  schedule_delay: \(duration(batching.scheduleDelay))")
+        add("  max_export_batch_size: \(batching.maxExportBatchSize)")
+        add("  max_queue_size: \(batching.maxQueueSize)")
+        add("attachments:")
+        add("  directory: \(attachmentsDirectory ?? "none  # accepted and discarded")")
+        add("  max_bytes: \(attachmentsMaxBytes)")
+        if resource.serviceName != nil || !resource.attributes.isEmpty {
+            add("service:")
+            if let name = resource.serviceName { add("  name: \(name)") }
+            if !resource.attributes.isEmpty {
+                add("  resource_attributes:")
+                for attribute in resource.attributes { add("    \(attribute.key): \(attribute.value)") }
+            }
+        }
+        for warning in warnings { add("# warning: \(warning)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

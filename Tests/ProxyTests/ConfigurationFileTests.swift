@@ -1,0 +1,155 @@
+import Foundation
+import ProxyConfig
+import Testing
+
+struct ConfigurationFileTests {
+    func load(_ yaml: String, env: [String: String] = [:], flags: CommandLineSettings = CommandLineSettings()) throws -> ProxyConfiguration {
+        try ProxyConfiguration.load(environment: env, flags: flags, fileText: yaml)
+    }
+
+    func problems(_ yaml: String, env: [String: String] = [:]) -> [String] {
+        do {
+            _ = try load(yaml, env: env)
+            return []
+        } catch {
+            return (error as? ConfigurationError)?.problems.map { "\($0.setting): \($0.reason)" } ?? ["\(error)"]
+        }
+    }
+
+    @Test func everyProfileFillsInEndpointAndAuthHeader() throws {
+        let config = try load(
+            """
+            destinations:
+              dd: { profile: datadog, site: datadoghq.eu, api_key: "${env:DD_API_KEY}" }
+              grafana: { profile: grafana, zone: prod-us-east-0, instance_id: "12345", token: glc_abc }
+              splunk: { profile: splunk, realm: us1, access_token: sf-token }
+              newrelic: { profile: newrelic, region: eu, license_key: nr-key }
+              honeycomb: { profile: honeycomb, api_key: hc-key }
+              signoz: { profile: signoz, region: in, ingestion_key: sz-key }
+              lightstep: { profile: lightstep, access_token: ls-token }
+              dynatrace: { profile: dynatrace, environment_url: "https://abc12345.live.dynatrace.com", api_token: dt0c01.x }
+              collector: { endpoint: "http://collector:4318", headers: { x-scope-orgid: team-a }, compression: gzip, timeout: 2s }
+            """, env: ["DD_API_KEY": "dd-key"])
+        let byName = Dictionary(uniqueKeysWithValues: config.destinations.map { ($0.name, $0) })
+        func check(_ name: String, _ endpoint: String, _ header: String, _ value: String, limit: Int? = nil) {
+            #expect(byName[name]?.endpoint.description == endpoint, "\(name)")
+            #expect(byName[name]?.headers.first { $0.key == header }?.value == value, "\(name)")
+            #expect(byName[name]?.maxRequestBytes == limit, "\(name)")
+        }
+        check("dd", "https://trace.agent.datadoghq.eu/v1/traces", "dd-api-key", "dd-key", limit: 3_200_000)
+        check("grafana", "https://otlp-gateway-prod-us-east-0.grafana.net/otlp/v1/traces", "Authorization",
+              "Basic " + Data("12345:glc_abc".utf8).base64EncodedString())
+        check("splunk", "https://ingest.us1.signalfx.com/v2/trace/otlp", "X-SF-Token", "sf-token")
+        check("newrelic", "https://otlp.eu01.nr-data.net/v1/traces", "api-key", "nr-key", limit: 1_000_000)
+        check("honeycomb", "https://api.honeycomb.io/v1/traces", "x-honeycomb-team", "hc-key")
+        check("signoz", "https://ingest.in.signoz.cloud:443/v1/traces", "signoz-ingestion-key", "sz-key")
+        check("lightstep", "https://ingest.lightstep.com:443/v1/traces", "lightstep-access-token", "ls-token")
+        check("dynatrace", "https://abc12345.live.dynatrace.com/api/v2/otlp/v1/traces", "Authorization", "Api-Token dt0c01.x")
+        check("collector", "http://collector:4318/v1/traces", "x-scope-orgid", "team-a")
+        #expect(byName["collector"]?.compression == .gzip)
+        #expect(byName["collector"]?.timeout == .seconds(2))
+        #expect(config.mode == .openTelemetryOnly)
+    }
+
+    @Test func explicitKeysOverrideTheProfile() throws {
+        let config = try load(
+            """
+            destinations:
+              dd:
+                profile: datadog
+                api_key: k
+                traces_endpoint: http://127.0.0.1:9999/intake
+                headers: { dd-api-key: override, dd-otlp-source: llmobs }
+                protocol: http/json
+            """)
+        let dd = try #require(config.destinations.first)
+        #expect(dd.endpoint.description == "http://127.0.0.1:9999/intake")
+        #expect(dd.headers == [KeyValuePair("dd-api-key", "override"), KeyValuePair("dd-otlp-source", "llmobs")])
+        #expect(dd.transportProtocol == .httpJSON)
+    }
+
+    @Test func badKeysAreNamedByTheirPath() {
+        let found = problems(
+            """
+            listen: nowhere
+            upstream: { url: "ftp://x", client_authorization: sometimes }
+            mode: turbo
+            destinations:
+              dd: { profile: datadog, site: datadoghq.xx, api_key: "${env:MISSING_KEY}" }
+              nr: { profile: newrelic, region: mars, license_key: "" }
+              grafana: { profile: grafana, zone: prod-eu-west-0, instance_id: "1", token: "${file:/nonexistent/token}" }
+              typo: { endpont: "http://x" }
+              dyn: { profile: dynatrace, environment_url: "https://e.live.dynatrace.com", api_token: t, protocol: grpc }
+              tls: { endpoint: "https://x", tls: { ca_file: /nonexistent/ca.pem, cert_file: /etc/hostname } }
+            batch: { max_queue_size: -3 }
+            unknown_top: 1
+            """)
+        let expected = [
+            "listen: expected HOST:PORT",
+            "upstream.url: expected an http:// or https:// URL",
+            "upstream.client_authorization: unknown value \"sometimes\", expected one of keep, replace",
+            "mode: unknown value \"turbo\"",
+            "destinations.dd.site: unknown site \"datadoghq.xx\", expected one of datadoghq.com",
+            "destinations.dd.api_key: the environment variable MISSING_KEY is not set",
+            "destinations.nr.region: unknown region \"mars\", expected one of us, eu",
+            "destinations.nr.license_key: is empty; a secret must have a value",
+            "destinations.grafana.token: cannot read the secret file /nonexistent/token",
+            "destinations.typo.endpont: unknown key",
+            "destinations.dyn.protocol: the dynatrace profile supports http/protobuf, not grpc",
+            "destinations.tls.tls.ca_file: cannot read the file /nonexistent/ca.pem",
+            "destinations.tls.tls: mutual TLS needs both cert_file and key_file",
+            "batch.max_queue_size: expected a positive whole number",
+            "unknown_top: unknown key",
+        ]
+        for prefix in expected {
+            #expect(found.contains { $0.hasPrefix(prefix) }, "missing: \(prefix)\nfound:\n\(found.joined(separator: "\n"))")
+        }
+        // Errors never carry a secret's value.
+        #expect(!found.joined().contains("glc_"))
+    }
+
+    @Test func secretsComeFromEnvironmentAndFiles() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("token-\(UUID().uuidString)")
+        try "  file-secret\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let config = try load(
+            """
+            upstream:
+              url: http://mlflow:5000
+              headers: { Authorization: "Bearer ${env:MLFLOW_TOKEN}", X-Literal: "cost $$5" }
+              client_authorization: replace
+            destinations:
+              c: { endpoint: "http://c:4318", headers: { a: "${file:\(file.path)}", b: "${B_KEY}" } }
+            """, env: ["MLFLOW_TOKEN": "t0k", "B_KEY": "bee"])
+        #expect(config.upstreamHeaders == [KeyValuePair("Authorization", "Bearer t0k"), KeyValuePair("X-Literal", "cost $5")])
+        #expect(config.clientAuthorization == .replace)
+        #expect(config.destinations.first?.headers == [KeyValuePair("a", "file-secret"), KeyValuePair("b", "bee")])
+        // The redacted dump shows no secret.
+        let dump = config.redactedYAML
+        for secret in ["t0k", "file-secret", "bee", "cost"] { #expect(!dump.contains(secret), "\(secret) leaked") }
+        #expect(dump.contains("Authorization: \"***\""))
+    }
+
+    @Test func precedenceIsFlagsThenFileThenEnvironment() throws {
+        let env = [
+            "MLFLOW_TRACKING_URI": "http://env:5000", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env-collector:4318",
+            "MLFLOW_TRACKING_TOKEN": "env-token",
+        ]
+        let fromFile = try load("upstream: http://file:5000\ndestinations:\n  extra: { endpoint: \"http://x:4318\" }\n", env: env)
+        #expect(fromFile.upstream?.description == "http://file:5000")
+        #expect(fromFile.destinations.map(\.name) == ["otlp", "extra"])  // the environment's destination is kept
+        #expect(fromFile.upstreamHeaders == [KeyValuePair("Authorization", "Bearer env-token")])
+        let flagged = try load("upstream: http://file:5000\n", env: env, flags: CommandLineSettings(upstream: "http://flag:5000"))
+        #expect(flagged.upstream?.description == "http://flag:5000")
+        // A file destination named otlp replaces the environment's.
+        let replaced = try load("destinations:\n  otlp: { endpoint: \"http://file-collector:4318\" }\n", env: env)
+        #expect(replaced.destinations.map(\.endpoint.description) == ["http://file-collector:4318/v1/traces"])
+        // The file can switch dual export on.
+        #expect(try load("mode: dual\n", env: env).mode == .dual)
+        #expect(throws: ConfigurationError.self) { try load("mode: dual\n") }
+    }
+
+    @Test func invalidYAMLIsReported() {
+        #expect(problems("destinations: [unclosed").first?.hasPrefix("config file: not valid YAML") == true)
+    }
+}

@@ -88,7 +88,9 @@ struct Serve: AsyncParsableCommand {
         do {
             configuration = try options.loadConfiguration(environment: environment)
         } catch {
-            for problem in error.problems { logger.critical("invalid configuration", metadata: ["setting": "\(problem.setting)", "error": "\(problem.reason)"]) }
+            for problem in error.problems {
+                logger.critical("invalid configuration", metadata: ["setting": "\(problem.setting)", "error": "\(problem.reason)"])
+            }
             throw ExitCode(2)
         }
         for warning in configuration.warnings { logger.warning("\(warning)") }
@@ -138,7 +140,6 @@ struct ProxyOptions: ParsableArguments {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
     var logLevel: String?
-
 
     /// The configuration from the environment, the configuration file and these flags.
     func loadConfiguration(environment: [String: String]) throws(ConfigurationError) -> ProxyConfiguration {

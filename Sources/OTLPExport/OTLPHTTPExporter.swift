@@ -112,7 +112,8 @@ public struct OTLPHTTPExporter: SpanExporter {
     private func attemptOnce(_ body: ByteBuffer) async -> AttemptOutcome {
         var httpRequest = HTTPClientRequest(url: destination.endpoint.description)
         httpRequest.method = .POST
-        httpRequest.headers.add(name: "Content-Type", value: destination.transportProtocol == .httpJSON ? "application/json" : "application/x-protobuf")
+        httpRequest.headers.add(
+            name: "Content-Type", value: destination.transportProtocol == .httpJSON ? "application/json" : "application/x-protobuf")
         httpRequest.tlsConfiguration = tlsConfiguration
         httpRequest.headers.add(name: "User-Agent", value: "mlflow-otel-proxy/\(ProxyVersion.current)")
         if destination.compression == .gzip { httpRequest.headers.add(name: "Content-Encoding", value: "gzip") }
@@ -137,6 +138,11 @@ public struct OTLPHTTPExporter: SpanExporter {
             default:
                 return .permanent(failure)
             }
+        } catch let error as NIOSSLError {
+            // A certificate or handshake problem will not fix itself by retrying.
+            return .permanent(
+                ExportFailure(
+                    reason: "tls", message: "TLS with \(destination.endpoint) failed: \(Self.describe(error)); check the destination's tls settings"))
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             return .retryable(ExportFailure(reason: "timeout", message: "\(destination.endpoint) did not answer in time"), retryAfter: nil)
         } catch {
@@ -177,6 +183,13 @@ public struct OTLPHTTPExporter: SpanExporter {
         }
         let text = String(buffer: body)
         return text.count > 300 ? String(text.prefix(300)) + "…" : (text.isEmpty ? "(empty body)" : text)
+    }
+
+    /// A TLS error in words (BoringSSL's reason, e.g. `CERTIFICATE_VERIFY_FAILED`, without source paths).
+    static func describe(_ error: NIOSSLError) -> String {
+        let text = "\(error)"
+        if let range = text.range(of: #"[A-Z][A-Z_]{6,}"#, options: .regularExpression) { return "\(text[range]) (\(text.prefix { $0 != "(" }))" }
+        return text
     }
 
     /// Nothing to release: the HTTP client belongs to the caller.

@@ -55,7 +55,11 @@ struct ConfigurationFile {
         let top = problems.entries(root, allowed: topLevelKeys)
 
         if let text = problems.string(top["listen"], env: env) {
-            if let address = ListenAddress.parse(text) { file.listen = address } else { problems.add(path: "listen", "expected HOST:PORT, got \"\(text)\"") }
+            if let address = ListenAddress.parse(text) {
+                file.listen = address
+            } else {
+                problems.add(path: "listen", "expected HOST:PORT, got \"\(text)\"")
+            }
         }
         if let node = top["upstream"] {
             if case .scalar = node {
@@ -198,7 +202,8 @@ struct ConfigurationFile {
                 problems.add(path: "\(path).tls", "mutual TLS needs both cert_file and key_file")
             }
             if tls.serverName != nil && transport != .grpc {
-                problems.add(path: "\(path).tls.server_name", "is supported for grpc destinations only; for HTTP, use an endpoint with that host name")
+                problems.add(
+                    path: "\(path).tls.server_name", "is supported for grpc destinations only; for HTTP, use an endpoint with that host name")
             }
         }
         let compression = problems.choice(keys["compression"], env: env, options: ["gzip", "none"]).flatMap(OTLPCompression.init(rawValue:)) ?? .none

@@ -112,9 +112,15 @@ extension ProxyConfiguration {
         if let text = flags.upstream { config.upstream = try upstreamURL(text, setting: "--upstream") }
         if let path = flags.tracesFile { config.localTracesFile = path }
         if let path = flags.attachmentsDirectory { config.attachmentsDirectory = path }
-        if let seconds = try env.seconds(flag: flags.traceInfoWaitSeconds, variable: "", flagName: "--trace-info-wait") { config.traceInfoWait = seconds }
-        if let seconds = try env.seconds(flag: flags.upstreamTimeoutSeconds, variable: "", flagName: "--upstream-timeout") { config.upstreamTimeout = seconds }
-        if let seconds = try env.seconds(flag: flags.shutdownTimeoutSeconds, variable: "", flagName: "--shutdown-timeout") { config.shutdownTimeout = seconds }
+        if let seconds = try env.seconds(flag: flags.traceInfoWaitSeconds, variable: "", flagName: "--trace-info-wait") {
+            config.traceInfoWait = seconds
+        }
+        if let seconds = try env.seconds(flag: flags.upstreamTimeoutSeconds, variable: "", flagName: "--upstream-timeout") {
+            config.upstreamTimeout = seconds
+        }
+        if let seconds = try env.seconds(flag: flags.shutdownTimeoutSeconds, variable: "", flagName: "--shutdown-timeout") {
+            config.shutdownTimeout = seconds
+        }
 
         try decideMode(&config, explicit: explicitMode, dualExport: dualExport)
         return config
@@ -155,7 +161,9 @@ extension ProxyConfiguration {
             if dualExport { config.warnings.append("dual export is switched on but no destination is configured; traces go to MLflow only") }
         case (true, nil):
             config.mode = .openTelemetryOnly
-            if dualExport { config.warnings.append("dual export is switched on but no upstream is configured; the proxy answers the trace API itself") }
+            if dualExport {
+                config.warnings.append("dual export is switched on but no upstream is configured; the proxy answers the trace API itself")
+            }
         case (true, .some):
             config.mode = dualExport ? .dual : .openTelemetryOnly
         }
@@ -163,7 +171,9 @@ extension ProxyConfiguration {
     }
 
     static func listenAddress(_ text: String, setting: String) throws(ConfigurationError) -> ListenAddress {
-        guard let address = ListenAddress.parse(text) else { throw ConfigurationError(setting: setting, reason: "expected HOST:PORT, got \"\(text)\"") }
+        guard let address = ListenAddress.parse(text) else {
+            throw ConfigurationError(setting: setting, reason: "expected HOST:PORT, got \"\(text)\"")
+        }
         return address
     }
 

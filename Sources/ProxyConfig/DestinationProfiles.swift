@@ -42,7 +42,9 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
     public static let secretKeys: Set<String> = ["api_key", "token", "access_token", "license_key", "ingestion_key", "api_token"]
 
     /// Datadog sites with an OTLP trace intake.
-    public static let datadogSites = ["datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu", "ap1.datadoghq.com", "ap2.datadoghq.com"]
+    public static let datadogSites = [
+        "datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu", "ap1.datadoghq.com", "ap2.datadoghq.com",
+    ]
 
     /// What a profile contributes before explicit keys apply.
     struct Defaults {

@@ -33,6 +33,13 @@ public enum ProxyApplication {
         clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         clientConfiguration.decompression = .disabled  // bodies pass through as encoded
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        // Exports get their own client: their connections never compete with the upstream's, and a failed
+        // connection is reported at once (the exporter retries transient failures itself, per OTLP's rules).
+        var exportConfiguration = HTTPClient.Configuration()
+        exportConfiguration.redirectConfiguration = .disallow
+        exportConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 8)
+        exportConfiguration.connectionPool.retryConnectionEstablishment = false
+        let exportClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: exportConfiguration)
 
         // One pipeline (queue, batching, exporter) per destination: every trace goes to each of them.
         var destinationPipelines: [ExportPipeline] = []
@@ -42,7 +49,7 @@ public enum ProxyApplication {
             }
             let exporter: any SpanExporter
             do {
-                exporter = try OTLPHTTPExporter(destination: destination, client: client, logger: logger)
+                exporter = try OTLPHTTPExporter(destination: destination, client: exportClient, logger: logger)
             } catch {
                 throw ConfigurationError(setting: "destinations.\(destination.name).tls", reason: "cannot load the TLS files: \(error)")
             }
@@ -50,7 +57,8 @@ public enum ProxyApplication {
         }
         if configuration.destinations.isEmpty, let path = configuration.localTracesFile {
             destinationPipelines.append(
-                ExportPipeline(settings: configuration.batching, exporters: [try JSONLinesFileExporter(path: path)], counters: counters, logger: logger)
+                ExportPipeline(
+                    settings: configuration.batching, exporters: [try JSONLinesFileExporter(path: path)], counters: counters, logger: logger)
             )
         }
         let pipelines = destinationPipelines
@@ -117,7 +125,7 @@ public enum ProxyApplication {
             onServerRunning: { channel in await onServerRunning(channel.localAddress) },
             logger: logger
         )
-        return [HTTPClientService(client: client)] + pipelines + [assembler, application]
+        return [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + pipelines + [assembler, application]
     }
 }
 

@@ -37,8 +37,9 @@ struct ConfigurationFileTests {
             #expect(byName[name]?.maxRequestBytes == limit, "\(name)")
         }
         check("dd", "https://trace.agent.datadoghq.eu/v1/traces", "dd-api-key", "dd-key", limit: 3_200_000)
-        check("grafana", "https://otlp-gateway-prod-us-east-0.grafana.net/otlp/v1/traces", "Authorization",
-              "Basic " + Data("12345:glc_abc".utf8).base64EncodedString())
+        check(
+            "grafana", "https://otlp-gateway-prod-us-east-0.grafana.net/otlp/v1/traces", "Authorization",
+            "Basic " + Data("12345:glc_abc".utf8).base64EncodedString())
         check("splunk", "https://ingest.us1.signalfx.com/v2/trace/otlp", "X-SF-Token", "sf-token")
         check("newrelic", "https://otlp.eu01.nr-data.net/v1/traces", "api-key", "nr-key", limit: 1_000_000)
         check("honeycomb", "https://api.honeycomb.io/v1/traces", "x-honeycomb-team", "hc-key")

@@ -1,14 +1,33 @@
 """An OTLP/HTTP receiver for the tests: decodes every request with the official protobuf definitions
 (`opentelemetry-proto` from PyPI) and keeps it, with the headers it arrived with."""
 
+import base64
 import gzip
+import json
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+
+def parse_otlp_json(body):
+    """OTLP/JSON → message: hex ids become base64 (protobuf JSON), as the OTLP spec's JSON mapping requires."""
+    data = json.loads(body)
+
+    def convert(node):
+        if isinstance(node, dict):
+            return {key: (base64.b64encode(bytes.fromhex(value)).decode() if key in ("traceId", "spanId", "parentSpanId")
+                          and isinstance(value, str) else convert(value)) for key, value in node.items()}
+        if isinstance(node, list):
+            return [convert(item) for item in node]
+        return node
+
+    return json_format.ParseDict(convert(data), ExportTraceServiceRequest(), ignore_unknown_fields=False)
 
 
 class ReceivedRequest:
@@ -28,8 +47,10 @@ class ReceivedRequest:
 class OTLPReceiver:
     """Started on 127.0.0.1 on a free port; `status` can be changed to inject failures."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """`tls`: optional dict with certfile, keyfile and (for mutual TLS) client_ca."""
         self.requests = []
+        self.tls_errors = []
         self.lock = threading.Lock()
         self.status = 200
         receiver = self
@@ -44,8 +65,11 @@ class OTLPReceiver:
                 raw = body
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
-                message = ExportTraceServiceRequest()
-                message.ParseFromString(body)
+                if self.headers.get("Content-Type") == "application/json":
+                    message = parse_otlp_json(body)
+                else:
+                    message = ExportTraceServiceRequest()
+                    message.ParseFromString(body)
                 with receiver.lock:
                     receiver.requests.append(ReceivedRequest(self.path, dict(self.headers.items()), raw, message))
                 payload = ExportTraceServiceResponse().SerializeToString()
@@ -57,12 +81,21 @@ class OTLPReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
+        self.scheme = "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls["certfile"], tls["keyfile"])
+            if tls.get("client_ca"):
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(tls["client_ca"])
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def all_spans(self):
         with self.lock:

@@ -1,0 +1,214 @@
+"""Destinations: profiles, fan-out with separate credentials, OTLP/JSON, TLS, check-config, secret hygiene."""
+
+import http.client
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from captures import exchanges, is_trace_upload, replay, sent_spans
+from conftest import KNOWN_SECRETS, Proxy, clean_environment, wait_for
+from otlp_receiver import OTLPReceiver
+from upstream_stubs import StubUpstream
+
+UPLOADS = [e for e in exchanges("3.17.2/01_sync") if is_trace_upload(e)]
+EXPECTED = sent_spans(UPLOADS)
+
+
+def secret(name):
+    value = f"{name}-secret-4f9c1d"
+    KNOWN_SECRETS.add(value)
+    return value
+
+
+def write_config(tmp_path, text):
+    path = tmp_path / f"config-{len(list(tmp_path.glob('config-*.yaml')))}.yaml"
+    path.write_text(text)
+    return path
+
+
+def delivered(receiver):
+    wait_for(lambda: len(receiver.all_spans()) >= len(EXPECTED), timeout=20, message="spans at the receiver")
+    keys = [(span.trace_id.hex(), span.span_id.hex()) for _, _, span in receiver.all_spans()]
+    assert sorted(keys) == sorted(EXPECTED)
+
+
+# (profile, profile keys, header that must arrive, its expected value, path the profile posts to)
+PROFILES = [
+    ("datadog", {"site": "datadoghq.eu", "api_key": secret("dd")}, "dd-api-key", secret("dd"), "/v1/traces"),
+    ("grafana", {"zone": "prod-eu-west-0", "instance_id": "123456", "token": secret("glc")}, "Authorization",
+     "Basic " + __import__("base64").b64encode(f"123456:{secret('glc')}".encode()).decode(), "/otlp/v1/traces"),
+    ("splunk", {"realm": "us1", "access_token": secret("sf")}, "X-SF-Token", secret("sf"), "/v2/trace/otlp"),
+    ("newrelic", {"region": "eu", "license_key": secret("nr")}, "api-key", secret("nr"), "/v1/traces"),
+    ("honeycomb", {"api_key": secret("hc")}, "x-honeycomb-team", secret("hc"), "/v1/traces"),
+    ("signoz", {"region": "eu", "ingestion_key": secret("sz")}, "signoz-ingestion-key", secret("sz"), "/v1/traces"),
+    ("lightstep", {"access_token": secret("ls")}, "lightstep-access-token", secret("ls"), "/v1/traces"),
+    ("dynatrace", {"environment_url": "https://abc.live.dynatrace.com", "api_token": secret("dt")}, "Authorization",
+     f"Api-Token {secret('dt')}", "/api/v2/otlp/v1/traces"),
+    ("otlp", {"headers": {"x-api-key": secret("otlp")}}, "x-api-key", secret("otlp"), "/v1/traces"),
+]
+
+
+@pytest.mark.parametrize("profile,keys,header,value,path", PROFILES, ids=[p[0] for p in PROFILES])
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_profile_request_shape(profile, keys, header, value, path, compression, tmp_path, receiver, start_proxy):
+    # The vendor URL is replaced by the local receiver (same path); everything else comes from the profile.
+    destination = {"profile": profile, "traces_endpoint": receiver.url + path, "compression": compression, **keys}
+    config = write_config(tmp_path, json.dumps({"destinations": {"vendor": destination}}))
+    proxy = start_proxy(["--config", str(config)])
+    replay(proxy.port, UPLOADS)
+    delivered(receiver)
+    for request in receiver.requests:
+        assert request.path == path
+        assert request.headers[header] == value
+        assert request.headers["Content-Type"] == "application/x-protobuf"
+        assert request.headers.get("Content-Encoding") == ("gzip" if compression == "gzip" else None)
+        assert request.headers["User-Agent"].startswith("mlflow-otel-proxy/")
+
+
+def test_otlp_json_protocol(tmp_path, receiver, start_proxy):
+    config = write_config(tmp_path, json.dumps({"destinations": {"json": {"traces_endpoint": receiver.url + "/v1/traces",
+                                                                            "protocol": "http/json"}}}))
+    proxy = start_proxy(["--config", str(config)])
+    replay(proxy.port, UPLOADS)
+    delivered(receiver)  # the receiver parsed OTLP/JSON: hex ids, lowerCamelCase keys, integer enums
+    raw = json.loads(receiver.requests[0].raw)
+    span = raw["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert len(span["traceId"]) == 32 and all(c in "0123456789abcdef" for c in span["traceId"])
+    assert isinstance(span["kind"], int) and "startTimeUnixNano" in span
+
+
+def test_fan_out_keeps_each_destinations_credentials_apart(tmp_path, start_proxy):
+    receivers = [OTLPReceiver() for _ in range(3)]
+    echo = StubUpstream("echo")
+    try:
+        keys = [secret(f"fan{i}") for i in range(3)]
+        upstream_token = secret("upstream-token")
+        config = write_config(tmp_path, json.dumps({
+            "upstream": {"url": echo.url, "headers": {"Authorization": "Bearer ${env:UPSTREAM_TOKEN}"}},
+            "mode": "opentelemetry-only",
+            "destinations": {f"d{i}": {"traces_endpoint": r.url + "/v1/traces", "headers": {"x-key": keys[i]}}
+                             for i, r in enumerate(receivers)}}))
+        proxy = start_proxy(["--config", str(config)], env={"UPSTREAM_TOKEN": upstream_token})
+        client_auth = {"Authorization": "Basic Y2xpZW50OnB3"}
+        statuses = replay(proxy.port, [{**e, "headers": {**e["headers"], **client_auth}} for e in UPLOADS])
+        assert all(status == 200 for _, _, status in statuses)
+        for index, receiver in enumerate(receivers):
+            delivered(receiver)
+            for request in receiver.requests:
+                assert request.headers["x-key"] == keys[index]
+                assert "Authorization" not in request.headers  # neither the client's nor the upstream's
+                assert not any(other in json.dumps(request.headers) for other in keys if other != keys[index])
+        # A passthrough call: the upstream gets the client's own Authorization (kept by default), never a
+        # destination's key.
+        connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        connection.request("GET", "/api/2.0/mlflow/experiments/get?experiment_id=1", headers=client_auth)
+        echoed = json.loads(connection.getresponse().read())
+        sent = json.dumps(echoed["headers"])
+        assert not any(key in sent for key in keys)
+        assert {"Authorization": v for k, v in echoed["headers"] if k.lower() == "authorization"} == client_auth
+        # Without client credentials the configured one is injected.
+        connection.request("GET", "/api/2.0/mlflow/experiments/get?experiment_id=1")
+        echoed = json.loads(connection.getresponse().read())
+        assert [v for k, v in echoed["headers"] if k.lower() == "authorization"] == [f"Bearer {upstream_token}"]
+    finally:
+        for receiver in receivers:
+            receiver.close()
+        echo.close()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA, a server certificate for 127.0.0.1/localhost, a client certificate, and an unrelated CA."""
+    directory = tmp_path_factory.mktemp("pki")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
+            "-subj", f"/CN=test {ca}")
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        extra = ["-extfile", "san.cnf"] if name == "server" else []
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.pem",
+            "-days", "2", *extra)
+    return directory
+
+
+def tls_destination(receiver, **tls):
+    return {"destinations": {"secure": {"traces_endpoint": receiver.url + "/v1/traces", "tls": tls}}}
+
+
+def test_tls_with_a_custom_ca(pki, tmp_path, start_proxy):
+    receiver = OTLPReceiver(tls={"certfile": str(pki / "server.pem"), "keyfile": str(pki / "server.key")})
+    try:
+        proxy = start_proxy(["--config", str(write_config(tmp_path, json.dumps(tls_destination(receiver, ca_file=str(pki / "ca.pem")))))])
+        replay(proxy.port, UPLOADS)
+        delivered(receiver)
+    finally:
+        receiver.close()
+
+
+def test_tls_ca_from_the_standard_variable(pki, start_proxy):
+    receiver = OTLPReceiver(tls={"certfile": str(pki / "server.pem"), "keyfile": str(pki / "server.key")})
+    try:
+        proxy = start_proxy(env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_CERTIFICATE": str(pki / "ca.pem")})
+        replay(proxy.port, UPLOADS)
+        delivered(receiver)
+    finally:
+        receiver.close()
+
+
+@pytest.mark.parametrize("ca", [None, "other-ca.pem"], ids=["system-trust", "wrong-ca"])
+def test_tls_verification_fails_clearly(pki, tmp_path, start_proxy, ca):
+    receiver = OTLPReceiver(tls={"certfile": str(pki / "server.pem"), "keyfile": str(pki / "server.key")})
+    try:
+        tls = {"ca_file": str(pki / ca)} if ca else {}
+        proxy = start_proxy(["--config", str(write_config(tmp_path, json.dumps(tls_destination(receiver, **tls))))])
+        replay(proxy.port, UPLOADS)
+        wait_for(lambda: "export failed; spans dropped" in proxy.log(), timeout=60, message="the export to fail")
+        assert receiver.requests == []
+        failure = next(line for line in proxy.log().splitlines() if "export failed; spans dropped" in line)
+        assert "destination=secure" in failure and ("certificate" in failure.lower() or "handshake" in failure.lower()), failure
+    finally:
+        receiver.close()
+
+
+def test_mutual_tls(pki, tmp_path, start_proxy):
+    receiver = OTLPReceiver(tls={"certfile": str(pki / "server.pem"), "keyfile": str(pki / "server.key"), "client_ca": str(pki / "ca.pem")})
+    try:
+        without = start_proxy(["--config", str(write_config(tmp_path, json.dumps(tls_destination(receiver, ca_file=str(pki / "ca.pem")))))])
+        replay(without.port, UPLOADS)
+        wait_for(lambda: "export failed; spans dropped" in without.log(), timeout=60, message="the export without a client certificate to fail")
+        assert receiver.requests == []
+        with_cert = start_proxy(["--config", str(write_config(tmp_path, json.dumps(tls_destination(
+            receiver, ca_file=str(pki / "ca.pem"), cert_file=str(pki / "client.pem"), key_file=str(pki / "client.key")))))])
+        replay(with_cert.port, UPLOADS)
+        delivered(receiver)
+    finally:
+        receiver.close()
+
+
+def test_check_config_prints_redacted_or_names_bad_keys(tmp_path):
+    key = secret("check")
+    good = write_config(tmp_path, "destinations:\n  dd: { profile: datadog, site: datadoghq.eu, api_key: \"${env:DD_KEY}\" }\n")
+    result = subprocess.run([Proxy.BINARY, "check-config", "--config", str(good)], capture_output=True, text=True,
+                            env=clean_environment(DD_KEY=key))
+    assert result.returncode == 0, result.stderr
+    assert "endpoint: https://trace.agent.datadoghq.eu/v1/traces" in result.stdout
+    assert "dd-api-key: \"***\"" in result.stdout and key not in result.stdout + result.stderr
+    bad = write_config(tmp_path, "destinations:\n  dd: { profile: datadog, site: datadoghq.xx, api_key: \"${env:DD_KEY}\" }\n"
+                                 "  c: { endpoint: \"http://c:4318\", headers: { k: \"${file:/nonexistent}\" } }\n")
+    result = subprocess.run([Proxy.BINARY, "check-config", "--config", str(bad)], capture_output=True, text=True,
+                            env=clean_environment(DD_KEY=key))
+    assert result.returncode != 0
+    assert 'destinations.dd.site: unknown site "datadoghq.xx", expected one of' in result.stderr
+    assert "destinations.c.headers.k: cannot read the secret file /nonexistent" in result.stderr
+    assert key not in result.stdout + result.stderr
+    # serve refuses to start on the same errors.
+    serve = subprocess.run([Proxy.BINARY, "--config", str(bad), "--listen", "127.0.0.1:0"], capture_output=True, text=True,
+                           env=clean_environment(DD_KEY=key), timeout=30)
+    assert serve.returncode != 0 and "destinations.dd.site" in serve.stderr + serve.stdout

@@ -16,22 +16,6 @@ import SwiftProtobuf
 /// failures) with exponential backoff and jitter, honouring `Retry-After`, for a bounded number of
 /// attempts; every other status fails at once. A partial success (`rejected_spans`) is logged, not retried.
 public struct OTLPHTTPExporter: SpanExporter {
-    /// Retry bounds.
-    public struct RetryPolicy: Sendable {
-        /// Attempts in all (1 = no retry).
-        public var maxAttempts: Int
-        /// The first backoff.
-        public var initialBackoff: Duration
-        /// The largest backoff (and the largest `Retry-After` honoured).
-        public var maxBackoff: Duration
-        /// Creates a policy.
-        public init(maxAttempts: Int = 5, initialBackoff: Duration = .seconds(1), maxBackoff: Duration = .seconds(30)) {
-            self.maxAttempts = maxAttempts
-            self.initialBackoff = initialBackoff
-            self.maxBackoff = maxBackoff
-        }
-    }
-
     /// Logs and counters name the destination by this.
     public let name: String
     private let destination: OTLPDestination
@@ -79,34 +63,7 @@ public struct OTLPHTTPExporter: SpanExporter {
         } catch {
             throw ExportFailure(reason: "encoding", message: "could not encode the export request: \(error)")
         }
-        var backoff = retry.initialBackoff
-        var attempt = 1
-        while true {
-            let outcome = await attemptOnce(body)
-            switch outcome {
-            case .delivered:
-                return
-            case .permanent(let failure):
-                throw failure
-            case .retryable(let failure, let retryAfter):
-                guard attempt < retry.maxAttempts else { throw failure }
-                var wait = retryAfter.map { min($0, retry.maxBackoff) } ?? backoff.jittered()
-                if wait < .zero { wait = .zero }
-                logger.debug(
-                    "export failed, retrying",
-                    metadata: ["destination": "\(name)", "attempt": "\(attempt)", "wait": "\(wait)", "error": "\(failure)"]
-                )
-                do { try await Task.sleep(for: wait) } catch { throw ExportFailure(reason: "cancelled", message: "shutdown during retry") }
-                backoff = min(backoff * 2, retry.maxBackoff)
-                attempt += 1
-            }
-        }
-    }
-
-    enum AttemptOutcome {
-        case delivered
-        case retryable(ExportFailure, retryAfter: Duration?)
-        case permanent(ExportFailure)
+        try await OTLPRetry.run(policy: retry, destination: name, logger: logger) { await attemptOnce(body) }
     }
 
     private func attemptOnce(_ body: ByteBuffer) async -> AttemptOutcome {
@@ -194,13 +151,6 @@ public struct OTLPHTTPExporter: SpanExporter {
 
     /// Nothing to release: the HTTP client belongs to the caller.
     public func shutdown() async {}
-}
-
-extension Duration {
-    /// The duration with ±20 % random jitter.
-    func jittered() -> Duration {
-        self * Double.random(in: 0.8...1.2)
-    }
 }
 
 extension TimeAmount {

@@ -156,33 +156,6 @@ struct ConfigurationFile {
         } else {
             transport = .httpProtobuf
         }
-        if transport == .grpc {
-            problems.add(path: "\(path).protocol", "grpc is not supported yet; use http/protobuf or http/json")
-        }
-
-        // endpoint is a base URL (v1/traces is appended); traces_endpoint is used as is (Collector's otlp_http).
-        var endpoint: UpstreamURL?
-        if let text = problems.string(keys["traces_endpoint"], env: env) {
-            endpoint = url(text, path: "\(path).traces_endpoint", problems: &problems).map { $0.path.isEmpty ? $0.with(path: "/") : $0 }
-        } else if let text = problems.string(keys["endpoint"], env: env) {
-            if let base = url(text, path: "\(path).endpoint", problems: &problems) {
-                endpoint = base.with(path: (base.path.hasSuffix("/") ? base.path : base.path + "/") + "v1/traces")
-            }
-        } else if let text = defaults.endpoint {
-            endpoint = UpstreamURL(text)
-        }
-        if endpoint == nil && problems.errors.count == before {
-            problems.add(path: "\(path).endpoint", "is required (or a profile that sets it)")
-        }
-
-        var headers = defaults.headers
-        for header in problems.stringMap(keys["headers"], env: env) {
-            if let index = headers.firstIndex(where: { $0.key.lowercased() == header.key.lowercased() }) {
-                headers[index] = header
-            } else {
-                headers.append(header)
-            }
-        }
         var tls = TLSSettings()
         if let node = keys["tls"] {
             let values = problems.entries(node, allowed: tlsKeys)
@@ -204,6 +177,37 @@ struct ConfigurationFile {
             if tls.serverName != nil && transport != .grpc {
                 problems.add(
                     path: "\(path).tls.server_name", "is supported for grpc destinations only; for HTTP, use an endpoint with that host name")
+            }
+        }
+
+        // HTTP: endpoint is a base URL (v1/traces is appended); traces_endpoint is used as is (Collector's
+        // otlp_http). gRPC: endpoint is host:port or a URL (Collector's otlp_grpc); there is no path.
+        var endpoint: UpstreamURL?
+        if transport == .grpc {
+            if keys["traces_endpoint"] != nil { problems.add(path: "\(path).traces_endpoint", "is for HTTP destinations; gRPC uses endpoint") }
+            if let text = problems.string(keys["endpoint"], env: env) ?? defaults.grpcEndpoint {
+                endpoint = ProxyConfiguration.grpcEndpoint(text, insecure: tls.insecure)
+                if endpoint == nil { problems.add(path: "\(path).endpoint", "expected host:port or an http:// or https:// URL, got \"\(text)\"") }
+            }
+        } else if let text = problems.string(keys["traces_endpoint"], env: env) {
+            endpoint = url(text, path: "\(path).traces_endpoint", problems: &problems).map { $0.path.isEmpty ? $0.with(path: "/") : $0 }
+        } else if let text = problems.string(keys["endpoint"], env: env) {
+            if let base = url(text, path: "\(path).endpoint", problems: &problems) {
+                endpoint = base.with(path: (base.path.hasSuffix("/") ? base.path : base.path + "/") + "v1/traces")
+            }
+        } else if let text = defaults.endpoint {
+            endpoint = UpstreamURL(text)
+        }
+        if endpoint == nil && problems.errors.count == before {
+            problems.add(path: "\(path).endpoint", "is required (or a profile that sets it)")
+        }
+
+        var headers = defaults.headers
+        for header in problems.stringMap(keys["headers"], env: env) {
+            if let index = headers.firstIndex(where: { $0.key.lowercased() == header.key.lowercased() }) {
+                headers[index] = header
+            } else {
+                headers.append(header)
             }
         }
         let compression = problems.choice(keys["compression"], env: env, options: ["gzip", "none"]).flatMap(OTLPCompression.init(rawValue:)) ?? .none

@@ -170,6 +170,15 @@ extension ProxyConfiguration {
         config.localTracesFile = nil
     }
 
+    /// A gRPC endpoint: a URL (its scheme decides TLS, any path ignored) or `host:port` (plaintext only when
+    /// `insecure`), as the OpenTelemetry specification describes.
+    static func grpcEndpoint(_ text: String, insecure: Bool) -> UpstreamURL? {
+        let lower = text.lowercased()
+        let url =
+            lower.hasPrefix("http://") || lower.hasPrefix("https://") ? UpstreamURL(text) : UpstreamURL((insecure ? "http://" : "https://") + text)
+        return url.map { $0.with(path: "") }
+    }
+
     static func listenAddress(_ text: String, setting: String) throws(ConfigurationError) -> ListenAddress {
         guard let address = ListenAddress.parse(text) else {
             throw ConfigurationError(setting: setting, reason: "expected HOST:PORT, got \"\(text)\"")
@@ -226,39 +235,55 @@ extension ProxyConfiguration {
         // MLflow's own switch to ignore the OTLP variables for traces.
         if let flag = env["MLFLOW_ENABLE_OTLP_EXPORTER"], flag.lowercased() == "false" { return nil }
 
-        let endpoint: UpstreamURL
-        if let text = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
-            // Signal-specific endpoints are used as is; only an empty path becomes "/".
-            guard let url = UpstreamURL(text) else {
-                throw ConfigurationError(
-                    setting: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", reason: "expected an http:// or https:// URL, got \"\(text)\"")
-            }
-            endpoint = url.path.isEmpty ? url.with(path: "/") : url
-        } else if let text = env["OTEL_EXPORTER_OTLP_ENDPOINT"] {
-            // The generic endpoint is a base URL: make sure it ends in "/" and append "v1/traces".
-            guard let url = UpstreamURL(text) else {
-                throw ConfigurationError(setting: "OTEL_EXPORTER_OTLP_ENDPOINT", reason: "expected an http:// or https:// URL, got \"\(text)\"")
-            }
-            let base = url.path.hasSuffix("/") ? url.path : url.path + "/"
-            endpoint = url.with(path: base + "v1/traces")
-        } else {
-            return nil
-        }
-
-        var destination = OTLPDestination(endpoint: endpoint)
         let (protocolSetting, protocolText) = env.signalSpecific("PROTOCOL")
+        var transport = OTLPProtocol.httpProtobuf
         if let protocolText {
             guard let value = OTLPProtocol(rawValue: protocolText) else {
                 throw ConfigurationError(
                     setting: protocolSetting, reason: "unknown protocol \"\(protocolText)\", expected one of grpc, http/protobuf, http/json")
             }
-            guard value != .grpc else {
-                throw ConfigurationError(
-                    setting: protocolSetting, reason: "protocol \"grpc\" is not supported yet; use http/protobuf or http/json"
-                )
-            }
-            destination.transportProtocol = value
+            transport = value
         }
+        let (insecureSetting, insecureText) = env.signalSpecific("INSECURE")
+        var insecure = false
+        if let insecureText {
+            guard ["true", "false"].contains(insecureText.lowercased()) else {
+                throw ConfigurationError(setting: insecureSetting, reason: "expected true or false, got \"\(insecureText)\"")
+            }
+            insecure = insecureText.lowercased() == "true"
+        }
+
+        let endpoint: UpstreamURL
+        let (endpointSetting, endpointText): (String, String)
+        if let text = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
+            (endpointSetting, endpointText) = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", text)
+        } else if let text = env["OTEL_EXPORTER_OTLP_ENDPOINT"] {
+            (endpointSetting, endpointText) = ("OTEL_EXPORTER_OTLP_ENDPOINT", text)
+        } else {
+            return nil
+        }
+        if transport == .grpc {
+            // gRPC has no path: the endpoint is a URL (its scheme decides TLS) or host:port (insecure decides).
+            guard let url = grpcEndpoint(endpointText, insecure: insecure) else {
+                throw ConfigurationError(
+                    setting: endpointSetting, reason: "expected host:port or an http:// or https:// URL, got \"\(endpointText)\"")
+            }
+            endpoint = url
+        } else {
+            guard let url = UpstreamURL(endpointText) else {
+                throw ConfigurationError(setting: endpointSetting, reason: "expected an http:// or https:// URL, got \"\(endpointText)\"")
+            }
+            if endpointSetting == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" {
+                // Signal-specific endpoints are used as is; only an empty path becomes "/".
+                endpoint = url.path.isEmpty ? url.with(path: "/") : url
+            } else {
+                // The generic endpoint is a base URL: make sure it ends in "/" and append "v1/traces".
+                endpoint = url.with(path: (url.path.hasSuffix("/") ? url.path : url.path + "/") + "v1/traces")
+            }
+        }
+
+        var destination = OTLPDestination(endpoint: endpoint, transportProtocol: transport)
+        destination.tls.insecure = insecure
         let (headersSetting, headersText) = env.signalSpecific("HEADERS")
         if let headersText {
             destination.headers = try KeyValueListParser.parse(headersText, setting: headersSetting, showsValues: false)
@@ -280,13 +305,6 @@ extension ProxyConfiguration {
         destination.tls.caFile = try env.readableFile(env.signalSpecific("CERTIFICATE"))
         destination.tls.certFile = try env.readableFile(env.signalSpecific("CLIENT_CERTIFICATE"))
         destination.tls.keyFile = try env.readableFile(env.signalSpecific("CLIENT_KEY"))
-        let (insecureSetting, insecureText) = env.signalSpecific("INSECURE")
-        if let insecureText {
-            guard ["true", "false"].contains(insecureText.lowercased()) else {
-                throw ConfigurationError(setting: insecureSetting, reason: "expected true or false, got \"\(insecureText)\"")
-            }
-            destination.tls.insecure = insecureText.lowercased() == "true"
-        }
         if (destination.tls.certFile == nil) != (destination.tls.keyFile == nil) {
             throw ConfigurationError(
                 setting: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", reason: "mutual TLS needs both a client certificate and a client key"

@@ -43,13 +43,20 @@ public enum ProxyApplication {
 
         // One pipeline (queue, batching, exporter) per destination: every trace goes to each of them.
         var destinationPipelines: [ExportPipeline] = []
+        var grpcExporters: [OTLPGRPCExporter] = []
         for destination in configuration.destinations {
             if destination.tls.insecureSkipVerify {
                 logger.warning("TLS certificate verification is off for a destination", metadata: ["destination": "\(destination.name)"])
             }
             let exporter: any SpanExporter
             do {
-                exporter = try OTLPHTTPExporter(destination: destination, client: exportClient, logger: logger)
+                if destination.transportProtocol == .grpc {
+                    let grpc = try OTLPGRPCExporter(destination: destination, logger: logger)
+                    grpcExporters.append(grpc)
+                    exporter = grpc
+                } else {
+                    exporter = try OTLPHTTPExporter(destination: destination, client: exportClient, logger: logger)
+                }
             } catch {
                 throw ConfigurationError(setting: "destinations.\(destination.name).tls", reason: "cannot load the TLS files: \(error)")
             }
@@ -125,7 +132,9 @@ public enum ProxyApplication {
             onServerRunning: { channel in await onServerRunning(channel.localAddress) },
             logger: logger
         )
-        return [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + pipelines + [assembler, application]
+        // gRPC exporters run their connections as services listed before the pipelines, so they stop after them.
+        let services: [any Service] = [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + grpcExporters
+        return services + pipelines + [assembler, application]
     }
 }
 

@@ -79,15 +79,12 @@ struct ConfigurationTests {
 
     @Test func unsupportedValuesStopStartUpNamingTheVariable() {
         let base = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"]
-        #expect(throws: ConfigurationError.self) {
-            try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"]) { $1 })
-        }
         do {
-            _ = try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"]) { $1 })
-            Issue.record("grpc must be refused")
+            _ = try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/thrift"]) { $1 })
+            Issue.record("an unknown protocol must be refused")
         } catch {
             #expect(error.setting == "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            #expect(error.reason.contains("not supported yet"))
+            #expect(error.reason.contains("expected one of grpc, http/protobuf, http/json"))
         }
         do {
             _ = try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_HEADERS": "good=1,secretvalue"]) { $1 })
@@ -106,6 +103,28 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) {
             try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_TIMEOUT": "10s"]) { $1 })
         }
+    }
+
+    @Test func grpcEndpointsFollowTheSpecification() throws {
+        func endpoint(_ env: [String: String]) throws -> (String, OTLPProtocol)? {
+            try ProxyConfiguration.load(environment: env).destinations.first.map { ($0.endpoint.description, $0.transportProtocol) }
+        }
+        // No signal path for gRPC; the scheme decides TLS; host:port is TLS unless insecure.
+        #expect(
+            try endpoint(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"])! == (
+                "http://collector:4317", .grpc
+            ))
+        #expect(
+            try endpoint(["OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"])! == (
+                "https://collector:4317", .grpc
+            ))
+        #expect(
+            try endpoint([
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4317", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            ])!
+                == ("http://collector:4317", .grpc)
+        )
     }
 
     @Test func resourceAndBatchingVariables() throws {

@@ -141,11 +141,11 @@ def test_the_mlflow_ui_and_rest_api_keep_working(mlflow_server, start_proxy):
 
 
 def test_unsupported_settings_stop_start_up_naming_the_variable(start_proxy):
-    proxy = start_proxy(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+    proxy = start_proxy(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/thrift"},
                         expect_start=False)
     assert proxy.process.wait(timeout=30) != 0
     assert "OTEL_EXPORTER_OTLP_PROTOCOL" in proxy.log()
-    assert "not supported yet" in proxy.log()
+    assert "expected one of grpc, http/protobuf, http/json" in proxy.log()
 
 
 def test_help_explains_flags_and_variables():

@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 swift build --product protoc-gen-swift >/dev/null
+swift build --product protoc-gen-grpc-swift-2 >/dev/null
 BIN=$(swift build --show-bin-path)
 OUT=Sources/OTLPProto
-rm -f "$OUT"/*.pb.swift
+rm -f "$OUT"/*.pb.swift "$OUT"/*.grpc.swift
 protoc --descriptor_set_in=Protos/opentelemetry-proto.binpb \
   --plugin=protoc-gen-swift="$BIN/protoc-gen-swift" --swift_out="$OUT" \
   --swift_opt=Visibility=Public --swift_opt=FileNaming=PathToUnderscores \
@@ -17,4 +18,9 @@ protoc --descriptor_set_in=Protos/opentelemetry-proto.binpb \
   opentelemetry/proto/collector/metrics/v1/metrics_service.proto
 protoc --proto_path=Protos --plugin=protoc-gen-swift="$BIN/protoc-gen-swift" --swift_out="$OUT" \
   --swift_opt=Visibility=Public --swift_opt=FileNaming=PathToUnderscores google/rpc/status.proto
+# gRPC client stubs for TraceService/Export (and MetricsService), used by the OTLP/gRPC exporter.
+protoc --descriptor_set_in=Protos/opentelemetry-proto.binpb \
+  --plugin=protoc-gen-grpc-swift-2="$BIN/protoc-gen-grpc-swift-2" --grpc-swift-2_out="$OUT" \
+  --grpc-swift-2_opt=Visibility=Public,Client=true,Server=false,FileNaming=PathToUnderscores \
+  opentelemetry/proto/collector/trace/v1/trace_service.proto opentelemetry/proto/collector/metrics/v1/metrics_service.proto
 echo "generated: $(ls "$OUT"/*.pb.swift | wc -l) files"

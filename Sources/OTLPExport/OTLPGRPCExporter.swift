@@ -1,0 +1,102 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import OTLPProto
+import ProxyConfig
+import ServiceLifecycle
+
+/// Exports OTLP over gRPC (`TraceService/Export`) to one destination.
+///
+/// Headers become gRPC metadata (lower-case keys); the timeout is the call's deadline; `gzip` compresses
+/// messages. Retries follow the OTLP specification's gRPC table: CANCELLED, DEADLINE_EXCEEDED, ABORTED,
+/// OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are retried; every other code fails at once. The exporter is a
+/// `Service`: it runs the client's connections, and stops them after the pipeline has flushed.
+public final class OTLPGRPCExporter: SpanExporter, Service {
+    /// Logs and counters name the destination by this.
+    public let name: String
+    private let destination: OTLPDestination
+    private let client: GRPCClient<HTTP2ClientTransport.Posix>
+    private let traceService: Opentelemetry_Proto_Collector_Trace_V1_TraceService.Client<HTTP2ClientTransport.Posix>
+    private let retry: RetryPolicy
+    private let logger: Logger
+
+    /// Creates an exporter; connections start when ``run()`` runs.
+    /// - Throws: when the TLS files cannot be used or the endpoint cannot be resolved.
+    public init(destination: OTLPDestination, retry: RetryPolicy = RetryPolicy(), logger: Logger) throws {
+        name = destination.name
+        self.destination = destination
+        self.retry = retry
+        self.logger = logger
+        let endpoint = destination.endpoint
+        let plaintext = endpoint.scheme == "http"
+        let security: HTTP2ClientTransport.Posix.TransportSecurity
+        if plaintext {
+            security = .plaintext
+        } else {
+            let settings = destination.tls
+            security = .tls(
+                .defaults { tls in
+                    if let caFile = settings.caFile { tls.trustRoots = .certificates([.file(path: caFile, format: .pem)]) }
+                    if let certFile = settings.certFile, let keyFile = settings.keyFile {
+                        tls.certificateChain = [.file(path: certFile, format: .pem)]
+                        tls.privateKey = .file(path: keyFile, format: .pem)
+                    }
+                    if settings.insecureSkipVerify { tls.serverCertificateVerification = .noVerification }
+                }
+            )
+        }
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        if let serverName = destination.tls.serverName { config.http2.authority = serverName }
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .dns(host: endpoint.host, port: endpoint.port ?? (plaintext ? 80 : 443)), transportSecurity: security, config: config
+        )
+        client = GRPCClient(transport: transport)
+        traceService = Opentelemetry_Proto_Collector_Trace_V1_TraceService.Client(wrapping: client)
+    }
+
+    /// Runs the client's connections until graceful shutdown.
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await client.runConnections()
+        } onGracefulShutdown: {
+            self.client.beginGracefulShutdown()
+        }
+    }
+
+    /// Sends the request, retrying as described on the type.
+    public func export(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) async throws(ExportFailure) {
+        var metadata = Metadata()
+        metadata.addString("mlflow-otel-proxy/\(ProxyVersion.current)", forKey: "user-agent")
+        for header in destination.headers { metadata.addString(header.value, forKey: header.key.lowercased()) }
+        var options = CallOptions.defaults
+        options.timeout = destination.timeout
+        options.compression = destination.compression == .gzip ? .gzip : CompressionAlgorithm.none
+        try await OTLPRetry.run(policy: retry, destination: name, logger: logger) {
+            do {
+                let response = try await traceService.export(request, metadata: metadata, options: options)
+                if response.hasPartialSuccess, response.partialSuccess.rejectedSpans > 0 || !response.partialSuccess.errorMessage.isEmpty {
+                    logger.warning(
+                        "destination accepted the export only in part",
+                        metadata: [
+                            "destination": "\(name)", "rejected_spans": "\(response.partialSuccess.rejectedSpans)",
+                            "message": "\(response.partialSuccess.errorMessage)",
+                        ]
+                    )
+                }
+                return .delivered
+            } catch let error as RPCError {
+                let failure = ExportFailure(reason: "grpc_\(error.code)", message: "\(destination.endpoint) answered \(error.code): \(error.message)")
+                return Self.retryableCodes.contains(error.code) ? .retryable(failure, retryAfter: nil) : .permanent(failure)
+            } catch {
+                return .retryable(ExportFailure(reason: "connection", message: "\(destination.endpoint): \(error)"), retryAfter: nil)
+            }
+        }
+    }
+
+    /// The gRPC codes the OTLP specification lists as retryable (RESOURCE_EXHAUSTED only with RetryInfo,
+    /// which this exporter does not read, so it is not retried).
+    static let retryableCodes: Set<RPCError.Code> = [.cancelled, .deadlineExceeded, .aborted, .outOfRange, .unavailable, .dataLoss]
+
+    /// Nothing to release here: connections close when ``run()`` ends.
+    public func shutdown() async {}
+}

@@ -92,6 +92,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Span metrics: MLflow's span-duration histogram and the GenAI client histograms, aggregated from
+        // translated spans into OTLP metrics (pure, no I/O).
+        .target(
+            name: "SpanMetrics",
+            dependencies: ["MLflowWire", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
         // Export: batching off the request path, OTLP/HTTP transport, the local JSON-lines sink.
         .target(
             name: "OTLPExport",
@@ -115,7 +122,8 @@ let package = Package(
         .target(
             name: "ProxyServer",
             dependencies: [
-                "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "OTLPExport", "OTLPProto",
+                "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
+                "OTLPProto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -141,7 +149,8 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "OTLPExport", "ProxyServer", "OTLPProto", "OTLPJSON",
+                "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport", "ProxyServer",
+                "OTLPProto", "OTLPJSON",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),

@@ -17,6 +17,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
     private let destination: OTLPDestination
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let traceService: Opentelemetry_Proto_Collector_Trace_V1_TraceService.Client<HTTP2ClientTransport.Posix>
+    private let metricsService: Opentelemetry_Proto_Collector_Metrics_V1_MetricsService.Client<HTTP2ClientTransport.Posix>
     private let retry: RetryPolicy
     private let logger: Logger
 
@@ -52,6 +53,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
         )
         client = GRPCClient(transport: transport)
         traceService = Opentelemetry_Proto_Collector_Trace_V1_TraceService.Client(wrapping: client)
+        metricsService = Opentelemetry_Proto_Collector_Metrics_V1_MetricsService.Client(wrapping: client)
     }
 
     /// Runs the client's connections until graceful shutdown.
@@ -83,6 +85,27 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
                         ]
                     )
                 }
+                return .delivered
+            } catch let error as RPCError {
+                let failure = ExportFailure(reason: "grpc_\(error.code)", message: "\(destination.endpoint) answered \(error.code): \(error.message)")
+                return Self.retryableCodes.contains(error.code) ? .retryable(failure, retryAfter: nil) : .permanent(failure)
+            } catch {
+                return .retryable(ExportFailure(reason: "connection", message: "\(destination.endpoint): \(error)"), retryAfter: nil)
+            }
+        }
+    }
+
+    /// Sends metrics (`MetricsService/Export`) with the same metadata, compression and retries.
+    public func exportMetrics(_ request: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest) async throws(ExportFailure) {
+        var metadata = Metadata()
+        metadata.addString("mlflow-otel-proxy/\(ProxyVersion.current)", forKey: "user-agent")
+        for header in destination.headers { metadata.addString(header.value, forKey: header.key.lowercased()) }
+        var options = CallOptions.defaults
+        options.timeout = destination.timeout
+        options.compression = destination.compression == .gzip ? .gzip : CompressionAlgorithm.none
+        try await OTLPRetry.run(policy: retry, destination: name, logger: logger) {
+            do {
+                _ = try await metricsService.export(request, metadata: metadata, options: options)
                 return .delivered
             } catch let error as RPCError {
                 let failure = ExportFailure(reason: "grpc_\(error.code)", message: "\(destination.endpoint) answered \(error.code): \(error.message)")

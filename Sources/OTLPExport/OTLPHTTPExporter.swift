@@ -53,6 +53,12 @@ public struct OTLPHTTPExporter: SpanExporter {
 
     /// Sends the request, retrying as described on the type.
     public func export(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) async throws(ExportFailure) {
+        try await send(request)
+    }
+
+    /// Sends any OTLP export request (traces or metrics) to the destination's endpoint, with the same
+    /// encoding, headers, TLS and retries.
+    public func send(_ request: some SwiftProtobuf.Message) async throws(ExportFailure) {
         let body: ByteBuffer
         do {
             var buffer =
@@ -151,11 +157,4 @@ public struct OTLPHTTPExporter: SpanExporter {
 
     /// Nothing to release: the HTTP client belongs to the caller.
     public func shutdown() async {}
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
 }

@@ -122,6 +122,12 @@ public enum OTLPTraceTranslator {
         return result
     }
 
+    /// The proxy's own resource (for the metrics it exports): `OTEL_RESOURCE_ATTRIBUTES`, then `service.name`
+    /// from `OTEL_SERVICE_NAME` (else `unknown_service`), by the same rules as exported spans.
+    public static func proxyResourceAttributes(settings: TranslationSettings) -> [Opentelemetry_Proto_Common_V1_KeyValue] {
+        resourceAttributes(for: ResourceKey(attributes: [], experimentID: nil, scope: nil), settings: settings)
+    }
+
     static func resourceAttributes(for key: ResourceKey, settings: TranslationSettings) -> [Opentelemetry_Proto_Common_V1_KeyValue] {
         var attributes = key.attributes
         merge(settings.resourceAttributes.map { string($0.key, $0.value) }, into: &attributes)

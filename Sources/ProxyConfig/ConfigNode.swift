@@ -119,6 +119,16 @@ struct ConfigProblems {
         return entries.compactMap { entry in string(entry.value, env: env, secret: true).map { KeyValuePair(entry.key, $0) } }
     }
 
+    /// A list of values.
+    mutating func stringList(_ node: ConfigNode?, env: [String: String]) -> [String]? {
+        guard let node else { return nil }
+        guard case .list(let items, _, _) = node else {
+            add(node, "expected a list, found \(node.kindName)")
+            return nil
+        }
+        return items.compactMap { string($0, env: env) }
+    }
+
     mutating func bool(_ node: ConfigNode?, env: [String: String]) -> Bool? {
         guard let text = string(node, env: env), let node else { return nil }
         switch text.lowercased() {

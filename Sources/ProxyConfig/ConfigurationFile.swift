@@ -18,7 +18,7 @@ import Foundation
 struct ConfigurationFile {
     static let topLevelKeys = [
         "listen", "upstream", "mode", "destinations", "traces_file", "trace_info_wait", "shutdown_timeout", "attachments", "assembly",
-        "batch", "service",
+        "batch", "service", "metrics",
     ]
     static let destinationKeys = [
         "profile", "endpoint", "traces_endpoint", "protocol", "headers", "compression", "timeout", "tls", "max_request_bytes",
@@ -43,6 +43,8 @@ struct ConfigurationFile {
     var scheduleDelay: Duration?
     var maxExportBatchSize: Int?
     var maxQueueSize: Int?
+    var metricTraceTags: [String]?
+    var metricTraceMetadata: [String]?
     var serviceName: String?
     var resourceAttributes: [KeyValuePair] = []
 
@@ -95,6 +97,12 @@ struct ConfigurationFile {
             file.scheduleDelay = problems.duration(batch["schedule_delay"], env: env)
             file.maxExportBatchSize = problems.positiveInt(batch["max_export_batch_size"], env: env)
             file.maxQueueSize = problems.positiveInt(batch["max_queue_size"], env: env)
+        }
+        if let node = top["metrics"] {
+            // The endpoint comes from the standard variables; the file chooses extra (high-cardinality) attributes.
+            let metrics = problems.entries(node, allowed: ["include_trace_tags", "include_trace_metadata"])
+            file.metricTraceTags = problems.stringList(metrics["include_trace_tags"], env: env)
+            file.metricTraceMetadata = problems.stringList(metrics["include_trace_metadata"], env: env)
         }
         if let node = top["service"] {
             let service = problems.entries(node, allowed: ["name", "resource_attributes"])
@@ -244,6 +252,8 @@ struct ConfigurationFile {
         if let maxExportBatchSize { config.batching.maxExportBatchSize = maxExportBatchSize }
         if let maxQueueSize { config.batching.maxQueueSize = maxQueueSize }
         if let serviceName { config.resource.serviceName = serviceName }
+        if let metricTraceTags { config.metrics?.traceTagAttributes = metricTraceTags }
+        if let metricTraceMetadata { config.metrics?.traceMetadataAttributes = metricTraceMetadata }
         for attribute in resourceAttributes {
             config.resource.attributes.removeAll { $0.key == attribute.key }
             config.resource.attributes.append(attribute)

@@ -97,6 +97,7 @@ extension ProxyConfiguration {
         config.resource = try loadResource(env)
         config.batching = try loadBatching(env)
         if let destination = try loadTraceDestination(env) { config.destinations = [destination] }
+        config.metrics = try loadMetrics(env)
 
         // File layer.
         if let fileText {

@@ -12,6 +12,8 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var mode: ExportMode
     /// Where exported traces go: every destination gets every trace (fan-out).
     public var destinations: [OTLPDestination]
+    /// OTLP metrics export, when a metrics endpoint is configured.
+    public var metrics: MetricsSettings?
     /// Standalone without destinations: the file traces are appended to as OTLP/JSON lines.
     public var localTracesFile: String?
     /// Headers added to every upstream request (for example `Authorization: Bearer …` for an MLflow server
@@ -82,6 +84,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
         parts.append("upstream=\(upstream?.description ?? "none (standalone)")")
         if !upstreamHeaders.isEmpty { parts.append("upstream-headers=\(upstreamHeaders.map { "\($0.key)=***" }.joined(separator: ","))") }
         for destination in destinations { parts.append("destination=\(destination.redactedDescription)") }
+        if let metrics {
+            parts.append("metrics=\(metrics.destination.redactedDescription) every \(metrics.interval) \(metrics.temporality.rawValue)")
+        }
         if let localTracesFile { parts.append("traces-file=\(localTracesFile)") }
         if destinations.isEmpty && localTracesFile == nil { parts.append("destination=none (trace calls pass through)") }
         return parts.joined(separator: " ")

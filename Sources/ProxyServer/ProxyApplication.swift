@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import Hummingbird
 import Logging
 import MLflowWire
@@ -9,6 +10,7 @@ import OTLPTranslation
 import ProxyConfig
 import ProxyObservability
 import ServiceLifecycle
+import SpanMetrics
 import TraceAssembly
 
 /// Builds the proxy's services from a configuration.
@@ -69,14 +71,42 @@ public enum ProxyApplication {
             )
         }
         let pipelines = destinationPipelines
-        // The standalone demo logs one line per trace; otherwise that line is debug detail.
-        let traceSummaryLevel: Logger.Level = configuration.mode == .standalone ? .info : .debug
 
         let translation = TranslationSettings(
             serviceName: configuration.resource.serviceName,
             resourceAttributes: configuration.resource.attributes.map { (key: $0.key, value: $0.value) },
             scopeVersion: ProxyVersion.current
         )
+        // Span metrics, when a metrics endpoint is configured: recorded from every exported trace, exported
+        // every interval by their own service (which stops after the assembler, so nothing recorded is lost).
+        var metricsServices: [any Service] = []
+        var metricsRecorder: SpanMetricsRecorder?
+        if let metrics = configuration.metrics {
+            let recorder = SpanMetricsRecorder(
+                cumulative: metrics.temporality == .cumulative, resource: OTLPTraceTranslator.proxyResourceAttributes(settings: translation),
+                scopeVersion: ProxyVersion.current,
+                traceTagKeys: metrics.traceTagAttributes, traceMetadataKeys: metrics.traceMetadataAttributes, startTimeUnixNano: Self.nowUnixNano()
+            )
+            metricsRecorder = recorder
+            let send: MetricsExportService.Send
+            if metrics.destination.transportProtocol == .grpc {
+                let grpc = try OTLPGRPCExporter(destination: metrics.destination, logger: logger)
+                metricsServices.append(grpc)
+                send = { request throws(ExportFailure) in try await grpc.exportMetrics(request) }
+            } else {
+                let http = try OTLPHTTPExporter(destination: metrics.destination, client: exportClient, logger: logger)
+                send = { request throws(ExportFailure) in try await http.send(request) }
+            }
+            metricsServices.append(
+                MetricsExportService(
+                    interval: metrics.interval, counters: counters, logger: logger, collect: { recorder.collect(nowUnixNano: Self.nowUnixNano()) },
+                    send: send)
+            )
+        }
+        let recorder = metricsRecorder
+        // The standalone demo logs one line per trace; otherwise that line is debug detail.
+        let traceSummaryLevel: Logger.Level = configuration.mode == .standalone ? .info : .debug
+
         let limits = configuration.assemblyLimits
         let assemblySettings = AssemblySettings(
             maxWait: configuration.traceInfoWait, maxTracesInFlight: limits.maxTracesInFlight, maxSpansPerTrace: limits.maxSpansPerTrace,
@@ -86,6 +116,7 @@ public enum ProxyApplication {
             for trace in traces {
                 let translated = OTLPTraceTranslator.translate(trace, settings: translation)
                 for pipeline in pipelines { pipeline.submit(translated) }
+                recorder?.record(translated, info: trace.info)
                 counters.increment("traces_assembled", trace.completion.rawValue)
                 switch trace.completion {
                 case .traceLimit, .spanLimit, .memoryLimit:
@@ -133,9 +164,11 @@ public enum ProxyApplication {
             logger: logger
         )
         // gRPC exporters run their connections as services listed before the pipelines, so they stop after them.
-        let services: [any Service] = [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + grpcExporters
+        let services: [any Service] = [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + grpcExporters + metricsServices
         return services + pipelines + [assembler, application]
     }
+
+    static func nowUnixNano() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }
 }
 
 /// Owns the shared HTTP client's lifetime: shuts it down when the service group stops.

@@ -9,6 +9,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from google.protobuf import json_format
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -50,6 +54,7 @@ class OTLPReceiver:
     def __init__(self, tls=None):
         """`tls`: optional dict with certfile, keyfile and (for mutual TLS) client_ca."""
         self.requests = []
+        self.metrics = []  # (headers, ExportMetricsServiceRequest) for every POST to …/v1/metrics
         self.tls_errors = []
         self.lock = threading.Lock()
         self.status = 200
@@ -65,6 +70,18 @@ class OTLPReceiver:
                 raw = body
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
+                if self.path.endswith("/v1/metrics"):
+                    metrics = ExportMetricsServiceRequest()
+                    metrics.ParseFromString(body)
+                    with receiver.lock:
+                        receiver.metrics.append((dict(self.headers.items()), metrics))
+                    payload = ExportMetricsServiceResponse().SerializeToString()
+                    self.send_response(receiver.status)
+                    self.send_header("Content-Type", "application/x-protobuf")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 if self.headers.get("Content-Type") == "application/json":
                     message = parse_otlp_json(body)
                 else:

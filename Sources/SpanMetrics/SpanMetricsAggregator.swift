@@ -1,0 +1,208 @@
+import Foundation
+import MLflowWire
+import OTLPProto
+import SwiftProtobuf
+
+/// Aggregates exported spans into the histograms the proxy exports over OTLP:
+///
+/// - `mlflow.trace.span.duration` (ms), as MLflow's own `mlflow.tracing` meter records it: attributes `root`,
+///   `span_type`, `span_status`, `experiment_id`, and — only when configured, they explode cardinality —
+///   `tags.<key>` / `metadata.<key>` of the trace; MLflow's bucket bounds.
+/// - `gen_ai.client.token.usage` ({token}, by `gen_ai.token.type`) and `gen_ai.client.operation.duration` (s)
+///   for model spans (LLM, CHAT_MODEL, EMBEDDING) that carry token usage, with the GenAI conventions' bounds.
+///
+/// Pure: the caller passes times and decides when to collect.
+public struct SpanMetricsAggregator: Sendable {
+    /// MLflow's explicit bounds for span durations (ms).
+    public static let spanDurationBounds: [Double] = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000]
+    /// The GenAI conventions' advisory bounds for token counts.
+    public static let tokenUsageBounds: [Double] = [
+        1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864,
+    ]
+    /// The GenAI conventions' advisory bounds for operation durations (s).
+    public static let operationDurationBounds: [Double] = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+
+    struct Point: Sendable {
+        var attributes: [Opentelemetry_Proto_Common_V1_KeyValue]
+        var count: UInt64 = 0
+        var sum: Double = 0
+        var min = Double.infinity
+        var max = -Double.infinity
+        var buckets: [UInt64]
+
+        mutating func record(_ value: Double, bounds: [Double]) {
+            count += 1
+            sum += value
+            min = Swift.min(min, value)
+            max = Swift.max(max, value)
+            let index = bounds.firstIndex { value <= $0 } ?? bounds.count
+            buckets[index] += 1
+        }
+    }
+
+    struct Histogram: Sendable {
+        let name: String
+        let unit: String
+        let description: String
+        let bounds: [Double]
+        var points: [String: Point] = [:]
+        var order: [String] = []
+
+        mutating func record(_ value: Double, attributes: [Opentelemetry_Proto_Common_V1_KeyValue]) {
+            let key = attributes.map { "\($0.key)=\(Self.text($0.value))" }.joined(separator: "\u{1F}")
+            if points[key] == nil {
+                points[key] = Point(attributes: attributes, buckets: Array(repeating: 0, count: bounds.count + 1))
+                order.append(key)
+            }
+            points[key]?.record(value, bounds: bounds)
+        }
+
+        mutating func reset() {
+            points = [:]
+            order = []
+        }
+
+        static func text(_ value: Opentelemetry_Proto_Common_V1_AnyValue) -> String {
+            switch value.value {
+            case .stringValue(let text): "s:\(text)"
+            case .boolValue(let flag): "b:\(flag)"
+            case .intValue(let number): "i:\(number)"
+            default: "\(value)"
+            }
+        }
+    }
+
+    /// Trace tag keys added as `tags.<key>`.
+    public let traceTagKeys: [String]
+    /// Trace metadata keys added as `metadata.<key>`.
+    public let traceMetadataKeys: [String]
+    private var spanDuration = Histogram(
+        name: "mlflow.trace.span.duration", unit: "ms", description: "Duration of spans in milliseconds", bounds: spanDurationBounds
+    )
+    private var tokenUsage = Histogram(
+        name: "gen_ai.client.token.usage", unit: "{token}", description: "Number of input and output tokens used", bounds: tokenUsageBounds
+    )
+    private var operationDuration = Histogram(
+        name: "gen_ai.client.operation.duration", unit: "s", description: "GenAI operation duration", bounds: operationDurationBounds
+    )
+    private var periodStart: UInt64
+
+    /// Creates an empty aggregator whose first period starts at `startTimeUnixNano`.
+    public init(startTimeUnixNano: UInt64, traceTagKeys: [String] = [], traceMetadataKeys: [String] = []) {
+        periodStart = startTimeUnixNano
+        self.traceTagKeys = traceTagKeys
+        self.traceMetadataKeys = traceMetadataKeys
+    }
+
+    /// Records the spans of one translated trace.
+    public mutating func record(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans], info: TraceInfo?) {
+        var traceAttributes: [Opentelemetry_Proto_Common_V1_KeyValue] = []
+        for key in traceTagKeys { if let value = info?.tags[key] { traceAttributes.append(Self.string("tags.\(key)", value)) } }
+        for key in traceMetadataKeys { if let value = info?.metadata[key] { traceAttributes.append(Self.string("metadata.\(key)", value)) } }
+        for item in resourceSpans {
+            let experiment = item.resource.attributes.first { $0.key == "mlflow.experiment_id" }?.value.stringValue ?? info?.experimentID ?? ""
+            for span in item.scopeSpans.flatMap(\.spans) {
+                let attributes = Dictionary(span.attributes.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+                let spanType = attributes["mlflow.spanType"]?.stringValue ?? "UNKNOWN"
+                let status: String
+                switch span.status.code {
+                case .ok: status = "OK"
+                case .error: status = "ERROR"
+                default: status = "UNSET"
+                }
+                let nanos = span.endTimeUnixNano >= span.startTimeUnixNano ? span.endTimeUnixNano - span.startTimeUnixNano : 0
+                spanDuration.record(
+                    Double(nanos) / 1_000_000,
+                    attributes: [
+                        Self.bool("root", span.parentSpanID.isEmpty), Self.string("span_type", spanType), Self.string("span_status", status),
+                        Self.string("experiment_id", experiment),
+                    ] + traceAttributes
+                )
+                recordGenAI(spanType: spanType, status: status, seconds: Double(nanos) / 1e9, attributes: attributes)
+            }
+        }
+    }
+
+    private mutating func recordGenAI(spanType: String, status: String, seconds: Double, attributes: [String: Opentelemetry_Proto_Common_V1_AnyValue])
+    {
+        let operations = ["CHAT_MODEL": "chat", "LLM": "generate_content", "EMBEDDING": "embeddings"]
+        guard let operation = operations[spanType], let usageText = attributes["mlflow.chat.tokenUsage"]?.stringValue,
+            let usage = (try? JSONSerialization.jsonObject(with: Data(usageText.utf8))) as? [String: Any]
+        else { return }
+        var common = [Self.string("gen_ai.operation.name", operation)]
+        if let provider = attributes["mlflow.llm.provider"]?.stringValue, !provider.isEmpty {
+            common.append(Self.string("gen_ai.provider.name", provider))
+        }
+        if let model = attributes["mlflow.llm.model"]?.stringValue, !model.isEmpty { common.append(Self.string("gen_ai.request.model", model)) }
+        var durationAttributes = common
+        if status == "ERROR" { durationAttributes.append(Self.string("error.type", "_OTHER")) }
+        operationDuration.record(seconds, attributes: durationAttributes)
+        for (key, type) in [("input_tokens", "input"), ("output_tokens", "output")] {
+            if let tokens = (usage[key] as? NSNumber)?.doubleValue {
+                tokenUsage.record(tokens, attributes: common + [Self.string("gen_ai.token.type", type)])
+            }
+        }
+    }
+
+    /// The metrics for the period ending at `now`; `nil` when nothing was ever recorded (cumulative) or
+    /// nothing in this period (delta). Delta collection starts a new, empty period.
+    public mutating func collect(
+        nowUnixNano now: UInt64, cumulative: Bool, resource: [Opentelemetry_Proto_Common_V1_KeyValue], scopeVersion: String
+    ) -> Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest? {
+        let histograms = [spanDuration, tokenUsage, operationDuration].filter { !$0.points.isEmpty }
+        guard !histograms.isEmpty else {
+            if !cumulative { periodStart = now }
+            return nil
+        }
+        var request = Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest()
+        var resourceMetrics = Opentelemetry_Proto_Metrics_V1_ResourceMetrics()
+        resourceMetrics.resource.attributes = resource
+        var scopeMetrics = Opentelemetry_Proto_Metrics_V1_ScopeMetrics()
+        scopeMetrics.scope.name = "mlflow.tracing"
+        scopeMetrics.scope.version = scopeVersion
+        for histogram in histograms {
+            var metric = Opentelemetry_Proto_Metrics_V1_Metric()
+            metric.name = histogram.name
+            metric.unit = histogram.unit
+            metric.description_p = histogram.description
+            metric.histogram.aggregationTemporality = cumulative ? .cumulative : .delta
+            metric.histogram.dataPoints = histogram.order.compactMap { histogram.points[$0] }.map { point in
+                var data = Opentelemetry_Proto_Metrics_V1_HistogramDataPoint()
+                data.attributes = point.attributes
+                data.startTimeUnixNano = periodStart
+                data.timeUnixNano = now
+                data.count = point.count
+                data.sum = point.sum
+                data.min = point.min
+                data.max = point.max
+                data.bucketCounts = point.buckets
+                data.explicitBounds = histogram.bounds
+                return data
+            }
+            scopeMetrics.metrics.append(metric)
+        }
+        resourceMetrics.scopeMetrics = [scopeMetrics]
+        request.resourceMetrics = [resourceMetrics]
+        if !cumulative {
+            spanDuration.reset()
+            tokenUsage.reset()
+            operationDuration.reset()
+            periodStart = now
+        }
+        return request
+    }
+
+    static func string(_ key: String, _ value: String) -> Opentelemetry_Proto_Common_V1_KeyValue {
+        .with {
+            $0.key = key
+            $0.value.stringValue = value
+        }
+    }
+
+    static func bool(_ key: String, _ value: Bool) -> Opentelemetry_Proto_Common_V1_KeyValue {
+        .with {
+            $0.key = key
+            $0.value.boolValue = value
+        }
+    }
+}

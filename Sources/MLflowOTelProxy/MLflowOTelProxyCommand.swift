@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ProxyConfig
 import ProxyObservability
 import ProxyServer
@@ -60,6 +62,12 @@ struct Serve: AsyncParsableCommand {
               MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT        same as --trace-info-wait
               MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT       same as --upstream-timeout
               MLFLOW_OTEL_PROXY_LOG_LEVEL              same as --log-level
+              MLFLOW_OTEL_PROXY_LOG_FORMAT             same as --log-format
+              MLFLOW_OTEL_PROXY_ADMIN_LISTEN           same as --admin-listen
+              OTEL_METRICS_EXPORTER                    otlp (default) or none: span metrics over OTLP
+              OTEL_EXPORTER_OTLP_METRICS_ENDPOINT      metrics URL, used as is (else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/metrics)
+              OTEL_METRIC_EXPORT_INTERVAL              metrics export interval, ms (60000)
+              OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE  cumulative (default) or delta
               MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT       same as --shutdown-timeout
               MLFLOW_OTEL_PROXY_ATTACHMENTS_DIR        same as --attachments-dir
               MLFLOW_OTEL_PROXY_ATTACHMENTS_MAX_BYTES  bytes kept in the attachments directory (1 GiB)
@@ -77,11 +85,21 @@ struct Serve: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
             throw ValidationError("--log-level: unknown level \"\(levelText)\"")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let format = options.logFormat ?? environment["MLFLOW_OTEL_PROXY_LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0 } ?? "text"
+        switch format {
+        case "json":
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+        case "text":
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        default:
+            throw ValidationError("--log-format: expected text or json, got \"\(format)\"")
         }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "mlflow-otel-proxy")
 
         let configuration: ProxyConfiguration
@@ -97,9 +115,15 @@ struct Serve: AsyncParsableCommand {
         logger.info("starting mlflow-otel-proxy \(ProxyVersion.current): \(configuration.summary)")
 
         let counters = ProxyCounters()
-        let services = try ProxyApplication.makeServices(configuration: configuration, counters: counters, logger: logger) { address in
-            logger.info("listening", metadata: ["address": "\(address.map(String.init(describing:)) ?? configuration.listen.description)"])
-        }
+        let services = try ProxyApplication.makeServices(
+            configuration: configuration, counters: counters, logger: logger, metricsText: { registry.emitToString() },
+            onServerRunning: { address in
+                logger.info("listening", metadata: ["address": "\(address.map(String.init(describing:)) ?? configuration.listen.description)"])
+            },
+            onAdminRunning: { address in
+                logger.info("admin listening", metadata: ["address": "\(address.map(String.init(describing:)) ?? "?")"])
+            }
+        )
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )
@@ -141,6 +165,12 @@ struct ProxyOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
     var logLevel: String?
 
+    @Option(help: "Log format: text or json (one JSON object per line). Default: MLFLOW_OTEL_PROXY_LOG_FORMAT, else text.")
+    var logFormat: String?
+
+    @Option(help: "The admin listener for /healthz, /readyz, /metrics and /status, HOST:PORT or off (default 127.0.0.1:9464).")
+    var adminListen: String?
+
     /// The configuration from the environment, the configuration file and these flags.
     func loadConfiguration(environment: [String: String]) throws(ConfigurationError) -> ProxyConfiguration {
         let path = config ?? environment["MLFLOW_OTEL_PROXY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
@@ -157,7 +187,7 @@ struct ProxyOptions: ParsableArguments {
                 listen: listen, upstream: upstream, tracesFile: tracesFile, traceInfoWaitSeconds: traceInfoWait,
                 upstreamTimeoutSeconds: upstreamTimeout, attachmentsDirectory: attachmentsDir, shutdownTimeoutSeconds: shutdownTimeout,
                 configFile: path
-            ),
+            ).with(adminListen: adminListen),
             fileText: fileText
         )
     }

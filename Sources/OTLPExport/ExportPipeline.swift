@@ -1,5 +1,6 @@
 import DequeModule
 import Logging
+import OTLPJSON
 import OTLPProto
 import ProxyConfig
 import ProxyObservability
@@ -18,6 +19,9 @@ public actor ExportPipeline: Service {
     private let exporters: [any SpanExporter]
     private let counters: ProxyCounters
     private let logger: Logger
+    private let status: StatusBoard?
+    /// The destination name (its exporter's), for counters.
+    public nonisolated let name: String
     private let input: AsyncStream<[Opentelemetry_Proto_Trace_V1_ResourceSpans]>
     private let inputContinuation: AsyncStream<[Opentelemetry_Proto_Trace_V1_ResourceSpans]>.Continuation
 
@@ -30,13 +34,18 @@ public actor ExportPipeline: Service {
     private var exporting = false
 
     /// Creates a pipeline.
-    public init(settings: BatchSettings, exporters: [any SpanExporter], counters: ProxyCounters, logger: Logger) {
+    public init(settings: BatchSettings, exporters: [any SpanExporter], counters: ProxyCounters, logger: Logger, status: StatusBoard? = nil) {
+        self.status = status
+        self.name = exporters.map(\.name).joined(separator: "+")
         self.settings = settings
         self.exporters = exporters
         self.counters = counters
         self.logger = logger
         (input, inputContinuation) = AsyncStream.makeStream()
     }
+
+    /// Spans waiting in the queue.
+    public nonisolated var queuedSpanCount: Int { queuedSpansGauge.load(ordering: .relaxed) }
 
     /// Whether the queue is (nearly) full: callers that can push back (uploads the proxy answers itself) should
     /// answer 503 with `Retry-After` instead of accepting more spans that would be dropped.
@@ -49,7 +58,7 @@ public actor ExportPipeline: Service {
         guard !resourceSpans.isEmpty else { return }
         if case .terminated = inputContinuation.yield(resourceSpans) {
             let count = resourceSpans.reduce(0) { $0 + $1.scopeSpans.reduce(0) { $0 + $1.spans.count } }
-            counters.increment("spans_dropped", "shutting_down", by: count)
+            counters.increment("spans_dropped", labels: [self.name, "shutting_down"], by: count)
             logger.warning("spans arrived after shutdown began and were dropped", metadata: ["spans": "\(count)"])
         }
     }
@@ -84,7 +93,7 @@ public actor ExportPipeline: Service {
         for item in resourceSpans {
             let count = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
             if queuedSpans + count > settings.maxQueueSize {
-                counters.increment("spans_dropped", "queue_full", by: count)
+                counters.increment("spans_dropped", labels: [name, "queue_full"], by: count)
                 logger.warning("export queue is full; spans dropped", metadata: ["spans": "\(count)", "queue_size": "\(settings.maxQueueSize)"])
                 continue
             }
@@ -120,12 +129,19 @@ public actor ExportPipeline: Service {
     private func deliver(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest, spans: Int) async {
         for exporter in exporters {
             do {
+                let started = ContinuousClock.now
                 try await exporter.export(request)
+                counters.observe("export_duration_seconds", exporter.name, seconds: (ContinuousClock.now - started).seconds)
                 counters.increment("spans_exported", exporter.name, by: spans)
-                counters.increment("export_requests", "\(exporter.name) ok")
+                if let status {
+                    let traceIDs = Set(request.resourceSpans.flatMap { $0.scopeSpans.flatMap { $0.spans.map { HexID.string($0.traceID) } } })
+                    status.delivered(to: exporter.name, spans: spans, otelTraceIDs: traceIDs)
+                }
+                counters.increment("export_requests", labels: [exporter.name, "ok"])
             } catch {
-                counters.increment("spans_dropped", "\(exporter.name) \(error.reason)", by: spans)
-                counters.increment("export_requests", "\(exporter.name) \(error.reason)")
+                counters.increment("spans_dropped", labels: [exporter.name, error.reason], by: spans)
+                counters.increment("export_requests", labels: [exporter.name, error.reason])
+                status?.failed(destination: exporter.name, error: error.message, final: true)
                 logger.error(
                     "export failed; spans dropped", metadata: ["destination": "\(exporter.name)", "spans": "\(spans)", "error": "\(error.message)"])
             }

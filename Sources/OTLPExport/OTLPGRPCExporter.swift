@@ -3,6 +3,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import OTLPProto
 import ProxyConfig
+import ProxyObservability
 import ServiceLifecycle
 
 /// Exports OTLP over gRPC (`TraceService/Export`) to one destination.
@@ -20,14 +21,16 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
     private let metricsService: Opentelemetry_Proto_Collector_Metrics_V1_MetricsService.Client<HTTP2ClientTransport.Posix>
     private let retry: RetryPolicy
     private let logger: Logger
+    private let status: StatusBoard?
 
     /// Creates an exporter; connections start when ``run()`` runs.
     /// - Throws: when the TLS files cannot be used or the endpoint cannot be resolved.
-    public init(destination: OTLPDestination, retry: RetryPolicy = RetryPolicy(), logger: Logger) throws {
+    public init(destination: OTLPDestination, retry: RetryPolicy = RetryPolicy(), logger: Logger, status: StatusBoard? = nil) throws {
         name = destination.name
         self.destination = destination
         self.retry = retry
         self.logger = logger
+        self.status = status
         let endpoint = destination.endpoint
         let plaintext = endpoint.scheme == "http"
         let security: HTTP2ClientTransport.Posix.TransportSecurity
@@ -73,7 +76,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
         var options = CallOptions.defaults
         options.timeout = destination.timeout
         options.compression = destination.compression == .gzip ? .gzip : CompressionAlgorithm.none
-        try await OTLPRetry.run(policy: retry, destination: name, logger: logger) {
+        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status) {
             do {
                 let response = try await traceService.export(request, metadata: metadata, options: options)
                 if response.hasPartialSuccess, response.partialSuccess.rejectedSpans > 0 || !response.partialSuccess.errorMessage.isEmpty {
@@ -103,7 +106,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
         var options = CallOptions.defaults
         options.timeout = destination.timeout
         options.compression = destination.compression == .gzip ? .gzip : CompressionAlgorithm.none
-        try await OTLPRetry.run(policy: retry, destination: name, logger: logger) {
+        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status) {
             do {
                 _ = try await metricsService.export(request, metadata: metadata, options: options)
                 return .delivered

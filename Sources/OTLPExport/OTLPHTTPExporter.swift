@@ -8,6 +8,7 @@ import NIOSSL
 import OTLPJSON
 import OTLPProto
 import ProxyConfig
+import ProxyObservability
 import SwiftProtobuf
 
 /// Exports OTLP over HTTP to one destination, with protobuf or JSON bodies (`http/protobuf`, `http/json`).
@@ -22,18 +23,22 @@ public struct OTLPHTTPExporter: SpanExporter {
     private let client: HTTPClient
     private let retry: RetryPolicy
     private let logger: Logger
+    private let status: StatusBoard?
     private let tlsConfiguration: TLSConfiguration?
 
     /// Creates an exporter.
     /// - Parameters:
     ///   - client: a shared client whose lifetime the caller manages.
     /// - Throws: when a TLS file (CA, certificate, key) cannot be loaded.
-    public init(destination: OTLPDestination, client: HTTPClient, retry: RetryPolicy = RetryPolicy(), logger: Logger) throws {
+    public init(destination: OTLPDestination, client: HTTPClient, retry: RetryPolicy = RetryPolicy(), logger: Logger, status: StatusBoard? = nil)
+        throws
+    {
         self.name = destination.name
         self.destination = destination
         self.client = client
         self.retry = retry
         self.logger = logger
+        self.status = status
         tlsConfiguration = try Self.tlsConfiguration(destination.tls)
     }
 
@@ -69,7 +74,7 @@ public struct OTLPHTTPExporter: SpanExporter {
         } catch {
             throw ExportFailure(reason: "encoding", message: "could not encode the export request: \(error)")
         }
-        try await OTLPRetry.run(policy: retry, destination: name, logger: logger) { await attemptOnce(body) }
+        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status) { await attemptOnce(body) }
     }
 
     private func attemptOnce(_ body: ByteBuffer) async -> AttemptOutcome {

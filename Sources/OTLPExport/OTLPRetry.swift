@@ -1,4 +1,5 @@
 import Logging
+import ProxyObservability
 
 /// Retry bounds of an exporter.
 public struct RetryPolicy: Sendable {
@@ -29,7 +30,7 @@ enum AttemptOutcome: Sendable {
 /// (capped at `maxBackoff`), a bounded number of attempts.
 enum OTLPRetry {
     static func run(
-        policy: RetryPolicy, destination: String, logger: Logger, attempt: () async -> AttemptOutcome
+        policy: RetryPolicy, destination: String, logger: Logger, status: StatusBoard? = nil, attempt: () async -> AttemptOutcome
     ) async throws(ExportFailure) {
         var backoff = policy.initialBackoff
         var number = 1
@@ -41,6 +42,7 @@ enum OTLPRetry {
                 throw failure
             case .retryable(let failure, let retryAfter):
                 guard number < policy.maxAttempts else { throw failure }
+                status?.failed(destination: destination, error: failure.message, final: false)
                 let wait = max(.zero, retryAfter.map { min($0, policy.maxBackoff) } ?? backoff * Double.random(in: 0.8...1.2))
                 logger.debug(
                     "export failed, retrying",

@@ -17,7 +17,7 @@ import Foundation
 /// ```
 struct ConfigurationFile {
     static let topLevelKeys = [
-        "listen", "upstream", "mode", "destinations", "traces_file", "trace_info_wait", "shutdown_timeout", "attachments", "assembly",
+        "listen", "admin_listen", "upstream", "mode", "destinations", "traces_file", "trace_info_wait", "shutdown_timeout", "attachments", "assembly",
         "batch", "service", "metrics",
     ]
     static let destinationKeys = [
@@ -26,6 +26,7 @@ struct ConfigurationFile {
     static let tlsKeys = ["ca_file", "cert_file", "key_file", "insecure", "insecure_skip_verify", "server_name"]
 
     var listen: ListenAddress?
+    var adminListen: ListenAddress??
     var upstream: UpstreamURL?
     var upstreamTimeout: Duration?
     var upstreamHeaders: [KeyValuePair] = []
@@ -61,6 +62,15 @@ struct ConfigurationFile {
                 file.listen = address
             } else {
                 problems.add(path: "listen", "expected HOST:PORT, got \"\(text)\"")
+            }
+        }
+        if let text = problems.string(top["admin_listen"], env: env) {
+            if ["off", "none", "false"].contains(text.lowercased()) {
+                file.adminListen = .some(nil)
+            } else if let address = ListenAddress.parse(text) {
+                file.adminListen = .some(address)
+            } else {
+                problems.add(path: "admin_listen", "expected HOST:PORT or off, got \"\(text)\"")
             }
         }
         if let node = top["upstream"] {
@@ -233,6 +243,7 @@ struct ConfigurationFile {
     /// Lays the file's settings over `config` (which holds the defaults and the environment's).
     func apply(to config: inout ProxyConfiguration) {
         if let listen { config.listen = listen }
+        if let adminListen { config.adminListen = adminListen }
         if let upstream { config.upstream = upstream }
         if let upstreamTimeout { config.upstreamTimeout = upstreamTimeout }
         for header in upstreamHeaders {

@@ -43,6 +43,8 @@ public struct CommandLineSettings: Sendable, Equatable {
     public var attachmentsDirectory: String?
     /// `--config FILE` (else `MLFLOW_OTEL_PROXY_CONFIG`).
     public var configFile: String?
+    /// `--admin-listen HOST:PORT|off`.
+    public var adminListen: String?
     /// `--shutdown-timeout SECONDS`.
     public var shutdownTimeoutSeconds: Double?
     /// Creates settings.
@@ -59,6 +61,13 @@ public struct CommandLineSettings: Sendable, Equatable {
         self.attachmentsDirectory = attachmentsDirectory
         self.shutdownTimeoutSeconds = shutdownTimeoutSeconds
         self.configFile = configFile
+    }
+
+    /// The same settings with the admin listener address.
+    public func with(adminListen: String?) -> CommandLineSettings {
+        var copy = self
+        copy.adminListen = adminListen
+        return copy
     }
 }
 
@@ -84,6 +93,7 @@ extension ProxyConfiguration {
         // Environment layer.
         if let text = env["MLFLOW_OTEL_PROXY_LISTEN"] { config.listen = try listenAddress(text, setting: "MLFLOW_OTEL_PROXY_LISTEN") }
         if let text = env["MLFLOW_TRACKING_URI"] { config.upstream = try upstreamURL(text, setting: "MLFLOW_TRACKING_URI") }
+        if let text = env["MLFLOW_OTEL_PROXY_ADMIN_LISTEN"] { config.adminListen = try adminAddress(text, setting: "MLFLOW_OTEL_PROXY_ADMIN_LISTEN") }
         config.upstreamHeaders = try upstreamCredentials(env)
         if let seconds = try env.seconds(flag: nil, variable: "MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT", flagName: "") { config.traceInfoWait = seconds }
         if let seconds = try env.seconds(flag: nil, variable: "MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT", flagName: "") { config.upstreamTimeout = seconds }
@@ -111,6 +121,7 @@ extension ProxyConfiguration {
         // Flag layer.
         if let text = flags.listen { config.listen = try listenAddress(text, setting: "--listen") }
         if let text = flags.upstream { config.upstream = try upstreamURL(text, setting: "--upstream") }
+        if let text = flags.adminListen { config.adminListen = try adminAddress(text, setting: "--admin-listen") }
         if let path = flags.tracesFile { config.localTracesFile = path }
         if let path = flags.attachmentsDirectory { config.attachmentsDirectory = path }
         if let seconds = try env.seconds(flag: flags.traceInfoWaitSeconds, variable: "", flagName: "--trace-info-wait") {
@@ -178,6 +189,12 @@ extension ProxyConfiguration {
         let url =
             lower.hasPrefix("http://") || lower.hasPrefix("https://") ? UpstreamURL(text) : UpstreamURL((insecure ? "http://" : "https://") + text)
         return url.map { $0.with(path: "") }
+    }
+
+    /// An admin address, or `nil` for `off`.
+    static func adminAddress(_ text: String, setting: String) throws(ConfigurationError) -> ListenAddress? {
+        if ["off", "none", "false"].contains(text.lowercased()) { return nil }
+        return try listenAddress(text, setting: setting)
     }
 
     static func listenAddress(_ text: String, setting: String) throws(ConfigurationError) -> ListenAddress {

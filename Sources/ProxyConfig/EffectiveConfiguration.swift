@@ -18,6 +18,7 @@ extension ProxyConfiguration {
         }
         add("mode: \(mode.rawValue)")
         add("listen: \(listen)")
+        add("admin_listen: \(adminListen?.description ?? "off")")
         if let configFile { add("config_file: \(configFile)") }
         if let upstream {
             add("upstream:")

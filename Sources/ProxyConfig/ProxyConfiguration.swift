@@ -6,6 +6,9 @@
 public struct ProxyConfiguration: Sendable, Equatable {
     /// Where the proxy listens. Flag `--listen`, variable `MLFLOW_OTEL_PROXY_LISTEN`; default `127.0.0.1:5000`.
     public var listen: ListenAddress
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`, `/status`). Flag `--admin-listen`, variable
+    /// `MLFLOW_OTEL_PROXY_ADMIN_LISTEN`, file `admin_listen`; default `127.0.0.1:9464`; `off` disables it.
+    public var adminListen: ListenAddress? = ListenAddress(host: "127.0.0.1", port: 9464)
     /// The real MLflow server, or `nil` for standalone. Flag `--upstream`, else `MLFLOW_TRACKING_URI`.
     public var upstream: UpstreamURL?
     /// How trace uploads are handled, decided as MLflow decides it (wire doc §10).
@@ -81,6 +84,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var summary: String {
         var parts = ["mode=\(mode.rawValue)", "listen=\(listen)"]
         if let configFile { parts.append("config=\(configFile)") }
+        parts.append("admin=\(adminListen?.description ?? "off")")
         parts.append("upstream=\(upstream?.description ?? "none (standalone)")")
         if !upstreamHeaders.isEmpty { parts.append("upstream-headers=\(upstreamHeaders.map { "\($0.key)=***" }.joined(separator: ","))") }
         for destination in destinations { parts.append("destination=\(destination.redactedDescription)") }

@@ -1,16 +1,19 @@
 import AsyncHTTPClient
+import CoreMetrics
 import Foundation
 import Hummingbird
 import Logging
 import MLflowWire
 import NIOCore
 import OTLPExport
+import OTLPJSON
 import OTLPProto
 import OTLPTranslation
 import ProxyConfig
 import ProxyObservability
 import ServiceLifecycle
 import SpanMetrics
+import Synchronization
 import TraceAssembly
 
 /// Builds the proxy's services from a configuration.
@@ -24,12 +27,17 @@ public enum ProxyApplication {
     ///   - onServerRunning: called with the bound address once the server listens (port 0 picks a free one).
     /// - Throws: ``ExportFailure`` when the local trace file cannot be opened; ``ConfigurationError`` when a
     ///   destination's TLS files cannot be loaded.
+    ///   - metricsText: renders the process's swift-metrics registry as Prometheus text (for `/metrics`).
+    ///   - onAdminRunning: called with the admin listener's bound address.
     public static func makeServices(
         configuration: ProxyConfiguration,
         counters: ProxyCounters,
         logger: Logger,
-        onServerRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }
+        metricsText: @escaping @Sendable () -> String = { "" },
+        onServerRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in },
+        onAdminRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }
     ) throws -> [any Service] {
+        let status = StatusBoard(destinations: configuration.destinations.map { (name: $0.name, endpoint: $0.endpoint.description) })
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.redirectConfiguration = .disallow  // a proxy returns 3xx to its caller
         clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
@@ -53,16 +61,18 @@ public enum ProxyApplication {
             let exporter: any SpanExporter
             do {
                 if destination.transportProtocol == .grpc {
-                    let grpc = try OTLPGRPCExporter(destination: destination, logger: logger)
+                    let grpc = try OTLPGRPCExporter(destination: destination, logger: logger, status: status)
                     grpcExporters.append(grpc)
                     exporter = grpc
                 } else {
-                    exporter = try OTLPHTTPExporter(destination: destination, client: exportClient, logger: logger)
+                    exporter = try OTLPHTTPExporter(destination: destination, client: exportClient, logger: logger, status: status)
                 }
             } catch {
                 throw ConfigurationError(setting: "destinations.\(destination.name).tls", reason: "cannot load the TLS files: \(error)")
             }
-            destinationPipelines.append(ExportPipeline(settings: configuration.batching, exporters: [exporter], counters: counters, logger: logger))
+            destinationPipelines.append(
+                ExportPipeline(settings: configuration.batching, exporters: [exporter], counters: counters, logger: logger, status: status)
+            )
         }
         if configuration.destinations.isEmpty, let path = configuration.localTracesFile {
             destinationPipelines.append(
@@ -117,6 +127,8 @@ public enum ProxyApplication {
                 let translated = OTLPTraceTranslator.translate(trace, settings: translation)
                 for pipeline in pipelines { pipeline.submit(translated) }
                 recorder?.record(translated, info: trace.info)
+                let name = trace.info?.tags["mlflow.traceName"] ?? trace.spans.first(where: \.isRoot)?.span.name ?? "?"
+                status.traceExported(id: trace.mlflowTraceID, otelTraceID: HexID.string(trace.traceID), name: name, spans: trace.spans.count)
                 counters.increment("traces_assembled", trace.completion.rawValue)
                 switch trace.completion {
                 case .traceLimit, .spanLimit, .memoryLimit:
@@ -149,7 +161,9 @@ public enum ProxyApplication {
         )
         let intake =
             configuration.mode.exportsTraces
-            ? TraceIntake(assembler: assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes, attachments: attachments) : nil
+            ? TraceIntake(
+                assembler: assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes, attachments: attachments, status: status
+            ) : nil
         let responder = ProxyResponder(
             // Push back on clients only when every destination's queue is full: one dead destination must not
             // change the answers clients get (its own queue drops and counts instead).
@@ -157,15 +171,35 @@ public enum ProxyApplication {
             exportIsSaturated: { !pipelines.isEmpty && pipelines.allSatisfy(\.isSaturated) },
             experiments: StandaloneExperiments(), counters: counters
         )
+        let adminState = AdminState(configuration: configuration, status: status, pipelines: pipelines, assembler: assembler, client: exportClient)
         let application = Application(
             responder: responder,
             configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
-            onServerRunning: { channel in await onServerRunning(channel.localAddress) },
+            onServerRunning: { channel in
+                adminState.listening.store(true, ordering: .relaxed)
+                await onServerRunning(channel.localAddress)
+            },
             logger: logger
         )
+        var adminServices: [any Service] = []
+        if let adminAddress = configuration.adminListen {
+            let render: @Sendable () async -> String = {
+                // Gauges are read at scrape time.
+                for pipeline in pipelines {
+                    Gauge(label: "mlflow_otel_proxy_export_queue_spans", dimensions: [("destination", pipeline.name)]).record(
+                        pipeline.queuedSpanCount)
+                }
+                let statistics = await assembler.statistics
+                Gauge(label: "mlflow_otel_proxy_traces_waiting").record(statistics.tracesInFlight)
+                return metricsText()
+            }
+            adminServices.append(
+                AdminApplication.make(address: adminAddress, state: adminState, renderMetrics: render, logger: logger, onRunning: onAdminRunning)
+            )
+        }
         // gRPC exporters run their connections as services listed before the pipelines, so they stop after them.
         let services: [any Service] = [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + grpcExporters + metricsServices
-        return services + pipelines + [assembler, application]
+        return services + pipelines + [assembler] + adminServices + [application]
     }
 
     static func nowUnixNano() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }

@@ -17,6 +17,7 @@ struct TraceIntake: Sendable {
     let counters: ProxyCounters
     let maxBodyBytes: Int
     let attachments: AttachmentStore
+    let status: StatusBoard
 
     // MARK: POST /v1/traces
 
@@ -32,6 +33,7 @@ struct TraceIntake: Sendable {
             for index in batches.indices { batches[index].bytesPerSpan = plain.readableBytes / max(spans, 1) }
             await assembler.add(batches)
             counters.increment("spans_received", "otlp", by: spans)
+            status.spansReceived(spans)
             return .success(spans)
         } catch {
             return .failure(error)
@@ -127,6 +129,7 @@ struct TraceIntake: Sendable {
             }
             await assembler.add([batch])
             counters.increment("spans_received", "traces_json", by: batch.spans.count)
+            status.spansReceived(batch.spans.count)
             return .success(batch.spans.count)
         } catch {
             return .failure(error)

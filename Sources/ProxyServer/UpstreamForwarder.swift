@@ -118,7 +118,9 @@ struct UpstreamForwarder: Sendable {
             pump = nil
         }
         do {
+            let started = ContinuousClock.now
             let response = try await client.execute(outbound, timeout: TimeAmount(timeout), logger: context.logger)
+            counters.observe("upstream_duration_seconds", request.method.rawValue, seconds: (ContinuousClock.now - started).seconds)
             counters.increment("upstream_responses", "\(response.status.code / 100)xx")
             return .success((response, pump))
         } catch {

@@ -107,24 +107,34 @@ class Proxy:
         self.log_path = workdir / f"proxy-{time.monotonic_ns()}.log"
         self.log_file = open(self.log_path, "wb")
         environment = clean_environment(OTEL_BSP_SCHEDULE_DELAY="100", **(env or {}))
-        self.process = subprocess.Popen([self.BINARY, *args, "--listen", "127.0.0.1:0", "--log-level", "debug"],
+        self.process = subprocess.Popen([self.BINARY, *args, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", "debug"],
                                         stdout=self.log_file, stderr=subprocess.STDOUT, env=environment, cwd=workdir)
         self.port = None
+        self.admin_port = None
         if expect_start:
             self.port = wait_for(self._listening_port, timeout=30, message="proxy to listen")
+            self.admin_port = wait_for(self._admin_port, timeout=30, message="admin listener")
 
     def _listening_port(self):
         text = self.log()
-        match = re.search(r"address=\S*:(\d+) .*listening", text)
+        match = re.search(r"address=\S*:(\d+) \[MLflowOTelProxy\] listening", text)
         if match:
             return int(match.group(1))
         if self.process.poll() is not None:
             raise AssertionError("proxy exited before listening:\n" + text[-3000:])
         return None
 
+    def _admin_port(self):
+        match = re.search(r"address=\S*:(\d+) .*admin listening", self.log())
+        return int(match.group(1)) if match else None
+
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self):
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def log(self):
         return self.log_path.read_text(errors="replace")

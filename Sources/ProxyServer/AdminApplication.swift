@@ -1,0 +1,99 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import OTLPExport
+import ProxyConfig
+import ProxyObservability
+import Synchronization
+import TraceAssembly
+
+/// What the admin endpoints read: the configuration, the status board, the pipelines and assembler (for
+/// gauges), and whether the proxy listener is up.
+final class AdminState: Sendable {
+    let configuration: ProxyConfiguration
+    let status: StatusBoard
+    let pipelines: [ExportPipeline]
+    let assembler: TraceAssembler
+    let client: HTTPClient
+    let listening = Atomic<Bool>(false)
+    private let upstreamCheck = Mutex<(checkedAt: ContinuousClock.Instant, reachable: Bool, detail: String)?>(nil)
+
+    init(configuration: ProxyConfiguration, status: StatusBoard, pipelines: [ExportPipeline], assembler: TraceAssembler, client: HTTPClient) {
+        self.configuration = configuration
+        self.status = status
+        self.pipelines = pipelines
+        self.assembler = assembler
+        self.client = client
+    }
+
+    /// Whether the upstream answers `GET /health` (cached for 5 s so probes do not load it).
+    func upstreamReachable() async -> (Bool, String) {
+        guard let upstream = configuration.upstream else { return (true, "no upstream (standalone)") }
+        if let cached = upstreamCheck.withLock({ $0 }), ContinuousClock.now - cached.checkedAt < .seconds(5) {
+            return (cached.reachable, cached.detail)
+        }
+        var request = HTTPClientRequest(url: upstream.with(path: upstream.basePath + "/health").description)
+        request.method = .GET
+        var result = (false, "")
+        do {
+            let response = try await client.execute(request, timeout: .seconds(2))
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            result = (response.status.code < 500, "GET /health answered \(response.status.code)")
+        } catch {
+            result = (false, "GET /health failed: \(error)")
+        }
+        upstreamCheck.withLock { $0 = (ContinuousClock.now, result.0, result.1) }
+        return result
+    }
+}
+
+/// The admin listener (`--admin-listen`, default `127.0.0.1:9464`), apart from the proxy port so that port
+/// stays pure passthrough (the MLflow server has its own `/metrics`):
+/// `/healthz` (alive), `/readyz` (listening, configuration valid, upstream reachable), `/metrics` (Prometheus
+/// text), `/status` (an HTML page that refreshes itself).
+enum AdminApplication {
+    static func make(
+        address: ListenAddress, state: AdminState, renderMetrics: @escaping @Sendable () async -> String, logger: Logger,
+        onRunning: @escaping @Sendable (SocketAddress?) async -> Void
+    ) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/readyz") { _, _ -> Response in
+            let listening = state.listening.load(ordering: .relaxed)
+            let (upstreamOK, upstreamDetail) = await state.upstreamReachable()
+            let ready = listening && upstreamOK
+            let body: [String: Any] = [
+                "ready": ready,
+                "checks": [
+                    "listening": ["ok": listening],
+                    "configuration": ["ok": true],
+                    "upstream": ["ok": upstreamOK, "detail": upstreamDetail],
+                ],
+            ]
+            let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
+            return Response(
+                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: data))
+            )
+        }
+        router.get("/metrics") { _, _ -> Response in
+            let text = await renderMetrics()
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text))
+            )
+        }
+        router.get("/status") { _, _ -> Response in
+            let statistics = await state.assembler.statistics
+            let html = StatusPage.render(state: state, tracesWaiting: statistics.tracesInFlight)
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
+        }
+        return Application(
+            router: router, configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
+            onServerRunning: { channel in await onRunning(channel.localAddress) }, logger: logger
+        )
+    }
+}

@@ -1,0 +1,110 @@
+"""The admin listener: /healthz, /readyz, Prometheus /metrics checked against the traffic sent, the /status
+page opened in headless Chromium, and JSON logs."""
+
+import http.client
+import json
+import shutil
+import subprocess
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from captures import exchanges, is_trace_upload, replay, sent_spans
+from conftest import free_port, wait_for
+
+UPLOADS = [e for e in exchanges("3.17.2/01_sync") if is_trace_upload(e)]
+SENT = sent_spans(UPLOADS)
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def samples(proxy):
+    status, text = get(proxy.admin_url + "/metrics")
+    assert status == 200
+    result = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            result[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return result
+
+
+def value(all_samples, name, **labels):
+    return all_samples.get((name, tuple(sorted(labels.items()))), 0)
+
+
+def test_health_and_readiness(mlflow_server, start_proxy):
+    proxy = start_proxy(["--upstream", mlflow_server.url])
+    assert get(proxy.admin_url + "/healthz") == (200, "ok\n")
+    status, body = get(proxy.admin_url + "/readyz")
+    assert status == 200 and json.loads(body)["checks"]["upstream"]["ok"] is True
+    down = start_proxy(["--upstream", f"http://127.0.0.1:{free_port()}"])
+    status, body = get(down.admin_url + "/readyz")
+    assert status == 503
+    assert json.loads(body)["checks"]["upstream"]["ok"] is False
+    assert get(down.admin_url + "/healthz")[0] == 200  # alive, just not ready
+
+
+def test_prometheus_metrics_count_the_traffic(receiver, start_proxy):
+    proxy = start_proxy(env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+    replay(proxy.port, UPLOADS)
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    connection.request("POST", "/v1/traces", body=b"\xff\xff", headers={"Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "0"})
+    assert connection.getresponse().status == 400
+    wait_for(lambda: value(samples(proxy), "mlflow_otel_proxy_spans_exported_total", destination="otlp") == len(SENT), message="exported counter")
+    found = samples(proxy)
+    posts = sum(1 for e in UPLOADS if e["path"] == "/v1/traces")
+    assert value(found, "mlflow_otel_proxy_requests_total", route="otlp_traces") == posts + 1
+    assert value(found, "mlflow_otel_proxy_requests_total", route="start_trace_v3") == len(UPLOADS) - posts
+    assert value(found, "mlflow_otel_proxy_spans_received_total", source="otlp") == len(SENT)
+    assert value(found, "mlflow_otel_proxy_rejected_requests_total", reason="malformed_body") == 1
+    assert value(found, "mlflow_otel_proxy_traces_assembled_total", completion="complete") == 4
+    assert value(found, "mlflow_otel_proxy_export_queue_spans", destination="otlp") == 0
+    assert value(found, "mlflow_otel_proxy_export_duration_seconds_count", destination="otlp") >= 1
+    assert ("mlflow_otel_proxy_traces_waiting", ()) in found
+    assert "x-api-key" not in get(proxy.admin_url + "/metrics")[1]
+
+
+def test_status_page_in_a_headless_browser(receiver, start_proxy, tmp_path):
+    assert shutil.which("chromium"), "chromium is missing: .ci/run installs it (apt-get install chromium)"
+    config = tmp_path / "status.yaml"
+    config.write_text(json.dumps({"destinations": {
+        "healthy-dest": {"traces_endpoint": receiver.url + "/v1/traces"},
+        "dead-dest": {"traces_endpoint": f"http://127.0.0.1:{free_port()}/v1/traces", "headers": {"x-key": "s3cr3t-api-key"}}}}))
+    proxy = start_proxy(["--config", str(config)])
+    replay(proxy.port, UPLOADS)
+    wait_for(lambda: len(receiver.all_spans()) >= len(SENT), message="spans at the healthy destination")
+    wait_for(lambda: "connection" in get(proxy.admin_url + "/status")[1], timeout=30, message="the dead destination's error")
+    screenshot = tmp_path / "status.png"
+    chromium = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"]
+    subprocess.run(chromium + [f"--screenshot={screenshot}", proxy.admin_url + "/status"], check=True, capture_output=True, timeout=120)
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dom = subprocess.run(chromium + ["--dump-dom", proxy.admin_url + "/status"], check=True, capture_output=True, text=True, timeout=120).stdout
+    assert "healthy-dest" in dom and "dead-dest" in dom
+    assert '<td class="healthy">healthy</td>' in dom
+    assert '<td class="retrying">retrying</td>' in dom or '<td class="failing">failing</td>' in dom
+    assert "opentelemetry-only" in dom
+    assert "tr-cbb5f34da7c557e5d936b2e766a48e47" in dom and "agent_root" in dom  # recent traces, where delivered
+    assert "s3cr3t-api-key" not in dom
+    assert '<meta http-equiv="refresh"' in dom
+
+
+def test_json_log_format(start_proxy, tmp_path):
+    from conftest import Proxy, clean_environment
+
+    log = tmp_path / "json.log"
+    with open(log, "wb") as handle:
+        process = subprocess.Popen([Proxy.BINARY, "--listen", "127.0.0.1:0", "--admin-listen", "off", "--log-format", "json"],
+                                   stdout=handle, stderr=subprocess.STDOUT, env=clean_environment(), cwd=tmp_path)
+        wait_for(lambda: "listening" in log.read_text(), message="start-up")
+        process.terminate()
+        process.wait(timeout=30)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert lines and all({"timestamp", "level", "label", "message"} <= set(line) for line in lines)
+    assert any(line["message"] == "listening" for line in lines)

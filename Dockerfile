@@ -1,21 +1,37 @@
-# mlflow-otel-proxy container image. Build: docker build -t mlflow-otel-proxy .
-# Installs what .ci/run installs for the build (zlib for gzip); the runtime needs only libz and CA certificates.
+# mlflow-otel-proxy container image.
+#   docker build -t mlflow-otel-proxy .
+#   docker run -p 5000:5000 -p 9464:9464 -e MLFLOW_TRACKING_URI=http://mlflow:5000 mlflow-otel-proxy
+# The build stage installs what .ci/run installs for the build (zlib for gzip) and builds the release binary with
+# the Swift standard library linked statically; CI builds the same binary with the same flags and runs this
+# image's entry command on the host.
+
 FROM swift:6.3-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends zlib1g-dev && rm -rf /var/lib/apt/lists/*
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends zlib1g-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
 RUN swift build -c release --static-swift-stdlib --product mlflow-otel-proxy \
-    && cp "$(swift build -c release --show-bin-path)/mlflow-otel-proxy" /mlflow-otel-proxy
+    && cp "$(swift build -c release --show-bin-path)/mlflow-otel-proxy" /usr/local/bin/mlflow-otel-proxy
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends zlib1g ca-certificates libstdc++6 \
+# zlib for gzip, CA certificates for https destinations, curl for the health check.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends zlib1g ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/mlflow-otel-proxy --create-home proxy
-COPY --from=build /mlflow-otel-proxy /usr/local/bin/mlflow-otel-proxy
-USER proxy
+    && useradd --system --uid 10001 --home-dir /var/lib/mlflow-otel-proxy --create-home proxy \
+    && mkdir -p /var/lib/mlflow-otel-proxy/spool /var/lib/mlflow-otel-proxy/attachments \
+    && chown -R proxy /var/lib/mlflow-otel-proxy
+COPY --from=build /usr/local/bin/mlflow-otel-proxy /usr/local/bin/mlflow-otel-proxy
+USER 10001
 WORKDIR /var/lib/mlflow-otel-proxy
-EXPOSE 5000
+VOLUME ["/var/lib/mlflow-otel-proxy/spool"]
+ENV MLFLOW_OTEL_PROXY_LISTEN=0.0.0.0:5000 \
+    MLFLOW_OTEL_PROXY_ADMIN_LISTEN=0.0.0.0:9464
+# 5000: the MLflow tracking URI applications use; 9464: /healthz, /readyz, /metrics, /status.
+EXPOSE 5000 9464
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["curl", "-fsS", "http://127.0.0.1:9464/healthz"]
 ENTRYPOINT ["/usr/local/bin/mlflow-otel-proxy"]
-CMD ["serve", "--listen", "0.0.0.0:5000"]
+CMD ["serve"]

@@ -6,5 +6,8 @@ cd "$(dirname "$0")/../.."
 Tests/scripts/setup-python.sh
 swift build --build-tests
 swift test --skip-build
+# The release binary with the Dockerfile's flags, for the packaging test.
+swift build -c release --static-swift-stdlib --product mlflow-otel-proxy
+export MLFLOW_OTEL_PROXY_RELEASE_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
 MLFLOW_OTEL_PROXY_BIN="$(swift build --show-bin-path)/mlflow-otel-proxy" \
   .venv/bin/python -m pytest Tests/e2e -q -p no:cacheprovider "$@"

@@ -1,0 +1,67 @@
+"""Packaging: the Dockerfile lints clean, every manifest is valid YAML and valid Kubernetes, and the release
+binary built with the Dockerfile's flags runs the image's entry command (no Docker engine runs here, so the
+image itself is not built; the same binary and command are run on the host)."""
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from conftest import ROOT, clean_environment, free_port, wait_for
+
+VENV_BIN = Path(sys.executable).parent
+MANIFESTS = sorted(str(p) for p in (ROOT / "deploy" / "kubernetes").rglob("*.yaml"))
+
+
+def test_dockerfile_lints_clean():
+    result = subprocess.run([str(VENV_BIN / "hadolint"), "--config", str(ROOT / ".hadolint.yaml"), str(ROOT / "Dockerfile")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deploy_yaml_is_valid():
+    result = subprocess.run([str(VENV_BIN / "yamllint"), "-c", str(ROOT / ".yamllint.yaml"), str(ROOT / "deploy")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    assert len(MANIFESTS) >= 2
+    result = subprocess.run([str(VENV_BIN / "kubernetes-validate"), "--strict", *MANIFESTS], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    kinds = result.stdout + result.stderr
+    for kind in ("deployment", "service", "horizontalpodautoscaler", "poddisruptionbudget", "configmap", "secret"):
+        assert f"resource {kind}/" in kinds, kind
+
+
+def release_binary():
+    binary = os.environ.get("MLFLOW_OTEL_PROXY_RELEASE_BIN")
+    if binary:
+        return binary
+    # The Dockerfile's build command.
+    subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "mlflow-otel-proxy"], cwd=ROOT, check=True,
+                   capture_output=True, timeout=3600)
+    path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return str(Path(path.strip()) / "mlflow-otel-proxy")
+
+
+def test_release_binary_runs_the_image_entry_command(tmp_path):
+    binary = release_binary()
+    linked = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    assert "libswiftCore" not in linked, "the Swift standard library must be linked statically"
+    port, admin = free_port(), free_port()
+    # The image's ENTRYPOINT + CMD with its ENV, on loopback addresses.
+    env = clean_environment(MLFLOW_OTEL_PROXY_LISTEN=f"127.0.0.1:{port}", MLFLOW_OTEL_PROXY_ADMIN_LISTEN=f"127.0.0.1:{admin}")
+    with open(tmp_path / "image.log", "wb") as log:
+        process = subprocess.Popen([binary, "serve"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            def healthy():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=2) as response:
+                        return response.status == 200
+                except OSError:
+                    return False
+
+            wait_for(healthy, timeout=30, message="/healthz of the release binary")
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=5) as response:
+                assert response.read().decode() == "3.17.2"  # standalone: the embedded default
+        finally:
+            process.terminate()
+            assert process.wait(timeout=30) == 0

@@ -5,6 +5,7 @@ import OTLPProto
 import ProxyConfig
 import ProxyObservability
 import ServiceLifecycle
+import SwiftProtobuf
 import Synchronization
 
 /// Batches translated spans off the request path and hands the batches to its exporter(s). The proxy runs
@@ -30,6 +31,15 @@ public actor ExportPipeline: Service {
         didSet { queuedSpansGauge.store(queuedSpans, ordering: .relaxed) }
     }
     private nonisolated let queuedSpansGauge = Atomic<Int>(0)
+    private var queuedBytes = 0 {
+        didSet { queuedBytesGauge.store(queuedBytes, ordering: .relaxed) }
+    }
+    private nonisolated let queuedBytesGauge = Atomic<Int>(0)
+    private var queueItemBytes: Deque<Int> = []
+    /// Whether the last delivery succeeded (`nil` before the first), for one log line per state change.
+    private var lastDeliveryOK: Bool?
+    /// Drop causes already logged since the destination last delivered (each is logged once, then counted).
+    private var loggedDropCauses: Set<String> = []
     private var oldestQueuedAt: ContinuousClock.Instant?
     private var exporting = false
 
@@ -46,6 +56,8 @@ public actor ExportPipeline: Service {
 
     /// Spans waiting in the queue.
     public nonisolated var queuedSpanCount: Int { queuedSpansGauge.load(ordering: .relaxed) }
+    /// Serialized bytes waiting in the queue.
+    public nonisolated var queuedByteCount: Int { queuedBytesGauge.load(ordering: .relaxed) }
 
     /// Whether the queue is (nearly) full: callers that can push back (uploads the proxy answers itself) should
     /// answer 503 with `Retry-After` instead of accepting more spans that would be dropped.
@@ -94,10 +106,15 @@ public actor ExportPipeline: Service {
             let count = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
             if queuedSpans + count > settings.maxQueueSize {
                 counters.increment("spans_dropped", labels: [name, "queue_full"], by: count)
-                logger.warning("export queue is full; spans dropped", metadata: ["spans": "\(count)", "queue_size": "\(settings.maxQueueSize)"])
+                logDrop(
+                    cause: "queue_full", "export queue is full; spans dropped",
+                    metadata: ["spans": "\(count)", "queue_size": "\(settings.maxQueueSize)"])
                 continue
             }
+            let bytes = (try? item.serializedBytes() as [UInt8])?.count ?? 0
             queue.append(item)
+            queueItemBytes.append(bytes)
+            queuedBytes += bytes
             queuedSpans += count
             if oldestQueuedAt == nil { oldestQueuedAt = .now }
         }
@@ -117,12 +134,23 @@ public actor ExportPipeline: Service {
                 let count = next.scopeSpans.reduce(0) { $0 + $1.spans.count }
                 if batchSpans > 0 && batchSpans + count > settings.maxExportBatchSize { break }
                 queue.removeFirst()
+                queuedBytes -= queueItemBytes.popFirst() ?? 0
                 request.resourceSpans.append(next)
                 batchSpans += count
             }
             queuedSpans -= batchSpans
             oldestQueuedAt = queue.isEmpty ? nil : .now
             await deliver(request, spans: batchSpans)
+        }
+    }
+
+    /// Logs the first drop of each cause as an error (with the destination's answer); later ones of the same
+    /// cause only count, until the destination delivers again.
+    private func logDrop(cause: String, _ message: Logger.Message, metadata: Logger.Metadata) {
+        if loggedDropCauses.insert(cause).inserted {
+            logger.error(message, metadata: metadata.merging(["cause": "\(cause)", "further drops of this cause": "counted, not logged"]) { $1 })
+        } else {
+            logger.debug(message, metadata: metadata)
         }
     }
 
@@ -137,6 +165,9 @@ public actor ExportPipeline: Service {
                     let traceIDs = Set(request.resourceSpans.flatMap { $0.scopeSpans.flatMap { $0.spans.map { HexID.string($0.traceID) } } })
                     status.delivered(to: exporter.name, spans: spans, otelTraceIDs: traceIDs)
                 }
+                if lastDeliveryOK == false { logger.info("destination is delivering again", metadata: ["destination": "\(exporter.name)"]) }
+                lastDeliveryOK = true
+                loggedDropCauses.removeAll()
                 counters.increment("export_requests", labels: [exporter.name, "ok"])
             } catch {
                 counters.increment("spans_dropped", labels: [exporter.name, error.reason], by: spans)

@@ -22,15 +22,19 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
     private let retry: RetryPolicy
     private let logger: Logger
     private let status: StatusBoard?
+    private let counters: ProxyCounters?
 
     /// Creates an exporter; connections start when ``run()`` runs.
     /// - Throws: when the TLS files cannot be used or the endpoint cannot be resolved.
-    public init(destination: OTLPDestination, retry: RetryPolicy = RetryPolicy(), logger: Logger, status: StatusBoard? = nil) throws {
+    public init(
+        destination: OTLPDestination, retry: RetryPolicy = RetryPolicy(), logger: Logger, status: StatusBoard? = nil, counters: ProxyCounters? = nil
+    ) throws {
         name = destination.name
         self.destination = destination
         self.retry = retry
         self.logger = logger
         self.status = status
+        self.counters = counters
         let endpoint = destination.endpoint
         let plaintext = endpoint.scheme == "http"
         let security: HTTP2ClientTransport.Posix.TransportSecurity
@@ -76,7 +80,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
         var options = CallOptions.defaults
         options.timeout = destination.timeout
         options.compression = destination.compression == .gzip ? .gzip : CompressionAlgorithm.none
-        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status) {
+        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status, counters: counters) {
             do {
                 let response = try await traceService.export(request, metadata: metadata, options: options)
                 if response.hasPartialSuccess, response.partialSuccess.rejectedSpans > 0 || !response.partialSuccess.errorMessage.isEmpty {
@@ -106,7 +110,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
         var options = CallOptions.defaults
         options.timeout = destination.timeout
         options.compression = destination.compression == .gzip ? .gzip : CompressionAlgorithm.none
-        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status) {
+        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status, counters: counters) {
             do {
                 _ = try await metricsService.export(request, metadata: metadata, options: options)
                 return .delivered

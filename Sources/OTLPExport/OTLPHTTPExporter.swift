@@ -24,21 +24,24 @@ public struct OTLPHTTPExporter: SpanExporter {
     private let retry: RetryPolicy
     private let logger: Logger
     private let status: StatusBoard?
+    private let counters: ProxyCounters?
     private let tlsConfiguration: TLSConfiguration?
 
     /// Creates an exporter.
     /// - Parameters:
     ///   - client: a shared client whose lifetime the caller manages.
     /// - Throws: when a TLS file (CA, certificate, key) cannot be loaded.
-    public init(destination: OTLPDestination, client: HTTPClient, retry: RetryPolicy = RetryPolicy(), logger: Logger, status: StatusBoard? = nil)
-        throws
-    {
+    public init(
+        destination: OTLPDestination, client: HTTPClient, retry: RetryPolicy = RetryPolicy(), logger: Logger, status: StatusBoard? = nil,
+        counters: ProxyCounters? = nil
+    ) throws {
         self.name = destination.name
         self.destination = destination
         self.client = client
         self.retry = retry
         self.logger = logger
         self.status = status
+        self.counters = counters
         tlsConfiguration = try Self.tlsConfiguration(destination.tls)
     }
 
@@ -74,7 +77,7 @@ public struct OTLPHTTPExporter: SpanExporter {
         } catch {
             throw ExportFailure(reason: "encoding", message: "could not encode the export request: \(error)")
         }
-        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status) { await attemptOnce(body) }
+        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status, counters: counters) { await attemptOnce(body) }
     }
 
     private func attemptOnce(_ body: ByteBuffer) async -> AttemptOutcome {

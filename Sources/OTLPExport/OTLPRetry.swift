@@ -30,7 +30,8 @@ enum AttemptOutcome: Sendable {
 /// (capped at `maxBackoff`), a bounded number of attempts.
 enum OTLPRetry {
     static func run(
-        policy: RetryPolicy, destination: String, logger: Logger, status: StatusBoard? = nil, attempt: () async -> AttemptOutcome
+        policy: RetryPolicy, destination: String, logger: Logger, status: StatusBoard? = nil, counters: ProxyCounters? = nil,
+        attempt: () async -> AttemptOutcome
     ) async throws(ExportFailure) {
         var backoff = policy.initialBackoff
         var number = 1
@@ -43,6 +44,7 @@ enum OTLPRetry {
             case .retryable(let failure, let retryAfter):
                 guard number < policy.maxAttempts else { throw failure }
                 status?.failed(destination: destination, error: failure.message, final: false)
+                counters?.increment("export_retries", destination)
                 let wait = max(.zero, retryAfter.map { min($0, policy.maxBackoff) } ?? backoff * Double.random(in: 0.8...1.2))
                 logger.debug(
                     "export failed, retrying",

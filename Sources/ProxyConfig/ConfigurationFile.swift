@@ -21,7 +21,7 @@ struct ConfigurationFile {
         "batch", "service", "metrics",
     ]
     static let destinationKeys = [
-        "profile", "endpoint", "traces_endpoint", "protocol", "headers", "compression", "timeout", "tls", "max_request_bytes",
+        "profile", "endpoint", "traces_endpoint", "protocol", "headers", "compression", "timeout", "tls", "max_request_bytes", "metrics",
     ]
     static let tlsKeys = ["ca_file", "cert_file", "key_file", "insecure", "insecure_skip_verify", "server_name"]
 
@@ -33,6 +33,7 @@ struct ConfigurationFile {
     var clientAuthorization: ClientAuthorizationPolicy?
     var mode: ExportMode?
     var destinations: [OTLPDestination] = []
+    var metricsExports: [MetricsSettings] = []
     var tracesFile: String?
     var traceInfoWait: Duration?
     var shutdownTimeout: Duration?
@@ -124,6 +125,11 @@ struct ConfigurationFile {
                 for entry in entries {
                     if let destination = destination(named: entry.key, node: entry.value, env: env, problems: &problems) {
                         file.destinations.append(destination)
+                        if case .map(let keys, _, _) = entry.value, let metricsNode = keys.first(where: { $0.key == "metrics" })?.value,
+                            let metrics = metricsExport(for: destination, node: metricsNode, env: env, problems: &problems)
+                        {
+                            file.metricsExports.append(metrics)
+                        }
                     }
                 }
             } else if case .null = node {
@@ -240,6 +246,53 @@ struct ConfigurationFile {
         )
     }
 
+    /// A destination's metrics export (`metrics: { enabled, endpoint, temporality, interval }`): the same
+    /// headers, TLS, compression and protocol as its traces; the endpoint derived from its profile or its
+    /// traces endpoint unless given.
+    static func metricsExport(for destination: OTLPDestination, node: ConfigNode, env: [String: String], problems: inout ConfigProblems)
+        -> MetricsSettings?
+    {
+        let path = node.path
+        let keys = problems.entries(node, allowed: ["enabled", "endpoint", "temporality", "interval"])
+        guard problems.bool(keys["enabled"], env: env) ?? true else { return nil }
+        var metricsDestination = destination
+        if let text = problems.string(keys["endpoint"], env: env) {
+            guard
+                let url = destination.transportProtocol == .grpc
+                    ? ProxyConfiguration.grpcEndpoint(text, insecure: destination.tls.insecure) : UpstreamURL(text)
+            else {
+                problems.add(path: "\(path).endpoint", "expected a URL, got \"\(text)\"")
+                return nil
+            }
+            metricsDestination.endpoint = url
+        } else if destination.transportProtocol != .grpc {
+            let traces = destination.endpoint
+            switch destination.profile {
+            case .datadog:
+                // Datadog's metrics intake is otlp.<site>, not trace.agent.<site>.
+                let host = traces.host.hasPrefix("trace.agent.") ? "otlp." + traces.host.dropFirst("trace.agent.".count) : traces.host
+                metricsDestination.endpoint = traces.with(path: "/v1/metrics")
+                metricsDestination.endpoint.host = String(host)
+            case .splunk:
+                metricsDestination.endpoint = traces.with(path: "/v2/datapoint/otlp")
+            default:
+                guard traces.path.hasSuffix("/v1/traces") else {
+                    problems.add(path: "\(path).endpoint", "is required: the traces endpoint does not end in /v1/traces")
+                    return nil
+                }
+                metricsDestination.endpoint = traces.with(path: String(traces.path.dropLast("/v1/traces".count)) + "/v1/metrics")
+            }
+        }
+        var settings = MetricsSettings(destination: metricsDestination)
+        // Datadog accepts delta only.
+        settings.temporality = destination.profile == .datadog ? .delta : .cumulative
+        if let text = problems.choice(keys["temporality"], env: env, options: ["cumulative", "delta"]) {
+            settings.temporality = MetricsTemporality(rawValue: text) ?? .cumulative
+        }
+        if let interval = problems.duration(keys["interval"], env: env) { settings.interval = interval }
+        return settings
+    }
+
     /// Lays the file's settings over `config` (which holds the defaults and the environment's).
     func apply(to config: inout ProxyConfiguration) {
         if let listen { config.listen = listen }
@@ -263,8 +316,11 @@ struct ConfigurationFile {
         if let maxExportBatchSize { config.batching.maxExportBatchSize = maxExportBatchSize }
         if let maxQueueSize { config.batching.maxQueueSize = maxQueueSize }
         if let serviceName { config.resource.serviceName = serviceName }
-        if let metricTraceTags { config.metrics?.traceTagAttributes = metricTraceTags }
-        if let metricTraceMetadata { config.metrics?.traceMetadataAttributes = metricTraceMetadata }
+        config.metricsExports += metricsExports
+        for index in config.metricsExports.indices {
+            if let metricTraceTags { config.metricsExports[index].traceTagAttributes = metricTraceTags }
+            if let metricTraceMetadata { config.metricsExports[index].traceMetadataAttributes = metricTraceMetadata }
+        }
         for attribute in resourceAttributes {
             config.resource.attributes.removeAll { $0.key == attribute.key }
             config.resource.attributes.append(attribute)

@@ -107,7 +107,7 @@ extension ProxyConfiguration {
         config.resource = try loadResource(env)
         config.batching = try loadBatching(env)
         if let destination = try loadTraceDestination(env) { config.destinations = [destination] }
-        config.metrics = try loadMetrics(env)
+        if let metrics = try loadMetrics(env) { config.metricsExports = [metrics] }
 
         // File layer.
         if let fileText {

@@ -54,6 +54,14 @@ extension ProxyConfiguration {
                 }
             }
         }
+        if !metricsExports.isEmpty {
+            add("metrics_exports:")
+            for metrics in metricsExports {
+                add(
+                    "  \(metrics.destination.name): { endpoint: \(metrics.destination.endpoint), protocol: \(metrics.destination.transportProtocol.rawValue), "
+                        + "temporality: \(metrics.temporality.rawValue), interval: \(duration(metrics.interval)) }")
+            }
+        }
         if let localTracesFile { add("traces_file: \(localTracesFile)") }
         add("trace_info_wait: \(duration(traceInfoWait))")
         add("shutdown_timeout: \(duration(shutdownTimeout))")

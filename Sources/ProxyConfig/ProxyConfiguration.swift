@@ -15,8 +15,11 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var mode: ExportMode
     /// Where exported traces go: every destination gets every trace (fan-out).
     public var destinations: [OTLPDestination]
-    /// OTLP metrics export, when a metrics endpoint is configured.
-    public var metrics: MetricsSettings?
+    /// OTLP metrics exports: the one the `OTEL_EXPORTER_OTLP_METRICS_*` variables describe (named `metrics`),
+    /// and one for each file destination with `metrics: { enabled: true }`.
+    public var metricsExports: [MetricsSettings] = []
+    /// The env-described metrics export, if any.
+    public var metrics: MetricsSettings? { metricsExports.first { $0.destination.name == "metrics" } }
     /// Standalone without destinations: the file traces are appended to as OTLP/JSON lines.
     public var localTracesFile: String?
     /// Headers added to every upstream request (for example `Authorization: Bearer …` for an MLflow server

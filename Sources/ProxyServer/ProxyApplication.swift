@@ -61,11 +61,12 @@ public enum ProxyApplication {
             let exporter: any SpanExporter
             do {
                 if destination.transportProtocol == .grpc {
-                    let grpc = try OTLPGRPCExporter(destination: destination, logger: logger, status: status)
+                    let grpc = try OTLPGRPCExporter(destination: destination, logger: logger, status: status, counters: counters)
                     grpcExporters.append(grpc)
                     exporter = grpc
                 } else {
-                    exporter = try OTLPHTTPExporter(destination: destination, client: exportClient, logger: logger, status: status)
+                    exporter = try OTLPHTTPExporter(
+                        destination: destination, client: exportClient, logger: logger, status: status, counters: counters)
                 }
             } catch {
                 throw ConfigurationError(setting: "destinations.\(destination.name).tls", reason: "cannot load the TLS files: \(error)")
@@ -90,30 +91,33 @@ public enum ProxyApplication {
         // Span metrics, when a metrics endpoint is configured: recorded from every exported trace, exported
         // every interval by their own service (which stops after the assembler, so nothing recorded is lost).
         var metricsServices: [any Service] = []
-        var metricsRecorder: SpanMetricsRecorder?
-        if let metrics = configuration.metrics {
+        var recorders: [SpanMetricsRecorder] = []
+        for metrics in configuration.metricsExports {
+            // One recorder per export: temporalities can differ (Datadog needs delta).
             let recorder = SpanMetricsRecorder(
                 cumulative: metrics.temporality == .cumulative, resource: OTLPTraceTranslator.proxyResourceAttributes(settings: translation),
-                scopeVersion: ProxyVersion.current,
-                traceTagKeys: metrics.traceTagAttributes, traceMetadataKeys: metrics.traceMetadataAttributes, startTimeUnixNano: Self.nowUnixNano()
+                scopeVersion: ProxyVersion.current, traceTagKeys: metrics.traceTagAttributes, traceMetadataKeys: metrics.traceMetadataAttributes,
+                startTimeUnixNano: Self.nowUnixNano()
             )
-            metricsRecorder = recorder
+            recorders.append(recorder)
             let send: MetricsExportService.Send
             if metrics.destination.transportProtocol == .grpc {
-                let grpc = try OTLPGRPCExporter(destination: metrics.destination, logger: logger)
+                let grpc = try OTLPGRPCExporter(destination: metrics.destination, logger: logger, counters: counters)
                 metricsServices.append(grpc)
                 send = { request throws(ExportFailure) in try await grpc.exportMetrics(request) }
             } else {
-                let http = try OTLPHTTPExporter(destination: metrics.destination, client: exportClient, logger: logger)
+                let http = try OTLPHTTPExporter(destination: metrics.destination, client: exportClient, logger: logger, counters: counters)
                 send = { request throws(ExportFailure) in try await http.send(request) }
             }
             metricsServices.append(
                 MetricsExportService(
                     interval: metrics.interval, counters: counters, logger: logger, collect: { recorder.collect(nowUnixNano: Self.nowUnixNano()) },
-                    send: send)
+                    send: send
+                )
             )
         }
-        let recorder = metricsRecorder
+        let metricsRecorders = recorders
+
         // The standalone demo logs one line per trace; otherwise that line is debug detail.
         let traceSummaryLevel: Logger.Level = configuration.mode == .standalone ? .info : .debug
 
@@ -126,7 +130,7 @@ public enum ProxyApplication {
             for trace in traces {
                 let translated = OTLPTraceTranslator.translate(trace, settings: translation)
                 for pipeline in pipelines { pipeline.submit(translated) }
-                recorder?.record(translated, info: trace.info)
+                for recorder in metricsRecorders { recorder.record(translated, info: trace.info) }
                 let name = trace.info?.tags["mlflow.traceName"] ?? trace.spans.first(where: \.isRoot)?.span.name ?? "?"
                 status.traceExported(id: trace.mlflowTraceID, otelTraceID: HexID.string(trace.traceID), name: name, spans: trace.spans.count)
                 counters.increment("traces_assembled", trace.completion.rawValue)
@@ -186,8 +190,9 @@ public enum ProxyApplication {
             let render: @Sendable () async -> String = {
                 // Gauges are read at scrape time.
                 for pipeline in pipelines {
-                    Gauge(label: "mlflow_otel_proxy_export_queue_spans", dimensions: [("destination", pipeline.name)]).record(
-                        pipeline.queuedSpanCount)
+                    let dimensions = [("destination", pipeline.name)]
+                    Gauge(label: "mlflow_otel_proxy_export_queue_spans", dimensions: dimensions).record(pipeline.queuedSpanCount)
+                    Gauge(label: "mlflow_otel_proxy_export_queue_bytes", dimensions: dimensions).record(pipeline.queuedByteCount)
                 }
                 let statistics = await assembler.statistics
                 Gauge(label: "mlflow_otel_proxy_traces_waiting").record(statistics.tracesInFlight)

@@ -22,7 +22,12 @@ struct ProxyResponder: HTTPResponder {
 
     func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
         let route = MLflowRoute.classify(method: request.method.rawValue, path: request.uri.path)
-        counters.increment("requests", route.name)
+        let response = await dispatch(request, route: route, context: context)
+        counters.increment("requests", labels: [route.name, "\(response.status.code / 100)xx"])
+        return response
+    }
+
+    private func dispatch(_ request: Request, route: MLflowRoute, context: ProxyRequestContext) async -> Response {
         context.logger.debug("request", metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "route": "\(route.name)"])
         var request = request
         if route.isTraceUpload, let intake {

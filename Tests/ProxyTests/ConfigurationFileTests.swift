@@ -150,6 +150,30 @@ struct ConfigurationFileTests {
         #expect(throws: ConfigurationError.self) { try load("mode: dual\n") }
     }
 
+    @Test func destinationsCanExportMetricsToo() throws {
+        let config = try load(
+            """
+            destinations:
+              dd: { profile: datadog, site: datadoghq.eu, api_key: k, metrics: { enabled: true } }
+              splunk: { profile: splunk, realm: us1, access_token: t, metrics: {} }
+              c: { endpoint: "http://c:4318", metrics: { temporality: delta, interval: 15s } }
+              tracesonly: { endpoint: "http://t:4318" }
+              off: { endpoint: "http://o:4318", metrics: { enabled: false } }
+            """)
+        let byName = Dictionary(uniqueKeysWithValues: config.metricsExports.map { ($0.destination.name, $0) })
+        #expect(Set(byName.keys) == ["dd", "splunk", "c"])
+        #expect(byName["dd"]?.destination.endpoint.description == "https://otlp.datadoghq.eu/v1/metrics")
+        #expect(byName["dd"]?.temporality == .delta)  // Datadog accepts delta only
+        #expect(byName["dd"]?.destination.headers == [KeyValuePair("dd-api-key", "k")])
+        #expect(byName["splunk"]?.destination.endpoint.description == "https://ingest.us1.signalfx.com/v2/datapoint/otlp")
+        #expect(byName["splunk"]?.temporality == .cumulative)
+        #expect(byName["c"]?.destination.endpoint.description == "http://c:4318/v1/metrics")
+        #expect(byName["c"]?.interval == .seconds(15) && byName["c"]?.temporality == .delta)
+        #expect(
+            problems("destinations:\n  x: { traces_endpoint: \"http://x/custom\", metrics: { enabled: true } }\n").first?.hasPrefix(
+                "destinations.x.metrics.endpoint") == true)
+    }
+
     @Test func invalidYAMLIsReported() {
         #expect(problems("destinations: [unclosed").first?.hasPrefix("config file: not valid YAML") == true)
     }

@@ -60,12 +60,14 @@ def test_prometheus_metrics_count_the_traffic(receiver, start_proxy):
     wait_for(lambda: value(samples(proxy), "mlflow_otel_proxy_spans_exported_total", destination="otlp") == len(SENT), message="exported counter")
     found = samples(proxy)
     posts = sum(1 for e in UPLOADS if e["path"] == "/v1/traces")
-    assert value(found, "mlflow_otel_proxy_requests_total", route="otlp_traces") == posts + 1
-    assert value(found, "mlflow_otel_proxy_requests_total", route="start_trace_v3") == len(UPLOADS) - posts
+    assert value(found, "mlflow_otel_proxy_requests_total", route="otlp_traces", status="2xx") == posts
+    assert value(found, "mlflow_otel_proxy_requests_total", route="otlp_traces", status="4xx") == 1
+    assert value(found, "mlflow_otel_proxy_requests_total", route="start_trace_v3", status="2xx") == len(UPLOADS) - posts
     assert value(found, "mlflow_otel_proxy_spans_received_total", source="otlp") == len(SENT)
     assert value(found, "mlflow_otel_proxy_rejected_requests_total", reason="malformed_body") == 1
     assert value(found, "mlflow_otel_proxy_traces_assembled_total", completion="complete") == 4
     assert value(found, "mlflow_otel_proxy_export_queue_spans", destination="otlp") == 0
+    assert ("mlflow_otel_proxy_export_queue_bytes", (("destination", "otlp"),)) in found
     assert value(found, "mlflow_otel_proxy_export_duration_seconds_count", destination="otlp") >= 1
     assert ("mlflow_otel_proxy_traces_waiting", ()) in found
     assert "x-api-key" not in get(proxy.admin_url + "/metrics")[1]

@@ -89,3 +89,15 @@ def test_metrics_are_flushed_on_shutdown(receiver, start_proxy):
     assert receiver.metrics == []
     assert proxy.stop() == 0
     assert sum(p.count for _, p in points(receiver)) == len(SENT)
+
+
+def test_a_destination_in_the_config_file_gets_metrics(receiver, start_proxy, tmp_path):
+    import json
+
+    config = tmp_path / "metrics.yaml"
+    config.write_text(json.dumps({"destinations": {"vendor": {
+        "endpoint": receiver.url, "headers": {"x-api-key": "s3cr3t-api-key"}, "metrics": {"enabled": True, "interval": "300ms"}}}}))
+    proxy = start_proxy(["--config", str(config)])
+    replay(proxy.port, UPLOADS)
+    wait_for(lambda: sum(p.count for _, p in points(receiver)) >= len(SENT), timeout=20, message="metrics at the destination")
+    assert all(headers["x-api-key"] == "s3cr3t-api-key" for headers, _ in receiver.metrics)

@@ -281,3 +281,40 @@ def test_grpc_over_tls_with_a_custom_ca_and_server_name(pki, tmp_path, start_pro
         grpc_delivered(receiver)
     finally:
         receiver.close()
+
+
+# Profiles that offer gRPC: (profile, keys, metadata key, expected value).
+GRPC_PROFILES = [
+    ("splunk", {"realm": "us1", "access_token": secret("sf-g")}, "x-sf-token", secret("sf-g")),
+    ("newrelic", {"region": "eu", "license_key": secret("nr-g")}, "api-key", secret("nr-g")),
+    ("honeycomb", {"api_key": secret("hc-g")}, "x-honeycomb-team", secret("hc-g")),
+    ("signoz", {"region": "in", "ingestion_key": secret("sz-g")}, "signoz-ingestion-key", secret("sz-g")),
+    ("lightstep", {"access_token": secret("ls-g")}, "lightstep-access-token", secret("ls-g")),
+    ("otlp", {"headers": {"x-api-key": secret("otlp-g")}}, "x-api-key", secret("otlp-g")),
+]
+
+
+@pytest.mark.parametrize("profile,keys,key,value", GRPC_PROFILES, ids=[p[0] for p in GRPC_PROFILES])
+def test_profile_over_grpc(profile, keys, key, value, tmp_path, start_proxy):
+    from grpc_receiver import GRPCReceiver
+
+    receiver = GRPCReceiver()
+    try:
+        destination = {"profile": profile, "protocol": "grpc", "endpoint": f"http://127.0.0.1:{receiver.port}", "compression": "gzip", **keys}
+        proxy = start_proxy(["--config", str(write_config(tmp_path, json.dumps({"destinations": {"vendor": destination}})))])
+        replay(proxy.port, UPLOADS)
+        grpc_delivered(receiver)
+        assert all(metadata[key] == value for metadata, _ in receiver.requests)
+    finally:
+        receiver.close()
+
+
+def test_datadog_202_accepted_is_success(tmp_path, receiver, start_proxy):
+    receiver.status = 202  # Datadog's intake answers 202 Accepted
+    destination = {"profile": "datadog", "site": "datadoghq.com", "api_key": secret("dd202"), "traces_endpoint": receiver.url + "/v1/traces"}
+    proxy = start_proxy(["--config", str(write_config(tmp_path, json.dumps({"destinations": {"dd": destination}})))])
+    replay(proxy.port, UPLOADS)
+    delivered(receiver)
+    proxy.stop()
+    assert len(receiver.requests) == 1  # delivered once: 202 is not retried
+    assert "export failed" not in proxy.log()

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Passthrough benchmark: wrk through mlflow-otel-proxy (MLflow-only mode, release build) and, in the same run,
+# through nginx (one worker, proxy_pass, keep-alive to the upstream) to the same fast upstream (another nginx
+# worker answering a small MLflow JSON call and serving a 1 MB artifact). Reports req/s and p50/p99 and the
+# ratio. Usage: Tests/benchmarks/passthrough/run.sh   (DURATION=10 seconds per run by default)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+DURATION=${DURATION:-10}
+cd "$ROOT"
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+swift build -c release --product mlflow-otel-proxy >/dev/null
+PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+UPSTREAM=$(port); NGINX_PROXY=$(port); PROXY=$(port); ADMIN=$(port)
+mkdir -p "$WORK/www/api/2.0/mlflow-artifacts/artifacts/0"
+head -c 1048576 /dev/urandom > "$WORK/www/api/2.0/mlflow-artifacts/artifacts/0/model.bin"
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK; proxy_temp_path $WORK;
+  # The fast upstream.
+  server {
+    listen 127.0.0.1:$UPSTREAM;
+    root $WORK/www;
+    location = /api/2.0/mlflow/experiments/get {
+      default_type application/json;
+      return 200 '{"experiment": {"experiment_id": "1", "name": "bench", "lifecycle_stage": "active", "artifact_location": "mlflow-artifacts:/1"}}';
+    }
+  }
+  # The peer: nginx as a reverse proxy to the same upstream.
+  upstream mlflow { server 127.0.0.1:$UPSTREAM; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PROXY;
+    location / { proxy_pass http://mlflow; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }
+}
+CONF
+nginx -c "$WORK/nginx.conf" & PIDS+=($!)
+env -i PATH="$PATH" "$PROXY_BIN" --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$PROXY" --admin-listen "127.0.0.1:$ADMIN" \
+  --log-level warning > "$WORK/proxy.log" 2>&1 & PROXY_PID=$!
+PIDS+=($PROXY_PID)
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$ADMIN/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 0.5
+
+run() {  # label port path connections
+  wrk -t1 -c"$4" -d"${DURATION}s" --latency "http://127.0.0.1:$2$3" > "$WORK/wrk.txt"
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.txt")
+  echo "$1|$rps|$p50|$p99"
+}
+SMALL=/api/2.0/mlflow/experiments/get?experiment_id=1
+BIG=/api/2.0/mlflow-artifacts/artifacts/0/model.bin
+{
+  run "direct (no proxy), small JSON" "$UPSTREAM" "$SMALL" 32
+  run "nginx proxy_pass, small JSON" "$NGINX_PROXY" "$SMALL" 32
+  run "mlflow-otel-proxy, small JSON" "$PROXY" "$SMALL" 32
+  run "nginx proxy_pass, small JSON, 1 connection" "$NGINX_PROXY" "$SMALL" 1
+  run "mlflow-otel-proxy, small JSON, 1 connection" "$PROXY" "$SMALL" 1
+  run "nginx proxy_pass, 1 MB download" "$NGINX_PROXY" "$BIG" 8
+  run "mlflow-otel-proxy, 1 MB download" "$PROXY" "$BIG" 8
+} | tee "$WORK/results.txt"
+echo
+echo "| run | req/s | p50 | p99 |"
+echo "|---|---|---|---|"
+awk -F'|' '{print "| " $1 " | " $2 " | " $3 " | " $4 " |"}' "$WORK/results.txt"
+python3 - "$WORK/results.txt" <<'PY'
+import sys
+rows = {line.split("|")[0]: float(line.split("|")[1]) for line in open(sys.argv[1])}
+for kind in ("small JSON", "small JSON, 1 connection", "1 MB download"):
+    print(f"ratio proxy / nginx, {kind}: {rows[f'mlflow-otel-proxy, {kind}'] / rows[f'nginx proxy_pass, {kind}']:.2f}x")
+PY

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: the Swift unit tests, then the end-to-end suite (a real `mlflow server`, the real MLflow
-# Python client, the proxy binary and an OTLP receiver, all on 127.0.0.1). Installs the Python side itself.
+# Python client, the proxy binary and an OTLP receiver, all on 127.0.0.1). Installs what it needs itself: the
+# Debian packages (as root) and the Python virtualenvs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+Tests/scripts/install-system-packages.sh
 Tests/scripts/setup-python.sh
 swift build --build-tests
 swift test --skip-build

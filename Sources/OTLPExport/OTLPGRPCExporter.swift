@@ -74,36 +74,28 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
 
     /// Sends the request, retrying as described on the type.
     public func export(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) async throws(ExportFailure) {
-        var metadata = Metadata()
-        metadata.addString("mlflow-otel-proxy/\(ProxyVersion.current)", forKey: "user-agent")
-        for header in destination.headers { metadata.addString(header.value, forKey: header.key.lowercased()) }
-        var options = CallOptions.defaults
-        options.timeout = destination.timeout
-        options.compression = destination.compression == .gzip ? .gzip : CompressionAlgorithm.none
-        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status, counters: counters) {
-            do {
-                let response = try await traceService.export(request, metadata: metadata, options: options)
-                if response.hasPartialSuccess, response.partialSuccess.rejectedSpans > 0 || !response.partialSuccess.errorMessage.isEmpty {
-                    logger.warning(
-                        "destination accepted the export only in part",
-                        metadata: [
-                            "destination": "\(name)", "rejected_spans": "\(response.partialSuccess.rejectedSpans)",
-                            "message": "\(response.partialSuccess.errorMessage)",
-                        ]
-                    )
-                }
-                return .delivered
-            } catch let error as RPCError {
-                let failure = ExportFailure(reason: "grpc_\(error.code)", message: "\(destination.endpoint) answered \(error.code): \(error.message)")
-                return Self.retryableCodes.contains(error.code) ? .retryable(failure, retryAfter: nil) : .permanent(failure)
-            } catch {
-                return .retryable(ExportFailure(reason: "connection", message: "\(destination.endpoint): \(error)"), retryAfter: nil)
+        try await deliver { metadata, options in
+            let response = try await traceService.export(request, metadata: metadata, options: options)
+            if response.hasPartialSuccess, response.partialSuccess.rejectedSpans > 0 || !response.partialSuccess.errorMessage.isEmpty {
+                logger.warning(
+                    "destination accepted the export only in part",
+                    metadata: [
+                        "destination": "\(name)", "rejected_spans": "\(response.partialSuccess.rejectedSpans)",
+                        "message": "\(response.partialSuccess.errorMessage)",
+                    ]
+                )
             }
         }
     }
 
     /// Sends metrics (`MetricsService/Export`) with the same metadata, compression and retries.
     public func exportMetrics(_ request: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest) async throws(ExportFailure) {
+        try await deliver { metadata, options in _ = try await metricsService.export(request, metadata: metadata, options: options) }
+    }
+
+    /// One call with the destination's metadata (lower-case header names), deadline and compression, retried
+    /// by the OTLP gRPC table.
+    private func deliver(_ call: (Metadata, CallOptions) async throws -> Void) async throws(ExportFailure) {
         var metadata = Metadata()
         metadata.addString("mlflow-otel-proxy/\(ProxyVersion.current)", forKey: "user-agent")
         for header in destination.headers { metadata.addString(header.value, forKey: header.key.lowercased()) }
@@ -112,7 +104,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
         options.compression = destination.compression == .gzip ? .gzip : CompressionAlgorithm.none
         try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status, counters: counters) {
             do {
-                _ = try await metricsService.export(request, metadata: metadata, options: options)
+                try await call(metadata, options)
                 return .delivered
             } catch let error as RPCError {
                 let failure = ExportFailure(reason: "grpc_\(error.code)", message: "\(destination.endpoint) answered \(error.code): \(error.message)")

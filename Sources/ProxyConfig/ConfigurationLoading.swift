@@ -248,12 +248,20 @@ extension ProxyConfiguration {
         return batching
     }
 
-    /// The one destination the standard `OTEL_EXPORTER_OTLP_*` variables define, or `nil` when no endpoint is set.
+    /// The one trace destination the standard `OTEL_EXPORTER_OTLP_*` variables define (named `otlp`), or `nil`
+    /// when no endpoint is set or MLflow's `MLFLOW_ENABLE_OTLP_EXPORTER=false` says to ignore them.
     private static func loadTraceDestination(_ env: EnvironmentReader) throws(ConfigurationError) -> OTLPDestination? {
-        // MLflow's own switch to ignore the OTLP variables for traces.
         if let flag = env["MLFLOW_ENABLE_OTLP_EXPORTER"], flag.lowercased() == "false" { return nil }
+        return try loadSignalDestination(env, signal: "TRACES", name: "otlp")
+    }
 
-        let (protocolSetting, protocolText) = env.signalSpecific("PROTOCOL")
+    /// A destination from the `OTEL_EXPORTER_OTLP_<SIGNAL>_*` variables, each falling back to its generic
+    /// `OTEL_EXPORTER_OTLP_*` form, as the OpenTelemetry specification says: the signal's endpoint is used as is,
+    /// the generic one gets `v1/<signal>` appended; gRPC endpoints have no path (a URL, or `host:port` that is
+    /// plaintext only when insecure). `nil` when neither endpoint is set.
+    static func loadSignalDestination(_ env: EnvironmentReader, signal: String, name: String) throws(ConfigurationError) -> OTLPDestination? {
+        func variable(_ suffix: String) -> (String, String?) { env.signalSpecific(suffix, signal: signal) }
+        let (protocolSetting, protocolText) = variable("PROTOCOL")
         var transport = OTLPProtocol.httpProtobuf
         if let protocolText {
             guard let value = OTLPProtocol(rawValue: protocolText) else {
@@ -262,7 +270,7 @@ extension ProxyConfiguration {
             }
             transport = value
         }
-        let (insecureSetting, insecureText) = env.signalSpecific("INSECURE")
+        let (insecureSetting, insecureText) = variable("INSECURE")
         var insecure = false
         if let insecureText {
             guard ["true", "false"].contains(insecureText.lowercased()) else {
@@ -271,17 +279,17 @@ extension ProxyConfiguration {
             insecure = insecureText.lowercased() == "true"
         }
 
-        let endpoint: UpstreamURL
+        let signalVariable = "OTEL_EXPORTER_OTLP_\(signal)_ENDPOINT"
         let (endpointSetting, endpointText): (String, String)
-        if let text = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
-            (endpointSetting, endpointText) = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", text)
+        if let text = env[signalVariable] {
+            (endpointSetting, endpointText) = (signalVariable, text)
         } else if let text = env["OTEL_EXPORTER_OTLP_ENDPOINT"] {
             (endpointSetting, endpointText) = ("OTEL_EXPORTER_OTLP_ENDPOINT", text)
         } else {
             return nil
         }
+        let endpoint: UpstreamURL
         if transport == .grpc {
-            // gRPC has no path: the endpoint is a URL (its scheme decides TLS) or host:port (insecure decides).
             guard let url = grpcEndpoint(endpointText, insecure: insecure) else {
                 throw ConfigurationError(
                     setting: endpointSetting, reason: "expected host:port or an http:// or https:// URL, got \"\(endpointText)\"")
@@ -291,41 +299,39 @@ extension ProxyConfiguration {
             guard let url = UpstreamURL(endpointText) else {
                 throw ConfigurationError(setting: endpointSetting, reason: "expected an http:// or https:// URL, got \"\(endpointText)\"")
             }
-            if endpointSetting == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" {
-                // Signal-specific endpoints are used as is; only an empty path becomes "/".
+            if endpointSetting == signalVariable {
                 endpoint = url.path.isEmpty ? url.with(path: "/") : url
             } else {
-                // The generic endpoint is a base URL: make sure it ends in "/" and append "v1/traces".
-                endpoint = url.with(path: (url.path.hasSuffix("/") ? url.path : url.path + "/") + "v1/traces")
+                endpoint = url.with(path: (url.path.hasSuffix("/") ? url.path : url.path + "/") + "v1/\(signal.lowercased())")
             }
         }
 
-        var destination = OTLPDestination(endpoint: endpoint, transportProtocol: transport)
+        var destination = OTLPDestination(name: name, endpoint: endpoint, transportProtocol: transport)
         destination.tls.insecure = insecure
-        let (headersSetting, headersText) = env.signalSpecific("HEADERS")
+        let (headersSetting, headersText) = variable("HEADERS")
         if let headersText {
             destination.headers = try KeyValueListParser.parse(headersText, setting: headersSetting, showsValues: false)
         }
-        let (compressionSetting, compressionText) = env.signalSpecific("COMPRESSION")
+        let (compressionSetting, compressionText) = variable("COMPRESSION")
         if let compressionText {
             guard let value = OTLPCompression(rawValue: compressionText.lowercased()) else {
                 throw ConfigurationError(setting: compressionSetting, reason: "unknown compression \"\(compressionText)\", expected gzip or none")
             }
             destination.compression = value
         }
-        let (timeoutSetting, timeoutText) = env.signalSpecific("TIMEOUT")
+        let (timeoutSetting, timeoutText) = variable("TIMEOUT")
         if let timeoutText {
             guard let millis = Int(timeoutText), millis >= 0 else {
                 throw ConfigurationError(setting: timeoutSetting, reason: "expected a whole number of milliseconds, got \"\(timeoutText)\"")
             }
             destination.timeout = millis == 0 ? nil : .milliseconds(millis)
         }
-        destination.tls.caFile = try env.readableFile(env.signalSpecific("CERTIFICATE"))
-        destination.tls.certFile = try env.readableFile(env.signalSpecific("CLIENT_CERTIFICATE"))
-        destination.tls.keyFile = try env.readableFile(env.signalSpecific("CLIENT_KEY"))
+        destination.tls.caFile = try env.readableFile(variable("CERTIFICATE"))
+        destination.tls.certFile = try env.readableFile(variable("CLIENT_CERTIFICATE"))
+        destination.tls.keyFile = try env.readableFile(variable("CLIENT_KEY"))
         if (destination.tls.certFile == nil) != (destination.tls.keyFile == nil) {
             throw ConfigurationError(
-                setting: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", reason: "mutual TLS needs both a client certificate and a client key"
+                setting: "OTEL_EXPORTER_OTLP_\(signal)_CLIENT_CERTIFICATE", reason: "mutual TLS needs both a client certificate and a client key"
             )
         }
         return destination
@@ -345,9 +351,9 @@ struct EnvironmentReader {
     /// `true` only for a case-insensitive "true" (OpenTelemetry's boolean rule).
     func isTrue(_ name: String) -> Bool { self[name]?.lowercased() == "true" }
 
-    /// The traces-specific variable if set, else the generic one, with the name of the one used.
-    func signalSpecific(_ suffix: String) -> (String, String?) {
-        let specific = "OTEL_EXPORTER_OTLP_TRACES_\(suffix)"
+    /// The signal-specific variable if set, else the generic one, with the name of the one used.
+    func signalSpecific(_ suffix: String, signal: String = "TRACES") -> (String, String?) {
+        let specific = "OTEL_EXPORTER_OTLP_\(signal)_\(suffix)"
         if let value = self[specific] { return (specific, value) }
         let generic = "OTEL_EXPORTER_OTLP_\(suffix)"
         return (generic, self[generic])

@@ -47,60 +47,7 @@ extension ProxyConfiguration {
                 throw ConfigurationError(setting: "OTEL_METRICS_EXPORTER", reason: "unsupported exporter \"\(exporter)\", expected otlp or none")
             }
         }
-        func value(_ suffix: String) -> (String, String?) {
-            let specific = "OTEL_EXPORTER_OTLP_METRICS_\(suffix)"
-            if let value = env[specific] { return (specific, value) }
-            return ("OTEL_EXPORTER_OTLP_\(suffix)", env["OTEL_EXPORTER_OTLP_\(suffix)"])
-        }
-        let (protocolSetting, protocolText) = value("PROTOCOL")
-        var transport = OTLPProtocol.httpProtobuf
-        if let protocolText {
-            guard let parsed = OTLPProtocol(rawValue: protocolText) else {
-                throw ConfigurationError(
-                    setting: protocolSetting, reason: "unknown protocol \"\(protocolText)\", expected one of grpc, http/protobuf, http/json")
-            }
-            transport = parsed
-        }
-        let insecure = value("INSECURE").1?.lowercased() == "true"
-        let endpoint: UpstreamURL
-        if let text = env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] {
-            let parsed =
-                transport == .grpc ? grpcEndpoint(text, insecure: insecure) : UpstreamURL(text).map { $0.path.isEmpty ? $0.with(path: "/") : $0 }
-            guard let parsed else {
-                throw ConfigurationError(setting: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", reason: "expected a URL, got \"\(text)\"")
-            }
-            endpoint = parsed
-        } else if let text = env["OTEL_EXPORTER_OTLP_ENDPOINT"] {
-            let parsed =
-                transport == .grpc
-                ? grpcEndpoint(text, insecure: insecure)
-                : UpstreamURL(text).map { $0.with(path: ($0.path.hasSuffix("/") ? $0.path : $0.path + "/") + "v1/metrics") }
-            guard let parsed else { throw ConfigurationError(setting: "OTEL_EXPORTER_OTLP_ENDPOINT", reason: "expected a URL, got \"\(text)\"") }
-            endpoint = parsed
-        } else {
-            return nil
-        }
-        var destination = OTLPDestination(name: "metrics", endpoint: endpoint, transportProtocol: transport)
-        destination.tls.insecure = insecure
-        let (headersSetting, headersText) = value("HEADERS")
-        if let headersText { destination.headers = try KeyValueListParser.parse(headersText, setting: headersSetting, showsValues: false) }
-        let (compressionSetting, compressionText) = value("COMPRESSION")
-        if let compressionText {
-            guard let parsed = OTLPCompression(rawValue: compressionText.lowercased()) else {
-                throw ConfigurationError(setting: compressionSetting, reason: "unknown compression \"\(compressionText)\", expected gzip or none")
-            }
-            destination.compression = parsed
-        }
-        let (timeoutSetting, timeoutText) = value("TIMEOUT")
-        if let timeoutText {
-            guard let millis = Int(timeoutText), millis >= 0 else {
-                throw ConfigurationError(setting: timeoutSetting, reason: "expected a whole number of milliseconds, got \"\(timeoutText)\"")
-            }
-            destination.timeout = millis == 0 ? nil : .milliseconds(millis)
-        }
-        destination.tls.caFile = try env.readableFile(value("CERTIFICATE"))
-        destination.tls.certFile = try env.readableFile(value("CLIENT_CERTIFICATE"))
-        destination.tls.keyFile = try env.readableFile(value("CLIENT_KEY"))
+        guard let destination = try loadSignalDestination(env, signal: "METRICS", name: "metrics") else { return nil }
         var settings = MetricsSettings(destination: destination)
         if let interval = try env.milliseconds("OTEL_METRIC_EXPORT_INTERVAL") {
             guard let interval else { throw ConfigurationError(setting: "OTEL_METRIC_EXPORT_INTERVAL", reason: "must be more than 0") }

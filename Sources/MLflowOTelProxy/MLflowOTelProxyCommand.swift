@@ -64,6 +64,7 @@ struct Serve: AsyncParsableCommand {
               MLFLOW_OTEL_PROXY_LOG_LEVEL              same as --log-level
               MLFLOW_OTEL_PROXY_LOG_FORMAT             same as --log-format
               MLFLOW_OTEL_PROXY_ADMIN_LISTEN           same as --admin-listen
+              MLFLOW_OTEL_PROXY_INBOUND_TOKENS         tokens applications must present (Bearer or X-MLflow-OTel-Proxy-Token)
               OTEL_METRICS_EXPORTER                    otlp (default) or none: span metrics over OTLP
               OTEL_EXPORTER_OTLP_METRICS_ENDPOINT      metrics URL, used as is (else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/metrics)
               OTEL_METRIC_EXPORT_INTERVAL              metrics export interval, ms (60000)

@@ -17,7 +17,8 @@ import Foundation
 /// ```
 struct ConfigurationFile {
     static let topLevelKeys = [
-        "listen", "admin_listen", "upstream", "mode", "destinations", "traces_file", "trace_info_wait", "shutdown_timeout", "attachments", "assembly",
+        "listen", "admin_listen", "upstream", "mode", "inbound_auth", "destinations", "traces_file", "trace_info_wait", "shutdown_timeout",
+        "attachments", "assembly",
         "batch", "service", "metrics",
     ]
     static let destinationKeys = [
@@ -34,6 +35,7 @@ struct ConfigurationFile {
     var mode: ExportMode?
     var destinations: [OTLPDestination] = []
     var metricsExports: [MetricsSettings] = []
+    var inboundTokens: [String]?
     var tracesFile: String?
     var traceInfoWait: Duration?
     var shutdownTimeout: Duration?
@@ -84,6 +86,14 @@ struct ConfigurationFile {
                 file.upstreamHeaders = problems.stringMap(upstream["headers"], env: env)
                 file.clientAuthorization = problems.choice(upstream["client_authorization"], env: env, options: ["keep", "replace"])
                     .flatMap(ClientAuthorizationPolicy.init(rawValue:))
+            }
+        }
+        if let node = top["inbound_auth"] {
+            let auth = problems.entries(node, allowed: ["tokens"])
+            if case .list(let items, _, _)? = auth["tokens"] {
+                file.inboundTokens = items.compactMap { problems.string($0, env: env, secret: true) }
+            } else if let tokens = auth["tokens"] {
+                problems.add(tokens, "expected a list of tokens (use ${env:NAME} or ${file:/path})")
             }
         }
         if let mode = problems.choice(top["mode"], env: env, options: ["auto", "mlflow-only", "opentelemetry-only", "dual"]), mode != "auto" {
@@ -304,6 +314,7 @@ struct ConfigurationFile {
             config.upstreamHeaders.append(header)
         }
         if let clientAuthorization { config.clientAuthorization = clientAuthorization }
+        if let inboundTokens { config.inboundTokens = inboundTokens }
         if let tracesFile { config.localTracesFile = tracesFile }
         if let traceInfoWait { config.traceInfoWait = traceInfoWait }
         if let shutdownTimeout { config.shutdownTimeout = shutdownTimeout }

@@ -95,6 +95,9 @@ extension ProxyConfiguration {
         if let text = env["MLFLOW_TRACKING_URI"] { config.upstream = try upstreamURL(text, setting: "MLFLOW_TRACKING_URI") }
         if let text = env["MLFLOW_OTEL_PROXY_ADMIN_LISTEN"] { config.adminListen = try adminAddress(text, setting: "MLFLOW_OTEL_PROXY_ADMIN_LISTEN") }
         config.upstreamHeaders = try upstreamCredentials(env)
+        if let text = env["MLFLOW_OTEL_PROXY_INBOUND_TOKENS"] {
+            config.inboundTokens = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+        }
         if let seconds = try env.seconds(flag: nil, variable: "MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT", flagName: "") { config.traceInfoWait = seconds }
         if let seconds = try env.seconds(flag: nil, variable: "MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT", flagName: "") { config.upstreamTimeout = seconds }
         if let seconds = try env.seconds(flag: nil, variable: "MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT", flagName: "") { config.shutdownTimeout = seconds }

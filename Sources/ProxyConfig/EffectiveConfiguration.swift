@@ -19,6 +19,7 @@ extension ProxyConfiguration {
         add("mode: \(mode.rawValue)")
         add("listen: \(listen)")
         add("admin_listen: \(adminListen?.description ?? "off")")
+        add("inbound_auth: \(inboundTokens.isEmpty ? "off" : "\(inboundTokens.count) token(s): \"***\"")")
         if let configFile { add("config_file: \(configFile)") }
         if let upstream {
             add("upstream:")

@@ -25,6 +25,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// Headers added to every upstream request (for example `Authorization: Bearer …` for an MLflow server
     /// with authentication); never sent to a destination, never logged.
     public var upstreamHeaders: [KeyValuePair] = []
+    /// Tokens applications must present to use the proxy (`MLFLOW_OTEL_PROXY_INBOUND_TOKENS`, comma-separated,
+    /// or the file's `inbound_auth.tokens`); empty: no inbound authentication. Never logged.
+    public var inboundTokens: [String] = []
     /// What happens to a client's own `Authorization` header when `upstreamHeaders` sets one.
     public var clientAuthorization: ClientAuthorizationPolicy = .keep
     /// The configuration file the settings came from, if any.

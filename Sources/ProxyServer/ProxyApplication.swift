@@ -168,13 +168,14 @@ public enum ProxyApplication {
             ? TraceIntake(
                 assembler: assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes, attachments: attachments, status: status
             ) : nil
-        let responder = ProxyResponder(
+        var responder = ProxyResponder(
             // Push back on clients only when every destination's queue is full: one dead destination must not
             // change the answers clients get (its own queue drops and counts instead).
             mode: configuration.mode, forwarder: forwarder, intake: intake,
             exportIsSaturated: { !pipelines.isEmpty && pipelines.allSatisfy(\.isSaturated) },
             experiments: StandaloneExperiments(), counters: counters
         )
+        if !configuration.inboundTokens.isEmpty { responder.authentication = InboundAuthentication(tokens: Set(configuration.inboundTokens)) }
         let adminState = AdminState(configuration: configuration, status: status, pipelines: pipelines, assembler: assembler, client: exportClient)
         let application = Application(
             responder: responder,

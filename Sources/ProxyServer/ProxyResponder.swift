@@ -17,11 +17,25 @@ struct ProxyResponder: HTTPResponder {
     let intake: TraceIntake?
     /// Whether the export queue is full (the proxy then asks clients to retry span uploads later).
     let exportIsSaturated: @Sendable () -> Bool
+    /// Inbound authentication, when tokens are configured.
+    var authentication: InboundAuthentication?
     let experiments: StandaloneExperiments
     let counters: ProxyCounters
 
     func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
         let route = MLflowRoute.classify(method: request.method.rawValue, path: request.uri.path)
+        var request = request
+        if let authentication {
+            switch authentication.check(request) {
+            case .allowed(let stripped):
+                request = stripped
+            case .denied(let response):
+                counters.increment("rejected_requests", "unauthenticated")
+                context.logger.warning("request without a valid proxy token", metadata: ["path": "\(request.uri.path)"])
+                counters.increment("requests", labels: [route.name, "4xx"])
+                return response
+            }
+        }
         let response = await dispatch(request, route: route, context: context)
         counters.increment("requests", labels: [route.name, "\(response.status.code / 100)xx"])
         return response

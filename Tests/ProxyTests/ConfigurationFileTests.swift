@@ -174,6 +174,14 @@ struct ConfigurationFileTests {
                 "destinations.x.metrics.endpoint") == true)
     }
 
+    @Test func inboundTokensComeFromTheEnvironmentOrTheFile() throws {
+        #expect(try ProxyConfiguration.load(environment: ["MLFLOW_OTEL_PROXY_INBOUND_TOKENS": "a, b,"]).inboundTokens == ["a", "b"])
+        let config = try load("inbound_auth: { tokens: [\"${env:T1}\", literal] }\n", env: ["T1": "from-env"])
+        #expect(config.inboundTokens == ["from-env", "literal"])
+        #expect(!config.redactedYAML.contains("from-env") && config.redactedYAML.contains("inbound_auth: 2 token(s)"))
+        #expect(problems("inbound_auth: { tokens: \"${env:MISSING}\" }\n").first?.hasPrefix("inbound_auth.tokens") == true)
+    }
+
     @Test func invalidYAMLIsReported() {
         #expect(problems("destinations: [unclosed").first?.hasPrefix("config file: not valid YAML") == true)
     }

@@ -1,0 +1,46 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Optional inbound authentication: applications present one of the configured tokens, either as
+/// `Authorization: Bearer <token>` (what `MLFLOW_TRACKING_TOKEN` sends) or, when `Authorization` carries the
+/// MLflow server's own credentials, as `X-MLflow-OTel-Proxy-Token: <token>`. The token is removed from the request
+/// before anything goes upstream or to a destination. Requests without a valid token get 401 in MLflow's format.
+struct InboundAuthentication: Sendable {
+    static let tokenHeader = HTTPField.Name("X-MLflow-OTel-Proxy-Token")!  // a valid literal header name
+    let tokens: Set<String>
+
+    enum Outcome {
+        /// Authenticated; the request with the proxy's token removed.
+        case allowed(Request)
+        /// The answer for the client.
+        case denied(Response)
+    }
+
+    /// Checks the request. The token never appears in an answer or a log.
+    func check(_ request: Request) -> Outcome {
+        if let token = request.headers[Self.tokenHeader], tokens.contains(token) {
+            return .allowed(Self.removing(Self.tokenHeader, from: request))
+        }
+        if request.headers[Self.tokenHeader] == nil, let authorization = request.headers[.authorization],
+            authorization.lowercased().hasPrefix("bearer "),
+            tokens.contains(String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces))
+        {
+            return .allowed(Self.removing(.authorization, from: request))
+        }
+        var response = ErrorResponses.mlflow(
+            status: .unauthorized, code: "UNAUTHENTICATED",
+            message:
+                "mlflow-otel-proxy requires a token: send it as Authorization: Bearer <token> (MLFLOW_TRACKING_TOKEN) or X-MLflow-OTel-Proxy-Token"
+        )
+        response.headers[.wwwAuthenticate] = "Bearer realm=\"mlflow-otel-proxy\""
+        return .denied(response)
+    }
+
+    /// The same request (body included) without one header.
+    static func removing(_ name: HTTPField.Name, from request: Request) -> Request {
+        var head = request.head
+        head.headerFields[name] = nil
+        return Request(head: head, body: request.body)
+    }
+}

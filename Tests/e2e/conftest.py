@@ -65,8 +65,9 @@ class MLflowServer:
         if app_name:
             args += ["--app-name", app_name]
         self.log = open(self.dir / "server.log", "wb")
+        # Its own process group: `mlflow server` starts gunicorn/uvicorn workers, which stop() ends with it.
         self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=clean_environment(**(env or {})),
-                                        cwd=self.dir)
+                                        cwd=self.dir, start_new_session=True)
         wait_for(self._healthy, timeout=120, message="mlflow server /health")
 
     @property
@@ -88,11 +89,17 @@ class MLflowServer:
         return mlflow.MlflowClient(tracking_uri=self.url)
 
     def stop(self):
-        self.process.terminate()
+        group = os.getpgid(self.process.pid)
+        os.killpg(group, signal.SIGTERM)
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            pass
+        try:
+            os.killpg(group, signal.SIGKILL)  # any worker still alive
+        except ProcessLookupError:
+            pass
+        self.process.wait()
         self.log.close()
 
 

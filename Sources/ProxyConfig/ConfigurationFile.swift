@@ -19,7 +19,10 @@ struct ConfigurationFile {
     static let topLevelKeys = [
         "listen", "admin_listen", "upstream", "mode", "inbound_auth", "destinations", "traces_file", "trace_info_wait", "shutdown_timeout",
         "attachments", "assembly",
-        "batch", "service", "metrics",
+        "batch", "service", "metrics", "limits", "tls", "admin_tls",
+    ]
+    static let limitKeys = [
+        "max_trace_body_bytes", "max_passthrough_body_bytes", "max_header_bytes", "request_read_timeout", "idle_timeout", "max_connections",
     ]
     static let destinationKeys = [
         "profile", "endpoint", "traces_endpoint", "protocol", "headers", "compression", "timeout", "tls", "max_request_bytes", "metrics",
@@ -51,6 +54,19 @@ struct ConfigurationFile {
     var metricTraceMetadata: [String]?
     var serviceName: String?
     var resourceAttributes: [KeyValuePair] = []
+    var maxTraceBodyBytes: Int?
+    var limits = PartialLimits()
+    var tls: ListenerTLS?
+    var adminTLS: ListenerTLS?
+
+    /// The `limits` keys the file sets.
+    struct PartialLimits {
+        var maxPassthroughBodyBytes: Int?
+        var maxHeaderBytes: Int?
+        var requestReadTimeout: Duration?
+        var idleTimeout: Duration??
+        var maxConnections: Int?
+    }
 
     /// Parses and validates the file; every problem is reported, each by its key path.
     static func parse(_ text: String, environment: [String: String]) throws(ConfigurationError) -> ConfigurationFile {
@@ -130,6 +146,23 @@ struct ConfigurationFile {
             file.serviceName = problems.string(service["name"], env: env)
             file.resourceAttributes = problems.stringMap(service["resource_attributes"], env: env)
         }
+        if let node = top["limits"] {
+            let limits = problems.entries(node, allowed: limitKeys)
+            file.maxTraceBodyBytes = problems.positiveInt(limits["max_trace_body_bytes"], env: env)
+            file.limits.maxPassthroughBodyBytes = problems.positiveInt(limits["max_passthrough_body_bytes"], env: env)
+            file.limits.maxHeaderBytes = problems.positiveInt(limits["max_header_bytes"], env: env)
+            file.limits.maxConnections = problems.positiveInt(limits["max_connections"], env: env)
+            if let timeout = problems.duration(limits["request_read_timeout"], env: env) {
+                if timeout == .zero {
+                    problems.add(path: "limits.request_read_timeout", "must be more than zero")
+                } else {
+                    file.limits.requestReadTimeout = timeout
+                }
+            }
+            if let timeout = problems.duration(limits["idle_timeout"], env: env) { file.limits.idleTimeout = .some(timeout == .zero ? nil : timeout) }
+        }
+        file.tls = listenerTLS(top["tls"], path: "tls", env: env, problems: &problems)
+        file.adminTLS = listenerTLS(top["admin_tls"], path: "admin_tls", env: env, problems: &problems)
         if let node = top["destinations"] {
             if case .map(let entries, _, _) = node {
                 for entry in entries {
@@ -149,6 +182,26 @@ struct ConfigurationFile {
         }
         guard problems.errors.isEmpty else { throw ConfigurationError(problems: problems.errors.flatMap(\.problems)) }
         return file
+    }
+
+    /// A listener's `{ cert_file, key_file }`: both required, both readable.
+    static func listenerTLS(_ node: ConfigNode?, path: String, env: [String: String], problems: inout ConfigProblems) -> ListenerTLS? {
+        guard let node else { return nil }
+        let keys = problems.entries(node, allowed: ["cert_file", "key_file"])
+        var files: [String: String] = [:]
+        for key in ["cert_file", "key_file"] {
+            guard let file = problems.string(keys[key], env: env) else {
+                problems.add(path: "\(path).\(key)", "is required: a listener with TLS needs a certificate chain and its private key (PEM)")
+                continue
+            }
+            if FileManager.default.isReadableFile(atPath: file) {
+                files[key] = file
+            } else {
+                problems.add(path: "\(path).\(key)", "cannot read the file \(file)")
+            }
+        }
+        guard let cert = files["cert_file"], let key = files["key_file"] else { return nil }
+        return ListenerTLS(certFile: cert, keyFile: key)
     }
 
     static func url(_ text: String?, path: String, problems: inout ConfigProblems) -> UpstreamURL? {
@@ -327,6 +380,14 @@ struct ConfigurationFile {
         if let maxExportBatchSize { config.batching.maxExportBatchSize = maxExportBatchSize }
         if let maxQueueSize { config.batching.maxQueueSize = maxQueueSize }
         if let serviceName { config.resource.serviceName = serviceName }
+        if let maxTraceBodyBytes { config.maxTraceBodyBytes = maxTraceBodyBytes }
+        if let value = limits.maxPassthroughBodyBytes { config.limits.maxPassthroughBodyBytes = value }
+        if let value = limits.maxHeaderBytes { config.limits.maxHeaderBytes = value }
+        if let value = limits.requestReadTimeout { config.limits.requestReadTimeout = value }
+        if let value = limits.idleTimeout { config.limits.idleTimeout = value }
+        if let value = limits.maxConnections { config.limits.maxConnections = value }
+        if let tls { config.tls = tls }
+        if let adminTLS { config.adminTLS = adminTLS }
         config.metricsExports += metricsExports
         for index in config.metricsExports.indices {
             if let metricTraceTags { config.metricsExports[index].traceTagAttributes = metricTraceTags }

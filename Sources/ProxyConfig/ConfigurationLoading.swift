@@ -107,6 +107,14 @@ extension ProxyConfiguration {
         config.attachmentsDirectory = env["MLFLOW_OTEL_PROXY_ATTACHMENTS_DIR"]
         if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_ATTACHMENTS_MAX_BYTES") { config.attachmentsMaxBytes = size }
         config.localTracesFile = env["MLFLOW_OTEL_PROXY_TRACES_FILE"] ?? defaultLocalTracesFile
+        if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_MAX_CONNECTIONS") { config.limits.maxConnections = size }
+        switch (env["MLFLOW_OTEL_PROXY_TLS_CERT_FILE"], env["MLFLOW_OTEL_PROXY_TLS_KEY_FILE"]) {
+        case (let cert?, let key?): config.tls = ListenerTLS(certFile: cert, keyFile: key)
+        case (nil, nil): break
+        default:
+            throw ConfigurationError(
+                setting: "MLFLOW_OTEL_PROXY_TLS_CERT_FILE", reason: "TLS on the listener needs both MLFLOW_OTEL_PROXY_TLS_CERT_FILE and _KEY_FILE")
+        }
         config.resource = try loadResource(env)
         config.batching = try loadBatching(env)
         if let destination = try loadTraceDestination(env) { config.destinations = [destination] }

@@ -74,6 +74,19 @@ extension ProxyConfiguration {
         add("  schedule_delay: \(duration(batching.scheduleDelay))")
         add("  max_export_batch_size: \(batching.maxExportBatchSize)")
         add("  max_queue_size: \(batching.maxQueueSize)")
+        add("limits:")
+        add("  max_trace_body_bytes: \(maxTraceBodyBytes)")
+        add("  max_passthrough_body_bytes: \(limits.maxPassthroughBodyBytes.map(String.init) ?? "none  # streamed without a cap")")
+        add("  max_header_bytes: \(limits.maxHeaderBytes)")
+        add("  request_read_timeout: \(duration(limits.requestReadTimeout))")
+        add("  idle_timeout: \(duration(limits.idleTimeout))")
+        add("  max_connections: \(limits.maxConnections)")
+        for (key, value) in [("tls", tls), ("admin_tls", adminTLS)] {
+            guard let value else { continue }
+            add("\(key):")
+            add("  cert_file: \(value.certFile)")
+            add("  key_file: \(value.keyFile)")
+        }
         add("attachments:")
         add("  directory: \(attachmentsDirectory ?? "none  # accepted and discarded")")
         add("  max_bytes: \(attachmentsMaxBytes)")

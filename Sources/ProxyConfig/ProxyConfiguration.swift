@@ -56,6 +56,13 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// The most bytes kept in `attachmentsDirectory` (`MLFLOW_OTEL_PROXY_ATTACHMENTS_MAX_BYTES`, default 1 GiB);
     /// attachments beyond it are discarded, counted and logged.
     public var attachmentsMaxBytes = 1024 * 1024 * 1024
+    /// Limits every connection to the main listener obeys (the file's `limits` key, some variables).
+    public var limits = ConnectionLimits()
+    /// TLS on the main listener (`tls: { cert_file, key_file }`, `MLFLOW_OTEL_PROXY_TLS_CERT_FILE`/`_KEY_FILE`);
+    /// `nil`: plain HTTP.
+    public var tls: ListenerTLS?
+    /// TLS on the admin listener (`admin_tls`), independent of the main listener's.
+    public var adminTLS: ListenerTLS?
     /// Warnings found while loading (for example a dual-export switch without an upstream); logged at start-up.
     public var warnings: [String]
 
@@ -116,6 +123,40 @@ public struct AssemblyLimits: Sendable, Equatable {
     public var maxBytesHeld = 256 * 1024 * 1024
     /// Creates the defaults.
     public init() {}
+}
+
+/// Limits on what one client connection may cost; each is answered with a clear error when hit.
+///
+/// The defaults follow nginx's (`client_header_timeout`/`client_body_timeout` 60 s, `keepalive_timeout` 75 s)
+/// with room for MLflow's large trace uploads.
+public struct ConnectionLimits: Sendable, Equatable {
+    /// The largest request head (request line and headers), in bytes; beyond it the answer is 431. Default 64 KiB.
+    public var maxHeaderBytes = 64 * 1024
+    /// How long a request may take to arrive: its head from its first byte, and its body between two reads.
+    /// A head that misses it gets 408; a stalled body has its connection closed. Default 60 s.
+    public var requestReadTimeout: Duration = .seconds(60)
+    /// How long a keep-alive connection may wait for its next request; `nil`: forever. Default 75 s.
+    public var idleTimeout: Duration? = .seconds(75)
+    /// Connections served at once; the ones beyond get 503 with `Retry-After` and are closed. Default 1024.
+    public var maxConnections = 1024
+    /// The largest body of a request passed through to the upstream (artifact uploads included); `nil`: no
+    /// cap, the body streams. Beyond it the answer is 413.
+    public var maxPassthroughBodyBytes: Int?
+    /// Creates the defaults.
+    public init() {}
+}
+
+/// A certificate chain and private key (PEM files) a listener presents.
+public struct ListenerTLS: Sendable, Equatable {
+    /// The certificate chain, leaf first.
+    public var certFile: String
+    /// The private key.
+    public var keyFile: String
+    /// Creates settings.
+    public init(certFile: String, keyFile: String) {
+        self.certFile = certFile
+        self.keyFile = keyFile
+    }
 }
 
 /// How trace uploads are handled; the names follow MLflow's "OpenTelemetry Export" page.

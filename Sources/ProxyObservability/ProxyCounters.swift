@@ -30,6 +30,7 @@ public final class ProxyCounters: Sendable {
         "upstream_errors": ["reason"], "traces_assembled": ["completion"], "trace_infos_received": ["kind"],
         "attachments_discarded": ["reason"], "attachments_stored": [], "metrics_exports": ["result"],
         "export_duration_seconds": ["destination"], "upstream_duration_seconds": ["method"],
+        "connections_closed": ["reason"],
     ]
 
     private let values = Mutex<[Key: Int]>([:])

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -57,8 +58,8 @@ final class AdminState: Sendable {
 /// text), `/status` (an HTML page that refreshes itself).
 enum AdminApplication {
     static func make(
-        address: ListenAddress, state: AdminState, renderMetrics: @escaping @Sendable () async -> String, logger: Logger,
-        onRunning: @escaping @Sendable (SocketAddress?) async -> Void
+        address: ListenAddress, state: AdminState, renderMetrics: @escaping @Sendable () async -> String, server: HTTPServerBuilder,
+        logger: Logger, onRunning: @escaping @Sendable (SocketAddress?) async -> Void
     ) -> some ApplicationProtocol {
         let router = Router()
         router.get("/healthz") { _, _ in "ok\n" }
@@ -92,7 +93,7 @@ enum AdminApplication {
             return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
         }
         return Application(
-            router: router, configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
+            router: router, server: server, configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
             onServerRunning: { channel in await onRunning(channel.localAddress) }, logger: logger
         )
     }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CoreMetrics
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import MLflowWire
 import NIOCore
@@ -37,6 +38,10 @@ public enum ProxyApplication {
         onServerRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in },
         onAdminRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }
     ) throws -> [any Service] {
+        let listenerTLS = try configuration.tls.map { settings throws(ConfigurationError) in try ListenerTLSContext(settings, setting: "tls") }
+        let adminTLS = try configuration.adminTLS.map { settings throws(ConfigurationError) in
+            try ListenerTLSContext(settings, setting: "admin_tls")
+        }
         let status = StatusBoard(destinations: configuration.destinations.map { (name: $0.name, endpoint: $0.endpoint.description) })
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.redirectConfiguration = .disallow  // a proxy returns 3xx to its caller
@@ -50,6 +55,25 @@ public enum ProxyApplication {
         exportConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 8)
         exportConfiguration.connectionPool.retryConnectionEstablishment = false
         let exportClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: exportConfiguration)
+        do {
+            return try makeServices(
+                configuration: configuration, counters: counters, logger: logger, metricsText: metricsText, onServerRunning: onServerRunning,
+                onAdminRunning: onAdminRunning, status: status, client: client, exportClient: exportClient, listenerTLS: listenerTLS,
+                adminTLS: adminTLS)
+        } catch {
+            // The clients must be shut down before they go away, even when start-up fails.
+            try? client.syncShutdown()
+            try? exportClient.syncShutdown()
+            throw error
+        }
+    }
+
+    // swift-format-ignore: FunctionParameters
+    private static func makeServices(
+        configuration: ProxyConfiguration, counters: ProxyCounters, logger: Logger, metricsText: @escaping @Sendable () -> String,
+        onServerRunning: @escaping @Sendable (SocketAddress?) async -> Void, onAdminRunning: @escaping @Sendable (SocketAddress?) async -> Void,
+        status: StatusBoard, client: HTTPClient, exportClient: HTTPClient, listenerTLS: ListenerTLSContext?, adminTLS: ListenerTLSContext?
+    ) throws -> [any Service] {
 
         // One pipeline (queue, batching, exporter) per destination: every trace goes to each of them.
         var destinationPipelines: [ExportPipeline] = []
@@ -157,7 +181,8 @@ public enum ProxyApplication {
         let forwarder = configuration.upstream.map {
             UpstreamForwarder(
                 upstream: $0, client: client, timeout: configuration.upstreamTimeout, counters: counters,
-                injectedHeaders: configuration.upstreamHeaders, clientAuthorization: configuration.clientAuthorization
+                injectedHeaders: configuration.upstreamHeaders, clientAuthorization: configuration.clientAuthorization,
+                maxBodyBytes: configuration.limits.maxPassthroughBodyBytes
             )
         }
         let attachments = try AttachmentStore(
@@ -177,8 +202,10 @@ public enum ProxyApplication {
         )
         if !configuration.inboundTokens.isEmpty { responder.authentication = InboundAuthentication(tokens: Set(configuration.inboundTokens)) }
         let adminState = AdminState(configuration: configuration, status: status, pipelines: pipelines, assembler: assembler, client: exportClient)
+        let proxyConnections = ConnectionGauge(listener: "proxy")
         let application = Application(
             responder: responder,
+            server: .guarded(limits: configuration.limits, tls: listenerTLS, connections: proxyConnections, counters: counters),
             configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
             onServerRunning: { channel in
                 adminState.listening.store(true, ordering: .relaxed)
@@ -197,10 +224,14 @@ public enum ProxyApplication {
                 }
                 let statistics = await assembler.statistics
                 Gauge(label: "mlflow_otel_proxy_traces_waiting").record(statistics.tracesInFlight)
+                Gauge(label: "mlflow_otel_proxy_connections_open", dimensions: [("listener", "proxy")]).record(proxyConnections.open)
                 return metricsText()
             }
             adminServices.append(
-                AdminApplication.make(address: adminAddress, state: adminState, renderMetrics: render, logger: logger, onRunning: onAdminRunning)
+                AdminApplication.make(
+                    address: adminAddress, state: adminState, renderMetrics: render,
+                    server: .guarded(limits: ConnectionLimits(), tls: adminTLS, connections: ConnectionGauge(listener: "admin"), counters: counters),
+                    logger: logger, onRunning: onAdminRunning)
             )
         }
         // gRPC exporters run their connections as services listed before the pipelines, so they stop after them.

@@ -23,8 +23,22 @@ struct ProxyResponder: HTTPResponder {
     let counters: ProxyCounters
 
     func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
-        let route = MLflowRoute.classify(method: request.method.rawValue, path: request.uri.path)
         var request = request
+        switch RequestPathNormalizer.normalize(request.head.path ?? "") {
+        case .unchanged:
+            break
+        case .normalized(let target):
+            context.logger.debug("request path normalized", metadata: ["path": "\(request.uri.path)", "normalized": "\(target)"])
+            var head = request.head
+            head.path = target
+            request = Request(head: head, body: request.body)
+        case .rejected(let reason):
+            counters.increment("rejected_requests", "unsafe_path")
+            counters.increment("requests", labels: ["passthrough", "4xx"])
+            context.logger.warning("request path rejected", metadata: ["reason": "\(reason)"])
+            return ErrorResponses.mlflow(status: .badRequest, code: "INVALID_PARAMETER_VALUE", message: "Rejected the request path: \(reason).")
+        }
+        let route = MLflowRoute.classify(method: request.method.rawValue, path: request.uri.path)
         if let authentication {
             switch authentication.check(request) {
             case .allowed(let stripped):

@@ -1,6 +1,7 @@
 import AsyncAlgorithms
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// Copies a request body into a back-pressured channel from a task the proxy owns.
 ///
@@ -13,12 +14,32 @@ final class RequestBodyPump: Sendable {
     /// What the upstream client reads.
     let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
     private let task: Task<Void, Never>
+    private let exceeded = Flag()
 
-    init(body: RequestBody) {
+    /// A flag the pump's task sets and the forwarder reads.
+    final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
+    /// Whether the body went over the pump's limit (and was cut off).
+    var exceededLimit: Bool { exceeded.value.load(ordering: .relaxed) }
+
+    /// The error the upstream client sees when the body goes over the limit.
+    struct BodyTooLarge: Error {}
+
+    /// - Parameter limit: the most bytes copied; past it the copy fails with ``BodyTooLarge``.
+    init(body: RequestBody, limit: Int? = nil) {
         let channel = self.channel
+        let exceeded = self.exceeded
         task = Task {
             do {
+                var total = 0
                 for try await chunk in body {
+                    total += chunk.readableBytes
+                    if let limit, total > limit {
+                        exceeded.value.store(true, ordering: .relaxed)
+                        throw BodyTooLarge()
+                    }
                     await channel.send(chunk)
                     if Task.isCancelled { break }
                 }

@@ -23,6 +23,8 @@ struct UpstreamForwarder: Sendable {
     var injectedHeaders: [KeyValuePair] = []
     /// Whether a client's own `Authorization` survives an injected one.
     var clientAuthorization: ClientAuthorizationPolicy = .keep
+    /// The largest body passed through (`limits.max_passthrough_body_bytes`); `nil`: streamed without a cap.
+    var maxBodyBytes: Int?
 
     /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `Host`, which the
     /// client sets from the upstream URL.
@@ -106,12 +108,15 @@ struct UpstreamForwarder: Sendable {
         }
 
         let contentLength = request.headers[.contentLength].flatMap(Int.init)
+        if let maxBodyBytes, let contentLength, contentLength > maxBodyBytes {
+            return .failure(Failure(response: bodyTooLarge(request, limit: maxBodyBytes, context: context)))
+        }
         let pump: RequestBodyPump?
         if let bufferedBody {
             pump = nil
             outbound.body = .bytes(bufferedBody)
         } else if contentLength != 0 && (contentLength != nil || request.headers[.transferEncoding] != nil) {
-            let bodyPump = RequestBodyPump(body: request.body)
+            let bodyPump = RequestBodyPump(body: request.body, limit: maxBodyBytes)
             pump = bodyPump
             outbound.body = .stream(bodyPump.channel, length: contentLength.map { .known(Int64($0)) } ?? .unknown)
         } else {
@@ -125,8 +130,23 @@ struct UpstreamForwarder: Sendable {
             return .success((response, pump))
         } catch {
             await pump?.stop()
+            if let pump, let maxBodyBytes, pump.exceededLimit {
+                return .failure(Failure(response: bodyTooLarge(request, limit: maxBodyBytes, context: context)))
+            }
             return .failure(Failure(response: errorResponse(for: error, request: request, context: context)))
         }
+    }
+
+    /// 413 for a body over the passthrough limit (counted, logged); the upstream never sees the request whole.
+    private func bodyTooLarge(_ request: Request, limit: Int, context: ProxyRequestContext) -> Response {
+        counters.increment("rejected_requests", "passthrough_body_too_large")
+        context.logger.info(
+            "request body over the passthrough limit; answered 413",
+            metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "limit": "\(limit)"])
+        return ErrorResponses.mlflow(
+            status: .contentTooLarge, code: "MAX_READ_SIZE_EXCEEDED",
+            message: "The request body exceeds the proxy's limit of \(limit) bytes for requests passed to the MLflow server.",
+            headers: [.connection: "close"])
     }
 
     private func status(of response: HTTPClientResponse) -> HTTPResponse.Status {

@@ -73,9 +73,10 @@ def sent_spans(uploads):
     return spans
 
 
-def replay(port, uploads, order=None):
+def replay(port, uploads, order=None, foreign_host=None):
     """Sends the uploads to the proxy, mapping captured v2 request ids to the ones the proxy answers with.
-    Returns the statuses."""
+    `foreign_host`: send every request in absolute form naming that host, with that Host header (routing
+    tests). Returns the statuses."""
     id_map = {}
     statuses = []
     for exchange in (order or uploads):
@@ -83,7 +84,11 @@ def replay(port, uploads, order=None):
         for old, new in id_map.items():
             path = path.replace(old, new)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        connection.request(exchange["method"], path, body=exchange["body"], headers=exchange["headers"])
+        headers = exchange["headers"]
+        if foreign_host:
+            headers = {**{k: v for k, v in headers.items() if k.lower() != "host"}, "Host": foreign_host}
+            path = f"http://{foreign_host}{path}"
+        connection.request(exchange["method"], path, body=exchange["body"], headers=headers)
         response = connection.getresponse()
         data = response.read()
         connection.close()

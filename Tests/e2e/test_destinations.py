@@ -118,26 +118,6 @@ def test_fan_out_keeps_each_destinations_credentials_apart(tmp_path, start_proxy
         echo.close()
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    """A CA, a server certificate for 127.0.0.1/localhost, a client certificate, and an unrelated CA."""
-    directory = tmp_path_factory.mktemp("pki")
-
-    def run(*args):
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    for ca in ("ca", "other-ca"):
-        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
-            "-subj", f"/CN=test {ca}")
-    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name in ("server", "client"):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        extra = ["-extfile", "san.cnf"] if name == "server" else []
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.pem",
-            "-days", "2", *extra)
-    return directory
-
-
 def tls_destination(receiver, **tls):
     return {"destinations": {"secure": {"traces_endpoint": receiver.url + "/v1/traces", "tls": tls}}}
 

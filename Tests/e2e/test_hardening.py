@@ -1,0 +1,255 @@
+"""Hardening: connection limits (431, 400, 408, idle close, 503 over the connection limit, 413 on passthrough),
+routing safety (the path the upstream sees is the one the request names; no request picks a host or a
+destination), and TLS on the listener and on the admin listener with the real MLflow client."""
+
+import http.client
+import json
+import socket
+import ssl
+import time
+import urllib.request
+
+import pytest
+
+from captures import exchanges, is_trace_upload, replay, sent_spans
+from conftest import run_workload, wait_for
+from otlp_receiver import OTLPReceiver
+from upstream_stubs import StubUpstream
+
+LIMITS = {"limits": {"max_header_bytes": 4096, "request_read_timeout": "1s", "idle_timeout": "1s", "max_connections": 4}}
+
+
+def write_config(tmp_path, document):
+    path = tmp_path / f"config-{time.monotonic_ns()}.yaml"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def exchange(port, data, read_timeout=10):
+    """Sends raw bytes and reads until the proxy closes (or the timeout): (status, headers, body, seconds)."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as connection:
+        connection.sendall(data)
+        received = b""
+        try:
+            while True:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+        except ConnectionResetError:
+            pass  # the proxy closes a connection whose request it did not read; the answer was already read
+    return parse_response(received) + (time.monotonic() - started,)
+
+
+def parse_response(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else None
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+    return status, headers, body
+
+
+def metric(proxy, name):
+    text = urllib.request.urlopen(proxy.admin_url + "/metrics", timeout=10).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def still_serves(proxy):
+    status, _, body, _ = exchange(proxy.port, b"GET /api/2.0/mlflow/experiments/get-by-name?experiment_name=Default HTTP/1.1\r\n"
+                                              b"Host: x\r\nConnection: close\r\n\r\n")
+    assert status == 200, body
+
+
+@pytest.fixture()
+def limited(start_proxy, tmp_path):
+    return start_proxy(["--config", str(write_config(tmp_path, LIMITS))])
+
+
+def test_a_head_over_the_limit_gets_431_in_mlflow_format(limited):
+    status, headers, body, _ = exchange(limited.port, b"GET /version HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n")
+    assert status == 431
+    assert headers["content-type"] == "application/json" and headers["connection"] == "close"
+    error = json.loads(body)
+    assert error["error_code"] == "INVALID_PARAMETER_VALUE" and "4096 bytes" in error["message"]
+    assert metric(limited, 'mlflow_otel_proxy_rejected_requests_total{reason="header_too_large"}') == 1
+    still_serves(limited)
+
+
+def test_malformed_http_gets_400_in_mlflow_format(limited):
+    for garbage in (b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00"):
+        status, _, body, _ = exchange(limited.port, garbage)
+        assert status == 400, garbage
+        assert json.loads(body)["error_code"] == "BAD_REQUEST"
+    assert metric(limited, 'mlflow_otel_proxy_rejected_requests_total{reason="malformed_http"}') == 3
+    still_serves(limited)
+
+
+def test_a_slow_head_gets_408_and_a_stalled_body_is_closed(limited):
+    status, _, body, seconds = exchange(limited.port, b"GET /version HTTP/1.1\r\nHost: x\r\nX-Slow")
+    assert status == 408 and 0.9 < seconds < 5
+    assert "did not arrive" in json.loads(body)["message"]
+    # A body that stops arriving: the connection is closed once the read timeout passes between two reads.
+    status, _, _, seconds = exchange(limited.port, b"POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: x\r\n"
+                                                   b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"na")
+    assert 0.9 < seconds < 5
+    assert metric(limited, 'mlflow_otel_proxy_rejected_requests_total{reason="request_read_timeout"}') == 1
+    assert metric(limited, 'mlflow_otel_proxy_connections_closed_total{reason="body_read_timeout"}') == 1
+    still_serves(limited)
+
+
+def test_a_trickling_head_cannot_keep_a_connection_past_the_read_timeout(limited):
+    # Slowloris: one header byte every 0.3 s. The read timeout counts from the head's first byte, not the last.
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as connection:
+        received = b""
+        try:
+            for byte in b"GET /version HTTP/1.1\r\nHost: x\r\nX-A: bbbbbbbbbbbbbbbbbbbbbbbb":
+                connection.sendall(bytes([byte]))
+                time.sleep(0.3)
+                if time.monotonic() - started > 6:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            received = connection.recv(65536)
+        except ConnectionResetError:
+            pass
+    assert time.monotonic() - started < 6, "the trickling connection was never closed"
+    assert parse_response(received)[0] in (408, None)
+
+
+def test_an_idle_keep_alive_connection_is_closed(limited):
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as connection:
+        connection.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert connection.recv(65536).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert connection.recv(65536) == b""
+        assert 0.8 < time.monotonic() - started < 5
+    assert metric(limited, 'mlflow_otel_proxy_connections_closed_total{reason="idle_timeout"}') >= 1
+
+
+def test_connections_over_the_limit_get_503_with_retry_after(limited):
+    held = [socket.create_connection(("127.0.0.1", limited.port)) for _ in range(4)]
+    try:
+        time.sleep(0.2)
+        status, headers, body, _ = exchange(limited.port, b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 503 and headers["retry-after"] == "1"
+        assert json.loads(body)["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    finally:
+        for connection in held:
+            connection.close()
+    wait_for(lambda: metric(limited, "mlflow_otel_proxy_connections_open") == 0, timeout=10, message="connections to close")
+    still_serves(limited)
+    assert metric(limited, 'mlflow_otel_proxy_rejected_requests_total{reason="too_many_connections"}') == 1
+
+
+# Mock upstream (echo): the only way to see the exact request line and headers the upstream receives.
+@pytest.fixture()
+def echo():
+    upstream = StubUpstream("echo")
+    yield upstream
+    upstream.close()
+
+
+def echoed(port, target, headers=b"Host: evil.example\r\n"):
+    status, _, body, _ = exchange(port, b"GET " + target + b" HTTP/1.1\r\n" + headers + b"Connection: close\r\n\r\n")
+    return status, (json.loads(body) if status == 200 else json.loads(body))
+
+
+def test_passthrough_body_limit_gets_413_and_streams_below_it(echo, start_proxy, tmp_path):
+    proxy = start_proxy(["--upstream", echo.url, "--config", str(write_config(tmp_path, {"limits": {"max_passthrough_body_bytes": 1000}}))])
+    path = b"/api/2.0/mlflow-artifacts/artifacts/1/model.bin"
+    status, _, body, _ = exchange(proxy.port, b"PUT " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000)
+    assert status == 413 and json.loads(body)["error_code"] == "MAX_READ_SIZE_EXCEEDED"
+    chunked = b"".join(b"%x\r\n" % 500 + b"y" * 500 + b"\r\n" for _ in range(4)) + b"0\r\n\r\n"
+    status, _, body, _ = exchange(proxy.port, b"PUT " + path + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
+    assert status == 413, body
+    status, _, body, _ = exchange(proxy.port, b"PUT " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 900\r\n\r\n" + b"z" * 900)
+    assert status == 200 and json.loads(body)["body_length"] == 900
+    assert metric(proxy, 'mlflow_otel_proxy_rejected_requests_total{reason="passthrough_body_too_large"}') == 2
+
+
+@pytest.mark.parametrize("target, upstream_sees", [
+    (b"/api/2.0/mlflow-artifacts/artifacts/1/../../../../etc/passwd", "/api/etc/passwd"),
+    (b"/api/2.0/mlflow-artifacts/artifacts/1/%2e%2e/2/model.pkl?path=../x", "/api/2.0/mlflow-artifacts/artifacts/2/model.pkl?path=../x"),
+    (b"/api/2.0/mlflow-artifacts/artifacts/1/.%2E/%2e/3", "/api/2.0/mlflow-artifacts/artifacts/3"),
+    (b"/ajax-api/2.0/mlflow/./experiments/get?experiment_id=1", "/ajax-api/2.0/mlflow/experiments/get?experiment_id=1"),
+    (b"http://evil.example:8080/api/2.0/mlflow/experiments/get?experiment_id=1", "/api/2.0/mlflow/experiments/get?experiment_id=1"),
+    (b"/api/2.0/mlflow-artifacts/artifacts/1/a%2Fb", "/api/2.0/mlflow-artifacts/artifacts/1/a%2Fb"),
+])
+def test_the_upstream_sees_the_path_the_request_names_at_the_configured_host(echo, start_proxy, target, upstream_sees):
+    proxy = start_proxy(["--upstream", echo.url])
+    status, answer = echoed(proxy.port, target)
+    assert status == 200
+    assert answer["request_line"] == f"GET {upstream_sees} HTTP/1.1"
+    # Host never routes: the upstream is the configured one, named in Host; the client's goes in X-Forwarded-Host.
+    headers = {k.lower(): v for k, v in answer["headers"]}
+    assert headers["host"] == f"127.0.0.1:{echo.port}"
+    assert headers["x-forwarded-host"] == "evil.example"
+
+
+@pytest.mark.parametrize("target", [b"/../etc/passwd", b"/api/%2e%2e/%2E%2E/x", b"/api/2.0/mlflow-artifacts/artifacts/a%00.txt",
+                                    b"/api/2.0/mlflow-artifacts/artifacts/..\\..\\x", b"*"])
+def test_unsafe_paths_are_rejected_before_the_upstream(echo, start_proxy, target):
+    proxy = start_proxy(["--upstream", echo.url])
+    status, answer = echoed(proxy.port, target)
+    assert status == 400 and answer["error_code"] == "INVALID_PARAMETER_VALUE" and "path" in answer["message"]
+    assert echo.connections == []
+
+
+def test_no_request_chooses_a_destination(start_proxy):
+    configured, other = OTLPReceiver(), OTLPReceiver()
+    try:
+        proxy = start_proxy(env={"OTEL_EXPORTER_OTLP_ENDPOINT": configured.url})
+        uploads = [e for e in exchanges("3.17.2/01_sync") if is_trace_upload(e)]
+        # Absolute-form targets and Host headers naming another receiver change nothing.
+        statuses = replay(proxy.port, uploads, foreign_host=other.url.removeprefix("http://"))
+        assert all(status == 200 for _, _, status in statuses), statuses
+        wait_for(lambda: len(configured.all_spans()) >= len(sent_spans(uploads)), timeout=20, message="spans at the configured receiver")
+        time.sleep(0.5)
+        assert other.requests == []
+    finally:
+        configured.close()
+        other.close()
+
+
+def test_tls_listener_serves_the_real_mlflow_client_and_the_admin_listener_has_its_own(pki, tmp_path, receiver, start_proxy):
+    config = {"tls": {"cert_file": str(pki / "server.pem"), "key_file": str(pki / "server.key")},
+              "admin_tls": {"cert_file": str(pki / "server.pem"), "key_file": str(pki / "server.key")}}
+    proxy = start_proxy(["--config", str(write_config(tmp_path, config))], env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+    url = f"https://127.0.0.1:{proxy.port}"
+    expected, _ = run_workload(url, MLFLOW_TRACKING_SERVER_CERT_PATH=str(pki / "ca.pem"), WORKLOAD_EXPERIMENT="tls-listener")
+    want = sum(len(trace["spans"]) for trace in expected)
+    wait_for(lambda: len(receiver.all_spans()) >= want, timeout=30, message="spans exported from a TLS upload")
+    # Plain HTTP on the TLS port gets no HTTP answer.
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+        connection.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            assert not connection.recv(65536).startswith(b"HTTP/1.1 200")
+        except ConnectionResetError:
+            pass
+    # The admin listener speaks TLS with its own certificate; an untrusted CA is refused.
+    trusted = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    admin = http.client.HTTPSConnection("127.0.0.1", proxy.admin_port, context=trusted, timeout=10)
+    admin.request("GET", "/healthz")
+    assert admin.getresponse().status == 200
+    untrusted = ssl.create_default_context(cafile=str(pki / "other-ca.pem"))
+    with pytest.raises(ssl.SSLError):
+        other = http.client.HTTPSConnection("127.0.0.1", proxy.admin_port, context=untrusted, timeout=10)
+        other.request("GET", "/healthz")
+
+
+def test_listener_tls_problems_stop_start_up_with_the_reason(tmp_path, start_proxy, pki):
+    half = write_config(tmp_path, {"tls": {"cert_file": str(pki / "server.pem")}})
+    proxy = start_proxy(["--config", str(half)], expect_start=False)
+    assert proxy.process.wait(timeout=30) != 0
+    assert "setting=tls.key_file" in proxy.log() and "is required" in proxy.log()
+    wrong = write_config(tmp_path, {"tls": {"cert_file": str(pki / "server.pem"), "key_file": str(pki / "client.key")}})
+    proxy = start_proxy(["--config", str(wrong)], expect_start=False)
+    assert proxy.process.wait(timeout=30) != 0
+    assert "cannot use" in proxy.log()

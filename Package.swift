@@ -142,6 +142,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -173,3 +174,16 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets for every decoder (Tests/scripts/fuzz.sh). Declared only when that script asks, because
+// they link only with `-sanitize=fuzzer`.
+if Context.environment["MLFLOW_OTEL_PROXY_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "ProxyFuzz",
+            dependencies: ["MLflowWire", "TraceAssembly", "OTLPTranslation", "ProxyConfig", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/fuzz/ProxyFuzz",
+            swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+        )
+    )
+}

@@ -116,7 +116,7 @@ struct Serve: AsyncParsableCommand {
         logger.info("starting mlflow-otel-proxy \(ProxyVersion.current): \(configuration.summary)")
 
         let counters = ProxyCounters()
-        let services = try ProxyApplication.makeServices(
+        let runtime = try ProxyApplication.makeServices(
             configuration: configuration, counters: counters, logger: logger, metricsText: { registry.emitToString() },
             onServerRunning: { address in
                 logger.info("listening", metadata: ["address": "\(address.map(String.init(describing:)) ?? configuration.listen.description)"])
@@ -125,8 +125,12 @@ struct Serve: AsyncParsableCommand {
                 logger.info("admin listening", metadata: ["address": "\(address.map(String.init(describing:)) ?? "?")"])
             }
         )
+        let options = self.options
+        let reload = ReloadOnSignal(reloader: runtime.reloader, logger: logger) { () throws(ConfigurationError) in
+            try options.loadConfiguration(environment: environment)
+        }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            services: (runtime.services + [reload]).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
         let group = ServiceGroup(configuration: groupConfiguration)

@@ -45,6 +45,7 @@ public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
     public var mlflowErrorCode: String {
         switch kind {
         case .unknownTrace: "RESOURCE_DOES_NOT_EXIST"
+        case .bodyTooLarge: "MAX_READ_SIZE_EXCEEDED"
         default: "INVALID_PARAMETER_VALUE"
         }
     }

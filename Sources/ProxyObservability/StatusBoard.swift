@@ -65,6 +65,16 @@ public final class StatusBoard: Sendable {
         state = Mutex(State(destinations: destinations.map { Destination(name: $0.name, endpoint: $0.endpoint) }))
     }
 
+    /// Sets the destinations after a reload; the ones that stay keep their state and counts.
+    public func setDestinations(_ destinations: [(name: String, endpoint: String)]) {
+        state.withLock { state in
+            state.destinations = destinations.map { new in
+                if let kept = state.destinations.first(where: { $0.name == new.name && $0.endpoint == new.endpoint }) { return kept }
+                return Destination(name: new.name, endpoint: new.endpoint)
+            }
+        }
+    }
+
     /// A trace was handed to export.
     public func traceExported(id: String, otelTraceID: String, name: String, spans: Int) {
         let now = Date()

@@ -17,16 +17,16 @@ import TraceAssembly
 final class AdminState: Sendable {
     let configuration: ProxyConfiguration
     let status: StatusBoard
-    let pipelines: [ExportPipeline]
+    let fanOut: ExportFanOut
     let assembler: TraceAssembler
     let client: HTTPClient
     let listening = Atomic<Bool>(false)
     private let upstreamCheck = Mutex<(checkedAt: ContinuousClock.Instant, reachable: Bool, detail: String)?>(nil)
 
-    init(configuration: ProxyConfiguration, status: StatusBoard, pipelines: [ExportPipeline], assembler: TraceAssembler, client: HTTPClient) {
+    init(configuration: ProxyConfiguration, status: StatusBoard, fanOut: ExportFanOut, assembler: TraceAssembler, client: HTTPClient) {
         self.configuration = configuration
         self.status = status
-        self.pipelines = pipelines
+        self.fanOut = fanOut
         self.assembler = assembler
         self.client = client
     }

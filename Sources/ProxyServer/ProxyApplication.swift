@@ -37,7 +37,7 @@ public enum ProxyApplication {
         metricsText: @escaping @Sendable () -> String = { "" },
         onServerRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in },
         onAdminRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }
-    ) throws -> [any Service] {
+    ) throws -> ProxyRuntime {
         let listenerTLS = try configuration.tls.map { settings throws(ConfigurationError) in try ListenerTLSContext(settings, setting: "tls") }
         let adminTLS = try configuration.adminTLS.map { settings throws(ConfigurationError) in
             try ListenerTLSContext(settings, setting: "admin_tls")
@@ -73,39 +73,11 @@ public enum ProxyApplication {
         configuration: ProxyConfiguration, counters: ProxyCounters, logger: Logger, metricsText: @escaping @Sendable () -> String,
         onServerRunning: @escaping @Sendable (SocketAddress?) async -> Void, onAdminRunning: @escaping @Sendable (SocketAddress?) async -> Void,
         status: StatusBoard, client: HTTPClient, exportClient: HTTPClient, listenerTLS: ListenerTLSContext?, adminTLS: ListenerTLSContext?
-    ) throws -> [any Service] {
+    ) throws -> ProxyRuntime {
 
-        // One pipeline (queue, batching, exporter) per destination: every trace goes to each of them.
-        var destinationPipelines: [ExportPipeline] = []
-        var grpcExporters: [OTLPGRPCExporter] = []
-        for destination in configuration.destinations {
-            if destination.tls.insecureSkipVerify {
-                logger.warning("TLS certificate verification is off for a destination", metadata: ["destination": "\(destination.name)"])
-            }
-            let exporter: any SpanExporter
-            do {
-                if destination.transportProtocol == .grpc {
-                    let grpc = try OTLPGRPCExporter(destination: destination, logger: logger, status: status, counters: counters)
-                    grpcExporters.append(grpc)
-                    exporter = grpc
-                } else {
-                    exporter = try OTLPHTTPExporter(
-                        destination: destination, client: exportClient, logger: logger, status: status, counters: counters)
-                }
-            } catch {
-                throw ConfigurationError(setting: "destinations.\(destination.name).tls", reason: "cannot load the TLS files: \(error)")
-            }
-            destinationPipelines.append(
-                ExportPipeline(settings: configuration.batching, exporters: [exporter], counters: counters, logger: logger, status: status)
-            )
-        }
-        if configuration.destinations.isEmpty, let path = configuration.localTracesFile {
-            destinationPipelines.append(
-                ExportPipeline(
-                    settings: configuration.batching, exporters: [try JSONLinesFileExporter(path: path)], counters: counters, logger: logger)
-            )
-        }
-        let pipelines = destinationPipelines
+        // One unit (queue, batching, exporter) per destination: every trace goes to each of them.
+        let unitFactory = ExportUnitFactory(counters: counters, logger: logger, status: status, exportClient: exportClient)
+        let fanOut = ExportFanOut(units: try unitFactory.units(for: configuration))
 
         let translation = TranslationSettings(
             serviceName: configuration.resource.serviceName,
@@ -153,7 +125,7 @@ public enum ProxyApplication {
         let assembler = TraceAssembler(settings: assemblySettings, logger: logger) { traces in
             for trace in traces {
                 let translated = OTLPTraceTranslator.translate(trace, settings: translation)
-                for pipeline in pipelines { pipeline.submit(translated) }
+                fanOut.submit(translated)
                 for recorder in metricsRecorders { recorder.record(translated, info: trace.info) }
                 let name = trace.info?.tags["mlflow.traceName"] ?? trace.spans.first(where: \.isRoot)?.span.name ?? "?"
                 status.traceExported(id: trace.mlflowTraceID, otelTraceID: HexID.string(trace.traceID), name: name, spans: trace.spans.count)
@@ -178,11 +150,11 @@ public enum ProxyApplication {
             }
         }
 
+        let live = LiveSettings(configuration)
         let forwarder = configuration.upstream.map {
             UpstreamForwarder(
                 upstream: $0, client: client, timeout: configuration.upstreamTimeout, counters: counters,
-                injectedHeaders: configuration.upstreamHeaders, clientAuthorization: configuration.clientAuthorization,
-                maxBodyBytes: configuration.limits.maxPassthroughBodyBytes
+                live: live, maxBodyBytes: configuration.limits.maxPassthroughBodyBytes
             )
         }
         let attachments = try AttachmentStore(
@@ -193,15 +165,14 @@ public enum ProxyApplication {
             ? TraceIntake(
                 assembler: assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes, attachments: attachments, status: status
             ) : nil
-        var responder = ProxyResponder(
+        let responder = ProxyResponder(
             // Push back on clients only when every destination's queue is full: one dead destination must not
             // change the answers clients get (its own queue drops and counts instead).
             mode: configuration.mode, forwarder: forwarder, intake: intake,
-            exportIsSaturated: { !pipelines.isEmpty && pipelines.allSatisfy(\.isSaturated) },
+            exportIsSaturated: { fanOut.isSaturated }, live: live,
             experiments: StandaloneExperiments(), counters: counters
         )
-        if !configuration.inboundTokens.isEmpty { responder.authentication = InboundAuthentication(tokens: Set(configuration.inboundTokens)) }
-        let adminState = AdminState(configuration: configuration, status: status, pipelines: pipelines, assembler: assembler, client: exportClient)
+        let adminState = AdminState(configuration: configuration, status: status, fanOut: fanOut, assembler: assembler, client: exportClient)
         let proxyConnections = ConnectionGauge(listener: "proxy")
         let application = Application(
             responder: responder,
@@ -217,7 +188,7 @@ public enum ProxyApplication {
         if let adminAddress = configuration.adminListen {
             let render: @Sendable () async -> String = {
                 // Gauges are read at scrape time.
-                for pipeline in pipelines {
+                for pipeline in fanOut.pipelines {
                     let dimensions = [("destination", pipeline.name)]
                     Gauge(label: "mlflow_otel_proxy_export_queue_spans", dimensions: dimensions).record(pipeline.queuedSpanCount)
                     Gauge(label: "mlflow_otel_proxy_export_queue_bytes", dimensions: dimensions).record(pipeline.queuedByteCount)
@@ -234,9 +205,12 @@ public enum ProxyApplication {
                     logger: logger, onRunning: onAdminRunning)
             )
         }
-        // gRPC exporters run their connections as services listed before the pipelines, so they stop after them.
-        let services: [any Service] = [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + grpcExporters + metricsServices
-        return services + pipelines + [assembler] + adminServices + [application]
+        let reloader = ProxyReloader(
+            running: configuration, fanOut: fanOut, unitFactory: unitFactory, live: live, listenerTLS: listenerTLS, adminTLS: adminTLS,
+            status: status, logger: logger)
+        // The fan-out stops after the assembler (which hands it what it holds) and before the HTTP clients.
+        let services: [any Service] = [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + metricsServices
+        return ProxyRuntime(services: services + [fanOut, assembler] + adminServices + [application], reloader: reloader)
     }
 
     static func nowUnixNano() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }

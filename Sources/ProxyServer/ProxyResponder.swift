@@ -17,8 +17,8 @@ struct ProxyResponder: HTTPResponder {
     let intake: TraceIntake?
     /// Whether the export queue is full (the proxy then asks clients to retry span uploads later).
     let exportIsSaturated: @Sendable () -> Bool
-    /// Inbound authentication, when tokens are configured.
-    var authentication: InboundAuthentication?
+    /// Settings a reload can change (inbound tokens), read per request.
+    let live: LiveSettings
     let experiments: StandaloneExperiments
     let counters: ProxyCounters
 
@@ -39,7 +39,7 @@ struct ProxyResponder: HTTPResponder {
             return ErrorResponses.mlflow(status: .badRequest, code: "INVALID_PARAMETER_VALUE", message: "Rejected the request path: \(reason).")
         }
         let route = MLflowRoute.classify(method: request.method.rawValue, path: request.uri.path)
-        if let authentication {
+        if let authentication = live.current.authentication {
             switch authentication.check(request) {
             case .allowed(let stripped):
                 request = stripped

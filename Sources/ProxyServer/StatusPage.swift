@@ -8,7 +8,7 @@ enum StatusPage {
     static func render(state: AdminState, tracesWaiting: Int) -> String {
         let configuration = state.configuration
         let (destinations, recent, spansPerSecond) = state.status.snapshot()
-        let queues = Dictionary(state.pipelines.map { ($0.name, $0.queuedSpanCount) }, uniquingKeysWith: { $1 })
+        let queues = Dictionary(state.fanOut.pipelines.map { ($0.name, $0.queuedSpanCount) }, uniquingKeysWith: { $1 })
         let formatter = ISO8601DateFormatter()
         var html = """
             <!DOCTYPE html>

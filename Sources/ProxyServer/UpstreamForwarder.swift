@@ -19,10 +19,9 @@ struct UpstreamForwarder: Sendable {
     let client: HTTPClient
     let timeout: Duration
     let counters: ProxyCounters
-    /// Operator-configured headers for every upstream request (never a destination's).
-    var injectedHeaders: [KeyValuePair] = []
-    /// Whether a client's own `Authorization` survives an injected one.
-    var clientAuthorization: ClientAuthorizationPolicy = .keep
+    /// Operator-configured headers for every upstream request (never a destination's) and whether a client's
+    /// own `Authorization` survives an injected one; a reload can change them.
+    let live: LiveSettings
     /// The largest body passed through (`limits.max_passthrough_body_bytes`); `nil`: streamed without a cap.
     var maxBodyBytes: Int?
 
@@ -100,8 +99,10 @@ struct UpstreamForwarder: Sendable {
             outbound.headers.add(name: field.name.rawName, value: field.value)
         }
         addForwardingHeaders(request, context: context, to: &outbound.headers)
-        for header in injectedHeaders {
-            if header.key.lowercased() == "authorization" && clientAuthorization == .keep && outbound.headers.contains(name: "authorization") {
+        let settings = live.current
+        for header in settings.upstreamHeaders {
+            if header.key.lowercased() == "authorization" && settings.clientAuthorization == .keep && outbound.headers.contains(name: "authorization")
+            {
                 continue
             }
             outbound.headers.replaceOrAdd(name: header.key, value: header.value)

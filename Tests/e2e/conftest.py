@@ -108,13 +108,13 @@ class Proxy:
 
     BINARY = os.environ.get("MLFLOW_OTEL_PROXY_BIN", str(ROOT / ".build" / "debug" / "mlflow-otel-proxy"))
 
-    def __init__(self, workdir: Path, args=(), env=None, expect_start=True):
+    def __init__(self, workdir: Path, args=(), env=None, expect_start=True, log_level="debug"):
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"proxy-{time.monotonic_ns()}.log"
         self.log_file = open(self.log_path, "wb")
         environment = clean_environment(OTEL_BSP_SCHEDULE_DELAY="100", **(env or {}))
-        self.process = subprocess.Popen([self.BINARY, *args, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", "debug"],
+        self.process = subprocess.Popen([self.BINARY, *args, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", log_level],
                                         stdout=self.log_file, stderr=subprocess.STDOUT, env=environment, cwd=workdir)
         self.port = None
         self.admin_port = None
@@ -202,8 +202,8 @@ def receiver():
 def start_proxy(tmp_path):
     started = []
 
-    def start(args=(), env=None, expect_start=True):
-        proxy = Proxy(tmp_path, args=args, env=env, expect_start=expect_start)
+    def start(args=(), env=None, expect_start=True, log_level="debug"):
+        proxy = Proxy(tmp_path, args=args, env=env, expect_start=expect_start, log_level=log_level)
         started.append(proxy)
         return proxy
 

@@ -40,6 +40,7 @@ class ReceivedRequest:
         self.headers = headers
         self.raw = raw
         self.message = message
+        self.status = 200
 
     def spans(self):
         for resource_spans in self.message.resource_spans:
@@ -87,10 +88,12 @@ class OTLPReceiver:
                 else:
                     message = ExportTraceServiceRequest()
                     message.ParseFromString(body)
+                received = ReceivedRequest(self.path, dict(self.headers.items()), raw, message)
+                received.status = receiver.status
                 with receiver.lock:
-                    receiver.requests.append(ReceivedRequest(self.path, dict(self.headers.items()), raw, message))
+                    receiver.requests.append(received)
                 payload = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(receiver.status)
+                self.send_response(received.status)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -113,6 +116,12 @@ class OTLPReceiver:
     @property
     def url(self):
         return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def accepted_spans(self):
+        """Spans of the requests answered 200 (what a real backend would have stored)."""
+        with self.lock:
+            requests = [request for request in self.requests if request.status == 200]
+        return [item for request in requests for item in request.spans()]
 
     def all_spans(self):
         with self.lock:

@@ -113,3 +113,115 @@ def test_the_proxy_keeps_serving_and_counts_rejections(proxy):
     log = proxy.log()
     assert log.count("rejected a trace upload") >= 20
     assert "rejected_requests{malformed_body}=20" in log
+
+
+# The malformed-input suite: every shape of hostile body gets a 4xx (never a 5xx, never a crash), the proxy
+# keeps serving, and its memory stays bounded.
+
+PB = {"Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "0"}
+JS = {"Content-Type": "application/json", "x-mlflow-experiment-id": "0"}
+
+
+def captured_bodies():
+    from captures import exchanges
+    return [(e["headers"], e["body"]) for e in exchanges("3.17.2/01_sync") if e["path"] == "/v1/traces"]
+
+
+def rss_kib(proxy):
+    import re
+    from pathlib import Path
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{proxy.process.pid}/status").read_text()).group(1))
+
+
+def test_truncated_bodies_never_get_a_5xx(proxy):
+    for headers, body in captured_bodies():
+        for cut in range(1, len(body), max(1, len(body) // 40)):
+            response, _ = post(proxy, "/v1/traces", body[:cut], headers)
+            assert response.status < 500, (cut, response.status)
+    assert proxy.process.poll() is None
+
+
+def test_a_body_over_the_limit_gets_413(start_proxy, receiver, tmp_path):
+    config = tmp_path / "limits.yaml"
+    config.write_text('limits: { max_trace_body_bytes: 1048576 }\n')
+    proxy = start_proxy(["--config", str(config)], env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+    response, data = post(proxy, "/v1/traces", b"\x0a" * (2 * 1024 * 1024), PB)
+    assert response.status == 413 and rpc_status(data).code == 8
+    response, data = post(proxy, "/api/3.0/mlflow/traces", b"{" * (2 * 1024 * 1024), {"Content-Type": "application/json"})
+    assert response.status == 413 and json.loads(data)["error_code"] == "MAX_READ_SIZE_EXCEEDED"
+
+
+def test_deeply_nested_json_is_rejected_not_a_stack_overflow(proxy):
+    depth = 100_000
+    nested_value = '{"arrayValue":{"values":[' * depth + '{"stringValue":"x"}' + ']}}' * depth
+    span = ('{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c",'
+            '"spanId":"eee19b7ec3c1b174","name":"n","startTimeUnixNano":"1","endTimeUnixNano":"2",'
+            '"attributes":[{"key":"k","value":' + nested_value + '}]}]}]}]}')
+    response, data = post(proxy, "/v1/traces", span.encode(), JS)
+    assert 400 <= response.status < 500
+    nested = b""
+    for _ in range(5000):  # AnyValue{array_value: ArrayValue{values: [AnyValue{...}]}}, 5000 deep, as raw protobuf
+        nested = _field(5, _field(1, nested))
+    span = _field(1, bytes(16)) + _field(2, bytes(8)) + _field(5, b"n") + _field(9, _field(1, b"k") + _field(2, nested))
+    nested_protobuf = _field(1, _field(2, _field(2, span)))
+    response, _ = post(proxy, "/v1/traces", nested_protobuf, PB)
+    assert 400 <= response.status < 500
+    for body in (b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth):
+        response, _ = post(proxy, "/api/3.0/mlflow/traces", body, {"Content-Type": "application/json"})
+        assert 400 <= response.status < 500
+    assert proxy.process.poll() is None
+
+
+def _field(number, payload):
+    """A length-delimited protobuf field."""
+    return bytes([(number << 3) | 2]) + _varint(len(payload)) + payload
+
+
+def _varint(value):
+    out = b""
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out += bytes([byte | 0x80])
+        else:
+            return out + bytes([byte])
+
+
+def test_huge_attribute_counts_and_invalid_utf8(proxy, receiver):
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = bytes.fromhex("5b8efff798038103d269b633813fc60c"), bytes.fromhex("eee19b7ec3c1b174"), "wide"
+    span.start_time_unix_nano, span.end_time_unix_nano = 1, 2
+    span.attributes.extend(KeyValue(key=f"k{i}") for i in range(200_000))
+    for attribute in span.attributes:
+        attribute.value.int_value = 1
+    response, _ = post(proxy, "/v1/traces", request.SerializeToString(), PB)
+    assert response.status in (200, 400, 413)
+    # Invalid UTF-8 in a protobuf string field and in JSON.
+    bad = ExportTraceServiceRequest()
+    bad_span = bad.resource_spans.add().scope_spans.add().spans.add()
+    bad_span.trace_id, bad_span.span_id = bytes.fromhex("6b8efff798038103d269b633813fc60c"), bytes.fromhex("fee19b7ec3c1b174")
+    bad_span.name = "NAME"
+    raw = bad.SerializeToString().replace(b"NAME", b"\xff\xfe\xfd\xfc")
+    response, data = post(proxy, "/v1/traces", raw, PB)
+    assert response.status == 400 and rpc_status(data).code == 3
+    response, _ = post(proxy, "/v1/traces", b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"\xff\xfe"}]}]}]}', JS)
+    assert response.status == 400
+    response, _ = post(proxy, "/api/3.0/mlflow/traces", b'{"trace":{"trace_info":{"trace_id":"\xc3\x28"}}}', {"Content-Type": "application/json"})
+    assert 400 <= response.status < 500
+
+
+def test_memory_stays_bounded_under_a_stream_of_hostile_bodies(proxy):
+    import os
+    baseline = rss_kib(proxy)
+    random_body = os.urandom(256 * 1024)
+    for i in range(200):
+        post(proxy, "/v1/traces", random_body[: 1024 + (i * 997) % len(random_body)], PB)
+        post(proxy, "/v1/traces", b'{"resourceSpans":[' * 2000, JS)
+        post(proxy, "/api/3.0/mlflow/traces", b'{"trace": ' * 1000, {"Content-Type": "application/json"})
+    response, _ = post(proxy, "/v1/traces", ExportTraceServiceRequest().SerializeToString(), PB)
+    assert response.status == 200
+    grown = rss_kib(proxy) - baseline
+    assert grown < 64 * 1024, f"RSS grew by {grown} KiB over 600 hostile requests"

@@ -1,0 +1,83 @@
+"""No secret reaches a log (at trace level, the most verbose), an error body, /metrics, /status or the
+configuration dump, whatever happens: good and bad uploads, refused tokens, a destination that rejects its
+credentials, passthrough with injected upstream credentials, a reload."""
+
+import http.client
+import json
+import signal
+import subprocess
+import urllib.request
+
+from captures import exchanges, is_trace_upload
+from conftest import KNOWN_SECRETS, Proxy, wait_for
+from otlp_receiver import OTLPReceiver
+
+DESTINATION_KEY = "dest-api-key-91c3e0aa"
+REJECTED_KEY = "rejected-api-key-2b7f44"
+INBOUND_TOKEN = "inbound-token-c0ffee17"
+UPSTREAM_TOKEN = "upstream-token-8d6a55"
+SECRETS = [DESTINATION_KEY, REJECTED_KEY, INBOUND_TOKEN, UPSTREAM_TOKEN]
+KNOWN_SECRETS.update(SECRETS)
+UPLOADS = [e for e in exchanges("3.17.2/01_sync") if is_trace_upload(e)]
+
+
+def request(port, method, path, body=None, headers=None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request(method, path, body=body, headers=headers or {})
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, "\n".join(f"{k}: {v}" for k, v in response.getheaders()) + "\n" + data.decode("latin-1")
+
+
+def test_no_secret_in_logs_answers_metrics_status_or_config_dump(mlflow_server, tmp_path, start_proxy):
+    good, rejecting = OTLPReceiver(), OTLPReceiver()
+    rejecting.status = 401
+    (tmp_path / "token").write_text(INBOUND_TOKEN)
+    config = tmp_path / "proxy.yaml"
+    config.write_text(json.dumps({
+        "upstream": {"url": mlflow_server.url, "headers": {"Authorization": f"Bearer {UPSTREAM_TOKEN}"}},
+        "mode": "opentelemetry-only",
+        "inbound_auth": {"tokens": [f"${{file:{tmp_path / 'token'}}}"]},
+        "destinations": {"good": {"endpoint": good.url, "headers": {"x-api-key": "${env:DEST_KEY}"}},
+                         "rejecting": {"endpoint": rejecting.url, "headers": {"x-api-key": REJECTED_KEY}}},
+    }))
+    try:
+        proxy = start_proxy(["--config", str(config)], env={"DEST_KEY": DESTINATION_KEY}, log_level="trace")
+        outputs = []
+        # Uploads with the token: exported to both (one rejects the key: logged with its answer).
+        for upload in UPLOADS:
+            outputs.append(request(proxy.port, upload["method"], upload["path"], upload["body"],
+                                   {**upload["headers"], "Authorization": f"Bearer {INBOUND_TOKEN}"})[1])
+        wait_for(lambda: len(good.all_spans()) > 0 and len(rejecting.requests) > 0, timeout=20, message="exports")
+        # Refused and malformed requests, passthrough with the injected upstream credentials.
+        outputs.append(request(proxy.port, "GET", "/api/2.0/mlflow/experiments/get?experiment_id=0",
+                               headers={"Authorization": f"Bearer {INBOUND_TOKEN}x"})[1])
+        outputs.append(request(proxy.port, "POST", "/v1/traces", b"\xff\x00garbage",
+                               {"Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "0",
+                                "X-MLflow-OTel-Proxy-Token": INBOUND_TOKEN})[1])
+        outputs.append(request(proxy.port, "GET", "/api/2.0/mlflow/experiments/get?experiment_id=0",
+                               headers={"Authorization": f"Bearer {INBOUND_TOKEN}"})[1])
+        outputs.append(request(proxy.port, "GET", "/api/2.0/mlflow/experiments/get?experiment_id=0",
+                               headers={"X-MLflow-OTel-Proxy-Token": INBOUND_TOKEN, "Authorization": "Basic eDp5"})[1])
+        # A reload (same file) logs what it did.
+        proxy.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in proxy.log(), timeout=10, message="the reload")
+        for page in ("/metrics", "/status", "/readyz"):
+            try:
+                outputs.append(urllib.request.urlopen(proxy.admin_url + page, timeout=10).read().decode())
+            except urllib.error.HTTPError as error:
+                outputs.append(error.read().decode())
+        dump = subprocess.run([Proxy.BINARY, "check-config", "--config", str(config)], env={"DEST_KEY": DESTINATION_KEY},
+                              capture_output=True, text=True, timeout=30)
+        assert dump.returncode == 0, dump.stderr
+        outputs.append(dump.stdout + dump.stderr)
+        assert proxy.stop() == 0
+        outputs.append(proxy.log())
+        assert "trace" in proxy.log() and "rejecting" in proxy.log()
+        for output in outputs:
+            for secret in SECRETS:
+                assert secret not in output, f"{secret[:6]}… leaked into:\n{output[:2000]}"
+    finally:
+        good.close()
+        rejecting.close()

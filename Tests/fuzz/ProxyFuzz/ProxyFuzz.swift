@@ -1,0 +1,88 @@
+import Foundation
+import MLflowWire
+import NIOCore
+import OTLPTranslation
+import ProxyConfig
+import TraceAssembly
+
+// libFuzzer entry points for every decoder of untrusted input. Built only with `-sanitize=fuzzer` by
+// Tests/scripts/fuzz.sh, which selects the decoder with the first argument and passes the rest to libFuzzer:
+//   ProxyFuzz otlp-protobuf CORPUS_DIR -runs=1000000
+// A decoder may reject its input (that is its job); it must never crash, hang or leak.
+
+/// The decoders, by the name given on the command line.
+let targets: [String: @Sendable (UnsafeBufferPointer<UInt8>) -> Void] = [
+    // OTLP/HTTP protobuf, into assembly and translation, as /v1/traces does.
+    "otlp-protobuf": { bytes in assembleAndTranslate(try? OTLPRequestDecoder.decode(buffer(bytes), format: .protobuf, experimentID: "0")) },
+    // OTLP/HTTP JSON, the same path.
+    "otlp-json": { bytes in assembleAndTranslate(try? OTLPRequestDecoder.decode(buffer(bytes), format: .json, experimentID: "0")) },
+    // gzip-encoded bodies: the decompression limit must hold for any input.
+    "otlp-gzip": { bytes in _ = try? OTLPRequestDecoder.decompress(buffer(bytes), contentEncoding: "gzip", limit: 1 << 20) },
+    // traces.json (the 2.x and 3.x shapes), into assembly and translation.
+    "traces-json": { bytes in
+        assembleAndTranslate((try? TracesArtifactDecoder.decode(Data(bytes), experimentID: "0")).map { [$0] })
+    },
+    // StartTraceV3's TraceInfo JSON.
+    "trace-info-v3": { bytes in
+        if let decoded = try? StartTraceV3Decoder.decode(Data(bytes)) { _ = decoded }
+    },
+    // StartTrace / EndTrace (2.x) JSON.
+    "trace-info-v2": { bytes in
+        _ = try? TraceInfoV2Decoder.decodeStartTrace(Data(bytes))
+        _ = try? TraceInfoV2Decoder.decodeEndTrace(Data(bytes), requestID: "tr-0")
+        _ = TraceInfoV2Decoder.decodeTraceInfoAnswer(Data(bytes))
+    },
+    // The YAML configuration file.
+    "config-file": { bytes in
+        _ = try? ProxyConfiguration.load(environment: ["FUZZ_SECRET": "x"], fileText: String(decoding: bytes, as: UTF8.self))
+    },
+]
+
+func buffer(_ bytes: UnsafeBufferPointer<UInt8>) -> ByteBuffer { ByteBuffer(bytes: bytes) }
+
+/// Runs decoded batches through assembly (all at once, then drained) and translation, as the proxy does.
+func assembleAndTranslate(_ batches: [SpanBatch]?) {
+    guard let batches else { return }
+    var state = TraceAssemblyState(settings: AssemblySettings(maxTracesInFlight: 100, maxSpansPerTrace: 1000, maxBytesHeld: 1 << 22))
+    let now = ContinuousClock.now
+    var traces: [AssembledTrace] = []
+    for batch in batches { traces += state.add(batch, now: now) }
+    traces += state.drain(now: now)
+    let settings = TranslationSettings(serviceName: "fuzz", scopeVersion: "0")
+    for trace in traces { _ = OTLPTraceTranslator.translate(trace, settings: settings) }
+}
+
+// Set once in `ProxyFuzz_main` before libFuzzer starts calling `testOneInput` (single-threaded), then only read.
+nonisolated(unsafe) var selected: (@Sendable (UnsafeBufferPointer<UInt8>) -> Void)?
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+@_cdecl("LLVMFuzzerTestOneInput")
+func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    selected?(UnsafeBufferPointer(start: data, count: size))
+    return 0
+}
+
+/// SwiftPM links an executable's entry point as `<module>_main`; libFuzzer's driver runs from here.
+@_cdecl("ProxyFuzz_main")
+func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    let arguments = CommandLine.arguments
+    guard arguments.count >= 2, let target = targets[arguments[1]] else {
+        let names = targets.keys.sorted().joined(separator: ", ")
+        FileHandle.standardError.write(Data("usage: ProxyFuzz TARGET [libFuzzer options] [CORPUS...]\ntargets: \(names)\n".utf8))
+        return 2
+    }
+    selected = target
+    // libFuzzer sees the program name and the options after the target name.
+    guard let argv else { return 2 }
+    var shifted: [UnsafeMutablePointer<CChar>?] = [argv[0]] + (2..<Int(argc)).map { argv[$0] } + [nil]
+    var count = argc - 1
+    return shifted.withUnsafeMutableBufferPointer { pointers in
+        var base = pointers.baseAddress
+        return runDriver(&count, &base, testOneInput)
+    }
+}

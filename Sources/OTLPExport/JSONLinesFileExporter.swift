@@ -1,14 +1,14 @@
 import Foundation
+import NIOConcurrencyHelpers
 import OTLPJSON
 import OTLPProto
-import Synchronization
 
 /// Appends each export request as one line of OTLP/JSON (hex ids, integer enums) to a local file:
 /// the standalone demo's sink. Any OTLP/JSON reader (or `jq`) can read the file.
 public final class JSONLinesFileExporter: SpanExporter {
     /// `file:<path>`.
     public let name: String
-    private let handle: Mutex<FileHandle>
+    private let handle: NIOLockedValueBox<FileHandle>
 
     /// Opens (creating if needed) the file for appending.
     /// - Throws: ``ExportFailure`` when the file cannot be opened.
@@ -24,7 +24,7 @@ public final class JSONLinesFileExporter: SpanExporter {
             throw ExportFailure(reason: "io", message: "cannot open \(path) for writing")
         }
         handle.seekToEndOfFile()
-        self.handle = Mutex(handle)
+        self.handle = NIOLockedValueBox(handle)
     }
 
     /// Appends one line.
@@ -36,7 +36,7 @@ public final class JSONLinesFileExporter: SpanExporter {
             throw ExportFailure(reason: "encoding", message: "could not encode OTLP/JSON: \(error)")
         }
         do {
-            try handle.withLock { handle in try handle.write(contentsOf: line) }
+            try handle.withLockedValue { handle in try handle.write(contentsOf: line) }
         } catch {
             throw ExportFailure(reason: "io", message: "could not write \(name): \(error)")
         }
@@ -44,6 +44,6 @@ public final class JSONLinesFileExporter: SpanExporter {
 
     /// Closes the file.
     public func shutdown() async {
-        handle.withLock { try? $0.close() }
+        handle.withLockedValue { try? $0.close() }
     }
 }

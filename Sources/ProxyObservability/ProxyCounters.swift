@@ -1,5 +1,5 @@
 import CoreMetrics
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Named counters and histograms with labels, shared by every stage.
 ///
@@ -33,8 +33,8 @@ public final class ProxyCounters: Sendable {
         "connections_closed": ["reason"],
     ]
 
-    private let values = Mutex<[Key: Int]>([:])
-    private let handles = Mutex<[Key: CoreMetrics.Counter]>([:])
+    private let values = NIOLockedValueBox<[Key: Int]>([:])
+    private let handles = NIOLockedValueBox<[Key: CoreMetrics.Counter]>([:])
 
     /// Creates an empty set of counters.
     public init() {}
@@ -47,8 +47,8 @@ public final class ProxyCounters: Sendable {
     /// Adds `amount` to a counter with several label values (in the order of `labelNames`).
     public func increment(_ name: String, labels: [String], by amount: Int = 1) {
         let key = Key(name, labels)
-        values.withLock { $0[key, default: 0] += amount }
-        let counter = handles.withLock { handles in
+        values.withLockedValue { $0[key, default: 0] += amount }
+        let counter = handles.withLockedValue { handles in
             if let existing = handles[key] { return existing }
             let names = Self.labelNames[name] ?? ["label"]
             let counter = CoreMetrics.Counter(label: "mlflow_otel_proxy_\(name)_total", dimensions: Array(zip(names, labels)))
@@ -66,12 +66,12 @@ public final class ProxyCounters: Sendable {
 
     /// The current value of a counter.
     public func value(_ name: String, _ label: String = "") -> Int {
-        values.withLock { $0[Key(name, label.isEmpty ? [] : [label])] ?? 0 }
+        values.withLockedValue { $0[Key(name, label.isEmpty ? [] : [label])] ?? 0 }
     }
 
     /// All counters, sorted by name and labels.
     public func snapshot() -> [(key: Key, value: Int)] {
-        values.withLock { $0.map { (key: $0.key, value: $0.value) } }.sorted { $0.key.description < $1.key.description }
+        values.withLockedValue { $0.map { (key: $0.key, value: $0.value) } }.sorted { $0.key.description < $1.key.description }
     }
 }
 

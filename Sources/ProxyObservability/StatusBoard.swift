@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What the `/status` page shows: each destination's state and last error, recent traces and where each was
 /// delivered, and spans per second over the last minute. Updated by the export pipelines and the trace path;
@@ -55,19 +55,19 @@ public final class StatusBoard: Sendable {
         var spansPerSecond: [Int64: Int] = [:]
     }
 
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
     private let recentLimit = 50
     /// When the proxy started.
     public let startedAt = Date()
 
     /// Creates a board for the configured destinations (name, endpoint).
     public init(destinations: [(name: String, endpoint: String)]) {
-        state = Mutex(State(destinations: destinations.map { Destination(name: $0.name, endpoint: $0.endpoint) }))
+        state = NIOLockedValueBox(State(destinations: destinations.map { Destination(name: $0.name, endpoint: $0.endpoint) }))
     }
 
     /// Sets the destinations after a reload; the ones that stay keep their state and counts.
     public func setDestinations(_ destinations: [(name: String, endpoint: String)]) {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.destinations = destinations.map { new in
                 if let kept = state.destinations.first(where: { $0.name == new.name && $0.endpoint == new.endpoint }) { return kept }
                 return Destination(name: new.name, endpoint: new.endpoint)
@@ -78,7 +78,7 @@ public final class StatusBoard: Sendable {
     /// A trace was handed to export.
     public func traceExported(id: String, otelTraceID: String, name: String, spans: Int) {
         let now = Date()
-        state.withLock { state in
+        state.withLockedValue { state in
             state.recent.insert(RecentTrace(id: id, name: name, spans: spans, time: now, otelTraceID: otelTraceID), at: 0)
             if state.recent.count > recentLimit { state.recent.removeLast(state.recent.count - recentLimit) }
         }
@@ -87,7 +87,7 @@ public final class StatusBoard: Sendable {
     /// Spans arrived (for the spans-per-second figure).
     public func spansReceived(_ count: Int) {
         let second = Int64(Date().timeIntervalSince1970)
-        state.withLock { state in
+        state.withLockedValue { state in
             state.spansPerSecond[second, default: 0] += count
             if state.spansPerSecond.count > 120 { state.spansPerSecond = state.spansPerSecond.filter { $0.key > second - 60 } }
         }
@@ -95,7 +95,7 @@ public final class StatusBoard: Sendable {
 
     /// A batch reached a destination.
     public func delivered(to destination: String, spans: Int, otelTraceIDs: Set<String>) {
-        state.withLock { state in
+        state.withLockedValue { state in
             if let index = state.destinations.firstIndex(where: { $0.name == destination }) {
                 state.destinations[index].state = .healthy
                 state.destinations[index].lastError = nil
@@ -110,7 +110,7 @@ public final class StatusBoard: Sendable {
 
     /// A delivery attempt failed; `final` when the batch was dropped.
     public func failed(destination: String, error: String, final: Bool) {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard let index = state.destinations.firstIndex(where: { $0.name == destination }) else { return }
             state.destinations[index].state = final ? .failing : .retrying
             state.destinations[index].lastError = error
@@ -120,7 +120,7 @@ public final class StatusBoard: Sendable {
     /// The destinations, the recent traces (newest first) and spans per second averaged over the last minute.
     public func snapshot() -> (destinations: [Destination], recent: [RecentTrace], spansPerSecond: Double) {
         let now = Int64(Date().timeIntervalSince1970)
-        return state.withLock { state in
+        return state.withLockedValue { state in
             let lastMinute = state.spansPerSecond.filter { $0.key > now - 60 && $0.key <= now }.values.reduce(0, +)
             return (state.destinations, state.recent, Double(lastMinute) / 60)
         }

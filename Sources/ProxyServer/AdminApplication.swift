@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import OTLPExport
@@ -21,7 +22,7 @@ final class AdminState: Sendable {
     let assembler: TraceAssembler
     let client: HTTPClient
     let listening = Atomic<Bool>(false)
-    private let upstreamCheck = Mutex<(checkedAt: ContinuousClock.Instant, reachable: Bool, detail: String)?>(nil)
+    private let upstreamCheck = NIOLockedValueBox<(checkedAt: ContinuousClock.Instant, reachable: Bool, detail: String)?>(nil)
 
     init(configuration: ProxyConfiguration, status: StatusBoard, fanOut: ExportFanOut, assembler: TraceAssembler, client: HTTPClient) {
         self.configuration = configuration
@@ -34,7 +35,7 @@ final class AdminState: Sendable {
     /// Whether the upstream answers `GET /health` (cached for 5 s so probes do not load it).
     func upstreamReachable() async -> (Bool, String) {
         guard let upstream = configuration.upstream else { return (true, "no upstream (standalone)") }
-        if let cached = upstreamCheck.withLock({ $0 }), ContinuousClock.now - cached.checkedAt < .seconds(5) {
+        if let cached = upstreamCheck.withLockedValue({ $0 }), ContinuousClock.now - cached.checkedAt < .seconds(5) {
             return (cached.reachable, cached.detail)
         }
         var request = HTTPClientRequest(url: upstream.with(path: upstream.basePath + "/health").description)
@@ -47,7 +48,7 @@ final class AdminState: Sendable {
         } catch {
             result = (false, "GET /health failed: \(error)")
         }
-        upstreamCheck.withLock { $0 = (ContinuousClock.now, result.0, result.1) }
+        upstreamCheck.withLockedValue { $0 = (ContinuousClock.now, result.0, result.1) }
         return result
     }
 }

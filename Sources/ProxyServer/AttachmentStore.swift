@@ -1,9 +1,9 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ProxyObservability
-import Synchronization
 
 /// Keeps trace attachments (`PUT …/traces/<id>/artifacts/attachments/<uuid>`) when the proxy answers trace
 /// uploads itself, under `<directory>/<trace id>/<attachment id>`, within a byte budget.
@@ -15,7 +15,7 @@ import Synchronization
 final class AttachmentStore: Sendable {
     private let directory: URL?
     private let maxBytes: Int
-    private let usedBytes: Mutex<Int>
+    private let usedBytes: NIOLockedValueBox<Int>
     private let counters: ProxyCounters
 
     init(directory: String?, maxBytes: Int, counters: ProxyCounters) throws {
@@ -23,13 +23,13 @@ final class AttachmentStore: Sendable {
         self.counters = counters
         guard let directory else {
             self.directory = nil
-            usedBytes = Mutex(0)
+            usedBytes = NIOLockedValueBox(0)
             return
         }
         let url = URL(fileURLWithPath: directory, isDirectory: true)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         self.directory = url
-        usedBytes = Mutex(Self.sizeOfTree(url))
+        usedBytes = NIOLockedValueBox(Self.sizeOfTree(url))
     }
 
     /// Reads the attachment body and stores or discards it.
@@ -48,14 +48,14 @@ final class AttachmentStore: Sendable {
         // Reserve the declared size up front; bodies without a length reserve as they stream.
         var reserved = 0
         func reserve(_ amount: Int) -> Bool {
-            usedBytes.withLock { used in
+            usedBytes.withLockedValue { used in
                 guard used + amount <= maxBytes else { return false }
                 used += amount
                 reserved += amount
                 return true
             }
         }
-        func release() { usedBytes.withLock { $0 -= reserved } }
+        func release() { usedBytes.withLockedValue { $0 -= reserved } }
         if let declaredLength, !reserve(declaredLength) {
             let bytes = try await drain(body)
             discard(reason: "storage_full", traceID: traceID, attachmentID: attachmentID, bytes: bytes, logger: logger, level: .warning)

@@ -1,10 +1,10 @@
 import AsyncHTTPClient
 import Logging
+import NIOConcurrencyHelpers
 import OTLPExport
 import ProxyConfig
 import ProxyObservability
 import ServiceLifecycle
-import Synchronization
 import UnixSignals
 
 /// The proxy's services and the handle that reloads its configuration.
@@ -104,7 +104,7 @@ public final class ProxyReloader: Sendable {
     private let status: StatusBoard
     private let logger: Logger
     /// Reloads one at a time.
-    private let inProgress = Mutex(false)
+    private let inProgress = NIOLockedValueBox(false)
 
     init(
         running: ProxyConfiguration, fanOut: ExportFanOut, unitFactory: ExportUnitFactory, live: LiveSettings, listenerTLS: ListenerTLSContext?,
@@ -135,14 +135,14 @@ public final class ProxyReloader: Sendable {
     /// - Throws: ``ConfigurationError`` when `new` cannot be applied; nothing was changed then.
     @discardableResult
     public func reload(to new: ProxyConfiguration) async throws(ConfigurationError) -> [String] {
-        let claimed = inProgress.withLock { busy in
+        let claimed = inProgress.withLockedValue { busy in
             defer { busy = true }
             return !busy
         }
         guard claimed else {
             throw ConfigurationError(setting: "reload", reason: "a reload is already in progress")
         }
-        defer { inProgress.withLock { $0 = false } }
+        defer { inProgress.withLockedValue { $0 = false } }
         let old = initial
         guard new.mode == old.mode else {
             throw ConfigurationError(

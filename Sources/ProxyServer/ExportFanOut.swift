@@ -1,9 +1,9 @@
 import Logging
+import NIOConcurrencyHelpers
 import OTLPExport
 import OTLPProto
 import ProxyConfig
 import ServiceLifecycle
-import Synchronization
 
 /// The destinations traces are exported to right now: one unit (export pipeline plus the gRPC connection it
 /// may need) per destination, every trace to each. Units can be added and retired while the proxy runs
@@ -25,20 +25,20 @@ final class ExportFanOut: Service, Sendable {
         var localFile: String?
     }
 
-    private let units: Mutex<[Unit]>
+    private let units: NIOLockedValueBox<[Unit]>
     private let started: (stream: AsyncStream<Unit>, continuation: AsyncStream<Unit>.Continuation)
 
     init(units: [Unit]) {
-        self.units = Mutex(units)
+        self.units = NIOLockedValueBox(units)
         started = AsyncStream.makeStream()
         for unit in units { started.continuation.yield(unit) }
     }
 
     /// The pipelines exporting now.
-    var pipelines: [ExportPipeline] { units.withLock { $0.map(\.pipeline) } }
+    var pipelines: [ExportPipeline] { units.withLockedValue { $0.map(\.pipeline) } }
 
     /// The keys of the units exporting now.
-    var keys: [Key] { units.withLock { $0.map(\.key) } }
+    var keys: [Key] { units.withLockedValue { $0.map(\.key) } }
 
     /// Hands translated spans to every destination's queue.
     func submit(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
@@ -56,7 +56,7 @@ final class ExportFanOut: Service, Sendable {
     /// - Returns: how many units started and how many were retired.
     @discardableResult
     func replace(with replacement: [Unit]) async -> (started: Int, retired: Int) {
-        let (added, retired): ([Unit], [Unit]) = units.withLock { current in
+        let (added, retired): ([Unit], [Unit]) = units.withLockedValue { current in
             let added = replacement.filter { new in !current.contains { $0.key == new.key } }
             let retired = current.filter { old in !replacement.contains { $0.key == old.key } }
             current = current.filter { old in replacement.contains { $0.key == old.key } } + added
@@ -99,17 +99,17 @@ final class LiveSettings: Sendable {
         var clientAuthorization: ClientAuthorizationPolicy
     }
 
-    private let state: Mutex<Snapshot>
+    private let state: NIOLockedValueBox<Snapshot>
 
-    init(_ configuration: ProxyConfiguration) { state = Mutex(Self.snapshot(of: configuration)) }
+    init(_ configuration: ProxyConfiguration) { state = NIOLockedValueBox(Self.snapshot(of: configuration)) }
 
     /// The values now.
-    var current: Snapshot { state.withLock { $0 } }
+    var current: Snapshot { state.withLockedValue { $0 } }
 
     /// Replaces the values for requests from now on.
     func update(from configuration: ProxyConfiguration) {
         let new = Self.snapshot(of: configuration)
-        state.withLock { $0 = new }
+        state.withLockedValue { $0 = new }
     }
 
     static func snapshot(of configuration: ProxyConfiguration) -> Snapshot {

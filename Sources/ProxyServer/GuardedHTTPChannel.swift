@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
@@ -72,21 +73,21 @@ extension HTTPServerBuilder {
 
 /// The certificate and key a listener presents, replaceable while it runs (on reload).
 public final class ListenerTLSContext: Sendable {
-    private let context: Mutex<NIOSSLContext>
+    private let context: NIOLockedValueBox<NIOSSLContext>
 
     /// Loads the PEM files.
     /// - Throws: ``ConfigurationError`` naming the file that could not be used (never its contents).
     public init(_ settings: ListenerTLS, setting: String) throws(ConfigurationError) {
-        context = Mutex(try Self.makeContext(settings, setting: setting))
+        context = NIOLockedValueBox(try Self.makeContext(settings, setting: setting))
     }
 
     /// The context new connections use.
-    var current: NIOSSLContext { context.withLock { $0 } }
+    var current: NIOSSLContext { context.withLockedValue { $0 } }
 
     /// Replaces the certificate and key for connections accepted from now on.
     public func replace(with settings: ListenerTLS, setting: String) throws(ConfigurationError) {
         let new = try Self.makeContext(settings, setting: setting)
-        context.withLock { $0 = new }
+        context.withLockedValue { $0 = new }
     }
 
     static func makeContext(_ settings: ListenerTLS, setting: String) throws(ConfigurationError) -> NIOSSLContext {
@@ -109,7 +110,7 @@ public final class ListenerTLSContext: Sendable {
 /// Open connections of one listener, for the connection limit and the `connections_open` gauge.
 public final class ConnectionGauge: Sendable {
     private let count = Atomic<Int>(0)
-    private let lastOverLimitLog = Mutex<ContinuousClock.Instant?>(nil)
+    private let lastOverLimitLog = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
     /// The listener's name in metrics (`proxy`, `admin`).
     public let listener: String
 
@@ -128,7 +129,7 @@ public final class ConnectionGauge: Sendable {
     /// Whether an over-limit warning should be logged now (at most one a minute, so a flood stays one line).
     func shouldLogOverLimit() -> Bool {
         let now = ContinuousClock.now
-        return lastOverLimitLog.withLock { last in
+        return lastOverLimitLog.withLockedValue { last in
             if let last, now - last < .seconds(60) { return false }
             last = now
             return true

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The experiment calls a tracing client makes, answered without an upstream (standalone mode).
 ///
@@ -13,11 +13,11 @@ final class StandaloneExperiments: Sendable {
         var createdMillis: Int64
     }
 
-    private let experiments: Mutex<[String: Experiment]>
+    private let experiments: NIOLockedValueBox<[String: Experiment]>
 
     init() {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        experiments = Mutex(["0": Experiment(id: "0", name: "Default", createdMillis: now)])
+        experiments = NIOLockedValueBox(["0": Experiment(id: "0", name: "Default", createdMillis: now)])
     }
 
     /// The stable id for a name.
@@ -31,16 +31,16 @@ final class StandaloneExperiments: Sendable {
     }
 
     func find(name: String) -> Experiment? {
-        experiments.withLock { all in all.values.first { $0.name == name } }
+        experiments.withLockedValue { all in all.values.first { $0.name == name } }
     }
 
     func find(id: String) -> Experiment? {
-        experiments.withLock { $0[id] }
+        experiments.withLockedValue { $0[id] }
     }
 
     /// Creates the experiment; `nil` when one of that name exists.
     func create(name: String) -> Experiment? {
-        experiments.withLock { all in
+        experiments.withLockedValue { all in
             if all.values.contains(where: { $0.name == name }) { return nil }
             let experiment = Experiment(id: Self.id(forName: name), name: name, createdMillis: Int64(Date().timeIntervalSince1970 * 1000))
             all[experiment.id] = experiment

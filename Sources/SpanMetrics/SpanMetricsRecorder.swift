@@ -1,10 +1,10 @@
 import MLflowWire
+import NIOConcurrencyHelpers
 import OTLPProto
-import Synchronization
 
 /// A thread-safe ``SpanMetricsAggregator``: the trace path records into it, the metrics exporter collects.
 public final class SpanMetricsRecorder: Sendable {
-    private let aggregator: Mutex<SpanMetricsAggregator>
+    private let aggregator: NIOLockedValueBox<SpanMetricsAggregator>
     private let cumulative: Bool
     private let resource: [Opentelemetry_Proto_Common_V1_KeyValue]
     private let scopeVersion: String
@@ -17,7 +17,7 @@ public final class SpanMetricsRecorder: Sendable {
         traceMetadataKeys: [String],
         startTimeUnixNano: UInt64
     ) {
-        aggregator = Mutex(
+        aggregator = NIOLockedValueBox(
             SpanMetricsAggregator(startTimeUnixNano: startTimeUnixNano, traceTagKeys: traceTagKeys, traceMetadataKeys: traceMetadataKeys))
         self.cumulative = cumulative
         self.resource = resource
@@ -26,11 +26,11 @@ public final class SpanMetricsRecorder: Sendable {
 
     /// Records one translated trace.
     public func record(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans], info: TraceInfo?) {
-        aggregator.withLock { $0.record(resourceSpans, info: info) }
+        aggregator.withLockedValue { $0.record(resourceSpans, info: info) }
     }
 
     /// The metrics of the period ending now.
     public func collect(nowUnixNano: UInt64) -> Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest? {
-        aggregator.withLock { $0.collect(nowUnixNano: nowUnixNano, cumulative: cumulative, resource: resource, scopeVersion: scopeVersion) }
+        aggregator.withLockedValue { $0.collect(nowUnixNano: nowUnixNano, cumulative: cumulative, resource: resource, scopeVersion: scopeVersion) }
     }
 }

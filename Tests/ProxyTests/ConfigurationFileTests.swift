@@ -185,4 +185,34 @@ struct ConfigurationFileTests {
     @Test func invalidYAMLIsReported() {
         #expect(problems("destinations: [unclosed").first?.hasPrefix("config file: not valid YAML") == true)
     }
+
+    @Test func limitsAndListenerTLSAreReadAndChecked() throws {
+        let config = try load(
+            """
+            limits: { max_trace_body_bytes: 1000, max_passthrough_body_bytes: 2000, max_header_bytes: 4096, request_read_timeout: 5s, idle_timeout: 0, max_connections: 10 }
+            """)
+        #expect(config.maxTraceBodyBytes == 1000)
+        #expect(config.limits.maxPassthroughBodyBytes == 2000)
+        #expect(config.limits.maxHeaderBytes == 4096)
+        #expect(config.limits.requestReadTimeout == .seconds(5))
+        #expect(config.limits.idleTimeout == nil)
+        #expect(config.limits.maxConnections == 10)
+        #expect(try load("").limits == ConnectionLimits())
+        #expect(
+            problems("limits: { max_connections: -1, request_read_timeout: 0s, max_header: 1 }").sorted()
+                == [
+                    "limits.max_connections: expected a positive whole number, got \"-1\"",
+                    "limits.max_header: unknown key, expected one of max_trace_body_bytes, max_passthrough_body_bytes, max_header_bytes, "
+                        + "request_read_timeout, idle_timeout, max_connections",
+                    "limits.request_read_timeout: must be more than zero",
+                ].sorted())
+        #expect(
+            problems("tls: { cert_file: /nonexistent.pem }") == [
+                "tls.cert_file: cannot read the file /nonexistent.pem",
+                "tls.key_file: is required: a listener with TLS needs a certificate chain and its private key (PEM)",
+            ])
+        let env = try ProxyConfiguration.load(environment: ["MLFLOW_OTEL_PROXY_TLS_CERT_FILE": "/c.pem", "MLFLOW_OTEL_PROXY_TLS_KEY_FILE": "/k.pem"])
+        #expect(env.tls == ListenerTLS(certFile: "/c.pem", keyFile: "/k.pem"))
+        #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: ["MLFLOW_OTEL_PROXY_TLS_KEY_FILE": "/k.pem"]) }
+    }
 }

@@ -6,6 +6,8 @@ import http.client
 import json
 
 import pytest
+
+from conftest import SANITIZER
 from google.rpc.status_pb2 import Status
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -224,4 +226,6 @@ def test_memory_stays_bounded_under_a_stream_of_hostile_bodies(proxy):
     response, _ = post(proxy, "/v1/traces", ExportTraceServiceRequest().SerializeToString(), PB)
     assert response.status == 200
     grown = rss_kib(proxy) - baseline
+    if SANITIZER:
+        return  # the memory bound is checked in the run with the release binary
     assert grown < 64 * 1024, f"RSS grew by {grown} KiB over 600 hostile requests"

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Proxy, clean_environment, free_port
+from conftest import SANITIZER, Proxy, clean_environment, free_port
 from upstream_stubs import StubUpstream
 
 
@@ -124,6 +124,8 @@ def test_large_artifacts_stream_through_without_buffering(mlflow_server, start_p
     assert received == size
     assert downloaded.hexdigest() == digest.hexdigest()
     peak_mib = proxy.rss_peak_kib() / 1024
+    if SANITIZER:
+        return  # the memory bound is checked in the run with the release binary
     assert peak_mib < 160, f"peak RSS {peak_mib:.0f} MiB after moving 512 MiB: bodies must stream"
 
 

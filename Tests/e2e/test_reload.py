@@ -129,3 +129,44 @@ def test_restart_only_settings_are_kept_and_named(tmp_path, start_proxy):
         assert set(upload(proxy, NEW_TOKEN)) == {200}
     finally:
         receiver.close()
+
+
+def test_reload_rotates_the_listener_certificate(pki, tmp_path, start_proxy):
+    import shutil
+    import socket
+    import ssl
+    import subprocess
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    # A second server certificate, from the other CA; the proxy's files start as the first one.
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "rotated.key", "-out", "rotated.csr", "-subj", "/CN=rotated")
+    (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "rotated.csr", "-CA", str(pki / "other-ca.pem"), "-CAkey", str(pki / "other-ca.key"),
+        "-CAcreateserial", "-out", "rotated.pem", "-days", "2", "-extfile", "san.cnf")
+    shutil.copy(pki / "server.pem", tmp_path / "live.pem")
+    shutil.copy(pki / "server.key", tmp_path / "live.key")
+    path = tmp_path / "proxy.yaml"
+    path.write_text(json.dumps({"tls": {"cert_file": str(tmp_path / "live.pem"), "key_file": str(tmp_path / "live.key")}}))
+    proxy = start_proxy(["--config", str(path)])
+
+    def issuer():
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
+            with context.wrap_socket(raw) as tls:
+                der = tls.getpeercert(binary_form=True)
+        return subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-issuer"], input=der, capture_output=True,
+                              check=True).stdout.decode()
+
+    assert "test ca" in issuer()
+    shutil.copy(tmp_path / "rotated.pem", tmp_path / "live.pem")
+    shutil.copy(tmp_path / "rotated.key", tmp_path / "live.key")
+    reload(proxy, 1)
+    assert "test other-ca" in issuer()
+    # Clients that trust the new CA connect and are served.
+    connection = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=10,
+                                             context=__import__("ssl").create_default_context(cafile=str(pki / "other-ca.pem")))
+    connection.request("GET", "/version")
+    assert connection.getresponse().status == 200

@@ -12,7 +12,7 @@ Tests/scripts/setup-python.sh
 
 # Unit tests under both sanitizers; each build also makes a sanitized proxy binary for the end-to-end runs.
 swift build --build-tests --sanitize=address --scratch-path .build-asan
-swift test --skip-build --sanitize=address --scratch-path .build-asan
+LSAN_OPTIONS="suppressions=$PWD/Tests/scripts/lsan-suppressions.txt" swift test --skip-build --sanitize=address --scratch-path .build-asan
 swift build --build-tests --sanitize=thread --scratch-path .build-tsan
 swift test --skip-build --sanitize=thread --scratch-path .build-tsan
 

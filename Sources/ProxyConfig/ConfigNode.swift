@@ -154,10 +154,10 @@ struct ConfigProblems {
         guard let text = string(node, env: env), let node else { return nil }
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, factor) in units where text.hasSuffix(suffix) {
-            if let number = Double(text.dropLast(suffix.count)), number >= 0 { return .milliseconds(Int64(number * factor * 1000)) }
+            if let number = Double(text.dropLast(suffix.count)), let duration = Duration.checkedSeconds(number * factor) { return duration }
         }
-        if let seconds = Double(text), seconds >= 0 { return .milliseconds(Int64(seconds * 1000)) }
-        add(node, "expected a duration such as 500ms, 10s or 2m, got \"\(text)\"")
+        if let seconds = Double(text), let duration = Duration.checkedSeconds(seconds) { return duration }
+        add(node, "expected a duration such as 500ms, 10s or 2m (at most \(Int(Duration.maximumSeconds)) s), got \"\(text)\"")
         return nil
     }
 
@@ -214,5 +214,18 @@ struct ConfigProblems {
         }
         result += rest
         return result
+    }
+}
+
+extension Duration {
+    /// The longest duration a setting may have, in seconds (about 31 years): anything longer is a mistake, and
+    /// it keeps the conversion to whole milliseconds far from overflowing.
+    static let maximumSeconds: Double = 1e9
+
+    /// `seconds` as a duration, if it is a finite number from 0 to ``maximumSeconds``; `nil` otherwise (a
+    /// fuzzed configuration with `idle_timeout: 1e100` or `inf` used to trap in the conversion).
+    static func checkedSeconds(_ seconds: Double) -> Duration? {
+        guard seconds.isFinite, seconds >= 0, seconds <= maximumSeconds else { return nil }
+        return .milliseconds(Int64((seconds * 1000).rounded()))
     }
 }

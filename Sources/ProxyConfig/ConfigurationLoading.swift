@@ -398,14 +398,17 @@ struct EnvironmentReader {
 
     func seconds(flag: Double?, variable: String, flagName: String) throws(ConfigurationError) -> Duration? {
         if let flag {
-            guard flag >= 0, flag.isFinite else { throw ConfigurationError(setting: flagName, reason: "expected a non-negative number of seconds") }
-            return .milliseconds(Int64(flag * 1000))
+            guard let duration = Duration.checkedSeconds(flag) else {
+                throw ConfigurationError(setting: flagName, reason: "expected a number of seconds from 0 to \(Int(Duration.maximumSeconds))")
+            }
+            return duration
         }
         guard !variable.isEmpty, let text = self[variable] else { return nil }
-        guard let value = Double(text), value >= 0, value.isFinite else {
-            throw ConfigurationError(setting: variable, reason: "expected a non-negative number of seconds, got \"\(text)\"")
+        guard let value = Double(text), let duration = Duration.checkedSeconds(value) else {
+            throw ConfigurationError(
+                setting: variable, reason: "expected a number of seconds from 0 to \(Int(Duration.maximumSeconds)), got \"\(text)\"")
         }
-        return .milliseconds(Int64(value * 1000))
+        return duration
     }
 }
 

@@ -215,4 +215,18 @@ struct ConfigurationFileTests {
         #expect(env.tls == ListenerTLS(certFile: "/c.pem", keyFile: "/k.pem"))
         #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: ["MLFLOW_OTEL_PROXY_TLS_KEY_FILE": "/k.pem"]) }
     }
+
+    /// Regression test for the first crash the configuration fuzzer found (Tests/scripts/fuzz.sh config-file,
+    /// 10⁶ runs): a duration too large for whole milliseconds trapped instead of being reported.
+    @Test func durationsOutOfRangeAreProblemsNotCrashes() throws {
+        let huge = String(repeating: "2", count: 100) + "5"
+        for value in [huge, "1e300ms", "inf", "nan", "-1s", "1e10"] {
+            #expect(problems("limits: { idle_timeout: \(value) }").first?.hasPrefix("limits.idle_timeout: expected a duration") == true, "\(value)")
+        }
+        #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: ["MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT": "1e300"]) }
+        #expect(throws: ConfigurationError.self) {
+            try ProxyConfiguration.load(environment: [:], flags: CommandLineSettings(traceInfoWaitSeconds: .infinity))
+        }
+        #expect(try load("limits: { idle_timeout: 1.5m }").limits.idleTimeout == .seconds(90))
+    }
 }

@@ -3,8 +3,9 @@
 #   Tests/scripts/fuzz.sh                 each target for FUZZ_SECONDS (default 30) seconds (what CI runs)
 #   Tests/scripts/fuzz.sh --runs 1000000  each target for 10^6 executions
 #   Tests/scripts/fuzz.sh --runs 1000000 otlp-protobuf   one target
-# A crash stops the run with libFuzzer's report; the crashing input is kept in .build-fuzz/crashes/ and
-# belongs in Tests/ProxyTests as a regression test.
+# A crash stops the run with libFuzzer's report; the crashing input is kept in .build-fuzz/crashes/. Each one
+# found becomes a Swift regression test and goes into Tests/fuzz/regressions/<target>/, which every run replays
+# first (as part of the corpus).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=""
@@ -40,10 +41,11 @@ printf 'destinations:\n  a: { profile: honeycomb, api_key: k }\n  b: { profile: 
 
 for target in "${TARGETS[@]}"; do
   corpus=".build-fuzz/corpus/$target"
-  mkdir -p "$corpus" "$SEEDS/$target"
+  regressions="Tests/fuzz/regressions/$target"
+  mkdir -p "$corpus" "$SEEDS/$target" "$regressions"
   if [ -n "$RUNS" ]; then limit=(-runs="$RUNS"); else limit=(-max_total_time="${FUZZ_SECONDS:-30}"); fi
   echo "== $target"
   "$BIN" "$target" "${limit[@]}" -max_len=262144 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix=".build-fuzz/crashes/$target-" "$corpus" "$SEEDS/$target" 2>&1 | grep -E "^#|Done|stat::number_of_executed_units|ERROR|SUMMARY|==" | tail -4
+    -artifact_prefix=".build-fuzz/crashes/$target-" "$corpus" "$SEEDS/$target" "$regressions" 2>&1 | grep -E "^#|Done|stat::number_of_executed_units|ERROR|SUMMARY|==" | tail -4
   test "${PIPESTATUS[0]}" -eq 0
 done

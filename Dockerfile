@@ -28,8 +28,10 @@ COPY --from=build /usr/local/bin/mlflow-otel-proxy /usr/local/bin/mlflow-otel-pr
 USER 10001
 WORKDIR /var/lib/mlflow-otel-proxy
 VOLUME ["/var/lib/mlflow-otel-proxy/spool"]
+# The spool is on in the image: batches for a destination that is down survive a crash or restart (the volume).
 ENV MLFLOW_OTEL_PROXY_LISTEN=0.0.0.0:5000 \
-    MLFLOW_OTEL_PROXY_ADMIN_LISTEN=0.0.0.0:9464
+    MLFLOW_OTEL_PROXY_ADMIN_LISTEN=0.0.0.0:9464 \
+    MLFLOW_OTEL_PROXY_SPOOL_DIR=/var/lib/mlflow-otel-proxy/spool
 # 5000: the MLflow tracking URI applications use; 9464: /healthz, /readyz, /metrics, /status.
 EXPOSE 5000 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["curl", "-fsS", "http://127.0.0.1:9464/healthz"]

@@ -108,11 +108,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The queue of sealed batches each destination has: in memory or in a spool directory on disk.
+        .target(
+            name: "ExportQueue",
+            dependencies: [
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Export: batching off the request path, OTLP/HTTP transport, the local JSON-lines sink.
         .target(
             name: "OTLPExport",
             dependencies: [
-                "OTLPProto", "OTLPJSON", "ProxyConfig", "ProxyObservability",
+                "OTLPProto", "OTLPJSON", "ProxyConfig", "ProxyObservability", "ExportQueue",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -121,6 +130,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -133,7 +143,7 @@ let package = Package(
             name: "ProxyServer",
             dependencies: [
                 "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
-                "OTLPProto",
+                "OTLPProto", "ExportQueue",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -170,7 +180,7 @@ let package = Package(
             name: "ProxyTests",
             dependencies: [
                 "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport", "ProxyServer",
-                "OTLPProto", "OTLPJSON",
+                "OTLPProto", "OTLPJSON", "ExportQueue",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),

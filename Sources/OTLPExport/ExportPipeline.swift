@@ -1,4 +1,4 @@
-import DequeModule
+import ExportQueue
 import Logging
 import OTLPJSON
 import OTLPProto
@@ -8,140 +8,308 @@ import ServiceLifecycle
 import SwiftProtobuf
 import Synchronization
 
-/// Batches translated spans off the request path and hands the batches to its exporter(s). The proxy runs
-/// one pipeline per destination, so each has its own bounded queue and a slow one cannot hold up another.
+/// One destination's delivery, off the request path: translated spans are batched (by span count, bytes and
+/// time), the sealed batches wait in a bounded ``BatchQueue`` (in memory, or on disk in a spool), and are
+/// delivered oldest first, each retried by the exporter's rules until delivered, rejected for good, or out of
+/// retry time. The proxy runs one pipeline per destination, so a slow or dead destination only fills its own
+/// queue.
 ///
-/// `submit` never blocks: it queues the spans (dropping and counting them when the queue of
-/// `maxQueueSize` spans is full). A batch leaves when it holds `maxExportBatchSize` spans or its oldest
-/// span has waited `scheduleDelay`. Batches are exported one at a time, to every exporter in turn.
-/// On graceful shutdown the queue is flushed, then the exporters are shut down.
+/// `submit` never blocks. When the queue is full, the policy decides: `drop_oldest` drops the oldest batches,
+/// `refuse` keeps them and ``isSaturated`` tells intake to answer 503. Every dropped span is counted with its
+/// reason (`queue_full`, the destination's failure class, `spool_write`, `shutting_down`, `shutdown`).
+///
+/// On graceful shutdown intake stops, the batch being formed is sealed, and delivery goes on until the queue
+/// is empty or the shutdown deadline cancels it: a memory queue's remaining spans are then counted as dropped
+/// (`shutdown`), a spool keeps them for the next start.
 public actor ExportPipeline: Service {
-    private let settings: BatchSettings
+    private let settings: DeliverySettings
     private let exporters: [any SpanExporter]
     private let counters: ProxyCounters
     private let logger: Logger
     private let status: StatusBoard?
+    /// Where this destination spools, when the spool is on.
+    private let spoolPath: String?
     /// The destination name (its exporter's), for counters.
     public nonisolated let name: String
-    private let input: AsyncStream<[Opentelemetry_Proto_Trace_V1_ResourceSpans]>
-    private let inputContinuation: AsyncStream<[Opentelemetry_Proto_Trace_V1_ResourceSpans]>.Continuation
+    /// What intake hands the pipeline, in order: spans, or a request to seal everything handed over before it.
+    private enum Input: Sendable {
+        case spans([Opentelemetry_Proto_Trace_V1_ResourceSpans])
+        case seal(CheckedContinuation<Void, Never>)
+    }
+    private let input: AsyncStream<Input>
+    private let inputContinuation: AsyncStream<Input>.Continuation
 
-    private var queue: Deque<Opentelemetry_Proto_Trace_V1_ResourceSpans> = []
-    private var queuedSpans = 0 {
-        didSet { queuedSpansGauge.store(queuedSpans, ordering: .relaxed) }
-    }
+    private var queue: BatchQueue
+    /// The batch being formed: serialized `ResourceSpans`, framed as request fields.
+    private var pending: [UInt8] = []
+    private var pendingSpans = 0
+    private var pendingTraceIDs: Set<String> = []
+    private var pendingSince: ContinuousClock.Instant?
+    private var draining = false
     private nonisolated let queuedSpansGauge = Atomic<Int>(0)
-    private var queuedBytes = 0 {
-        didSet { queuedBytesGauge.store(queuedBytes, ordering: .relaxed) }
-    }
     private nonisolated let queuedBytesGauge = Atomic<Int>(0)
-    private var queueItemBytes: Deque<Int> = []
+    private nonisolated let saturatedFlag = Atomic<Bool>(false)
     /// Whether the last delivery succeeded (`nil` before the first), for one log line per state change.
     private var lastDeliveryOK: Bool?
     /// Drop causes already logged since the destination last delivered (each is logged once, then counted).
     private var loggedDropCauses: Set<String> = []
-    private var oldestQueuedAt: ContinuousClock.Instant?
-    private var exporting = false
 
     /// Creates a pipeline.
-    public init(settings: BatchSettings, exporters: [any SpanExporter], counters: ProxyCounters, logger: Logger, status: StatusBoard? = nil) {
+    /// - Parameter spoolPath: this destination's spool directory (opened when the pipeline runs); `nil` for a
+    ///   memory queue.
+    public init(
+        settings: DeliverySettings, exporters: [any SpanExporter], counters: ProxyCounters, logger: Logger, status: StatusBoard? = nil,
+        spoolPath: String? = nil
+    ) {
         self.status = status
         self.name = exporters.map(\.name).joined(separator: "+")
         self.settings = settings
         self.exporters = exporters
         self.counters = counters
         self.logger = logger
+        self.spoolPath = spoolPath
+        queue = BatchQueue(maxBytes: settings.maxQueueBytes, maxSpans: settings.maxQueueSize)
         (input, inputContinuation) = AsyncStream.makeStream()
     }
 
-    /// Spans waiting in the queue.
+    /// Spans waiting (queued and in the batch being formed).
     public nonisolated var queuedSpanCount: Int { queuedSpansGauge.load(ordering: .relaxed) }
-    /// Serialized bytes waiting in the queue.
+    /// Serialized bytes waiting.
     public nonisolated var queuedByteCount: Int { queuedBytesGauge.load(ordering: .relaxed) }
+    /// The queue's full policy.
+    public nonisolated var fullPolicy: QueueFullPolicy { settings.fullPolicy }
 
-    /// Whether the queue is (nearly) full: callers that can push back (uploads the proxy answers itself) should
-    /// answer 503 with `Retry-After` instead of accepting more spans that would be dropped.
-    public nonisolated var isSaturated: Bool {
-        queuedSpansGauge.load(ordering: .relaxed) >= settings.maxQueueSize - settings.maxExportBatchSize
-    }
+    /// Whether the queue has no room for another full batch: with the `refuse` policy, uploads the proxy
+    /// answers itself get 503 with `Retry-After` instead of spans that would be dropped.
+    public nonisolated var isSaturated: Bool { saturatedFlag.load(ordering: .relaxed) }
 
     /// Queues translated spans for export; returns at once.
     public nonisolated func submit(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
         guard !resourceSpans.isEmpty else { return }
-        if case .terminated = inputContinuation.yield(resourceSpans) {
+        if case .terminated = inputContinuation.yield(.spans(resourceSpans)) {
             let count = resourceSpans.reduce(0) { $0 + $1.scopeSpans.reduce(0) { $0 + $1.spans.count } }
             counters.increment("spans_dropped", labels: [self.name, "shutting_down"], by: count)
             logger.warning("spans arrived after shutdown began and were dropped", metadata: ["spans": "\(count)"])
         }
     }
 
-    /// Runs until graceful shutdown, then flushes what is queued.
-    ///
-    /// Two loops: one moves submitted spans into the bounded queue (never waiting for an export, so a slow
-    /// destination can only fill the queue, not stall intake), the other exports due batches.
+    /// Returns once everything submitted before the call is sealed into the queue (in the spool, when it is on),
+    /// or at once when the pipeline no longer takes spans (shutdown seals what it has).
+    public func sealSubmitted() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            if case .terminated = inputContinuation.yield(.seal(done)) { done.resume() }
+        }
+    }
+
+    /// Runs until graceful shutdown, then delivers what is queued (see the type's description).
     public func run() async throws {
+        await openSpool()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await resourceSpans in self.input { await self.enqueue(resourceSpans) }
-                }
-                group.addTask {
-                    while !Task.isCancelled {
-                        await self.exportDueBatches(force: false)
-                        try? await Task.sleep(for: .milliseconds(20))
+                    for await item in self.input {
+                        switch item {
+                        case .spans(let resourceSpans): await self.enqueue(resourceSpans)
+                        case .seal(let done):
+                            await self.seal()
+                            done.resume()
+                        }
                     }
+                    await self.beginDraining()
                 }
-                await group.next()  // the input ended (shutdown): stop the export loop
-                group.cancelAll()
+                group.addTask { await self.deliveryLoop() }
+                group.addTask { await self.sealingLoop() }
+                await group.waitForAll()
             }
         } onGracefulShutdown: {
             self.inputContinuation.finish()
         }
-        await exportDueBatches(force: true)
+        finishShutdown()
         for exporter in exporters { await exporter.shutdown() }
     }
 
+    // MARK: Intake and batching
+
     private func enqueue(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
         for item in resourceSpans {
-            let count = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
-            if queuedSpans + count > settings.maxQueueSize {
-                counters.increment("spans_dropped", labels: [name, "queue_full"], by: count)
-                logDrop(
-                    cause: "queue_full", "export queue is full; spans dropped",
-                    metadata: ["spans": "\(count)", "queue_size": "\(settings.maxQueueSize)"])
+            let spans = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
+            let bytes: [UInt8]
+            do {
+                bytes = try item.serializedBytes()
+            } catch {
+                counters.increment("spans_dropped", labels: [name, "encoding"], by: spans)
+                logDrop(cause: "encoding", "translated spans could not be encoded; dropped", metadata: ["error": "\(error)"])
                 continue
             }
-            let bytes = (try? item.serializedBytes() as [UInt8])?.count ?? 0
-            queue.append(item)
-            queueItemBytes.append(bytes)
-            queuedBytes += bytes
-            queuedSpans += count
-            if oldestQueuedAt == nil { oldestQueuedAt = .now }
+            let framed = bytes.count + ExportRequestEncoding.fieldOverhead(length: bytes.count)
+            if pendingSpans > 0 && pending.count + framed > settings.maxExportBatchBytes { seal() }
+            ExportRequestEncoding.append(bytes, to: &pending)
+            pendingSpans += spans
+            if status != nil {
+                for scope in item.scopeSpans { for span in scope.spans { pendingTraceIDs.insert(HexID.string(span.traceID)) } }
+            }
+            if pendingSince == nil { pendingSince = .now }
+            if pendingSpans >= settings.maxExportBatchSize || pending.count >= settings.maxExportBatchBytes { seal() }
+        }
+        updateGauges()
+    }
+
+    /// Moves the batch being formed into the queue.
+    private func seal() {
+        guard pendingSpans > 0 else { return }
+        let (bytes, spans, traceIDs) = (pending, pendingSpans, pendingTraceIDs)
+        pending = []
+        pendingSpans = 0
+        pendingTraceIDs = []
+        pendingSince = nil
+        switch queue.append(bytes, spans: spans, traceIDs: traceIDs, refuseWhenFull: settings.fullPolicy == .refuse) {
+        case .stored(let evicted):
+            if evicted > 0 {
+                counters.increment("spans_dropped", labels: [name, "queue_full"], by: evicted)
+                logDrop(
+                    cause: "queue_full", "export queue is full; the oldest spans were dropped to make room",
+                    metadata: ["spans": "\(evicted)", "queue_bytes": "\(queueBound)"])
+            }
+        case .full:
+            counters.increment("spans_dropped", labels: [name, "queue_full"], by: spans)
+            logDrop(cause: "queue_full", "export queue is full; spans dropped", metadata: ["spans": "\(spans)", "queue_bytes": "\(queueBound)"])
+        case .failed(let error):
+            counters.increment("spans_dropped", labels: [name, "spool_write"], by: spans)
+            logDrop(
+                cause: "spool_write", "could not write a batch to the spool; spans dropped", metadata: ["spans": "\(spans)", "error": "\(error)"])
+        }
+        updateGauges()
+    }
+
+    private var queueBound: Int { queue.isSpooled ? settings.spool?.maxBytes ?? 0 : settings.maxQueueBytes }
+
+    private func beginDraining() {
+        draining = true
+        seal()
+    }
+
+    private func updateGauges() {
+        queuedSpansGauge.store(queue.storedSpans + pendingSpans, ordering: .relaxed)
+        queuedBytesGauge.store(queue.storedBytes + pending.count, ordering: .relaxed)
+        saturatedFlag.store(!queue.hasRoom(bytes: settings.maxExportBatchBytes, spans: settings.maxExportBatchSize), ordering: .relaxed)
+    }
+
+    /// Seals the forming batch once its oldest span has waited `scheduleDelay`, also while a delivery is being
+    /// retried, so that spans reach the queue (and the spool) on time. Ends when draining starts.
+    private func sealingLoop() async {
+        while !draining && !Task.isCancelled {
+            if let since = pendingSince, ContinuousClock.now - since >= settings.scheduleDelay { seal() }
+            try? await Task.sleep(for: .milliseconds(20))
         }
     }
 
-    /// Exports full batches, and a partial one when its delay has passed (or `force`).
-    private func exportDueBatches(force: Bool) async {
-        guard !exporting else { return }
-        exporting = true
-        defer { exporting = false }
-        while !queue.isEmpty {
-            let due = oldestQueuedAt.map { ContinuousClock.now - $0 >= settings.scheduleDelay } ?? false
-            guard force || due || queuedSpans >= settings.maxExportBatchSize else { return }
-            var request = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest()
-            var batchSpans = 0
-            while let next = queue.first {
-                let count = next.scopeSpans.reduce(0) { $0 + $1.spans.count }
-                if batchSpans > 0 && batchSpans + count > settings.maxExportBatchSize { break }
-                queue.removeFirst()
-                queuedBytes -= queueItemBytes.popFirst() ?? 0
-                request.resourceSpans.append(next)
-                batchSpans += count
+    // MARK: Delivery
+
+    /// Delivers the oldest batch while there is one; seals the forming batch when it is due. Ends when
+    /// draining found the queue empty, or on cancellation (the shutdown deadline).
+    private func deliveryLoop() async {
+        while !Task.isCancelled {
+            guard let (batch, bytes) = queue.nextForDelivery() else {
+                if draining && pendingSpans == 0 { return }
+                try? await Task.sleep(for: .milliseconds(20))
+                continue
             }
-            queuedSpans -= batchSpans
-            oldestQueuedAt = queue.isEmpty ? nil : .now
-            await deliver(request, spans: batchSpans)
+            switch bytes {
+            case .failure(let error):
+                counters.increment("spans_dropped", labels: [name, "spool_read"], by: batch.spans)
+                logDrop(
+                    cause: "spool_read", "a spooled batch could not be read; dropped", metadata: ["spans": "\(batch.spans)", "error": "\(error)"])
+                queue.remove(batch)
+            case .success(let payload):
+                if await deliver(ExportBatch(bytes: payload, spans: batch.spans), traceIDs: batch.traceIDs) {
+                    queue.remove(batch)
+                } else {
+                    queue.release(batch)  // interrupted by shutdown: kept (in the spool) for next time
+                    return
+                }
+            }
+            updateGauges()
         }
+    }
+
+    /// Delivers one batch to every exporter. Returns false only when shutdown interrupted it.
+    private func deliver(_ batch: ExportBatch, traceIDs: Set<String>) async -> Bool {
+        for exporter in exporters {
+            do {
+                let started = ContinuousClock.now
+                let rejected = try await exporter.export(batch)
+                counters.observe("export_duration_seconds", exporter.name, seconds: (ContinuousClock.now - started).seconds)
+                counters.increment("spans_exported", exporter.name, by: batch.spans - rejected)
+                if rejected > 0 { counters.increment("spans_rejected", exporter.name, by: rejected) }
+                status?.delivered(to: exporter.name, spans: batch.spans, otelTraceIDs: traceIDs)
+                if lastDeliveryOK == false { logger.info("destination is delivering again", metadata: ["destination": "\(exporter.name)"]) }
+                lastDeliveryOK = true
+                loggedDropCauses.removeAll()
+                counters.increment("export_requests", labels: [exporter.name, "ok"])
+            } catch  where error.isCancellation {
+                return false
+            } catch {
+                lastDeliveryOK = false
+                counters.increment("spans_dropped", labels: [exporter.name, error.reason], by: batch.spans)
+                counters.increment("export_requests", labels: [exporter.name, error.reason])
+                status?.failed(destination: exporter.name, error: error.message, final: true)
+                logDrop(
+                    cause: error.reason, "export failed; spans dropped",
+                    metadata: ["destination": "\(exporter.name)", "spans": "\(batch.spans)", "error": "\(error.message)"])
+            }
+        }
+        return true
+    }
+
+    // MARK: Spool and shutdown
+
+    /// Opens this destination's spool, waiting while another pipeline (one a reload retired) still holds it.
+    /// A spool that cannot be used leaves the destination on a memory queue, with an error logged.
+    private func openSpool() async {
+        guard let spoolPath, let spool = settings.spool else { return }
+        var waitLogged = false
+        while !Task.isCancelled {
+            do {
+                let directory = try SpoolDirectory(path: spoolPath, fsync: spool.fsync)
+                queue = try BatchQueue(spool: directory, maxBytes: spool.maxBytes)
+                if !queue.isEmpty {
+                    logger.info(
+                        "spooled batches found; delivering them first",
+                        metadata: ["destination": "\(name)", "batches": "\(queue.count)", "spans": "\(queue.storedSpans)", "spool": "\(spoolPath)"])
+                }
+                updateGauges()
+                return
+            } catch  where error.locked {
+                if !waitLogged {
+                    logger.info("waiting for the spool directory to be released", metadata: ["destination": "\(name)", "spool": "\(spoolPath)"])
+                    waitLogged = true
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            } catch {
+                logger.error(
+                    "the spool cannot be used; this destination queues in memory only",
+                    metadata: ["destination": "\(name)", "error": "\(error)"])
+                counters.increment("spool_errors", name)
+                return
+            }
+        }
+    }
+
+    private func finishShutdown() {
+        seal()
+        guard !queue.isEmpty else { return }
+        if queue.isSpooled {
+            logger.info(
+                "undelivered batches stay in the spool for the next start",
+                metadata: ["destination": "\(name)", "batches": "\(queue.count)", "spans": "\(queue.storedSpans)"])
+        } else {
+            let spans = queue.removeAll()
+            counters.increment("spans_dropped", labels: [name, "shutdown"], by: spans)
+            logger.error(
+                "shutdown deadline reached before the queue was delivered; spans dropped",
+                metadata: ["destination": "\(name)", "spans": "\(spans)"])
+        }
+        updateGauges()
     }
 
     /// Logs the first drop of each cause as an error (with the destination's answer); later ones of the same
@@ -151,31 +319,6 @@ public actor ExportPipeline: Service {
             logger.error(message, metadata: metadata.merging(["cause": "\(cause)", "further drops of this cause": "counted, not logged"]) { $1 })
         } else {
             logger.debug(message, metadata: metadata)
-        }
-    }
-
-    private func deliver(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest, spans: Int) async {
-        for exporter in exporters {
-            do {
-                let started = ContinuousClock.now
-                try await exporter.export(request)
-                counters.observe("export_duration_seconds", exporter.name, seconds: (ContinuousClock.now - started).seconds)
-                counters.increment("spans_exported", exporter.name, by: spans)
-                if let status {
-                    let traceIDs = Set(request.resourceSpans.flatMap { $0.scopeSpans.flatMap { $0.spans.map { HexID.string($0.traceID) } } })
-                    status.delivered(to: exporter.name, spans: spans, otelTraceIDs: traceIDs)
-                }
-                if lastDeliveryOK == false { logger.info("destination is delivering again", metadata: ["destination": "\(exporter.name)"]) }
-                lastDeliveryOK = true
-                loggedDropCauses.removeAll()
-                counters.increment("export_requests", labels: [exporter.name, "ok"])
-            } catch {
-                counters.increment("spans_dropped", labels: [exporter.name, error.reason], by: spans)
-                counters.increment("export_requests", labels: [exporter.name, error.reason])
-                status?.failed(destination: exporter.name, error: error.message, final: true)
-                logger.error(
-                    "export failed; spans dropped", metadata: ["destination": "\(exporter.name)", "spans": "\(spans)", "error": "\(error.message)"])
-            }
         }
     }
 }

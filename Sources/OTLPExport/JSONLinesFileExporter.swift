@@ -28,7 +28,8 @@ public final class JSONLinesFileExporter: SpanExporter {
     }
 
     /// Appends one line.
-    public func export(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) async throws(ExportFailure) {
+    public func export(_ batch: ExportBatch) async throws(ExportFailure) -> Int {
+        let request = try batch.request()
         let line: Data
         do {
             line = try OTLPJSONCoding.encode(request) + Data("\n".utf8)
@@ -40,6 +41,7 @@ public final class JSONLinesFileExporter: SpanExporter {
         } catch {
             throw ExportFailure(reason: "io", message: "could not write \(name): \(error)")
         }
+        return 0
     }
 
     /// Closes the file.

@@ -1,5 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import GRPCProtobuf
 import Logging
 import OTLPProto
 import ProxyConfig
@@ -10,7 +11,8 @@ import ServiceLifecycle
 ///
 /// Headers become gRPC metadata (lower-case keys); the timeout is the call's deadline; `gzip` compresses
 /// messages. Retries follow the OTLP specification's gRPC table: CANCELLED, DEADLINE_EXCEEDED, ABORTED,
-/// OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are retried; every other code fails at once. The exporter is a
+/// OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are retried, RESOURCE_EXHAUSTED only with `RetryInfo` (whose delay
+/// is honoured); every other code fails at once. The exporter is a
 /// `Service`: it runs the client's connections, and stops them after the pipeline has flushed.
 public final class OTLPGRPCExporter: SpanExporter, Service {
     /// Logs and counters name the destination by this.
@@ -19,7 +21,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let traceService: Opentelemetry_Proto_Collector_Trace_V1_TraceService.Client<HTTP2ClientTransport.Posix>
     private let metricsService: Opentelemetry_Proto_Collector_Metrics_V1_MetricsService.Client<HTTP2ClientTransport.Posix>
-    private let retry: RetryPolicy
+    private let retry: ProxyConfig.RetryPolicy
     private let logger: Logger
     private let status: StatusBoard?
     private let counters: ProxyCounters?
@@ -27,7 +29,8 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
     /// Creates an exporter; connections start when ``run()`` runs.
     /// - Throws: when the TLS files cannot be used or the endpoint cannot be resolved.
     public init(
-        destination: OTLPDestination, retry: RetryPolicy = RetryPolicy(), logger: Logger, status: StatusBoard? = nil, counters: ProxyCounters? = nil
+        destination: OTLPDestination, retry: ProxyConfig.RetryPolicy = ProxyConfig.RetryPolicy(), logger: Logger, status: StatusBoard? = nil,
+        counters: ProxyCounters? = nil
     ) throws {
         name = destination.name
         self.destination = destination
@@ -72,52 +75,67 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
         }
     }
 
-    /// Sends the request, retrying as described on the type.
-    public func export(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) async throws(ExportFailure) {
-        try await deliver { metadata, options in
+    /// Sends the batch, retrying as described on the type.
+    public func export(_ batch: ExportBatch) async throws(ExportFailure) -> Int {
+        let request = try batch.request()
+        return try await deliver { metadata, options in
             let response = try await traceService.export(request, metadata: metadata, options: options)
-            if response.hasPartialSuccess, response.partialSuccess.rejectedSpans > 0 || !response.partialSuccess.errorMessage.isEmpty {
-                logger.warning(
-                    "destination accepted the export only in part",
-                    metadata: [
-                        "destination": "\(name)", "rejected_spans": "\(response.partialSuccess.rejectedSpans)",
-                        "message": "\(response.partialSuccess.errorMessage)",
-                    ]
-                )
+            guard response.hasPartialSuccess, response.partialSuccess.rejectedSpans > 0 || !response.partialSuccess.errorMessage.isEmpty else {
+                return 0
             }
+            logger.warning(
+                "destination accepted the export only in part",
+                metadata: [
+                    "destination": "\(name)", "rejected_spans": "\(response.partialSuccess.rejectedSpans)",
+                    "message": "\(response.partialSuccess.errorMessage)",
+                ]
+            )
+            return Int(clamping: max(0, response.partialSuccess.rejectedSpans))
         }
     }
 
     /// Sends metrics (`MetricsService/Export`) with the same metadata, compression and retries.
     public func exportMetrics(_ request: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest) async throws(ExportFailure) {
-        try await deliver { metadata, options in _ = try await metricsService.export(request, metadata: metadata, options: options) }
+        _ = try await deliver { metadata, options in
+            _ = try await metricsService.export(request, metadata: metadata, options: options)
+            return 0
+        }
     }
 
     /// One call with the destination's metadata (lower-case header names), deadline and compression, retried
     /// by the OTLP gRPC table.
-    private func deliver(_ call: (Metadata, CallOptions) async throws -> Void) async throws(ExportFailure) {
+    private func deliver(_ call: (Metadata, CallOptions) async throws -> Int) async throws(ExportFailure) -> Int {
         var metadata = Metadata()
         metadata.addString("mlflow-otel-proxy/\(ProxyVersion.current)", forKey: "user-agent")
         for header in destination.headers { metadata.addString(header.value, forKey: header.key.lowercased()) }
         var options = CallOptions.defaults
         options.timeout = destination.timeout
         options.compression = destination.compression == .gzip ? .gzip : CompressionAlgorithm.none
-        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status, counters: counters) {
+        return try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status, counters: counters) {
             do {
-                try await call(metadata, options)
-                return .delivered
+                return .delivered(rejectedSpans: try await call(metadata, options))
             } catch let error as RPCError {
                 let failure = ExportFailure(reason: "grpc_\(error.code)", message: "\(destination.endpoint) answered \(error.code): \(error.message)")
-                return Self.retryableCodes.contains(error.code) ? .retryable(failure, retryAfter: nil) : .permanent(failure)
+                let retryDelay = Self.retryDelay(error)
+                if Self.retryableCodes.contains(error.code) || (error.code == .resourceExhausted && retryDelay != nil) {
+                    return .retryable(failure, retryAfter: retryDelay)
+                }
+                return .permanent(failure)
             } catch {
                 return .retryable(ExportFailure(reason: "connection", message: "\(destination.endpoint): \(error)"), retryAfter: nil)
             }
         }
     }
 
-    /// The gRPC codes the OTLP specification lists as retryable (RESOURCE_EXHAUSTED only with RetryInfo,
-    /// which this exporter does not read, so it is not retried).
+    /// The codes the OTLP specification lists as retryable; RESOURCE_EXHAUSTED is retried only when the
+    /// server sent `google.rpc.RetryInfo`.
     static let retryableCodes: Set<RPCError.Code> = [.cancelled, .deadlineExceeded, .aborted, .outOfRange, .unavailable, .dataLoss]
+
+    /// The delay a `google.rpc.RetryInfo` detail in the error's `grpc-status-details-bin` asks for.
+    static func retryDelay(_ error: RPCError) -> Duration? {
+        guard let status = try? error.unpackGoogleRPCStatus() else { return nil }
+        return status.details.lazy.compactMap { $0.retryInfo?.delay }.first
+    }
 
     /// Nothing to release here: connections close when ``run()`` ends.
     public func shutdown() async {}

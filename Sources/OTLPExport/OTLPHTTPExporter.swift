@@ -14,8 +14,8 @@ import SwiftProtobuf
 /// Exports OTLP over HTTP to one destination, with protobuf or JSON bodies (`http/protobuf`, `http/json`).
 ///
 /// Retries what the OTLP specification calls retryable (HTTP 429, 502, 503, 504 and connection
-/// failures) with exponential backoff and jitter, honouring `Retry-After`, for a bounded number of
-/// attempts; every other status fails at once. A partial success (`rejected_spans`) is logged, not retried.
+/// failures) by the destination's ``RetryPolicy``, honouring `Retry-After`; every other status fails at
+/// once. A partial success (`rejected_spans`) is logged and reported, not retried.
 public struct OTLPHTTPExporter: SpanExporter {
     /// Logs and counters name the destination by this.
     public let name: String
@@ -59,9 +59,22 @@ public struct OTLPHTTPExporter: SpanExporter {
         return tls
     }
 
-    /// Sends the request, retrying as described on the type.
-    public func export(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) async throws(ExportFailure) {
-        try await send(request)
+    /// Sends the batch, retrying as described on the type. Protobuf batches go as they were queued (no
+    /// re-encoding); JSON destinations get the OTLP/JSON form.
+    public func export(_ batch: ExportBatch) async throws(ExportFailure) -> Int {
+        let encoded: [UInt8]
+        if destination.transportProtocol == .httpJSON {
+            do {
+                encoded = Array(try OTLPJSONCoding.encode(try batch.request()))
+            } catch let failure as ExportFailure {
+                throw failure
+            } catch {
+                throw ExportFailure(reason: "encoding", message: "could not encode the export request as OTLP/JSON: \(error)")
+            }
+        } else {
+            encoded = batch.bytes
+        }
+        return try await post(ByteBuffer(bytes: encoded))
     }
 
     /// Sends any OTLP export request (traces or metrics) to the destination's endpoint, with the same
@@ -69,15 +82,28 @@ public struct OTLPHTTPExporter: SpanExporter {
     public func send(_ request: some SwiftProtobuf.Message) async throws(ExportFailure) {
         let body: ByteBuffer
         do {
-            var buffer =
+            body =
                 destination.transportProtocol == .httpJSON
                 ? ByteBuffer(bytes: try OTLPJSONCoding.encode(request)) : ByteBuffer(bytes: try request.serializedBytes() as [UInt8])
-            if destination.compression == .gzip { buffer = try buffer.compress(with: .gzip()) }
-            body = buffer
         } catch {
             throw ExportFailure(reason: "encoding", message: "could not encode the export request: \(error)")
         }
-        try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status, counters: counters) { await attemptOnce(body) }
+        _ = try await post(body)
+    }
+
+    private func post(_ encoded: ByteBuffer) async throws(ExportFailure) -> Int {
+        var body = encoded
+        if destination.compression == .gzip {
+            do {
+                body = try body.compress(with: .gzip())
+            } catch {
+                throw ExportFailure(reason: "encoding", message: "could not gzip the export request: \(error)")
+            }
+        }
+        let compressed = body
+        return try await OTLPRetry.run(policy: retry, destination: name, logger: logger, status: status, counters: counters) {
+            await attemptOnce(compressed)
+        }
     }
 
     private func attemptOnce(_ body: ByteBuffer) async -> AttemptOutcome {
@@ -96,8 +122,7 @@ public struct OTLPHTTPExporter: SpanExporter {
             let status = Int(response.status.code)
             let answer = try await response.body.collect(upTo: 4 * 1024 * 1024)
             if (200..<300).contains(status) {
-                logPartialSuccess(answer, contentType: response.headers.first(name: "content-type"))
-                return .delivered
+                return .delivered(rejectedSpans: partialSuccess(answer, contentType: response.headers.first(name: "content-type")))
             }
             let failure = ExportFailure(
                 reason: status >= 500 ? "http_5xx" : "http_4xx",
@@ -121,11 +146,12 @@ public struct OTLPHTTPExporter: SpanExporter {
         }
     }
 
-    private func logPartialSuccess(_ body: ByteBuffer, contentType: String?) {
+    /// The spans a partial success rejected (logged with the destination's message); 0 for full success.
+    private func partialSuccess(_ body: ByteBuffer, contentType: String?) -> Int {
         guard body.readableBytes > 0, contentType?.contains("protobuf") ?? true,
             let response = try? Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(serializedBytes: Array(buffer: body)),
             response.hasPartialSuccess
-        else { return }
+        else { return 0 }
         let partial = response.partialSuccess
         if partial.rejectedSpans > 0 || !partial.errorMessage.isEmpty {
             logger.warning(
@@ -133,6 +159,7 @@ public struct OTLPHTTPExporter: SpanExporter {
                 metadata: ["destination": "\(name)", "rejected_spans": "\(partial.rejectedSpans)", "message": "\(partial.errorMessage)"]
             )
         }
+        return Int(clamping: max(0, partial.rejectedSpans))
     }
 
     /// The `Retry-After` delay (seconds form or HTTP date), if present and parseable.

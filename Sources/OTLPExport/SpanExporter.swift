@@ -1,19 +1,57 @@
 import OTLPProto
+import SwiftProtobuf
 
-/// Delivers one OTLP export request somewhere (a destination, a file).
+/// Delivers export requests somewhere (a destination, a file).
 public protocol SpanExporter: Sendable {
     /// A short name for logs and counters (never a URL with credentials).
     var name: String { get }
-    /// Delivers the request.
-    /// - Throws: ``ExportFailure`` when the request could not be delivered (after any retries the exporter does).
-    func export(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) async throws(ExportFailure)
+    /// Delivers one batch, retrying as the exporter's rules say.
+    /// - Returns: how many spans the destination rejected in a partial success (0 normally); those are
+    ///   counted, never retried.
+    /// - Throws: ``ExportFailure`` when the batch could not be delivered (after any retries); `reason`
+    ///   `cancelled` means shutdown interrupted it and it may be tried again later.
+    func export(_ batch: ExportBatch) async throws(ExportFailure) -> Int
     /// Releases resources; called once at shutdown after the last export.
     func shutdown() async
 }
 
+/// One export request: the serialized `ExportTraceServiceRequest` (as queued and spooled) and its span count.
+public struct ExportBatch: Sendable {
+    /// The request's protobuf bytes.
+    public let bytes: [UInt8]
+    /// Spans in it.
+    public let spans: Int
+
+    /// Creates a batch.
+    public init(bytes: [UInt8], spans: Int) {
+        self.bytes = bytes
+        self.spans = spans
+    }
+
+    /// A batch holding `request`.
+    public init(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) throws(ExportFailure) {
+        do {
+            bytes = try request.serializedBytes()
+        } catch {
+            throw ExportFailure(reason: "encoding", message: "could not encode the export request: \(error)")
+        }
+        spans = request.spanCount
+    }
+
+    /// The request, decoded (for transports and files that need the message, not the bytes).
+    public func request() throws(ExportFailure) -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest {
+        do {
+            return try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: bytes)
+        } catch {
+            throw ExportFailure(reason: "encoding", message: "a queued batch is not a valid export request (\(error)); dropped")
+        }
+    }
+}
+
 /// A delivery that failed for good, with a reason class for counters.
 public struct ExportFailure: Error, Sendable, CustomStringConvertible {
-    /// The reason class: `http_4xx`, `http_5xx`, `connection`, `timeout`, `encoding`, `io`.
+    /// The reason class: `http_4xx`, `http_5xx`, `grpc_…`, `connection`, `timeout`, `tls`, `encoding`, `io`,
+    /// `cancelled`.
     public var reason: String
     /// What happened, with the destination's answer when there was one (never a header value).
     public var message: String
@@ -24,6 +62,9 @@ public struct ExportFailure: Error, Sendable, CustomStringConvertible {
     }
     /// `reason: message`.
     public var description: String { "\(reason): \(message)" }
+
+    /// Shutdown interrupted the delivery (the batch may be tried again).
+    public var isCancellation: Bool { reason == "cancelled" }
 }
 
 extension Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest {

@@ -149,6 +149,16 @@ struct ConfigProblems {
         return value
     }
 
+    /// A finite number (`1.5`).
+    mutating func number(_ node: ConfigNode?, env: [String: String]) -> Double? {
+        guard let text = string(node, env: env), let node else { return nil }
+        guard let value = Double(text), value.isFinite else {
+            add(node, "expected a number, got \"\(text)\"")
+            return nil
+        }
+        return value
+    }
+
     /// A duration: `500ms`, `10s`, `2m`, `1h`, or a number of seconds.
     mutating func duration(_ node: ConfigNode?, env: [String: String]) -> Duration? {
         guard let text = string(node, env: env), let node else { return nil }

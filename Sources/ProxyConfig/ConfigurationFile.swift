@@ -19,7 +19,7 @@ struct ConfigurationFile {
     static let topLevelKeys = [
         "listen", "admin_listen", "upstream", "mode", "inbound_auth", "destinations", "traces_file", "trace_info_wait", "shutdown_timeout",
         "attachments", "assembly",
-        "batch", "service", "metrics", "limits", "tls", "admin_tls",
+        "batch", "sending_queue", "retry_on_failure", "service", "metrics", "limits", "tls", "admin_tls",
     ]
     static let limitKeys = [
         "max_trace_body_bytes", "max_passthrough_body_bytes", "max_header_bytes", "request_read_timeout", "idle_timeout", "max_connections",
@@ -50,6 +50,11 @@ struct ConfigurationFile {
     var scheduleDelay: Duration?
     var maxExportBatchSize: Int?
     var maxQueueSize: Int?
+    var maxExportBatchBytes: Int?
+    var maxQueueBytes: Int?
+    var fullPolicy: QueueFullPolicy?
+    var spool: SpoolSettings?
+    var retry = PartialRetryPolicy()
     var metricTraceTags: [String]?
     var metricTraceMetadata: [String]?
     var serviceName: String?
@@ -130,10 +135,50 @@ struct ConfigurationFile {
             file.maxBytesHeld = problems.positiveInt(assembly["max_bytes_held"], env: env)
         }
         if let node = top["batch"] {
-            let batch = problems.entries(node, allowed: ["schedule_delay", "max_export_batch_size", "max_queue_size"])
+            let batch = problems.entries(node, allowed: ["schedule_delay", "max_export_batch_size", "max_export_batch_bytes", "max_queue_size"])
             file.scheduleDelay = problems.duration(batch["schedule_delay"], env: env)
             file.maxExportBatchSize = problems.positiveInt(batch["max_export_batch_size"], env: env)
+            file.maxExportBatchBytes = problems.positiveInt(batch["max_export_batch_bytes"], env: env)
             file.maxQueueSize = problems.positiveInt(batch["max_queue_size"], env: env)
+        }
+        if let node = top["sending_queue"] {
+            let queue = problems.entries(node, allowed: ["max_bytes", "full_policy", "spool"])
+            file.maxQueueBytes = problems.positiveInt(queue["max_bytes"], env: env)
+            file.fullPolicy = problems.choice(queue["full_policy"], env: env, options: QueueFullPolicy.allCases.map(\.rawValue))
+                .flatMap(QueueFullPolicy.init(rawValue:))
+            if let spoolNode = queue["spool"] {
+                let spool = problems.entries(spoolNode, allowed: ["directory", "max_bytes", "fsync"])
+                if let directory = problems.string(spool["directory"], env: env) {
+                    var settings = SpoolSettings(directory: directory)
+                    if let size = problems.positiveInt(spool["max_bytes"], env: env) { settings.maxBytes = size }
+                    if let fsync = problems.bool(spool["fsync"], env: env) { settings.fsync = fsync }
+                    file.spool = settings
+                } else {
+                    problems.add(path: "sending_queue.spool.directory", "is required to spool to disk")
+                }
+            }
+        }
+        if let node = top["retry_on_failure"] {
+            let retry = problems.entries(
+                node, allowed: ["enabled", "initial_interval", "max_interval", "max_elapsed_time", "multiplier", "randomization_factor"])
+            file.retry.enabled = problems.bool(retry["enabled"], env: env)
+            file.retry.initialInterval = problems.duration(retry["initial_interval"], env: env)
+            file.retry.maxInterval = problems.duration(retry["max_interval"], env: env)
+            file.retry.maxElapsedTime = problems.duration(retry["max_elapsed_time"], env: env)
+            if let multiplier = problems.number(retry["multiplier"], env: env) {
+                if multiplier >= 1 {
+                    file.retry.multiplier = multiplier
+                } else {
+                    problems.add(path: "retry_on_failure.multiplier", "must be at least 1")
+                }
+            }
+            if let factor = problems.number(retry["randomization_factor"], env: env) {
+                if (0...1).contains(factor) {
+                    file.retry.randomizationFactor = factor
+                } else {
+                    problems.add(path: "retry_on_failure.randomization_factor", "must be from 0 to 1")
+                }
+            }
         }
         if let node = top["metrics"] {
             // The endpoint comes from the standard variables; the file chooses extra (high-cardinality) attributes.
@@ -376,9 +421,14 @@ struct ConfigurationFile {
         if let maxTracesInFlight { config.assemblyLimits.maxTracesInFlight = maxTracesInFlight }
         if let maxSpansPerTrace { config.assemblyLimits.maxSpansPerTrace = maxSpansPerTrace }
         if let maxBytesHeld { config.assemblyLimits.maxBytesHeld = maxBytesHeld }
-        if let scheduleDelay { config.batching.scheduleDelay = scheduleDelay }
-        if let maxExportBatchSize { config.batching.maxExportBatchSize = maxExportBatchSize }
-        if let maxQueueSize { config.batching.maxQueueSize = maxQueueSize }
+        if let scheduleDelay { config.delivery.scheduleDelay = scheduleDelay }
+        if let maxExportBatchSize { config.delivery.maxExportBatchSize = maxExportBatchSize }
+        if let maxQueueSize { config.delivery.maxQueueSize = maxQueueSize }
+        if let maxExportBatchBytes { config.delivery.maxExportBatchBytes = maxExportBatchBytes }
+        if let maxQueueBytes { config.delivery.maxQueueBytes = maxQueueBytes }
+        if let fullPolicy { config.delivery.fullPolicy = fullPolicy }
+        if let spool { config.delivery.spool = spool }
+        retry.apply(to: &config.delivery.retry)
         if let serviceName { config.resource.serviceName = serviceName }
         if let maxTraceBodyBytes { config.maxTraceBodyBytes = maxTraceBodyBytes }
         if let value = limits.maxPassthroughBodyBytes { config.limits.maxPassthroughBodyBytes = value }
@@ -399,5 +449,24 @@ struct ConfigurationFile {
         }
         let fileNames = Set(destinations.map(\.name))
         config.destinations = config.destinations.filter { !fileNames.contains($0.name) } + destinations
+    }
+}
+
+/// The `retry_on_failure` keys the file sets (the others keep their values).
+struct PartialRetryPolicy {
+    var enabled: Bool?
+    var initialInterval: Duration?
+    var maxInterval: Duration?
+    var maxElapsedTime: Duration?
+    var multiplier: Double?
+    var randomizationFactor: Double?
+
+    func apply(to policy: inout RetryPolicy) {
+        if let enabled { policy.enabled = enabled }
+        if let initialInterval { policy.initialInterval = initialInterval }
+        if let maxInterval { policy.maxInterval = maxInterval }
+        if let maxElapsedTime { policy.maxElapsedTime = maxElapsedTime == .zero ? nil : maxElapsedTime }
+        if let multiplier { policy.multiplier = multiplier }
+        if let randomizationFactor { policy.randomizationFactor = randomizationFactor }
     }
 }

@@ -116,7 +116,7 @@ extension ProxyConfiguration {
                 setting: "MLFLOW_OTEL_PROXY_TLS_CERT_FILE", reason: "TLS on the listener needs both MLFLOW_OTEL_PROXY_TLS_CERT_FILE and _KEY_FILE")
         }
         config.resource = try loadResource(env)
-        config.batching = try loadBatching(env)
+        config.delivery = try loadDelivery(env)
         if let destination = try loadTraceDestination(env) { config.destinations = [destination] }
         if let metrics = try loadMetrics(env) { config.metricsExports = [metrics] }
 
@@ -247,16 +247,40 @@ extension ProxyConfiguration {
         return resource
     }
 
-    private static func loadBatching(_ env: EnvironmentReader) throws(ConfigurationError) -> BatchSettings {
-        var batching = BatchSettings()
-        if let delay = try env.milliseconds("OTEL_BSP_SCHEDULE_DELAY") { batching.scheduleDelay = delay ?? .zero }
-        if let size = try env.positiveInt("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") { batching.maxExportBatchSize = size }
-        if let size = try env.positiveInt("OTEL_BSP_MAX_QUEUE_SIZE") { batching.maxQueueSize = size }
-        if batching.maxExportBatchSize > batching.maxQueueSize {
-            throw ConfigurationError(
-                setting: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", reason: "must not exceed OTEL_BSP_MAX_QUEUE_SIZE (\(batching.maxQueueSize))")
+    private static func loadDelivery(_ env: EnvironmentReader) throws(ConfigurationError) -> DeliverySettings {
+        var delivery = DeliverySettings()
+        if let delay = try env.milliseconds("OTEL_BSP_SCHEDULE_DELAY") { delivery.scheduleDelay = delay ?? .zero }
+        if let size = try env.positiveInt("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") { delivery.maxExportBatchSize = size }
+        if let size = try env.positiveInt("OTEL_BSP_MAX_QUEUE_SIZE") { delivery.maxQueueSize = size }
+        if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_QUEUE_MAX_BYTES") { delivery.maxQueueBytes = size }
+        if let text = env["MLFLOW_OTEL_PROXY_QUEUE_FULL_POLICY"] {
+            guard let policy = QueueFullPolicy(rawValue: text) else {
+                throw ConfigurationError(
+                    setting: "MLFLOW_OTEL_PROXY_QUEUE_FULL_POLICY",
+                    reason: "expected one of \(QueueFullPolicy.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+            }
+            delivery.fullPolicy = policy
         }
-        return batching
+        if let directory = env["MLFLOW_OTEL_PROXY_SPOOL_DIR"] {
+            var spool = SpoolSettings(directory: directory)
+            if let size = try env.positiveInt("MLFLOW_OTEL_PROXY_SPOOL_MAX_BYTES") { spool.maxBytes = size }
+            spool.fsync = env.isTrue("MLFLOW_OTEL_PROXY_SPOOL_FSYNC")
+            delivery.spool = spool
+        }
+        let retryVariables: [(String, WritableKeyPath<RetryPolicy, Duration>)] = [
+            ("MLFLOW_OTEL_PROXY_RETRY_INITIAL_INTERVAL", \.initialInterval), ("MLFLOW_OTEL_PROXY_RETRY_MAX_INTERVAL", \.maxInterval),
+        ]
+        for (variable, keyPath) in retryVariables {
+            if let seconds = try env.seconds(flag: nil, variable: variable, flagName: "") { delivery.retry[keyPath: keyPath] = seconds }
+        }
+        if let seconds = try env.seconds(flag: nil, variable: "MLFLOW_OTEL_PROXY_RETRY_MAX_ELAPSED_TIME", flagName: "") {
+            delivery.retry.maxElapsedTime = seconds == .zero ? nil : seconds
+        }
+        if delivery.maxExportBatchSize > delivery.maxQueueSize {
+            throw ConfigurationError(
+                setting: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", reason: "must not exceed OTEL_BSP_MAX_QUEUE_SIZE (\(delivery.maxQueueSize))")
+        }
+        return delivery
     }
 
     /// The one trace destination the standard `OTEL_EXPORTER_OTLP_*` variables define (named `otlp`), or `nil`

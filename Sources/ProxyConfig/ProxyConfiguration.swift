@@ -35,7 +35,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// The OTel resource the proxy puts on exported spans (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`).
     public var resource: ResourceSettings
     /// Batching of exported spans (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_MAX_QUEUE_SIZE`).
-    public var batching: BatchSettings
+    public var delivery: DeliverySettings
     /// How long a trace waits for its missing parts (spans or trace info) before it is exported anyway.
     /// Flag `--trace-info-wait` (seconds), variable `MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT`; default 10 s.
     public var traceInfoWait: Duration
@@ -74,7 +74,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
         destinations: [OTLPDestination] = [],
         localTracesFile: String? = ProxyConfiguration.defaultLocalTracesFile,
         resource: ResourceSettings = ResourceSettings(),
-        batching: BatchSettings = BatchSettings(),
+        delivery: DeliverySettings = DeliverySettings(),
         traceInfoWait: Duration = .seconds(10),
         upstreamTimeout: Duration = .seconds(120),
         maxTraceBodyBytes: Int = 64 * 1024 * 1024,
@@ -86,7 +86,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
         self.destinations = destinations
         self.localTracesFile = localTracesFile
         self.resource = resource
-        self.batching = batching
+        self.delivery = delivery
         self.traceInfoWait = traceInfoWait
         self.upstreamTimeout = upstreamTimeout
         self.maxTraceBodyBytes = maxTraceBodyBytes
@@ -247,19 +247,94 @@ public struct KeyValuePair: Sendable, Equatable {
     }
 }
 
-/// Batching of exported spans, named after the OpenTelemetry batch span processor's variables.
-public struct BatchSettings: Sendable, Equatable {
+/// How every destination's spans are batched, queued and retried: one bounded queue per destination, batches
+/// by span count, bytes and time, retries by the OTLP rules within a time budget, optionally a disk spool.
+/// Batching is named after the OpenTelemetry batch span processor's variables, the queue and retries after the
+/// OpenTelemetry Collector's `sending_queue` and `retry_on_failure`.
+public struct DeliverySettings: Sendable, Equatable {
     /// `OTEL_BSP_SCHEDULE_DELAY` (ms): the longest a span waits for a batch to fill; default 1 s
     /// (shorter than the SDK's 5 s because the client's own batching already delayed it).
     public var scheduleDelay: Duration
     /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export request; default 512.
     public var maxExportBatchSize: Int
-    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans held waiting for export; beyond it new spans are dropped and counted. Default 8192.
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans held in memory waiting for export (with the spool off); default 8192.
     public var maxQueueSize: Int
+    /// `batch.max_export_batch_bytes`: serialized bytes per export request (a single larger trace still goes
+    /// alone); default 4 MiB, the smallest common vendor limit.
+    public var maxExportBatchBytes: Int = 4 * 1024 * 1024
+    /// `sending_queue.max_bytes` (`MLFLOW_OTEL_PROXY_QUEUE_MAX_BYTES`): serialized bytes held in memory per
+    /// destination; default 64 MiB.
+    public var maxQueueBytes: Int = 64 * 1024 * 1024
+    /// `sending_queue.full_policy` (`MLFLOW_OTEL_PROXY_QUEUE_FULL_POLICY`): what happens when a queue is full.
+    public var fullPolicy: QueueFullPolicy = .dropOldest
+    /// `sending_queue.spool` (`MLFLOW_OTEL_PROXY_SPOOL_DIR`, `…_SPOOL_MAX_BYTES`, `…_SPOOL_FSYNC`): batches kept
+    /// on disk until delivered, so they survive a crash or restart; `nil`: memory only.
+    public var spool: SpoolSettings?
+    /// `retry_on_failure`: how failed exports are retried.
+    public var retry = RetryPolicy()
     /// Creates settings.
     public init(scheduleDelay: Duration = .seconds(1), maxExportBatchSize: Int = 512, maxQueueSize: Int = 8192) {
         self.scheduleDelay = scheduleDelay
         self.maxExportBatchSize = maxExportBatchSize
         self.maxQueueSize = maxQueueSize
+    }
+}
+
+/// What a destination's full queue does with more spans.
+public enum QueueFullPolicy: String, Sendable, Equatable, CaseIterable {
+    /// The oldest queued batches make room (the default, as Fluent Bit and the Collector's persistent queue do);
+    /// each dropped span is counted with reason `queue_full`.
+    case dropOldest = "drop_oldest"
+    /// Uploads the proxy answers itself get `503` with `Retry-After` until the queue has room, so the
+    /// client's own retries hold the data; nothing queued is dropped.
+    case refuse
+}
+
+/// The disk spool of every destination's queue: `<directory>/<destination>/`, one file per batch.
+public struct SpoolSettings: Sendable, Equatable {
+    /// The spool's root directory; created when missing.
+    public var directory: String
+    /// The most bytes spooled per destination; default 1 GiB.
+    public var maxBytes: Int
+    /// Whether every batch file (and its directory entry) is fsynced before it counts as stored: survives power
+    /// loss, not just a crash of the proxy, at the cost measured in BENCHMARKS.md. Default off.
+    public var fsync: Bool
+    /// Creates settings.
+    public init(directory: String, maxBytes: Int = 1024 * 1024 * 1024, fsync: Bool = false) {
+        self.directory = directory
+        self.maxBytes = maxBytes
+        self.fsync = fsync
+    }
+}
+
+/// Retries of failed exports, with the OpenTelemetry Collector's `retry_on_failure` keys and defaults:
+/// exponential backoff with jitter from `initialInterval` up to `maxInterval`, a server's requested delay
+/// (`Retry-After`, gRPC `RetryInfo`) honoured, and at most `maxElapsedTime` spent on one batch.
+public struct RetryPolicy: Sendable, Equatable {
+    /// Whether failed exports are retried at all.
+    public var enabled = true
+    /// The first backoff; default 5 s.
+    public var initialInterval: Duration = .seconds(5)
+    /// The largest backoff; default 30 s.
+    public var maxInterval: Duration = .seconds(30)
+    /// The most time spent on one batch, its attempts and waits together; default 300 s; `nil` (0 in the
+    /// file): retry until delivered or shut down.
+    public var maxElapsedTime: Duration? = .seconds(300)
+    /// The backoff's growth per attempt; default 1.5.
+    public var multiplier = 1.5
+    /// The jitter: each wait is drawn from ±this fraction of the backoff; default 0.5.
+    public var randomizationFactor = 0.5
+    /// Creates a policy.
+    public init(
+        enabled: Bool = true, initialInterval: Duration = .seconds(5), maxInterval: Duration = .seconds(30),
+        maxElapsedTime: Duration? = .seconds(300),
+        multiplier: Double = 1.5, randomizationFactor: Double = 0.5
+    ) {
+        self.enabled = enabled
+        self.initialInterval = initialInterval
+        self.maxInterval = maxInterval
+        self.maxElapsedTime = maxElapsedTime
+        self.multiplier = multiplier
+        self.randomizationFactor = randomizationFactor
     }
 }

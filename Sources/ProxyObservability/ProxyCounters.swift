@@ -25,7 +25,7 @@ public final class ProxyCounters: Sendable {
     /// The label names of each counter, in the order its values are passed.
     static let labelNames: [String: [String]] = [
         "requests": ["route", "status"], "export_retries": ["destination"], "rejected_requests": ["reason"], "spans_received": ["source"],
-        "spans_exported": ["destination"],
+        "spans_exported": ["destination"], "spans_rejected": ["destination"], "spool_errors": ["destination"],
         "spans_dropped": ["destination", "reason"], "export_requests": ["destination", "result"], "upstream_responses": ["class"],
         "upstream_errors": ["reason"], "traces_assembled": ["completion"], "trace_infos_received": ["kind"],
         "attachments_discarded": ["reason"], "attachments_stored": [], "metrics_exports": ["result"],

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ExportQueue
 import Logging
 import NIOConcurrencyHelpers
 import OTLPExport
@@ -27,11 +28,11 @@ struct ExportUnitFactory: Sendable {
     func units(for configuration: ProxyConfiguration, reusing existing: [ExportFanOut.Key] = []) throws(ConfigurationError) -> [ExportFanOut.Unit] {
         var units: [ExportFanOut.Unit] = []
         for destination in configuration.destinations {
-            let key = ExportFanOut.Key(destination: destination, batching: configuration.batching, localFile: nil)
-            units.append(existing.contains(key) ? placeholder(key) : try unit(for: destination, batching: configuration.batching))
+            let key = ExportFanOut.Key(destination: destination, delivery: configuration.delivery, localFile: nil)
+            units.append(existing.contains(key) ? placeholder(key) : try unit(for: destination, delivery: configuration.delivery))
         }
         if configuration.destinations.isEmpty, let path = configuration.localTracesFile {
-            let key = ExportFanOut.Key(destination: nil, batching: configuration.batching, localFile: path)
+            let key = ExportFanOut.Key(destination: nil, delivery: configuration.delivery, localFile: path)
             if existing.contains(key) {
                 units.append(placeholder(key))
             } else {
@@ -41,14 +42,14 @@ struct ExportUnitFactory: Sendable {
                 } catch {
                     throw ConfigurationError(setting: "traces_file", reason: "cannot open \(path): \(error)")
                 }
-                let pipeline = ExportPipeline(settings: configuration.batching, exporters: [exporter], counters: counters, logger: logger)
+                let pipeline = ExportPipeline(settings: configuration.delivery, exporters: [exporter], counters: counters, logger: logger)
                 units.append(ExportFanOut.Unit(key: key, pipeline: pipeline, group: group([pipeline])))
             }
         }
         return units
     }
 
-    private func unit(for destination: OTLPDestination, batching: BatchSettings) throws(ConfigurationError) -> ExportFanOut.Unit {
+    private func unit(for destination: OTLPDestination, delivery: DeliverySettings) throws(ConfigurationError) -> ExportFanOut.Unit {
         if destination.tls.insecureSkipVerify {
             logger.warning("TLS certificate verification is off for a destination", metadata: ["destination": "\(destination.name)"])
         }
@@ -56,24 +57,47 @@ struct ExportUnitFactory: Sendable {
         var services: [any Service] = []
         do {
             if destination.transportProtocol == .grpc {
-                let grpc = try OTLPGRPCExporter(destination: destination, logger: logger, status: status, counters: counters)
+                let grpc = try OTLPGRPCExporter(
+                    destination: destination, retry: delivery.retry, logger: logger, status: status, counters: counters)
                 services.append(grpc)  // its connection runs before the pipeline starts and stops after it flushed
                 exporter = grpc
             } else {
-                exporter = try OTLPHTTPExporter(destination: destination, client: exportClient, logger: logger, status: status, counters: counters)
+                exporter = try OTLPHTTPExporter(
+                    destination: destination, client: exportClient, retry: delivery.retry, logger: logger, status: status, counters: counters)
             }
         } catch {
             throw ConfigurationError(setting: "destinations.\(destination.name).tls", reason: "cannot load the TLS files: \(error)")
         }
-        let pipeline = ExportPipeline(settings: batching, exporters: [exporter], counters: counters, logger: logger, status: status)
+        let pipeline = ExportPipeline(
+            settings: delivery, exporters: [exporter], counters: counters, logger: logger, status: status,
+            spoolPath: delivery.spool.map { Self.spoolPath(root: $0.directory, destination: destination.name) })
         return ExportFanOut.Unit(
-            key: ExportFanOut.Key(destination: destination, batching: batching, localFile: nil), pipeline: pipeline,
+            key: ExportFanOut.Key(destination: destination, delivery: delivery, localFile: nil), pipeline: pipeline,
             group: group(services + [pipeline]))
+    }
+
+    /// A destination's spool directory: `<root>/<name>`, the name reduced to letters, digits, `.`, `_` and `-`.
+    static func spoolPath(root: String, destination: String) -> String {
+        let safe = String(destination.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
+        return (root.hasSuffix("/") ? String(root.dropLast()) : root) + "/" + (safe.hasPrefix(".") ? "_" + safe : safe)
+    }
+
+    /// Checks at start-up that every destination's spool directory can be created, written and locked (so a
+    /// second proxy on the same directory stops with the reason instead of delivering the same batches).
+    func checkSpools(for configuration: ProxyConfiguration) throws(ConfigurationError) {
+        guard let spool = configuration.delivery.spool else { return }
+        for destination in configuration.destinations {
+            do {
+                _ = try SpoolDirectory(path: Self.spoolPath(root: spool.directory, destination: destination.name), fsync: false)
+            } catch {
+                throw ConfigurationError(setting: "sending_queue.spool.directory", reason: error.description)
+            }
+        }
     }
 
     /// A stand-in for a unit that is already running (the fan-out keeps the running one).
     private func placeholder(_ key: ExportFanOut.Key) -> ExportFanOut.Unit {
-        let pipeline = ExportPipeline(settings: key.batching, exporters: [], counters: counters, logger: logger)
+        let pipeline = ExportPipeline(settings: key.delivery, exporters: [], counters: counters, logger: logger)
         return ExportFanOut.Unit(key: key, pipeline: pipeline, group: group([]))
     }
 
@@ -87,7 +111,7 @@ struct ExportUnitFactory: Sendable {
 /// Applies a new configuration to the running proxy (on SIGHUP).
 ///
 /// What a reload changes: the destinations (added ones start, removed or changed ones flush their queues and
-/// stop, unchanged ones keep running with their queues), batching, inbound tokens, upstream headers and the
+/// stop, unchanged ones keep running with their queues), delivery, inbound tokens, upstream headers and the
 /// listeners' certificates (re-read from their files, for rotation). Settings that shape the listeners or
 /// the trace path (listen addresses, upstream, limits, assembly, metrics, the traces file's use) need a
 /// restart: a reload keeps their running values and logs a warning for each. A new configuration that would
@@ -128,13 +152,16 @@ public final class ProxyReloader: Sendable {
         ("admin_tls (on or off)", { "\($0.adminTLS != nil)" }), ("assembly", { "\($0.assemblyLimits)" }),
         ("trace_info_wait", { "\($0.traceInfoWait)" }), ("metrics", { "\($0.metricsExports)" }), ("service", { "\($0.resource)" }),
         ("attachments", { "\($0.attachmentsDirectory ?? "")\($0.attachmentsMaxBytes)" }), ("shutdown_timeout", { "\($0.shutdownTimeout)" }),
+        ("sending_queue.spool", { "\(String(describing: $0.delivery.spool))" }),
     ]
 
     /// Applies `new`.
     /// - Returns: warnings for settings that changed but need a restart.
     /// - Throws: ``ConfigurationError`` when `new` cannot be applied; nothing was changed then.
     @discardableResult
-    public func reload(to new: ProxyConfiguration) async throws(ConfigurationError) -> [String] {
+    public func reload(to requested: ProxyConfiguration) async throws(ConfigurationError) -> [String] {
+        var new = requested
+        new.delivery.spool = initial.delivery.spool  // restart-only: batches on disk stay where the running pipelines look
         let claimed = inProgress.withLockedValue { busy in
             defer { busy = true }
             return !busy
@@ -149,7 +176,7 @@ public final class ProxyReloader: Sendable {
                 setting: "mode", reason: "the export mode would change from \(old.mode.rawValue) to \(new.mode.rawValue); that needs a restart")
         }
         var warnings: [String] = []
-        for setting in Self.restartOnly where setting.value(old) != setting.value(new) {
+        for setting in Self.restartOnly where setting.value(old) != setting.value(requested) {
             warnings.append("\(setting.name) changed; it needs a restart, the running value stays")
         }
         // Everything that can fail first, so a failure changes nothing.

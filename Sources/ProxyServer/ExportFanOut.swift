@@ -12,7 +12,7 @@ import ServiceLifecycle
 final class ExportFanOut: Service, Sendable {
     /// One destination's export: its pipeline and the services it runs in (gRPC connection first).
     struct Unit: Sendable {
-        /// What makes two units interchangeable: the same destination settings and the same batching.
+        /// What makes two units interchangeable: the same destination settings and the same delivery.
         let key: Key
         let pipeline: ExportPipeline
         let group: ServiceGroup
@@ -21,7 +21,7 @@ final class ExportFanOut: Service, Sendable {
     /// The settings a unit was built from.
     struct Key: Equatable, Sendable {
         var destination: OTLPDestination?
-        var batching: BatchSettings
+        var delivery: DeliverySettings
         var localFile: String?
     }
 
@@ -45,10 +45,9 @@ final class ExportFanOut: Service, Sendable {
         for pipeline in pipelines { pipeline.submit(resourceSpans) }
     }
 
-    /// Whether every destination's queue is full (only then are clients asked to retry).
+    /// Whether a destination whose full policy is `refuse` has no room: clients are then asked to retry.
     var isSaturated: Bool {
-        let current = pipelines
-        return !current.isEmpty && current.allSatisfy(\.isSaturated)
+        pipelines.contains { $0.fullPolicy == .refuse && $0.isSaturated }
     }
 
     /// Makes `replacement` the set of units: units whose key is in it are kept as they are (the replacement's

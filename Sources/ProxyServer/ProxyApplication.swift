@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CoreMetrics
+import ExportQueue
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -75,8 +76,9 @@ public enum ProxyApplication {
         status: StatusBoard, client: HTTPClient, exportClient: HTTPClient, listenerTLS: ListenerTLSContext?, adminTLS: ListenerTLSContext?
     ) throws -> ProxyRuntime {
 
-        // One unit (queue, batching, exporter) per destination: every trace goes to each of them.
+        // One unit (queue, delivery, exporter) per destination: every trace goes to each of them.
         let unitFactory = ExportUnitFactory(counters: counters, logger: logger, status: status, exportClient: exportClient)
+        try unitFactory.checkSpools(for: configuration)
         let fanOut = ExportFanOut(units: try unitFactory.units(for: configuration))
 
         let translation = TranslationSettings(
@@ -160,11 +162,31 @@ public enum ProxyApplication {
         let attachments = try AttachmentStore(
             directory: configuration.attachmentsDirectory, maxBytes: configuration.attachmentsMaxBytes, counters: counters
         )
-        let intake =
+        var intake =
             configuration.mode.exportsTraces
             ? TraceIntake(
                 assembler: assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes, attachments: attachments, status: status
             ) : nil
+        // With the spool on, uploads the proxy acknowledges itself are journaled until their spans are spooled.
+        var journalServices: [any Service] = []
+        if let spool = configuration.delivery.spool, configuration.mode.answersTraceCallsLocally, !configuration.destinations.isEmpty,
+            let journalIntake = intake
+        {
+            let journal: IntakeJournal
+            do {
+                journal = try IntakeJournal(
+                    path: (spool.directory.hasSuffix("/") ? spool.directory : spool.directory + "/") + ".intake", fsync: spool.fsync)
+            } catch {
+                throw ConfigurationError(setting: "sending_queue.spool.directory", reason: error.description)
+            }
+            intake?.journal = journal
+            var replayIntake = journalIntake
+            replayIntake.journal = nil  // a replayed upload is already in the journal
+            journalServices.append(
+                IntakeCheckpoint(
+                    journal: journal, intake: replayIntake, fanOut: fanOut, hold: configuration.traceInfoWait * 2 + .seconds(2), counters: counters,
+                    logger: logger))
+        }
         let responder = ProxyResponder(
             // Push back on clients only when every destination's queue is full: one dead destination must not
             // change the answers clients get (its own queue drops and counts instead).
@@ -210,7 +232,8 @@ public enum ProxyApplication {
             status: status, logger: logger)
         // The fan-out stops after the assembler (which hands it what it holds) and before the HTTP clients.
         let services: [any Service] = [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + metricsServices
-        return ProxyRuntime(services: services + [fanOut, assembler] + adminServices + [application], reloader: reloader)
+        // The intake journal's checkpoint stops after the fan-out, so a clean stop can empty the journal.
+        return ProxyRuntime(services: services + journalServices + [fanOut, assembler] + adminServices + [application], reloader: reloader)
     }
 
     static func nowUnixNano() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }

@@ -1,3 +1,4 @@
+import ExportQueue
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -18,6 +19,9 @@ struct TraceIntake: Sendable {
     let maxBodyBytes: Int
     let attachments: AttachmentStore
     let status: StatusBoard
+    /// Where acknowledged uploads are kept until their spans are in every destination's spool (spool on, and the
+    /// proxy answering uploads itself); `nil` otherwise.
+    var journal: IntakeJournal?
 
     // MARK: POST /v1/traces
 
@@ -54,6 +58,7 @@ struct TraceIntake: Sendable {
         }
         switch await ingestOTLP(body: body, headers: request.headers) {
         case .success(let spans):
+            if let unavailable = persist("otlp", body: body, headers: request.headers, context: context) { return unavailable }
             context.logger.debug("spans received", metadata: ["route": "/v1/traces", "spans": "\(spans)"])
             // An empty ExportTraceServiceResponse: 0 bytes in protobuf, {} in JSON (full success).
             return Response(
@@ -96,6 +101,7 @@ struct TraceIntake: Sendable {
         }
         let hadSpans = await assembler.add(info: decoded.info)
         counters.increment("trace_infos_received", "v3")
+        if let unavailable = persist("start_trace_v3", body: body, headers: request.headers, context: context) { return unavailable }
         var traceInfo = decoded.traceInfoObject
         var tags = traceInfo["tags"] as? [String: Any] ?? [:]
         let experiment = decoded.info.experimentID ?? "0"
@@ -142,7 +148,13 @@ struct TraceIntake: Sendable {
             return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
         }
         switch await ingestTracesArtifact(body: body, headers: request.headers, experimentID: experimentID, traceID: traceID) {
-        case .success: return Response(status: .ok)
+        case .success:
+            var parameters = ["trace_id": traceID]
+            if let experimentID { parameters["experiment_id"] = experimentID }
+            if let unavailable = persist("traces_artifact", body: body, headers: request.headers, parameters: parameters, context: context) {
+                return unavailable
+            }
+            return Response(status: .ok)
         case .failure(let error): return rejectMLflow(error, context: context)
         }
     }
@@ -188,6 +200,11 @@ struct TraceIntake: Sendable {
         case .failure(let error):
             return rejectMLflow(error, context: context)
         case .success(let start):
+            if let unavailable = persist(
+                "start_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], context: context)
+            {
+                return unavailable
+            }
             let experiment = start.experimentID ?? "0"
             var tags = start.tags.map { ["key": $0.key, "value": $0.value] }
             tags.append(["key": "mlflow.artifactLocation", "value": "mlflow-artifacts:/\(experiment)/traces/\(requestID)/artifacts"])
@@ -223,12 +240,73 @@ struct TraceIntake: Sendable {
         case .failure(let error):
             return rejectMLflow(error, context: context)
         case .success(let info):
+            if let unavailable = persist(
+                "end_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], context: context)
+            {
+                return unavailable
+            }
             let traceInfo: [String: Any] = [
                 "request_id": requestID, "status": info.state ?? "OK",
                 "request_metadata": info.metadata.keys.sorted().map { ["key": $0, "value": info.metadata[$0] ?? ""] },
                 "tags": info.tags.keys.sorted().map { ["key": $0, "value": info.tags[$0] ?? ""] },
             ]
             return jsonResponse(["trace_info": traceInfo])
+        }
+    }
+
+    // MARK: Intake journal
+
+    /// The headers decoding reads, kept with a journal entry.
+    static let journaledHeaders: [HTTPField.Name] = [.contentType, .contentEncoding, .userAgent, HTTPField.Name("x-mlflow-experiment-id")!]
+
+    /// Writes an ingested upload to the journal before it is acknowledged.
+    /// - Returns: `nil` when written (or no journal); otherwise the answer: 503 with `Retry-After`, so the client
+    ///   retries (the spans it already gave are deduplicated then).
+    func persist(
+        _ route: String, body: ByteBuffer, headers: HTTPFields, parameters: [String: String] = [:], context: ProxyRequestContext
+    ) -> Response? {
+        guard let journal else { return nil }
+        var kept: [String: String] = [:]
+        for name in Self.journaledHeaders { if let value = headers[name] { kept[name.canonicalName] = value } }
+        do {
+            try journal.record(IntakeJournal.Entry(route: route, headers: kept, parameters: parameters, body: Data(body.readableBytesView)))
+            return nil
+        } catch {
+            counters.increment("spool_errors", "intake")
+            counters.increment("rejected_requests", "journal_write")
+            context.logger.error("could not write an upload to the intake journal; answered 503", metadata: ["error": "\(error)"])
+            let message = "mlflow-otel-proxy could not store the upload durably; retry later"
+            let json = headers[.contentType]?.contains("json") ?? false
+            var response =
+                route == "otlp"
+                ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
+                : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
+            response.headers[.retryAfter] = "5"
+            return response
+        }
+    }
+
+    /// Feeds a journaled upload through the same decoding as when it arrived.
+    /// - Returns: whether it decoded.
+    func replay(_ entry: IntakeJournal.Entry) async -> Bool {
+        let body = ByteBuffer(bytes: entry.body)
+        var headers = HTTPFields()
+        for (name, value) in entry.headers { if let field = HTTPField.Name(name) { headers[field] = value } }
+        switch entry.route {
+        case "otlp":
+            return (try? await ingestOTLP(body: body, headers: headers).get()) != nil
+        case "start_trace_v3":
+            return (try? await ingestStartTraceV3(body: body).get()) != nil
+        case "traces_artifact":
+            let result = await ingestTracesArtifact(
+                body: body, headers: headers, experimentID: entry.parameters["experiment_id"], traceID: entry.parameters["trace_id"] ?? "")
+            return (try? result.get()) != nil
+        case "start_trace_v2":
+            return (try? await ingestStartTraceV2(body: body, requestID: entry.parameters["request_id"] ?? "").get()) != nil
+        case "end_trace_v2":
+            return (try? await ingestEndTraceV2(body: body, requestID: entry.parameters["request_id"] ?? "").get()) != nil
+        default:
+            return false
         }
     }
 

@@ -136,8 +136,8 @@ struct ConfigurationTests {
         ])
         #expect(config.resource.serviceName == "svc")
         #expect(config.resource.attributes == [KeyValuePair("deployment.environment", "prod"), KeyValuePair("team", "ml,ops")])
-        #expect(config.batching.scheduleDelay == .milliseconds(250))
-        #expect(config.batching.maxExportBatchSize == 100)
+        #expect(config.delivery.scheduleDelay == .milliseconds(250))
+        #expect(config.delivery.maxExportBatchSize == 100)
         #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"]) }
     }
 

@@ -2,9 +2,12 @@
 official opentelemetry-proto stubs; it keeps every request with its metadata."""
 
 import threading
+import time
 from concurrent import futures
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 
@@ -12,6 +15,8 @@ class GRPCReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, tls=None):
         """`tls`: optional dict with certfile and keyfile."""
         self.requests = []
+        self.times = []  # when each Export call arrived (monotonic), answered or not
+        self.script = []  # faults for the next calls: ("exhausted", retry_delay_seconds or None) or a grpc.StatusCode
         self.lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self.server)
@@ -25,7 +30,27 @@ class GRPCReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     def Export(self, request, context):
         metadata = {key: value for key, value in context.invocation_metadata()}
         with self.lock:
-            self.requests.append((metadata, request))
+            self.times.append(time.monotonic())
+            action = self.script.pop(0) if self.script else None
+            if action is None:
+                self.requests.append((metadata, request))
+        if isinstance(action, tuple) and action[0] == "exhausted":
+            # RESOURCE_EXHAUSTED, with google.rpc.RetryInfo in grpc-status-details-bin when a delay is given.
+            status = status_pb2.Status(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message="quota exceeded (test receiver)")
+            if action[1] is not None:
+                retry_info = error_details_pb2.RetryInfo()
+                retry_info.retry_delay.FromMilliseconds(int(action[1] * 1000))
+                detail = any_pb2.Any()
+                detail.Pack(retry_info)
+                status.details.append(detail)
+                context.set_trailing_metadata([("grpc-status-details-bin", status.SerializeToString())])
+            context.set_code(grpc.StatusCode.RESOURCE_EXHAUSTED)
+            context.set_details(status.message)
+            return trace_service_pb2.ExportTraceServiceResponse()
+        if action is not None:
+            context.set_code(action)
+            context.set_details("injected by the test receiver")
+            return trace_service_pb2.ExportTraceServiceResponse()
         return trace_service_pb2.ExportTraceServiceResponse()
 
     def all_spans(self):

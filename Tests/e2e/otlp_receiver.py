@@ -4,8 +4,11 @@
 import base64
 import gzip
 import json
+import socket
 import ssl
+import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from google.protobuf import json_format
@@ -41,6 +44,7 @@ class ReceivedRequest:
         self.raw = raw
         self.message = message
         self.status = 200
+        self.at = time.monotonic()
 
     def spans(self):
         for resource_spans in self.message.resource_spans:
@@ -50,15 +54,19 @@ class ReceivedRequest:
 
 
 class OTLPReceiver:
-    """Started on 127.0.0.1 on a free port; `status` can be changed to inject failures."""
+    """Started on 127.0.0.1 on a free port; `status` can be changed to inject failures, and `script` lists
+    faults for the next trace requests, one each, in order: a status (`503`), a status with headers
+    (`(429, {"Retry-After": "2"})`), `"reset"` (the connection is reset instead of an answer) or
+    `("partial", n)` (200 with a partial success rejecting n spans)."""
 
-    def __init__(self, tls=None):
-        """`tls`: optional dict with certfile, keyfile and (for mutual TLS) client_ca."""
+    def __init__(self, tls=None, port=0):
+        """`tls`: optional dict with certfile, keyfile and (for mutual TLS) client_ca; `port`: 0 for a free one."""
         self.requests = []
         self.metrics = []  # (headers, ExportMetricsServiceRequest) for every POST to …/v1/metrics
         self.tls_errors = []
         self.lock = threading.Lock()
         self.status = 200
+        self.script = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,17 +97,34 @@ class OTLPReceiver:
                     message = ExportTraceServiceRequest()
                     message.ParseFromString(body)
                 received = ReceivedRequest(self.path, dict(self.headers.items()), raw, message)
-                received.status = receiver.status
                 with receiver.lock:
+                    action = receiver.script.pop(0) if receiver.script else receiver.status
                     receiver.requests.append(received)
-                payload = ExportTraceServiceResponse().SerializeToString()
+                headers = {}
+                response = ExportTraceServiceResponse()
+                if action == "reset":
+                    received.status = None
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if isinstance(action, tuple) and action[0] == "partial":
+                    response.partial_success.rejected_spans = action[1]
+                    response.partial_success.error_message = f"{action[1]} spans rejected by the test receiver"
+                    action = 200
+                elif isinstance(action, tuple):
+                    action, headers = action
+                received.status = action
+                payload = response.SerializeToString()
                 self.send_response(received.status)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.scheme = "http"
         if tls:

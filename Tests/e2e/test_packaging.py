@@ -48,7 +48,8 @@ def test_release_binary_runs_the_image_entry_command(tmp_path):
     assert "libswiftCore" not in linked, "the Swift standard library must be linked statically"
     port, admin = free_port(), free_port()
     # The image's ENTRYPOINT + CMD with its ENV, on loopback addresses.
-    env = clean_environment(MLFLOW_OTEL_PROXY_LISTEN=f"127.0.0.1:{port}", MLFLOW_OTEL_PROXY_ADMIN_LISTEN=f"127.0.0.1:{admin}")
+    env = clean_environment(MLFLOW_OTEL_PROXY_LISTEN=f"127.0.0.1:{port}", MLFLOW_OTEL_PROXY_ADMIN_LISTEN=f"127.0.0.1:{admin}",
+                            MLFLOW_OTEL_PROXY_SPOOL_DIR=str(tmp_path / "spool"))
     with open(tmp_path / "image.log", "wb") as log:
         process = subprocess.Popen([binary, "serve"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -117,7 +117,8 @@ def test_overload_answers_503_with_retry_after(start_proxy):
     try:
         proxy = start_proxy(["--shutdown-timeout", "2"],
                             env={"OTEL_EXPORTER_OTLP_ENDPOINT": black_hole.url, "OTEL_EXPORTER_OTLP_TIMEOUT": "60000",
-                                 "OTEL_BSP_MAX_QUEUE_SIZE": "20", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "5"})
+                                 "OTEL_BSP_MAX_QUEUE_SIZE": "20", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "5",
+                                 "MLFLOW_OTEL_PROXY_QUEUE_FULL_POLICY": "refuse"})
         answer = None
         for attempt in range(1, 200):
             request = ExportTraceServiceRequest()

@@ -1,0 +1,258 @@
+import ExportQueue
+import Foundation
+import Logging
+import OTLPProto
+import ProxyConfig
+import SwiftProtobuf
+import Testing
+
+@testable import OTLPExport
+
+/// The pieces of delivery that need no network: the request framing, the batch queue in memory and on disk,
+/// the retry schedule, and the configuration keys. Delivery against real receivers (down, slow, 429, 400,
+/// kill -9 with the spool) is tested end to end in Tests/e2e/test_delivery.py.
+@Suite struct DeliveryTests {
+    static func resourceSpans(_ count: Int, name: String = "s") -> Opentelemetry_Proto_Trace_V1_ResourceSpans {
+        var item = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+        var scope = Opentelemetry_Proto_Trace_V1_ScopeSpans()
+        for index in 0..<count {
+            var span = Opentelemetry_Proto_Trace_V1_Span()
+            span.traceID = Data(repeating: UInt8(index % 256), count: 16)
+            span.spanID = Data(repeating: 7, count: 8)
+            span.name = name + String(repeating: "x", count: index)
+            scope.spans.append(span)
+        }
+        item.scopeSpans = [scope]
+        return item
+    }
+
+    static func temporaryDirectory() -> String {
+        let path = NSTemporaryDirectory() + "spool-test-" + UUID().uuidString
+        return path
+    }
+
+    @Test func framedItemsAreTheRequestProtobufEncodes() throws {
+        let items = [Self.resourceSpans(1), Self.resourceSpans(200, name: String(repeating: "long", count: 50))]
+        var framed: [UInt8] = []
+        for item in items { ExportRequestEncoding.append(try item.serializedBytes(), to: &framed) }
+        var request = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest()
+        request.resourceSpans = items
+        #expect(framed == (try request.serializedBytes() as [UInt8]))
+        let overhead = items.map { item -> Int in
+            let length = (try? item.serializedBytes() as [UInt8])?.count ?? 0
+            return ExportRequestEncoding.fieldOverhead(length: length) + length
+        }
+        #expect(overhead.reduce(0, +) == framed.count)
+    }
+
+    @Test func memoryQueueDropsTheOldestButNeverTheOneInFlight() {
+        var queue = BatchQueue(maxBytes: 300, maxSpans: 1000)
+        for index in 0..<3 {
+            guard
+                case .stored(let evicted) = queue.append([UInt8](repeating: UInt8(index), count: 100), spans: 10, traceIDs: [], refuseWhenFull: false)
+            else { return #expect(Bool(false)) }
+            #expect(evicted == 0)
+        }
+        let inFlight = queue.nextForDelivery()
+        #expect(inFlight?.batch.sequence == 1)
+        // Full: the oldest batch not in flight (the second) makes room.
+        guard case .stored(let evicted) = queue.append([UInt8](repeating: 9, count: 100), spans: 10, traceIDs: [], refuseWhenFull: false) else {
+            return #expect(Bool(false))
+        }
+        #expect(evicted == 10)
+        #expect(queue.count == 3 && queue.storedBytes == 300 && queue.storedSpans == 30)
+        if let inFlight { queue.remove(inFlight.batch) }
+        let next = queue.nextForDelivery()
+        #expect(next?.batch.sequence == 3)
+        if case .success(let bytes) = next?.bytes { #expect(bytes == [UInt8](repeating: 2, count: 100)) } else { Issue.record("no bytes") }
+    }
+
+    @Test func memoryQueueRefusesWhenThePolicySaysSo() {
+        var queue = BatchQueue(maxBytes: 1000, maxSpans: 25)
+        _ = queue.append([1], spans: 10, traceIDs: [], refuseWhenFull: true)
+        _ = queue.append([2], spans: 10, traceIDs: [], refuseWhenFull: true)
+        #expect(!queue.hasRoom(bytes: 1, spans: 10))
+        guard case .full = queue.append([3], spans: 10, traceIDs: [], refuseWhenFull: true) else { return #expect(Bool(false)) }
+        #expect(queue.storedSpans == 20)
+        guard case .full = queue.append([UInt8](repeating: 0, count: 2000), spans: 1, traceIDs: [], refuseWhenFull: false) else {
+            return #expect(Bool(false))  // bigger than the whole queue: never stored, nothing evicted for it
+        }
+        #expect(queue.count == 2)
+    }
+
+    @Test func spoolKeepsBatchesAcrossReopeningInOrder() throws {
+        let path = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            var queue = try BatchQueue(spool: try SpoolDirectory(path: path, fsync: true), maxBytes: 1 << 20)
+            for index in 1...3 {
+                _ = queue.append([UInt8](repeating: UInt8(index), count: 10 * index), spans: index, traceIDs: [], refuseWhenFull: false)
+            }
+            if let first = queue.nextForDelivery() { queue.remove(first.batch) }
+            #expect(queue.count == 2)
+        }
+        // A crash mid-write leaves a temporary file: ignored and removed when the spool opens again.
+        FileManager.default.createFile(atPath: path + "/.incoming-00000000000000000009-1.otlp", contents: Data([1, 2]))
+        var reopened = try BatchQueue(spool: try SpoolDirectory(path: path, fsync: false), maxBytes: 1 << 20)
+        #expect(reopened.count == 2 && reopened.storedSpans == 5 && reopened.storedBytes == 50)
+        let next = reopened.nextForDelivery()
+        #expect(next?.batch.sequence == 2)
+        if case .success(let bytes) = next?.bytes { #expect(bytes == [UInt8](repeating: 2, count: 20)) } else { Issue.record("unreadable") }
+        _ = reopened.append([4], spans: 1, traceIDs: [], refuseWhenFull: false)
+        let names = try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".lock") }.sorted()
+        #expect(names == ["00000000000000000002-2.otlp", "00000000000000000003-3.otlp", "00000000000000000004-1.otlp"])
+    }
+
+    @Test func aSpoolDirectoryIsUsedByOneOwnerAtATime() throws {
+        let path = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var first: SpoolDirectory? = try SpoolDirectory(path: path, fsync: false)
+        #expect(first != nil)
+        #expect(throws: SpoolDirectory.SpoolError.self) { _ = try SpoolDirectory(path: path, fsync: false) }
+        do {
+            _ = try SpoolDirectory(path: path, fsync: false)
+        } catch {
+            #expect(error.locked && error.description.contains("in use"))
+        }
+        first = nil  // released
+        _ = try SpoolDirectory(path: path, fsync: false)
+    }
+
+    @Test func anUnwritableSpoolIsAClearError() {
+        do {
+            _ = try SpoolDirectory(path: "/proc/no-spool-here", fsync: false)
+            Issue.record("opened a spool under /proc")
+        } catch {
+            #expect(!error.locked && error.description.contains("/proc/no-spool-here"))
+        }
+    }
+
+    @Test func theIntakeJournalKeepsUploadsUntilSettled() throws {
+        let path = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let first = IntakeJournal.Entry(route: "otlp", headers: ["content-type": "application/x-protobuf"], parameters: [:], body: Data([0, 1, 255]))
+        let second = IntakeJournal.Entry(route: "end_trace_v2", headers: [:], parameters: ["request_id": "abc"], body: Data("{}".utf8))
+        do {
+            let journal = try IntakeJournal(path: path, fsync: true)
+            try journal.record(first)
+            let cutoff = ContinuousClock.now
+            try journal.record(second)
+            #expect(journal.settled(before: cutoff) == [1])
+            #expect(journal.count == 2)
+        }
+        // A new run recovers both, in order; settling then removes them.
+        let journal = try IntakeJournal(path: path, fsync: false)
+        FileManager.default.createFile(atPath: path + "/00000000000000000007-0.json", contents: Data("not json".utf8))
+        let recovered = try journal.recover()
+        #expect(recovered.entries == [first, second])
+        #expect(recovered.problems.count == 1 && recovered.problems[0].contains("journal entry 7"))
+        journal.remove(journal.settled(before: .now))
+        #expect(journal.count == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".json") } == [])
+    }
+
+    @Test func retriesStopBeforeTheTimeBudgetRunsOut() async {
+        let policy = RetryPolicy(
+            initialInterval: .milliseconds(20), maxInterval: .milliseconds(40), maxElapsedTime: .milliseconds(150), randomizationFactor: 0)
+        var attempts = 0
+        let started = ContinuousClock.now
+        do {
+            _ = try await OTLPRetry.run(policy: policy, destination: "d", logger: Logger(label: "test")) {
+                attempts += 1
+                return .retryable(ExportFailure(reason: "http_5xx", message: "503"), retryAfter: nil)
+            }
+            Issue.record("a destination that always fails was reported delivered")
+        } catch {
+            #expect(error.reason == "http_5xx" && error.message.contains("gave up after"))
+        }
+        // 20 + 30 + 40 + 40 ms of waits fit in 150 ms and the next 40 would not: 5 attempts, or fewer when a
+        // loaded machine oversleeps; never a wait that ends past the budget (plus that oversleeping).
+        #expect((3...5).contains(attempts))
+        #expect(ContinuousClock.now - started < .milliseconds(250))
+    }
+
+    @Test func aServersDelayIsWaitedAtLeastAndPermanentFailuresAreNotRetried() async throws {
+        let policy = RetryPolicy(initialInterval: .milliseconds(1), maxElapsedTime: .seconds(10), randomizationFactor: 0)
+        var attempts = 0
+        let started = ContinuousClock.now
+        let rejected = try await OTLPRetry.run(policy: policy, destination: "d", logger: Logger(label: "test")) {
+            attempts += 1
+            return attempts == 1
+                ? .retryable(ExportFailure(reason: "http_4xx", message: "429"), retryAfter: .milliseconds(300)) : .delivered(rejectedSpans: 2)
+        }
+        #expect(rejected == 2 && attempts == 2)
+        #expect(ContinuousClock.now - started >= .milliseconds(300))
+
+        attempts = 0
+        await #expect(throws: ExportFailure.self) {
+            _ = try await OTLPRetry.run(policy: policy, destination: "d", logger: Logger(label: "test")) {
+                attempts += 1
+                return .permanent(ExportFailure(reason: "http_4xx", message: "400"))
+            }
+        }
+        #expect(attempts == 1)
+        // A server asking for more than the budget allows: given up at once, not after waiting.
+        let short = RetryPolicy(initialInterval: .milliseconds(1), maxElapsedTime: .seconds(1))
+        let before = ContinuousClock.now
+        await #expect(throws: ExportFailure.self) {
+            _ = try await OTLPRetry.run(policy: short, destination: "d", logger: Logger(label: "test")) {
+                .retryable(ExportFailure(reason: "http_4xx", message: "429"), retryAfter: .seconds(60))
+            }
+        }
+        #expect(ContinuousClock.now - before < .seconds(1))
+    }
+
+    @Test func disabledRetriesFailAtOnce() async {
+        var attempts = 0
+        await #expect(throws: ExportFailure.self) {
+            _ = try await OTLPRetry.run(policy: RetryPolicy(enabled: false), destination: "d", logger: Logger(label: "test")) {
+                attempts += 1
+                return .retryable(ExportFailure(reason: "connection", message: "refused"), retryAfter: nil)
+            }
+        }
+        #expect(attempts == 1)
+    }
+
+    @Test func queueSpoolAndRetrySettingsFromFileAndEnvironment() throws {
+        let config = try ProxyConfiguration.load(
+            environment: ["MLFLOW_OTEL_PROXY_SPOOL_DIR": "/var/spool/x", "MLFLOW_OTEL_PROXY_QUEUE_FULL_POLICY": "refuse"],
+            fileText: """
+                batch: { max_export_batch_bytes: 1000000 }
+                sending_queue: { max_bytes: 5000000 }
+                retry_on_failure: { initial_interval: 1s, max_interval: 10s, max_elapsed_time: 0, multiplier: 2, randomization_factor: 0.1 }
+                """)
+        let delivery = config.delivery
+        #expect(delivery.maxExportBatchBytes == 1_000_000 && delivery.maxQueueBytes == 5_000_000 && delivery.fullPolicy == .refuse)
+        #expect(delivery.spool == SpoolSettings(directory: "/var/spool/x"))
+        #expect(
+            delivery.retry
+                == RetryPolicy(initialInterval: .seconds(1), maxInterval: .seconds(10), maxElapsedTime: nil, multiplier: 2, randomizationFactor: 0.1))
+        let fileSpool = try ProxyConfiguration.load(
+            environment: [:], fileText: "sending_queue: { spool: { directory: /data/spool, max_bytes: 1000, fsync: true } }")
+        #expect(fileSpool.delivery.spool == SpoolSettings(directory: "/data/spool", maxBytes: 1000, fsync: true))
+        #expect(fileSpool.redactedYAML.contains("spool: { directory: /data/spool, max_bytes: 1000, fsync: true }"))
+    }
+
+    @Test func badDeliverySettingsAreNamed() {
+        do {
+            _ = try ProxyConfiguration.load(
+                environment: [:],
+                fileText: """
+                    sending_queue: { full_policy: block, spool: { max_bytes: 5 } }
+                    retry_on_failure: { multiplier: 0.5, randomization_factor: 2, initial_interval: soon }
+                    """)
+            Issue.record("accepted bad delivery settings")
+        } catch {
+            let problems = error.problems.map { "\($0.setting): \($0.reason)" }.joined(separator: "\n")
+            for expected in [
+                "sending_queue.full_policy", "sending_queue.spool.directory", "retry_on_failure.multiplier",
+                "retry_on_failure.randomization_factor", "retry_on_failure.initial_interval",
+            ] {
+                #expect(problems.contains(expected), "\(expected) not named in \(problems)")
+            }
+        }
+        #expect(throws: ConfigurationError.self) {
+            _ = try ProxyConfiguration.load(environment: ["MLFLOW_OTEL_PROXY_QUEUE_FULL_POLICY": "block"])
+        }
+    }
+}

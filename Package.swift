@@ -143,7 +143,7 @@ let package = Package(
             name: "ProxyServer",
             dependencies: [
                 "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
-                "OTLPProto", "ExportQueue",
+                "OTLPProto", "OTLPJSON", "ExportQueue",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -7,9 +7,10 @@ import NIOConcurrencyHelpers
 /// assembled (waiting for their trace's other parts) are not lost: at-least-once.
 ///
 /// One file per upload in a ``SpoolDirectory`` (`<sequence>-0.json`): the route, the few headers and path
-/// parameters decoding needs, and the body. An entry is settled once its traces can no longer be held by the
-/// assembler (ingested longer ago than the assembler's longest wait) and every pipeline has sealed what it was
-/// given since; ``settled(before:)`` and ``remove(_:)`` do that bookkeeping for the checkpoint.
+/// parameters decoding needs, and the body. An entry is settled once the assembler holds nothing of what it
+/// added (or it was ingested longer ago than the assembler can hold anything) and every pipeline has sealed
+/// what it was given since; ``unsettled(excluding:)``, ``settled(before:)`` and ``remove(_:)`` do that
+/// bookkeeping for the checkpoint.
 public final class IntakeJournal: Sendable {
     /// One acknowledged upload.
     public struct Entry: Codable, Sendable, Equatable {
@@ -35,6 +36,8 @@ public final class IntakeJournal: Sendable {
         var nextSequence: UInt64 = 1
         /// Entries on disk and when their upload was ingested.
         var ingestedAt: [UInt64: ContinuousClock.Instant] = [:]
+        /// What each entry added to the assembler (trace and request ids), when known.
+        var keys: [UInt64: Set<String>] = [:]
     }
 
     private let directory: SpoolDirectory
@@ -49,13 +52,13 @@ public final class IntakeJournal: Sendable {
 
     /// The entries a previous run left, oldest first, for replay; each is then tracked as ingested now.
     /// Unreadable ones are removed and returned as problems.
-    public func recover() throws(SpoolDirectory.SpoolError) -> (entries: [Entry], problems: [String]) {
-        var entries: [Entry] = []
+    public func recover() throws(SpoolDirectory.SpoolError) -> (entries: [(sequence: UInt64, entry: Entry)], problems: [String]) {
+        var entries: [(UInt64, Entry)] = []
         var problems: [String] = []
         let now = ContinuousClock.now
         for stored in try directory.storedBatches() {
             do {
-                entries.append(try JSONDecoder().decode(Entry.self, from: Data(try directory.read(stored))))
+                entries.append((stored.sequence, try JSONDecoder().decode(Entry.self, from: Data(try directory.read(stored)))))
                 state.withLockedValue { $0.ingestedAt[stored.sequence] = now }
             } catch {
                 problems.append("journal entry \(stored.sequence): \(error)")
@@ -66,7 +69,9 @@ public final class IntakeJournal: Sendable {
     }
 
     /// Writes an entry (synced when configured) and tracks it as ingested now.
-    public func record(_ entry: Entry) throws(SpoolDirectory.SpoolError) {
+    /// - Parameter keys: what the upload added to the assembler (`t:<trace id hex>`, `r:<request id>`): the
+    ///   entry is settled as soon as the assembler holds none of them (see ``unsettled(excluding:)``).
+    public func record(_ entry: Entry, keys: Set<String>) throws(SpoolDirectory.SpoolError) {
         let bytes: [UInt8]
         do {
             bytes = Array(try JSONEncoder().encode(entry))
@@ -78,7 +83,24 @@ public final class IntakeJournal: Sendable {
             return state.nextSequence
         }
         try directory.write(sequence: sequence, spans: 0, bytes: bytes)
-        state.withLockedValue { $0.ingestedAt[sequence] = .now }
+        state.withLockedValue { state in
+            state.ingestedAt[sequence] = .now
+            state.keys[sequence] = keys
+        }
+    }
+
+    /// Records what a replayed entry added to the assembler.
+    public func track(_ sequence: UInt64, keys: Set<String>) {
+        state.withLockedValue { state in
+            if state.ingestedAt[sequence] != nil { state.keys[sequence] = keys }
+        }
+    }
+
+    /// Entries not in `settled` whose keys are known, with their keys.
+    public func unsettled(excluding settled: Set<UInt64>) -> [(sequence: UInt64, keys: Set<String>)] {
+        state.withLockedValue { state in
+            state.keys.filter { !settled.contains($0.key) && state.ingestedAt[$0.key] != nil }.map { ($0.key, $0.value) }
+        }
     }
 
     /// Entries ingested at or before `cutoff`.
@@ -92,7 +114,10 @@ public final class IntakeJournal: Sendable {
     /// Deletes settled entries.
     public func remove(_ sequences: [UInt64]) {
         for sequence in sequences {
-            state.withLockedValue { _ = $0.ingestedAt.removeValue(forKey: sequence) }
+            state.withLockedValue { state in
+                state.ingestedAt.removeValue(forKey: sequence)
+                state.keys.removeValue(forKey: sequence)
+            }
             directory.remove(SpoolDirectory.StoredBatch(sequence: sequence, spans: 0, bytes: 0))
         }
     }

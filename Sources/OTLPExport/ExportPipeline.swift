@@ -34,8 +34,16 @@ public actor ExportPipeline: Service {
     /// What intake hands the pipeline, in order: spans, or a request to seal everything handed over before it.
     private enum Input: Sendable {
         case spans([Opentelemetry_Proto_Trace_V1_ResourceSpans])
-        case seal(CheckedContinuation<Void, Never>)
+        case seal
     }
+    /// Submissions taken so far, and how many of them are sealed into the queue (for ``sealSubmitted()``).
+    private nonisolated let submittedCount = Atomic<UInt64>(0)
+    private nonisolated let sealedCount = Atomic<UInt64>(0)
+    private var processedCount: UInt64 = 0
+    /// Set once intake has ended and the last batch is sealed into the spool: nothing this pipeline was given
+    /// is only in memory any more.
+    private nonisolated let spooledEverythingFlag = Atomic<Bool>(false)
+    private nonisolated let endedFlag = Atomic<Bool>(false)
     private let input: AsyncStream<Input>
     private let inputContinuation: AsyncStream<Input>.Continuation
 
@@ -86,7 +94,9 @@ public actor ExportPipeline: Service {
     /// Queues translated spans for export; returns at once.
     public nonisolated func submit(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
         guard !resourceSpans.isEmpty else { return }
-        if case .terminated = inputContinuation.yield(.spans(resourceSpans)) {
+        let outcome = inputContinuation.yield(.spans(resourceSpans))
+        submittedCount.add(1, ordering: .sequentiallyConsistent)  // after the yield: a barrier's target never counts an item not yet queued
+        if case .terminated = outcome {
             let count = resourceSpans.reduce(0) { $0 + $1.scopeSpans.reduce(0) { $0 + $1.spans.count } }
             counters.increment("spans_dropped", labels: [self.name, "shutting_down"], by: count)
             logger.warning("spans arrived after shutdown began and were dropped", metadata: ["spans": "\(count)"])
@@ -94,12 +104,18 @@ public actor ExportPipeline: Service {
     }
 
     /// Returns once everything submitted before the call is sealed into the queue (in the spool, when it is on),
-    /// or at once when the pipeline no longer takes spans (shutdown seals what it has).
-    public func sealSubmitted() async {
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            if case .terminated = inputContinuation.yield(.seal(done)) { done.resume() }
+    /// or when the pipeline has ended, or the calling task is cancelled.
+    public nonisolated func sealSubmitted() async {
+        let target = submittedCount.load(ordering: .sequentiallyConsistent)
+        guard case .enqueued = inputContinuation.yield(.seal) else { return }
+        while sealedCount.load(ordering: .sequentiallyConsistent) < target && !endedFlag.load(ordering: .relaxed) && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
+
+    /// Whether intake has ended and everything this pipeline was given is sealed into its spool (so a journal
+    /// of the uploads it came from is no longer needed).
+    public nonisolated var hasSpooledEverything: Bool { spooledEverythingFlag.load(ordering: .sequentiallyConsistent) }
 
     /// Runs until graceful shutdown, then delivers what is queued (see the type's description).
     public func run() async throws {
@@ -110,9 +126,7 @@ public actor ExportPipeline: Service {
                     for await item in self.input {
                         switch item {
                         case .spans(let resourceSpans): await self.enqueue(resourceSpans)
-                        case .seal(let done):
-                            await self.seal()
-                            done.resume()
+                        case .seal: await self.sealProcessed()
                         }
                     }
                     await self.beginDraining()
@@ -125,12 +139,14 @@ public actor ExportPipeline: Service {
             self.inputContinuation.finish()
         }
         finishShutdown()
+        endedFlag.store(true, ordering: .sequentiallyConsistent)
         for exporter in exporters { await exporter.shutdown() }
     }
 
     // MARK: Intake and batching
 
     private func enqueue(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
+        defer { processedCount += 1 }
         for item in resourceSpans {
             let spans = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
             let bytes: [UInt8]
@@ -183,9 +199,16 @@ public actor ExportPipeline: Service {
 
     private var queueBound: Int { queue.isSpooled ? settings.spool?.maxBytes ?? 0 : settings.maxQueueBytes }
 
+    /// Seals what was processed so far and records it for ``sealSubmitted()``.
+    private func sealProcessed() {
+        seal()
+        sealedCount.store(processedCount, ordering: .sequentiallyConsistent)
+    }
+
     private func beginDraining() {
         draining = true
-        seal()
+        sealProcessed()
+        if queue.isSpooled { spooledEverythingFlag.store(true, ordering: .sequentiallyConsistent) }
     }
 
     private func updateGauges() {

@@ -3,15 +3,17 @@ import Logging
 import OTLPExport
 import ProxyObservability
 import ServiceLifecycle
+import TraceAssembly
 
 /// Keeps the ``IntakeJournal`` honest: replays what a previous run left (a crash), then, every second, deletes
 /// the entries whose traces can no longer be held by the assembler once every destination's pipeline has
-/// sealed what it was given into its spool. On a clean shutdown, which reaches this service after the
-/// assembler released everything and the pipelines sealed it, the journal is emptied.
+/// sealed what it was given into its spool. At shutdown, once the assembler released everything and every
+/// pipeline sealed its last batch into its spool, the journal is emptied.
 struct IntakeCheckpoint: Service {
     let journal: IntakeJournal
     let intake: TraceIntake
     let fanOut: ExportFanOut
+    let assembler: TraceAssembler
     /// How long an upload's traces can stay in the assembler: twice its longest wait (a trace info can
     /// restart its wait once), plus the expiry tick and a margin.
     let hold: Duration
@@ -20,28 +22,25 @@ struct IntakeCheckpoint: Service {
 
     func run() async throws {
         await replay()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                while !Task.isCancelled {
-                    try await Task.sleep(for: .seconds(1))
-                    await checkpoint()
-                }
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if !Task.isCancelled { await checkpoint() }
             }
-            do {
-                try await gracefulShutdown()
-            } catch {
-                group.cancelAll()  // cancelled (shutdown deadline): the journal stays for the next start
-                return
-            }
-            group.cancelAll()
-            try? await group.waitForAll()
-            // Only after the assembler drained and the pipelines sealed everything (they stopped before this).
-            if !Task.isCancelled { journal.removeAll() }
+        }
+        // This service stops after the fan-out (or is cancelled at the shutdown deadline). Once every pipeline
+        // sealed its last batch into its spool (after the assembler released everything), the journal is not
+        // needed: empty it so the next start replays nothing twice. Otherwise it stays for replay.
+        let pipelines = fanOut.pipelines
+        if !pipelines.isEmpty && pipelines.allSatisfy(\.hasSpooledEverything) {
+            journal.removeAll()
+        } else if journal.count > 0 {
+            logger.info("the intake journal keeps uploads for replay at the next start", metadata: ["uploads": "\(journal.count)"])
         }
     }
 
     private func replay() async {
-        let recovered: (entries: [IntakeJournal.Entry], problems: [String])
+        let recovered: (entries: [(sequence: UInt64, entry: IntakeJournal.Entry)], problems: [String])
         do {
             recovered = try journal.recover()
         } catch {
@@ -56,16 +55,26 @@ struct IntakeCheckpoint: Service {
         }
         guard !recovered.entries.isEmpty else { return }
         var replayed = 0
-        for entry in recovered.entries where await intake.replay(entry) { replayed += 1 }
+        for (sequence, entry) in recovered.entries {
+            guard let keys = await intake.replay(entry) else { continue }
+            journal.track(sequence, keys: keys)
+            replayed += 1
+        }
         logger.info(
             "uploads acknowledged before the last stop replayed from the intake journal",
             metadata: ["uploads": "\(replayed)", "unreplayable": "\(recovered.entries.count - replayed)"])
     }
 
     private func checkpoint() async {
-        let settled = journal.settled(before: .now - hold)
+        // Settled: what the assembler no longer holds anything of, and (the bound) what is older than it can hold.
+        var settled = Set(journal.settled(before: .now - hold))
+        let open = journal.unsettled(excluding: settled)
+        if !open.isEmpty {
+            let held = await assembler.holding(open.reduce(into: Set<String>()) { $0.formUnion($1.keys) })
+            for entry in open where entry.keys.isDisjoint(with: held) { settled.insert(entry.sequence) }
+        }
         guard !settled.isEmpty else { return }
         for pipeline in fanOut.pipelines { await pipeline.sealSubmitted() }
-        journal.remove(settled)
+        journal.remove(settled.sorted())
     }
 }

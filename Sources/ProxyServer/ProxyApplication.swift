@@ -184,7 +184,8 @@ public enum ProxyApplication {
             replayIntake.journal = nil  // a replayed upload is already in the journal
             journalServices.append(
                 IntakeCheckpoint(
-                    journal: journal, intake: replayIntake, fanOut: fanOut, hold: configuration.traceInfoWait * 2 + .seconds(2), counters: counters,
+                    journal: journal, intake: replayIntake, fanOut: fanOut, assembler: assembler, hold: configuration.traceInfoWait * 2 + .seconds(2),
+                    counters: counters,
                     logger: logger))
         }
         let responder = ProxyResponder(

@@ -129,11 +129,11 @@ struct ProxyResponder: HTTPResponder {
         Task {
             let result: Result<Int, WireError>
             switch route {
-            case .otlpTraces: result = await intake.ingestOTLP(body: body, headers: headers)
+            case .otlpTraces: result = await intake.ingestOTLP(body: body, headers: headers).map(\.spans)
             case .startTraceV3: result = await intake.ingestStartTraceV3(body: body).map { _ in 0 }
             case .endTraceV2(let requestID): result = await intake.ingestEndTraceV2(body: body, requestID: requestID).map { _ in 0 }
             case .tracesArtifact(let experimentID, let traceID):
-                result = await intake.ingestTracesArtifact(body: body, headers: headers, experimentID: experimentID, traceID: traceID)
+                result = await intake.ingestTracesArtifact(body: body, headers: headers, experimentID: experimentID, traceID: traceID).map(\.spans)
             default: return
             }
             report(result, route: route, logger: logger)

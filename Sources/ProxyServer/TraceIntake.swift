@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import MLflowWire
 import NIOCore
+import OTLPJSON
 import OTLPProto
 import ProxyObservability
 import TraceAssembly
@@ -13,6 +14,13 @@ import TraceAssembly
 ///
 /// Bad input is answered with a 4xx that says what was wrong (OTLP's `google.rpc.Status` on
 /// `/v1/traces`, MLflow's JSON error elsewhere), logged, and counted under `rejected_requests{reason}`.
+/// What an upload added: its span count and the keys of the traces it touched (`t:<trace id hex>`, or
+/// `r:<request id>` for v2 records), which the intake journal asks the assembler about.
+struct SpanIngest: Sendable {
+    var spans: Int
+    var keys: Set<String>
+}
+
 struct TraceIntake: Sendable {
     let assembler: TraceAssembler
     let counters: ProxyCounters
@@ -27,7 +35,7 @@ struct TraceIntake: Sendable {
 
     /// Decodes an OTLP upload and adds its spans. Returns the decode error instead of throwing it, so
     /// dual mode can log it while the upstream's answer stands.
-    func ingestOTLP(body: ByteBuffer, headers: HTTPFields) async -> Result<Int, WireError> {
+    func ingestOTLP(body: ByteBuffer, headers: HTTPFields) async -> Result<SpanIngest, WireError> {
         do throws(WireError) {
             let format = try OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])
             let plain = try OTLPRequestDecoder.decompress(body, contentEncoding: headers[.contentEncoding], limit: maxBodyBytes)
@@ -38,7 +46,7 @@ struct TraceIntake: Sendable {
             await assembler.add(batches)
             counters.increment("spans_received", "otlp", by: spans)
             status.spansReceived(spans)
-            return .success(spans)
+            return .success(SpanIngest(spans: spans, keys: Set(batches.flatMap { $0.spans.map { "t:" + HexID.string($0.traceID) } })))
         } catch {
             return .failure(error)
         }
@@ -57,9 +65,9 @@ struct TraceIntake: Sendable {
             return rejectOTLP(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), json: json, context: context)
         }
         switch await ingestOTLP(body: body, headers: request.headers) {
-        case .success(let spans):
-            if let unavailable = persist("otlp", body: body, headers: request.headers, context: context) { return unavailable }
-            context.logger.debug("spans received", metadata: ["route": "/v1/traces", "spans": "\(spans)"])
+        case .success(let ingested):
+            if let unavailable = persist("otlp", body: body, headers: request.headers, keys: ingested.keys, context: context) { return unavailable }
+            context.logger.debug("spans received", metadata: ["route": "/v1/traces", "spans": "\(ingested.spans)"])
             // An empty ExportTraceServiceResponse: 0 bytes in protobuf, {} in JSON (full success).
             return Response(
                 status: .ok,
@@ -101,7 +109,8 @@ struct TraceIntake: Sendable {
         }
         let hadSpans = await assembler.add(info: decoded.info)
         counters.increment("trace_infos_received", "v3")
-        if let unavailable = persist("start_trace_v3", body: body, headers: request.headers, context: context) { return unavailable }
+        let keys: Set<String> = decoded.info.otelTraceID.map { ["t:" + HexID.string($0)] } ?? []
+        if let unavailable = persist("start_trace_v3", body: body, headers: request.headers, keys: keys, context: context) { return unavailable }
         var traceInfo = decoded.traceInfoObject
         var tags = traceInfo["tags"] as? [String: Any] ?? [:]
         let experiment = decoded.info.experimentID ?? "0"
@@ -114,7 +123,7 @@ struct TraceIntake: Sendable {
     // MARK: PUT …/traces.json
 
     /// Decodes a `traces.json` artifact and adds its spans, after checking they belong to the trace the path names.
-    func ingestTracesArtifact(body: ByteBuffer, headers: HTTPFields, experimentID: String?, traceID: String) async -> Result<Int, WireError> {
+    func ingestTracesArtifact(body: ByteBuffer, headers: HTTPFields, experimentID: String?, traceID: String) async -> Result<SpanIngest, WireError> {
         do throws(WireError) {
             let otelTraceID = MLflowTraceID.otelTraceID(traceID)
             guard otelTraceID != nil || Self.isRequestID(traceID) else {
@@ -136,7 +145,9 @@ struct TraceIntake: Sendable {
             await assembler.add([batch])
             counters.increment("spans_received", "traces_json", by: batch.spans.count)
             status.spansReceived(batch.spans.count)
-            return .success(batch.spans.count)
+            var keys = Set(batch.spans.prefix(1).map { "t:" + HexID.string($0.traceID) })
+            if otelTraceID == nil { keys.insert("r:" + traceID) }
+            return .success(SpanIngest(spans: batch.spans.count, keys: keys))
         } catch {
             return .failure(error)
         }
@@ -148,10 +159,12 @@ struct TraceIntake: Sendable {
             return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
         }
         switch await ingestTracesArtifact(body: body, headers: request.headers, experimentID: experimentID, traceID: traceID) {
-        case .success:
+        case .success(let ingested):
             var parameters = ["trace_id": traceID]
             if let experimentID { parameters["experiment_id"] = experimentID }
-            if let unavailable = persist("traces_artifact", body: body, headers: request.headers, parameters: parameters, context: context) {
+            if let unavailable = persist(
+                "traces_artifact", body: body, headers: request.headers, parameters: parameters, keys: ingested.keys, context: context)
+            {
                 return unavailable
             }
             return Response(status: .ok)
@@ -201,7 +214,8 @@ struct TraceIntake: Sendable {
             return rejectMLflow(error, context: context)
         case .success(let start):
             if let unavailable = persist(
-                "start_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], context: context)
+                "start_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], keys: ["r:" + requestID],
+                context: context)
             {
                 return unavailable
             }
@@ -241,7 +255,8 @@ struct TraceIntake: Sendable {
             return rejectMLflow(error, context: context)
         case .success(let info):
             if let unavailable = persist(
-                "end_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], context: context)
+                "end_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], keys: ["r:" + requestID],
+                context: context)
             {
                 return unavailable
             }
@@ -263,13 +278,15 @@ struct TraceIntake: Sendable {
     /// - Returns: `nil` when written (or no journal); otherwise the answer: 503 with `Retry-After`, so the client
     ///   retries (the spans it already gave are deduplicated then).
     func persist(
-        _ route: String, body: ByteBuffer, headers: HTTPFields, parameters: [String: String] = [:], context: ProxyRequestContext
+        _ route: String, body: ByteBuffer, headers: HTTPFields, parameters: [String: String] = [:], keys: Set<String>,
+        context: ProxyRequestContext
     ) -> Response? {
         guard let journal else { return nil }
         var kept: [String: String] = [:]
         for name in Self.journaledHeaders { if let value = headers[name] { kept[name.canonicalName] = value } }
         do {
-            try journal.record(IntakeJournal.Entry(route: route, headers: kept, parameters: parameters, body: Data(body.readableBytesView)))
+            try journal.record(
+                IntakeJournal.Entry(route: route, headers: kept, parameters: parameters, body: Data(body.readableBytesView)), keys: keys)
             return nil
         } catch {
             counters.increment("spool_errors", "intake")
@@ -287,26 +304,29 @@ struct TraceIntake: Sendable {
     }
 
     /// Feeds a journaled upload through the same decoding as when it arrived.
-    /// - Returns: whether it decoded.
-    func replay(_ entry: IntakeJournal.Entry) async -> Bool {
+    /// - Returns: the keys of what it added to the assembler (see ``IntakeJournal/record(_:keys:)``), or `nil`
+    ///   when it did not decode.
+    func replay(_ entry: IntakeJournal.Entry) async -> Set<String>? {
         let body = ByteBuffer(bytes: entry.body)
         var headers = HTTPFields()
         for (name, value) in entry.headers { if let field = HTTPField.Name(name) { headers[field] = value } }
+        let requestID = entry.parameters["request_id"] ?? ""
         switch entry.route {
         case "otlp":
-            return (try? await ingestOTLP(body: body, headers: headers).get()) != nil
+            return try? await ingestOTLP(body: body, headers: headers).get().keys
         case "start_trace_v3":
-            return (try? await ingestStartTraceV3(body: body).get()) != nil
+            guard let info = try? await ingestStartTraceV3(body: body).get().info else { return nil }
+            return info.otelTraceID.map { ["t:" + HexID.string($0)] } ?? []
         case "traces_artifact":
             let result = await ingestTracesArtifact(
                 body: body, headers: headers, experimentID: entry.parameters["experiment_id"], traceID: entry.parameters["trace_id"] ?? "")
-            return (try? result.get()) != nil
+            return try? result.get().keys
         case "start_trace_v2":
-            return (try? await ingestStartTraceV2(body: body, requestID: entry.parameters["request_id"] ?? "").get()) != nil
+            return (try? await ingestStartTraceV2(body: body, requestID: requestID).get()) == nil ? nil : ["r:" + requestID]
         case "end_trace_v2":
-            return (try? await ingestEndTraceV2(body: body, requestID: entry.parameters["request_id"] ?? "").get()) != nil
+            return (try? await ingestEndTraceV2(body: body, requestID: requestID).get()) == nil ? nil : ["r:" + requestID]
         default:
-            return false
+            return nil
         }
     }
 

@@ -50,6 +50,17 @@ public actor TraceAssembler: Service {
         return hadSpans
     }
 
+    /// Which of `keys` the assembler still holds data for: `t:<32 hex>` names a trace id, `r:<id>` a v2 request id.
+    public func holding(_ keys: Set<String>) -> Set<String> {
+        keys.filter { key in
+            if key.hasPrefix("t:"), let traceID = MLflowTraceID.otelTraceID("tr-" + key.dropFirst(2)) {
+                return state.isHolding(traceID: Data(traceID))
+            }
+            if key.hasPrefix("r:") { return state.isHolding(requestID: String(key.dropFirst(2))) }
+            return false
+        }
+    }
+
     /// Whether spans of the trace have arrived.
     public func hasSpans(traceID: Data) -> Bool { state.hasSpans(traceID: traceID) }
 

@@ -100,6 +100,14 @@ public struct TraceAssemblyState: Sendable {
         (pending[traceID].map { !$0.spans.isEmpty } ?? false) || exported[traceID] != nil
     }
 
+    /// Whether data of the trace is still held (waiting for its other parts).
+    public func isHolding(traceID: Data) -> Bool { pending[traceID] != nil }
+
+    /// Whether trace info filed under a v2 request id is still held (on its own, or with its trace's spans).
+    public func isHolding(requestID: String) -> Bool {
+        orphanInfos[requestID] != nil || requestIndex[requestID].map { pending[$0] != nil } == true
+    }
+
     /// Adds the spans of one upload; returns the traces that became ready.
     public mutating func add(_ batch: SpanBatch, now: ContinuousClock.Instant) -> [AssembledTrace] {
         var touched: [Data] = []

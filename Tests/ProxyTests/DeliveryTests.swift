@@ -134,17 +134,21 @@ import Testing
         let second = IntakeJournal.Entry(route: "end_trace_v2", headers: [:], parameters: ["request_id": "abc"], body: Data("{}".utf8))
         do {
             let journal = try IntakeJournal(path: path, fsync: true)
-            try journal.record(first)
+            try journal.record(first, keys: ["t:0af7651916cd43dd8448eb211c80319c"])
             let cutoff = ContinuousClock.now
-            try journal.record(second)
+            try journal.record(second, keys: ["r:abc"])
             #expect(journal.settled(before: cutoff) == [1])
+            #expect(journal.unsettled(excluding: [1]).map(\.sequence) == [2])
             #expect(journal.count == 2)
         }
         // A new run recovers both, in order; settling then removes them.
         let journal = try IntakeJournal(path: path, fsync: false)
         FileManager.default.createFile(atPath: path + "/00000000000000000007-0.json", contents: Data("not json".utf8))
         let recovered = try journal.recover()
-        #expect(recovered.entries == [first, second])
+        #expect(recovered.entries.map(\.entry) == [first, second] && recovered.entries.map(\.sequence) == [1, 2])
+        #expect(journal.unsettled(excluding: []).isEmpty)  // keys of replayed entries are known once replayed
+        journal.track(2, keys: ["r:abc"])
+        #expect(journal.unsettled(excluding: []).map(\.keys) == [["r:abc"]])
         #expect(recovered.problems.count == 1 && recovered.problems[0].contains("journal entry 7"))
         journal.remove(journal.settled(before: .now))
         #expect(journal.count == 0)

@@ -1,13 +1,13 @@
 # mlflow-otel-proxy container image.
 #   docker build -t mlflow-otel-proxy .
 #   docker run -p 5000:5000 -p 9464:9464 -e MLFLOW_TRACKING_URI=http://mlflow:5000 mlflow-otel-proxy
-# The build stage installs what .ci/run installs for the build (zlib for gzip) and builds the release binary with
+# The build stage installs what .ci/run installs for the build (zlib for gzip, SQLite) and builds the release binary with
 # the Swift standard library linked statically; CI builds the same binary with the same flags and runs this
 # image's entry command on the host.
 
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends zlib1g-dev \
+    && apt-get install -y --no-install-recommends zlib1g-dev libsqlite3-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
@@ -17,9 +17,9 @@ RUN swift build -c release --static-swift-stdlib --product mlflow-otel-proxy \
     && cp "$(swift build -c release --show-bin-path)/mlflow-otel-proxy" /usr/local/bin/mlflow-otel-proxy
 
 FROM debian:bookworm-slim
-# zlib for gzip, CA certificates for https destinations, curl for the health check.
+# zlib for gzip, SQLite for the intake journal, CA certificates for https destinations, curl for the health check.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends zlib1g ca-certificates curl \
+    && apt-get install -y --no-install-recommends zlib1g libsqlite3-0 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/mlflow-otel-proxy --create-home proxy \
     && mkdir -p /var/lib/mlflow-otel-proxy/spool /var/lib/mlflow-otel-proxy/attachments \

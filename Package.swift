@@ -108,10 +108,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The queue of sealed batches each destination has: in memory or in a spool directory on disk.
+        // The system SQLite, for the intake journal (WAL mode).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The queue of sealed batches each destination has: in memory or in a spool directory on disk; the
+        // intake journal of acknowledged uploads.
         .target(
             name: "ExportQueue",
             dependencies: [
+                "CSQLite",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
@@ -154,6 +158,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

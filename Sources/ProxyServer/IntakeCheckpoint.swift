@@ -1,11 +1,12 @@
 import ExportQueue
 import Logging
+import NIOPosix
 import OTLPExport
 import ProxyObservability
 import ServiceLifecycle
 import TraceAssembly
 
-/// Keeps the ``IntakeJournal`` honest: replays what a previous run left (a crash), then, every second, deletes
+/// Keeps the ``IntakeJournal`` honest: replays what a previous run left (a crash), then, four times a second, deletes
 /// the entries whose traces can no longer be held by the assembler once every destination's pipeline has
 /// sealed what it was given into its spool. At shutdown, once the assembler released everything and every
 /// pipeline sealed its last batch into its spool, the journal is emptied.
@@ -24,7 +25,7 @@ struct IntakeCheckpoint: Service {
         await replay()
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
+                try? await Task.sleep(for: .milliseconds(250))
                 if !Task.isCancelled { await checkpoint() }
             }
         }
@@ -33,7 +34,11 @@ struct IntakeCheckpoint: Service {
         // needed: empty it so the next start replays nothing twice. Otherwise it stays for replay.
         let pipelines = fanOut.pipelines
         if !pipelines.isEmpty && pipelines.allSatisfy(\.hasSpooledEverything) {
-            journal.removeAll()
+            do {
+                try journal.removeAll()
+            } catch {
+                logger.error("could not empty the intake journal; its uploads are replayed at the next start", metadata: ["error": "\(error)"])
+            }
         } else if journal.count > 0 {
             logger.info("the intake journal keeps uploads for replay at the next start", metadata: ["uploads": "\(journal.count)"])
         }
@@ -73,8 +78,21 @@ struct IntakeCheckpoint: Service {
             let held = await assembler.holding(open.reduce(into: Set<String>()) { $0.formUnion($1.keys) })
             for entry in open where entry.keys.isDisjoint(with: held) { settled.insert(entry.sequence) }
         }
+        logger.debug("intake journal checkpoint", metadata: ["entries": "\(journal.count)", "settled": "\(settled.count)"])
         guard !settled.isEmpty else { return }
         for pipeline in fanOut.pipelines { await pipeline.sealSubmitted() }
-        journal.remove(settled.sorted())
+        do {
+            let journal = self.journal
+            let sequences = settled.sorted()
+            // Deleting and the WAL checkpoint are blocking disk I/O: on NIO's blocking-I/O pool, not the
+            // concurrency pool that serves requests.
+            try await NIOThreadPool.singleton.runIfActive {
+                try journal.remove(sequences)
+                try journal.checkpointWAL()
+            }
+        } catch {
+            counters.increment("spool_errors", "intake")
+            logger.error("could not delete settled intake journal entries", metadata: ["error": "\(error)"])
+        }
     }
 }

@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import MLflowWire
 import NIOCore
+import NIOPosix
 import OTLPJSON
 import OTLPProto
 import ProxyObservability
@@ -66,7 +67,9 @@ struct TraceIntake: Sendable {
         }
         switch await ingestOTLP(body: body, headers: request.headers) {
         case .success(let ingested):
-            if let unavailable = persist("otlp", body: body, headers: request.headers, keys: ingested.keys, context: context) { return unavailable }
+            if let unavailable = await persist("otlp", body: body, headers: request.headers, keys: ingested.keys, context: context) {
+                return unavailable
+            }
             context.logger.debug("spans received", metadata: ["route": "/v1/traces", "spans": "\(ingested.spans)"])
             // An empty ExportTraceServiceResponse: 0 bytes in protobuf, {} in JSON (full success).
             return Response(
@@ -110,7 +113,9 @@ struct TraceIntake: Sendable {
         let hadSpans = await assembler.add(info: decoded.info)
         counters.increment("trace_infos_received", "v3")
         let keys: Set<String> = decoded.info.otelTraceID.map { ["t:" + HexID.string($0)] } ?? []
-        if let unavailable = persist("start_trace_v3", body: body, headers: request.headers, keys: keys, context: context) { return unavailable }
+        if let unavailable = await persist("start_trace_v3", body: body, headers: request.headers, keys: keys, context: context) {
+            return unavailable
+        }
         var traceInfo = decoded.traceInfoObject
         var tags = traceInfo["tags"] as? [String: Any] ?? [:]
         let experiment = decoded.info.experimentID ?? "0"
@@ -162,7 +167,7 @@ struct TraceIntake: Sendable {
         case .success(let ingested):
             var parameters = ["trace_id": traceID]
             if let experimentID { parameters["experiment_id"] = experimentID }
-            if let unavailable = persist(
+            if let unavailable = await persist(
                 "traces_artifact", body: body, headers: request.headers, parameters: parameters, keys: ingested.keys, context: context)
             {
                 return unavailable
@@ -213,7 +218,7 @@ struct TraceIntake: Sendable {
         case .failure(let error):
             return rejectMLflow(error, context: context)
         case .success(let start):
-            if let unavailable = persist(
+            if let unavailable = await persist(
                 "start_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], keys: ["r:" + requestID],
                 context: context)
             {
@@ -254,7 +259,7 @@ struct TraceIntake: Sendable {
         case .failure(let error):
             return rejectMLflow(error, context: context)
         case .success(let info):
-            if let unavailable = persist(
+            if let unavailable = await persist(
                 "end_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], keys: ["r:" + requestID],
                 context: context)
             {
@@ -280,13 +285,15 @@ struct TraceIntake: Sendable {
     func persist(
         _ route: String, body: ByteBuffer, headers: HTTPFields, parameters: [String: String] = [:], keys: Set<String>,
         context: ProxyRequestContext
-    ) -> Response? {
+    ) async -> Response? {
         guard let journal else { return nil }
         var kept: [String: String] = [:]
         for name in Self.journaledHeaders { if let value = headers[name] { kept[name.canonicalName] = value } }
+        let entry = IntakeJournal.Entry(route: route, headers: kept, parameters: parameters, body: Data(body.readableBytesView))
         do {
-            try journal.record(
-                IntakeJournal.Entry(route: route, headers: kept, parameters: parameters, body: Data(body.readableBytesView)), keys: keys)
+            // A disk write (synced with the spool's fsync setting): on NIO's blocking-I/O pool, so the
+            // concurrency pool keeps serving other requests meanwhile.
+            try await NIOThreadPool.singleton.runIfActive { try journal.record(entry, keys: keys) }
             return nil
         } catch {
             counters.increment("spool_errors", "intake")

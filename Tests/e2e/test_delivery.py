@@ -6,6 +6,7 @@ the disk spool across kill -9, and SIGTERM under load."""
 import http.client
 import os
 import signal
+import sqlite3
 import statistics
 import threading
 import time
@@ -325,7 +326,15 @@ def test_kill_9_with_the_spool_on_loses_no_acknowledged_span(tmp_path):
 
 
 def journal_entries(spool):
-    return sorted(path.name for path in (Path(spool) / ".intake").glob("*.json"))
+    """The uploads in the intake journal (a SQLite database in WAL mode, readable beside the proxy)."""
+    path = Path(spool) / ".intake" / "journal.sqlite"
+    if not path.exists():
+        return []
+    database = sqlite3.connect(path, timeout=10)
+    try:
+        return [row[0] for row in database.execute("SELECT sequence FROM uploads ORDER BY sequence")]
+    finally:
+        database.close()
 
 
 def test_kill_9_while_traces_are_still_being_assembled_loses_nothing(tmp_path):

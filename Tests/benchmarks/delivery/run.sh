@@ -67,7 +67,7 @@ sample() {
   for _ in $(seq "$2"); do
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$PROXY_PID/status" 2>/dev/null || echo 0)
     size=0
-    if [ -n "${3:-}" ]; then size=$(du -sb "$3" 2>/dev/null | cut -f1); fi
+    if [ -n "${3:-}" ] && [ -d "$3" ]; then size=$(du -sb "$3" 2>/dev/null | cut -f1 || echo 0); fi
     echo "$rss $size" >> "$WORK/$1.samples"
     sleep 1
   done
@@ -88,16 +88,21 @@ sending_queue: { max_bytes: $QUEUE_BYTES, spool: { directory: \"$WORK/spool-$pha
   fi
   IDLE_RSS=$(awk '/VmRSS/ {print $2}' "/proc/$PROXY_PID/status")
   echo "== dead destination + healthy one, $phase queue, paced ~10k spans/s for ${DEAD_DURATION}s (idle RSS $((IDLE_RSS / 1024)) MiB)"
-  sample dead-$phase "$DEAD_DURATION" "$WORK/spool-$phase" &
+  SPOOL_DIR=""
+  if [ "$phase" = spool ]; then SPOOL_DIR="$WORK/spool-$phase/dead"; fi  # the dead destination's spool (its bound)
+  sample dead-$phase "$DEAD_DURATION" "$SPOOL_DIR" &
   SAMPLER=$!
   RESULT=$(RATE_DELAY_MS=10 wrk -t1 -c44 -d"${DEAD_DURATION}s" -s "$INGEST/ingest.lua" "http://127.0.0.1:$PROXY_PORT" | grep '^RESULT')
   wait $SAMPLER || true
+  JOURNAL=0
+  if [ -d "$WORK/spool-$phase/.intake" ]; then JOURNAL=$(du -sb "$WORK/spool-$phase/.intake" | cut -f1); fi
   stop_proxy
-  echo "$RESULT idle_rss_kib=$IDLE_RSS" > "$WORK/dead-$phase.result"
+  echo "$RESULT idle_rss_kib=$IDLE_RSS journal_bytes=$JOURNAL" > "$WORK/dead-$phase.result"
   cat "$WORK/dead-$phase.result"
 done
 
-# Spool write throughput: only the dead destination, so every batch goes to the queue (and the spool) and stays.
+# Spool write throughput: only the dead destination, so every batch goes to the queue (and the spool) and stays;
+# with the spool on, every upload is also journaled (SQLite WAL) until its spans are spooled.
 for variant in off on fsync; do
   case $variant in
     off) QUEUE="sending_queue: { max_bytes: $QUEUE_BYTES }" ;;
@@ -110,18 +115,43 @@ $QUEUE"
   echo "== spool $variant, saturation (wrk -t1 -c32, ${DURATION}s)"
   RESULT=$(wrk -t1 -c32 -d"${DURATION}s" -s "$INGEST/ingest.lua" "http://127.0.0.1:$PROXY_PORT" | grep '^RESULT')
   sleep 2  # the last batches seal
-  SPOOLED=$(du -sb "$WORK/spool-$variant" 2>/dev/null | cut -f1 || echo 0)
-  FILES=$(find "$WORK/spool-$variant" -name '*.otlp' 2>/dev/null | wc -l || echo 0)
+  SPOOLED=0
+  FILES=0
+  if [ -d "$WORK/spool-$variant/dead" ]; then  # the destination's batches only (the intake journal is beside it)
+    SPOOLED=$(du -sb "$WORK/spool-$variant/dead" | cut -f1)
+    FILES=$(find "$WORK/spool-$variant/dead" -name '*.otlp' | wc -l)
+  fi
   stop_proxy
   echo "$RESULT spool_bytes=${SPOOLED:-0} spool_files=$FILES" > "$WORK/spool-$variant.result"
   cat "$WORK/spool-$variant.result"
 done
 
 echo "== peer: SQLite WAL storing the same batches (${DURATION}s each for synchronous=NORMAL and FULL)"
-BATCH=$(find "$WORK/spool-on" -name '*.otlp' | head -1)
+BATCH=$(find "$WORK/spool-on" -name '*.otlp' -print -quit)
 .venv/bin/python - "$BATCH" "$WORK/peer.db" "$DURATION" > "$WORK/peer.result" <<'PY'
 import os, sqlite3, sys, time
 batch = open(sys.argv[1], "rb").read()
+# The spool's own write path with the same system calls as SpoolDirectory.write (temporary file, write, fsync
+# when on, rename, directory fsync when on), so the two storage designs compare on the same batches.
+for fsync in (False, True):
+    directory = sys.argv[2] + (".files-fsync" if fsync else ".files")
+    os.makedirs(directory)
+    count, started = 0, time.monotonic()
+    while time.monotonic() - started < float(sys.argv[3]):
+        temporary = f"{directory}/.incoming-{count}"
+        fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.write(fd, batch)
+        if fsync:
+            os.fsync(fd)
+        os.close(fd)
+        os.rename(temporary, f"{directory}/{count:020d}-0.otlp")
+        if fsync:
+            dfd = os.open(directory, os.O_RDONLY)
+            os.fsync(dfd)
+            os.close(dfd)
+        count += 1
+    elapsed = time.monotonic() - started
+    print(f"FILES fsync={int(fsync)} batches={count} bytes={count * len(batch)} seconds={elapsed:.3f} batch_bytes={len(batch)}")
 for synchronous in ("NORMAL", "FULL"):
     path = sys.argv[2] + synchronous
     db = sqlite3.connect(path, isolation_level=None)
@@ -162,7 +192,8 @@ for phase in ("memory", "spool"):
         "healthy": f"{counter(log, 'spans_exported{healthy}') / seconds:,.0f} spans/s ({counter(log, 'spans_exported{healthy}'):,} spans)",
         "rss": f"idle {r['idle_rss_kib'] / 1024:.0f} MiB, peak {max(s[0] for s in samples) / 1024:.0f} MiB, last {samples[-1][0] / 1024:.0f} MiB",
         "growth": f"{(max(s[0] for s in samples) - r['idle_rss_kib']) / 1024:.0f} MiB (queue bound {queue_bytes / 2**20:.0f} MiB)",
-        "spool": f"peak {max(s[1] for s in samples) / 2**20:.0f} MiB (bound {spool_bytes / 2**20:.0f} MiB)" if phase == "spool" else "off",
+        "spool": (f"dead destination's spool peak {max(s[1] for s in samples) / 2**20:.0f} MiB (bound {spool_bytes / 2**20:.0f} MiB);"
+                  f" intake journal {r['journal_bytes'] / 2**20:.0f} MiB at the end") if phase == "spool" else "off",
         "dropped": f"{counter(log, 'spans_dropped{dead,queue_full}'):,} at the dead one (queue_full); healthy {counter(log, 'spans_dropped{healthy,queue_full}')}",
         "errors": f"{int(r['errors_status'] + r['errors_connect'] + r['errors_timeout'])}",
     }
@@ -178,11 +209,19 @@ for variant in ("off", "on", "fsync"):
     seconds = r["duration_us"] / 1e6
     rates[variant] = r.get("spool_bytes", 0) / seconds / 2**20
     print(f"| spool {variant} | {r['requests'] * per / 2 / seconds:,.0f} | {rates[variant]:.1f} ({int(r.get('spool_files', 0)):,} files) | {r['p99_us'] / 1000:.2f} ms |")
+print()
+print("| storing whole batches (the same bytes, one per write) | MiB/s | batches/s |")
+print("|---|---|---|")
+measured = {}
 for line in (work / "peer.result").read_text().splitlines():
     p = fields(line)
-    mode = "NORMAL" if "NORMAL" in line else "FULL"
-    mib = p["bytes"] / p["seconds"] / 2**20
-    ours = rates["on" if mode == "NORMAL" else "fsync"]
-    print(f"| peer: SQLite WAL, synchronous={mode} (store only, {int(p['batch_bytes']):,}-byte batches) | | {mib:.1f} ({p['batches'] / p['seconds']:,.0f} batches/s) | |")
-    print(f"| **ratio spool {'on' if mode == 'NORMAL' else 'fsync'} / SQLite {mode}** | | **{ours / mib:.2f}×** | |")
+    if line.startswith("FILES"):
+        label, key = ("spool files (write-then-rename)" + (", fsync" if p["fsync"] else ""), "fsync" if p["fsync"] else "plain")
+    else:
+        full = "FULL" in line
+        label, key = (f"peer: SQLite WAL, synchronous={'FULL' if full else 'NORMAL'}", "sqlite-fsync" if full else "sqlite-plain")
+    measured[key] = p["bytes"] / p["seconds"] / 2**20
+    print(f"| {label} ({int(p['batch_bytes']):,}-byte batches) | {measured[key]:.1f} | {p['batches'] / p['seconds']:,.0f} |")
+print(f"| **ratio spool files / SQLite WAL** | **{measured['plain'] / measured['sqlite-plain']:.2f}×** without fsync, "
+      f"**{measured['fsync'] / measured['sqlite-fsync']:.2f}×** with fsync | |")
 PY

@@ -20,7 +20,8 @@ import Synchronization
 ///
 /// On graceful shutdown intake stops, the batch being formed is sealed, and delivery goes on until the queue
 /// is empty or the shutdown deadline cancels it: a memory queue's remaining spans are then counted as dropped
-/// (`shutdown`), a spool keeps them for the next start.
+/// (`shutdown`). With a spool, delivery goes on only while it succeeds (no retries): the rest stays on disk
+/// for the next start, so shutdown and a reload's handover of the spool are quick.
 public actor ExportPipeline: Service {
     private let settings: DeliverySettings
     private let exporters: [any SpanExporter]
@@ -44,6 +45,8 @@ public actor ExportPipeline: Service {
     /// is only in memory any more.
     private nonisolated let spooledEverythingFlag = Atomic<Bool>(false)
     private nonisolated let endedFlag = Atomic<Bool>(false)
+    /// Set when draining begins with a spool: deliveries then stop retrying (the spool keeps their batches).
+    private let retryStop = RetryStop()
     private let input: AsyncStream<Input>
     private let inputContinuation: AsyncStream<Input>.Continuation
 
@@ -208,7 +211,10 @@ public actor ExportPipeline: Service {
     private func beginDraining() {
         draining = true
         sealProcessed()
-        if queue.isSpooled { spooledEverythingFlag.store(true, ordering: .sequentiallyConsistent) }
+        if queue.isSpooled {
+            spooledEverythingFlag.store(true, ordering: .sequentiallyConsistent)
+            retryStop.stop()  // deliver what goes through; what needs retries waits on disk for the next start
+        }
     }
 
     private func updateGauges() {
@@ -260,7 +266,14 @@ public actor ExportPipeline: Service {
         for exporter in exporters {
             do {
                 let started = ContinuousClock.now
-                let rejected = try await exporter.export(batch)
+                let outcome: Result<Int, ExportFailure> = await RetryStop.$current.withValue(retryStop) {
+                    do throws(ExportFailure) {
+                        return .success(try await exporter.export(batch))
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                let rejected = try outcome.get()
                 counters.observe("export_duration_seconds", exporter.name, seconds: (ContinuousClock.now - started).seconds)
                 counters.increment("spans_exported", exporter.name, by: batch.spans - rejected)
                 if rejected > 0 { counters.increment("spans_rejected", exporter.name, by: rejected) }

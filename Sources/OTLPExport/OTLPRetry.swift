@@ -1,6 +1,7 @@
 import Logging
 import ProxyConfig
 import ProxyObservability
+import Synchronization
 
 /// What one delivery attempt came to.
 enum AttemptOutcome: Sendable {
@@ -10,6 +11,21 @@ enum AttemptOutcome: Sendable {
     /// server's requested delay when it gave one (`Retry-After`, `RetryInfo`).
     case retryable(ExportFailure, retryAfter: Duration?)
     case permanent(ExportFailure)
+}
+
+/// Tells a delivery's retry loop to stop waiting: once set, a failed attempt is not retried (the delivery
+/// fails as cancelled, so its batch stays queued). A draining pipeline with a spool sets it: what is on disk
+/// waits for the next start instead of holding up shutdown or a reload's handover.
+public final class RetryStop: Sendable {
+    private let flag = Atomic<Bool>(false)
+    /// Creates a signal, not set.
+    public init() {}
+    /// Sets it.
+    public func stop() { flag.store(true, ordering: .sequentiallyConsistent) }
+    /// Whether it is set.
+    public var isStopped: Bool { flag.load(ordering: .sequentiallyConsistent) }
+    /// The signal of the current delivery, if its pipeline gave one.
+    @TaskLocal public static var current: RetryStop?
 }
 
 /// The retry loop both transports share, as the OpenTelemetry Collector's `retry_on_failure` does it:
@@ -32,6 +48,9 @@ enum OTLPRetry {
                 throw failure
             case .retryable(var failure, let retryAfter):
                 guard policy.enabled else { throw failure }
+                if RetryStop.current?.isStopped == true {
+                    throw ExportFailure(reason: "cancelled", message: "not retried while shutting down (\(failure.message))")
+                }
                 let wait = nextWait(backoff: interval, retryAfter: retryAfter, policy: policy)
                 let elapsed = clock.now - started
                 if let budget = policy.maxElapsedTime, elapsed + wait > budget {
@@ -46,10 +65,13 @@ enum OTLPRetry {
                     "export failed, retrying",
                     metadata: ["destination": "\(destination)", "attempt": "\(number)", "wait": "\(wait)", "error": "\(failure)"]
                 )
-                do {
-                    try await Task.sleep(for: wait, clock: clock)
-                } catch {
-                    throw ExportFailure(reason: "cancelled", message: "shutdown while waiting to retry (\(failure.message))")
+                // The wait, in slices so that a stop signal ends it within 100 ms.
+                let until = clock.now + wait
+                while clock.now < until {
+                    if RetryStop.current?.isStopped == true || Task.isCancelled {
+                        throw ExportFailure(reason: "cancelled", message: "shutdown while waiting to retry (\(failure.message))")
+                    }
+                    try? await Task.sleep(for: min(.milliseconds(100), until - clock.now), clock: clock)
                 }
                 interval = min(interval * policy.multiplier, policy.maxInterval)
                 number += 1

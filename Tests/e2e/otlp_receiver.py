@@ -56,7 +56,8 @@ class ReceivedRequest:
 class OTLPReceiver:
     """Started on 127.0.0.1 on a free port; `status` can be changed to inject failures, and `script` lists
     faults for the next trace requests, one each, in order: a status (`503`), a status with headers
-    (`(429, {"Retry-After": "2"})`), `"reset"` (the connection is reset instead of an answer) or
+    (`(429, {"Retry-After": "2"})`), `"reset"` (the connection is reset instead of an answer),
+    `"reset_mid_response"` (reset after the head and part of the body), `("slow", seconds)` (200, that late) or
     `("partial", n)` (200 with a partial success rejecting n spans)."""
 
     def __init__(self, tls=None, port=0):
@@ -102,8 +103,14 @@ class OTLPReceiver:
                     receiver.requests.append(received)
                 headers = {}
                 response = ExportTraceServiceResponse()
-                if action == "reset":
+                if isinstance(action, tuple) and action[0] == "slow":
+                    time.sleep(action[1])  # answers, late
+                    action = 200
+                if action in ("reset", "reset_mid_response"):
                     received.status = None
+                    if action == "reset_mid_response":  # the head and part of the body, then a reset
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100\r\n\r\n\x0a\x05")
+                        self.wfile.flush()
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
                     self.connection.close()

@@ -109,10 +109,21 @@ def test_partial_success_is_counted_and_not_retried(fault_receiver, start_proxy)
 
 def test_a_reset_connection_and_503s_are_retried_until_delivered(fault_receiver, start_proxy):
     proxy = start_proxy(env={"OTEL_EXPORTER_OTLP_ENDPOINT": fault_receiver.url, **FAST_RETRY})
-    fault_receiver.script = ["reset", 503, 502, 504]
+    fault_receiver.script = ["reset", 503, "reset_mid_response", 502, 504]
     assert upload(proxy.port, 1) == 200
     wait_for(lambda: accepted(fault_receiver) == keys([1]), message="delivery after the faults")
-    assert [request.status for request in fault_receiver.requests] == [None, 503, 502, 504, 200]
+    assert [request.status for request in fault_receiver.requests] == [None, 503, None, 502, 504, 200]
+    assert metric(proxy, "mlflow_otel_proxy_spans_dropped_total") == 0
+
+
+def test_a_slow_destination_gets_everything_and_a_timeout_is_retried(fault_receiver, start_proxy):
+    proxy = start_proxy(env={"OTEL_EXPORTER_OTLP_ENDPOINT": fault_receiver.url, "OTEL_EXPORTER_OTLP_TIMEOUT": "1000", **FAST_RETRY})
+    fault_receiver.script = [("slow", 2), ("slow", 0.5)]  # past the 1 s timeout (retried), then slow but in time
+    assert upload(proxy.port, 1) == 200
+    wait_for(lambda: len(accepted(fault_receiver)) >= SPANS_PER_TRACE * 2, timeout=20, message="delivery to the slow destination")
+    # The first answer came after the timeout: the proxy had given up on it and retried, so the receiver saw the
+    # batch twice (at-least-once); the retry counter says so.
+    assert metric(proxy, "mlflow_otel_proxy_export_retries_total", destination="otlp") >= 1
     assert metric(proxy, "mlflow_otel_proxy_spans_dropped_total") == 0
 
 
@@ -235,6 +246,39 @@ def test_sigterm_with_a_dead_destination_keeps_its_batches_in_the_spool(tmp_path
         assert Counter(accepted(receiver)) == Counter(keys(numbers))  # each once
     finally:
         second.stop()
+        receiver.close()
+
+
+def test_a_reload_hands_a_destinations_spool_to_its_new_settings(tmp_path, start_proxy):
+    receiver = OTLPReceiver()
+    spool = tmp_path / "spool"
+    config = tmp_path / "spool.yaml"
+
+    def write(header):
+        config.write_text(f"""
+destinations:
+  main: {{ endpoint: "{receiver.url}", headers: {{ x-team: "{header}" }} }}
+sending_queue: {{ spool: {{ directory: "{spool}" }} }}
+retry_on_failure: {{ initial_interval: 0.2s, max_interval: 0.5s }}
+""")
+
+    try:
+        write("old")
+        proxy = start_proxy(["--config", str(config)])
+        receiver.status = 503
+        for number in range(1, 11):
+            assert upload(proxy.port, number) == 200
+        wait_for(lambda: spooled_spans(spool / "main") == 10 * SPANS_PER_TRACE, message="the batches in the spool")
+        write("new")  # a changed destination: its unit is replaced, its spool handed over
+        proxy.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in proxy.log(), message="the reload")
+        receiver.status = 200
+        wait_for(lambda: len(accepted(receiver)) >= 10 * SPANS_PER_TRACE, timeout=30, message="the spooled spans delivered by the new unit")
+        assert Counter(accepted(receiver)) == Counter(keys(range(1, 11)))
+        last = [request for request in receiver.requests if request.status == 200]
+        assert all(request.headers.get("x-team") == "new" for request in last)
+        assert metric(proxy, "mlflow_otel_proxy_spans_dropped_total") == 0
+    finally:
         receiver.close()
 
 

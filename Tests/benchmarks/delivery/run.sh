@@ -27,7 +27,13 @@ PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
 
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+# The big parts (spools, the peer's files) are removed at the end; samples, logs and results stay in $WORK.
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"/spool-* "$WORK"/peer.*
+  echo "samples, logs and results: $WORK"
+}
 trap cleanup EXIT
 port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -65,10 +71,10 @@ counter() { grep -o "$2=[0-9]*" "$WORK/$1.log" | tail -1 | cut -d= -f2 || echo 0
 # sample NAME SECONDS [DIR]: every second, the proxy's RSS (KiB) and the size of DIR (bytes) into NAME.samples.
 sample() {
   for _ in $(seq "$2"); do
-    rss=$(awk '/VmRSS/ {print $2}' "/proc/$PROXY_PID/status" 2>/dev/null || echo 0)
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$PROXY_PID/status" 2>/dev/null || true)
     size=0
-    if [ -n "${3:-}" ] && [ -d "$3" ]; then size=$(du -sb "$3" 2>/dev/null | cut -f1 || echo 0); fi
-    echo "$rss $size" >> "$WORK/$1.samples"
+    if [ -n "${3:-}" ] && [ -d "$3" ]; then size=$( (du -sb "$3" 2>/dev/null || true) | cut -f1 | head -1); fi
+    echo "${rss:-0} ${size:-0}" >> "$WORK/$1.samples"
     sleep 1
   done
 }
@@ -183,7 +189,7 @@ print("|---|---|---|")
 rows = {}
 for phase in ("memory", "spool"):
     r = fields((work / f"dead-{phase}.result").read_text())
-    samples = [tuple(map(int, line.split())) for line in (work / f"dead-{phase}.samples").read_text().split("\n") if line.strip()]
+    samples = [tuple(map(int, line.split())) for line in (work / f"dead-{phase}.samples").read_text().split("\n") if len(line.split()) == 2]
     seconds = r["duration_us"] / 1e6
     offered = r["requests"] * per / 2 / seconds
     log = f"dead-{phase}.log"

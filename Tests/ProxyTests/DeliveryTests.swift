@@ -103,6 +103,23 @@ import Testing
         #expect(names == ["00000000000000000002-2.otlp", "00000000000000000003-3.otlp", "00000000000000000004-1.otlp"])
     }
 
+    @Test func aFullSpoolDropsItsOldestFilesButNotTheOneInFlight() throws {
+        let path = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var queue = try BatchQueue(spool: try SpoolDirectory(path: path, fsync: false), maxBytes: 300)
+        for index in 1...3 { _ = queue.append([UInt8](repeating: UInt8(index), count: 100), spans: 1, traceIDs: [], refuseWhenFull: false) }
+        _ = queue.nextForDelivery()  // batch 1 in flight
+        guard case .stored(let evicted) = queue.append([9], spans: 1, traceIDs: [], refuseWhenFull: false) else {
+            return #expect(Bool(false))
+        }
+        #expect(evicted == 1)
+        let names = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".otlp") }.sorted()
+        #expect(names == ["00000000000000000001-1.otlp", "00000000000000000003-1.otlp", "00000000000000000004-1.otlp"])
+        guard case .full = queue.append([UInt8](repeating: 0, count: 301), spans: 1, traceIDs: [], refuseWhenFull: false) else {
+            return #expect(Bool(false))
+        }
+    }
+
     @Test func aSpoolDirectoryIsUsedByOneOwnerAtATime() throws {
         let path = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: path) }

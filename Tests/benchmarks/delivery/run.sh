@@ -41,21 +41,9 @@ export PAYLOAD="$WORK/payload"
 .venv/bin/python "$INGEST/make_payload.py" "$PAYLOAD"
 SPANS_PER_REQUEST=$(.venv/bin/python -c "import json; print(json.load(open('$PAYLOAD.json'))['spans'])")
 
-NGINX_PORT=$(port)
+source "$ROOT/Tests/benchmarks/discard-receiver.sh"
+start_discard_receiver  # the healthy destination
 DEAD_PORT=$(port)  # nothing listens here: the dead destination
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK;
-  server { listen 127.0.0.1:$NGINX_PORT; client_max_body_size 0; location / { return 200; } }
-}
-CONF
-nginx -c "$WORK/nginx.conf" & PIDS+=($!)
 
 # start_proxy NAME CONFIG_YAML: starts the proxy with that configuration; sets PROXY_PID and PROXY_PORT.
 start_proxy() {

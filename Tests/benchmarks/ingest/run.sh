@@ -30,20 +30,8 @@ export PAYLOAD="$WORK/payload"
 SPANS_PER_REQUEST=$(.venv/bin/python -c "import json; print(json.load(open('$PAYLOAD.json'))['spans'])")
 
 # The receiver that discards: nginx, one worker, answering 200 to every export.
-NGINX_PORT=$(port)
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK;
-  server { listen 127.0.0.1:$NGINX_PORT; client_max_body_size 0; location / { return 200; } }
-}
-CONF
-nginx -c "$WORK/nginx.conf" & PIDS+=($!)
+source "$ROOT/Tests/benchmarks/discard-receiver.sh"
+start_discard_receiver
 
 PROXY_PORT=$(port)
 env -i PATH="$PATH" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$NGINX_PORT" OTEL_EXPORTER_OTLP_COMPRESSION=none \

@@ -184,7 +184,7 @@ destinations:
         delivery, answer = delivery_latencies(both, healthy, range(200, 215))
         # Medians; the absolute slack covers the 100 ms batch delay's scheduling noise on a loaded CI machine
         # (more under a sanitizer, which slows every step several times).
-        slack = 0.25 if SANITIZER else 0.05
+        slack = 0.5 if SANITIZER else 0.05
         assert delivery <= baseline_delivery * 1.2 + slack, (delivery, baseline_delivery)
         assert answer <= baseline_answer * 1.2 + slack / 5, (answer, baseline_answer)
         assert metric(both, "mlflow_otel_proxy_spans_exported_total", destination="black-hole") == 0
@@ -214,8 +214,9 @@ destinations:
         expected, _ = run_workload(both.url, MLFLOW_ENABLE_ASYNC_TRACE_LOGGING="false", WORKLOAD_EXPERIMENT="with-black-hole")
         elapsed = time.monotonic() - started
         # The client's run (sync trace logging: every upload waits for the proxy's answer) takes as long as
-        # without the dead destination; the slack covers interpreter start-up noise.
-        assert elapsed <= baseline * 1.2 + 2, (elapsed, baseline)
+        # without the dead destination; the slack covers interpreter start-up noise (more under a sanitizer). A
+        # destination that held up answers would add its 60 s timeout per upload.
+        assert elapsed <= baseline * 1.2 + (5 if SANITIZER else 2), (elapsed, baseline)
         total = sum(len(item["spans"]) for item in expected)
         assert total == sum(len(item["spans"]) for item in baseline_expected)
         wait_for(lambda: len(healthy.accepted_spans()) == total, message="the workload's spans at the healthy destination")

@@ -108,8 +108,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The system SQLite, for the intake journal (WAL mode).
-        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The system SQLite, for the intake journal (WAL mode). Linked by the runtime library's own name, so that
+        // the Swift toolchain's dependencies (libsqlite3-0) are enough to build; see Sources/CSQLite/shim.h.
+        .systemLibrary(name: "CSQLite"),
         // The queue of sealed batches each destination has: in memory or in a spool directory on disk; the
         // intake journal of acknowledged uploads.
         .target(
@@ -119,7 +120,8 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            linkerSettings: [.linkedLibrary(":libsqlite3.so.0", .when(platforms: [.linux]))]
         ),
         // Export: batching off the request path, OTLP/HTTP transport, the local JSON-lines sink.
         .target(

@@ -78,7 +78,6 @@ struct IntakeCheckpoint: Service {
             let held = await assembler.holding(open.reduce(into: Set<String>()) { $0.formUnion($1.keys) })
             for entry in open where entry.keys.isDisjoint(with: held) { settled.insert(entry.sequence) }
         }
-        logger.debug("intake journal checkpoint", metadata: ["entries": "\(journal.count)", "settled": "\(settled.count)"])
         guard !settled.isEmpty else { return }
         for pipeline in fanOut.pipelines { await pipeline.sealSubmitted() }
         do {

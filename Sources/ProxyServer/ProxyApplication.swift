@@ -182,6 +182,7 @@ public enum ProxyApplication {
             intake?.journal = journal
             var replayIntake = journalIntake
             replayIntake.journal = nil  // a replayed upload is already in the journal
+            replayIntake.isReplay = true
             journalServices.append(
                 IntakeCheckpoint(
                     journal: journal, intake: replayIntake, fanOut: fanOut, assembler: assembler, hold: configuration.traceInfoWait * 2 + .seconds(2),
@@ -189,8 +190,8 @@ public enum ProxyApplication {
                     logger: logger))
         }
         let responder = ProxyResponder(
-            // Push back on clients only when every destination's queue is full: one dead destination must not
-            // change the answers clients get (its own queue drops and counts instead).
+            // Push back on clients (503) only for a destination whose full policy is `refuse`; with drop_oldest a
+            // dead destination never changes the answers clients get (its own queue drops and counts instead).
             mode: configuration.mode, forwarder: forwarder, intake: intake,
             exportIsSaturated: { fanOut.isSaturated }, live: live,
             experiments: StandaloneExperiments(), counters: counters

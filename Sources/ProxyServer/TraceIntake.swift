@@ -31,6 +31,8 @@ struct TraceIntake: Sendable {
     /// Where acknowledged uploads are kept until their spans are in every destination's spool (spool on, and the
     /// proxy answering uploads itself); `nil` otherwise.
     var journal: IntakeJournal?
+    /// Set on the copy that replays the journal (it has no journal of its own but needs the keys).
+    var isReplay = false
 
     // MARK: POST /v1/traces
 
@@ -47,7 +49,9 @@ struct TraceIntake: Sendable {
             await assembler.add(batches)
             counters.increment("spans_received", "otlp", by: spans)
             status.spansReceived(spans)
-            return .success(SpanIngest(spans: spans, keys: Set(batches.flatMap { $0.spans.map { "t:" + HexID.string($0.traceID) } })))
+            // The journal's keys only when a journal reads them (not on the plain export path).
+            let keys = journal == nil && !isReplay ? [] : Set(batches.flatMap { $0.spans.map { "t:" + HexID.string($0.traceID) } })
+            return .success(SpanIngest(spans: spans, keys: keys))
         } catch {
             return .failure(error)
         }

@@ -15,6 +15,7 @@ final class RequestBodyPump: Sendable {
     let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
     private let task: Task<Void, Never>
     private let exceeded = Flag()
+    private let readWholeBody = Flag()
 
     /// A flag the pump's task sets and the forwarder reads.
     final class Flag: Sendable {
@@ -24,6 +25,9 @@ final class RequestBodyPump: Sendable {
     /// Whether the body went over the pump's limit (and was cut off).
     var exceededLimit: Bool { exceeded.value.load(ordering: .relaxed) }
 
+    /// Whether the pump has read the request body to its end (and handed all of it to the channel).
+    var hasReadWholeBody: Bool { readWholeBody.value.load(ordering: .acquiring) }
+
     /// The error the upstream client sees when the body goes over the limit.
     struct BodyTooLarge: Error {}
 
@@ -31,6 +35,7 @@ final class RequestBodyPump: Sendable {
     init(body: RequestBody, limit: Int? = nil) {
         let channel = self.channel
         let exceeded = self.exceeded
+        let readWholeBody = self.readWholeBody
         task = Task {
             do {
                 var total = 0
@@ -41,8 +46,12 @@ final class RequestBodyPump: Sendable {
                         throw BodyTooLarge()
                     }
                     await channel.send(chunk)
-                    if Task.isCancelled { break }
+                    if Task.isCancelled {
+                        channel.finish()
+                        return
+                    }
                 }
+                readWholeBody.value.store(true, ordering: .releasing)
                 channel.finish()
             } catch {
                 channel.fail(error)

@@ -41,6 +41,15 @@ struct UpstreamForwarder: Sendable {
         case .failure(let failure): return failure.response
         case .success(let sent): (upstreamResponse, pump) = sent
         }
+        var headers = responseHeaders(of: upstreamResponse)
+        if let pump, !pump.hasReadWholeBody {
+            // The upstream answered before the whole request body was passed to it (an early 401, or a server
+            // that does not read the body). Its answer goes to the client as is, but the rest of the body is
+            // never read, so the connection cannot carry another request: it closes after this answer (what
+            // nginx does), and a body over the passthrough limit can never keep it busy.
+            headers[.connection] = "close"
+            counters.increment("connections_closed", "upstream_answered_before_body")
+        }
         let upstreamBody = upstreamResponse.body
         let body = ResponseBody { writer in
             do {
@@ -52,7 +61,7 @@ struct UpstreamForwarder: Sendable {
                 throw error
             }
         }
-        return Response(status: status(of: upstreamResponse), headers: responseHeaders(of: upstreamResponse), body: body)
+        return Response(status: status(of: upstreamResponse), headers: headers, body: body)
     }
 
     /// Forwards an already-read request and reads the upstream's answer too (small JSON answers the proxy

@@ -172,6 +172,80 @@ def test_passthrough_body_limit_gets_413_and_streams_below_it(echo, start_proxy,
     status, _, body, _ = exchange(proxy.port, b"PUT " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 900\r\n\r\n" + b"z" * 900)
     assert status == 200 and json.loads(body)["body_length"] == 900
     assert metric(proxy, 'mlflow_otel_proxy_rejected_requests_total{reason="passthrough_body_too_large"}') == 2
+    # A chunked body under the limit streams through whole.
+    chunked = b"".join(b"%x\r\n" % 300 + b"w" * 300 + b"\r\n" for _ in range(3)) + b"0\r\n\r\n"
+    status, _, body, _ = exchange(proxy.port, b"PUT " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
+    assert status == 200 and json.loads(body)["body_length"] == 900
+
+
+def read_answer(connection, received=b""):
+    """Reads one HTTP answer framed by Content-Length: (status, headers, body, bytes after it)."""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(65536)
+        assert chunk, f"connection closed before a whole answer head: {received!r}"
+        received += chunk
+    head_bytes, _, rest = received.partition(b"\r\n\r\n")
+    lines = head_bytes.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+    length = int(headers["content-length"])
+    while len(rest) < length:
+        chunk = connection.recv(65536)
+        assert chunk, "connection closed inside an answer body"
+        rest += chunk
+    return int(lines[0].split()[1]), headers, rest[:length], rest[length:]
+
+
+@pytest.mark.parametrize("pause", [0, 0.3])
+@pytest.mark.parametrize("framing", ["chunked over the limit", "chunked under the limit", "length under the limit"])
+def test_an_upstream_answer_before_the_body_is_passed_on_and_the_connection_closes(start_proxy, tmp_path, framing, pause):
+    # Mock by necessity: a real MLflow server reads every body before answering; the stub answers 200 right after
+    # the head, before reading the body, the way a server that rejects or ignores uploads may. Found as a hang
+    # under TSan: the client got neither the answer's end of connection nor a 413.
+    early = StubUpstream("answer_early")
+    try:
+        proxy = start_proxy(["--upstream", early.url, "--config", str(write_config(tmp_path, {"limits": {"max_passthrough_body_bytes": 1000}}))])
+        size, count = (500, 4) if framing == "chunked over the limit" else (300, 3)  # 2000 or 900 bytes
+        if framing.startswith("chunked"):
+            framing_header, parts = b"Transfer-Encoding: chunked", [b"%x\r\n" % size + b"y" * size + b"\r\n" for _ in range(count)] + [b"0\r\n\r\n"]
+        else:
+            framing_header, parts = b"Content-Length: 900", [b"z" * 300] * 3
+        head = b"PUT /api/2.0/mlflow-artifacts/artifacts/1/model.bin HTTP/1.1\r\nHost: x\r\n" + framing_header + b"\r\n\r\n"
+        get = b"GET /api/2.0/mlflow/experiments/get?experiment_id=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+            connection.sendall(head)
+            for part in parts:
+                time.sleep(pause)
+                try:
+                    connection.sendall(part)
+                except OSError:
+                    break  # the proxy answered and closed before the whole body was sent
+            status, headers, body, extra = read_answer(connection)
+            # Either the upstream's answer, passed on whole, or (only when the limit was passed first) the proxy's 413.
+            if status == 200:
+                assert json.loads(body) == {"early": True}
+            else:
+                assert framing == "chunked over the limit" and status == 413 and json.loads(body)["error_code"] == "MAX_READ_SIZE_EXCEEDED"
+            if headers.get("connection") == "close":
+                # The rest of the body was not read: the proxy closes at once, never leaving the client hanging.
+                answered = time.monotonic()
+                try:
+                    while connection.recv(65536):
+                        pass
+                except ConnectionResetError:
+                    pass
+                assert time.monotonic() - answered < 3, "the connection stayed open after an answer that says close"
+            else:
+                # The whole body was read before the answer came: the connection carries the next request.
+                assert framing != "chunked over the limit"
+                connection.sendall(get)
+                assert read_answer(connection, extra)[0] == 200
+        # Over the limit the connection never stays open; under it, a close was counted if one was answered.
+        closed = metric(proxy, 'mlflow_otel_proxy_connections_closed_total{reason="upstream_answered_before_body"}')
+        assert closed == (1 if status == 200 and headers.get("connection") == "close" else 0)
+        status, _, _, _ = exchange(proxy.port, get.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        assert status == 200  # the proxy keeps serving
+    finally:
+        early.close()
 
 
 @pytest.mark.parametrize("target, upstream_sees", [

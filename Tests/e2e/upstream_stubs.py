@@ -57,6 +57,12 @@ class StubUpstream:
                 return
             lines = head.split("\r\n")
             headers = [line.split(":", 1) for line in lines[1:]]
+            if self.mode == "answer_early":
+                self._answer_early(conn, headers, rest)
+                return
+            chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers)
+            if chunked:
+                rest = self._read_chunked(conn, rest)
             length = int(next((v for k, v in headers if k.lower() == "content-length"), "0"))
             while len(rest) < length:
                 chunk = conn.recv(65536)
@@ -68,8 +74,52 @@ class StubUpstream:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Upstream: echo\r\n"
                          b"Connection: close\r\nKeep-Alive: timeout=5\r\nContent-Length: " + str(len(echo)).encode()
                          + b"\r\n\r\n" + echo)
+        except OSError:
+            pass  # the proxy closed or reset the connection mid-exchange: nothing more to answer
         finally:
             conn.close()
+
+    def _answer_early(self, conn, headers, rest):
+        """Answers 200 before reading any of the body, then reads and discards the body as a keep-alive HTTP/1.1
+        server must, and serves the connection's next request the same way."""
+        while True:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
+                         b'{"early": true}')
+            if any(k.lower() == "transfer-encoding" for k, _ in headers):
+                self._read_chunked(conn, rest)
+            else:
+                length = int(next((v for k, v in headers if k.lower() == "content-length"), "0"))
+                while len(rest) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    rest += chunk
+            head, rest = self._read_head(conn)
+            if head is None:
+                return
+            headers = [line.split(":", 1) for line in head.split("\r\n")[1:]]
+
+    @staticmethod
+    def _read_chunked(conn, data):
+        """Reads and decodes a chunked body (no trailers) that starts with `data`."""
+        body = b""
+        while True:
+            while b"\r\n" not in data:
+                more = conn.recv(65536)
+                if not more:
+                    return body
+                data += more
+            size_line, data = data.split(b"\r\n", 1)
+            size = int(size_line.split(b";")[0], 16)
+            while len(data) < size + 2:
+                more = conn.recv(65536)
+                if not more:
+                    return body + data[:size]
+                data += more
+            if size == 0:
+                return body
+            body += data[:size]
+            data = data[size + 2:]
 
     def close(self):
         self.stopped = True

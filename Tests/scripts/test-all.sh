@@ -32,12 +32,8 @@ ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 MLFLOW_OTEL_PROXY_SANITIZER=address 
   "${PYTEST[@]}" Tests/e2e "$@"
 # ...and against the TSan proxy (any data race aborts it; see tsan-suppressions.txt for the exceptions;
 # the client matrix is left out: it repeats test_modes with more client versions and would add minutes).
-# KNOWN BUG, open in issue #9: under TSan's slowness the chunked-body case of the passthrough limit test can hang
-# (the echo upstream answers 200 before the body passes the limit; the proxy then neither answers nor closes).
-# It runs, and passes, in the ASan pass above; it is left out here until that path is fixed, not hidden.
 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/Tests/scripts/tsan-suppressions.txt" MLFLOW_OTEL_PROXY_SANITIZER=thread \
   MLFLOW_OTEL_PROXY_BIN="$(swift build --scratch-path .build-tsan --show-bin-path)/mlflow-otel-proxy" \
-  "${PYTEST[@]}" Tests/e2e --deselect Tests/e2e/test_packaging.py --deselect Tests/e2e/test_client_matrix.py \
-  --deselect Tests/e2e/test_hardening.py::test_passthrough_body_limit_gets_413_and_streams_below_it "$@"
+  "${PYTEST[@]}" Tests/e2e --deselect Tests/e2e/test_packaging.py --deselect Tests/e2e/test_client_matrix.py "$@"
 # ...and the memory bounds, which sanitizers distort, against the release binary.
 MLFLOW_OTEL_PROXY_BIN="$RELEASE_BIN" "${PYTEST[@]}" Tests/e2e -k "large_artifacts_stream or memory_stays_bounded"

@@ -123,11 +123,20 @@ let package = Package(
             swiftSettings: swiftSettings,
             linkerSettings: [.linkedLibrary(":libsqlite3.so.0", .when(platforms: [.linux]))]
         ),
+        // Per-destination data policy: GenAI / OpenInference conventions, redaction, size limits, routing.
+        .target(
+            name: "SpanShaping",
+            dependencies: [
+                "OTLPProto", "ProxyConfig",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Export: batching off the request path, OTLP/HTTP transport, the local JSON-lines sink.
         .target(
             name: "OTLPExport",
             dependencies: [
-                "OTLPProto", "OTLPJSON", "ProxyConfig", "ProxyObservability", "ExportQueue",
+                "OTLPProto", "OTLPJSON", "ProxyConfig", "ProxyObservability", "ExportQueue", "SpanShaping",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -149,7 +158,7 @@ let package = Package(
             name: "ProxyServer",
             dependencies: [
                 "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
-                "OTLPProto", "OTLPJSON", "ExportQueue",
+                "OTLPProto", "OTLPJSON", "ExportQueue", "SpanShaping",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -187,7 +196,7 @@ let package = Package(
             name: "ProxyTests",
             dependencies: [
                 "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport", "ProxyServer",
-                "OTLPProto", "OTLPJSON", "ExportQueue",
+                "OTLPProto", "OTLPJSON", "ExportQueue", "SpanShaping",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
@@ -206,7 +215,10 @@ if Context.environment["MLFLOW_OTEL_PROXY_FUZZ"] != nil {
     package.targets.append(
         .executableTarget(
             name: "ProxyFuzz",
-            dependencies: ["MLflowWire", "TraceAssembly", "OTLPTranslation", "ProxyConfig", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "MLflowWire", "TraceAssembly", "OTLPTranslation", "ProxyConfig", "SpanShaping", "OTLPProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "Tests/fuzz/ProxyFuzz",
             swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
         )

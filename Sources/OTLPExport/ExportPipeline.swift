@@ -5,6 +5,7 @@ import OTLPProto
 import ProxyConfig
 import ProxyObservability
 import ServiceLifecycle
+import SpanShaping
 import SwiftProtobuf
 import Synchronization
 
@@ -32,6 +33,10 @@ public actor ExportPipeline: Service {
     private let spoolPath: String?
     /// The destination name (its exporter's), for counters.
     public nonisolated let name: String
+    /// The destination's data policy (conventions, redaction, limits, routing); `nil`: spans as translated.
+    private let shaper: DestinationShaper?
+    /// The largest request the destination takes (`max_request_bytes`); batches are cut to fit it.
+    private let maxBatchBytes: Int
     /// What intake hands the pipeline, in order: spans, or a request to seal everything handed over before it.
     private enum Input: Sendable {
         case spans([Opentelemetry_Proto_Trace_V1_ResourceSpans])
@@ -70,9 +75,12 @@ public actor ExportPipeline: Service {
     ///   memory queue.
     public init(
         settings: DeliverySettings, exporters: [any SpanExporter], counters: ProxyCounters, logger: Logger, status: StatusBoard? = nil,
-        spoolPath: String? = nil
+        spoolPath: String? = nil, shaper: DestinationShaper? = nil, maxRequestBytes: Int? = nil
     ) {
         self.status = status
+        self.shaper = shaper.flatMap { $0.isIdentity ? nil : $0 }
+        // Room for the request's own framing: a batch's bytes are the request's bytes.
+        maxBatchBytes = min(settings.maxExportBatchBytes, maxRequestBytes.map { max($0 - 16, 1024) } ?? Int.max)
         self.name = exporters.map(\.name).joined(separator: "+")
         self.settings = settings
         self.exporters = exporters
@@ -148,9 +156,18 @@ public actor ExportPipeline: Service {
 
     // MARK: Intake and batching
 
-    private func enqueue(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
+    private func enqueue(_ translated: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
         defer { processedCount += 1 }
-        for item in resourceSpans {
+        var resourceSpans = translated
+        if let shaper {
+            let (shaped, outcome) = shaper.shape(translated)
+            resourceSpans = shaped
+            count(outcome)
+        }
+        var index = 0
+        while index < resourceSpans.count {
+            let item = resourceSpans[index]
+            index += 1
             let spans = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
             let bytes: [UInt8]
             do {
@@ -161,16 +178,36 @@ public actor ExportPipeline: Service {
                 continue
             }
             let framed = bytes.count + ExportRequestEncoding.fieldOverhead(length: bytes.count)
-            if pendingSpans > 0 && pending.count + framed > settings.maxExportBatchBytes { seal() }
+            if framed > maxBatchBytes {
+                // One trace bigger than a request may be: split it by spans, trimming a span that alone is too big.
+                let (pieces, trimmed) = DestinationShaper.split(
+                    item, budget: maxBatchBytes - ExportRequestEncoding.fieldOverhead(length: maxBatchBytes))
+                if trimmed > 0 { counters.increment("values_trimmed", labels: [name], by: trimmed) }
+                if pieces.count > 1 || trimmed > 0 {
+                    resourceSpans.replaceSubrange((index - 1)..<index, with: pieces)
+                    index -= 1
+                    continue
+                }
+            }
+            if pendingSpans > 0 && pending.count + framed > maxBatchBytes { seal() }
             ExportRequestEncoding.append(bytes, to: &pending)
             pendingSpans += spans
             if status != nil {
                 for scope in item.scopeSpans { for span in scope.spans { pendingTraceIDs.insert(HexID.string(span.traceID)) } }
             }
             if pendingSince == nil { pendingSince = .now }
-            if pendingSpans >= settings.maxExportBatchSize || pending.count >= settings.maxExportBatchBytes { seal() }
+            if pendingSpans >= settings.maxExportBatchSize || pending.count >= maxBatchBytes { seal() }
         }
         updateGauges()
+    }
+
+    /// Counts what the destination's policy did (filtered spans are not drops: the policy chose them).
+    private func count(_ outcome: DestinationShaper.Outcome) {
+        if outcome.filtered > 0 { counters.increment("spans_filtered", labels: [name, "routing"], by: outcome.filtered) }
+        if outcome.sampledOut > 0 { counters.increment("spans_filtered", labels: [name, "sampling"], by: outcome.sampledOut) }
+        if outcome.masked > 0 { counters.increment("values_masked", labels: [name], by: outcome.masked) }
+        if outcome.redacted > 0 { counters.increment("attributes_redacted", labels: [name], by: outcome.redacted) }
+        if outcome.trimmed > 0 { counters.increment("values_trimmed", labels: [name], by: outcome.trimmed) }
     }
 
     /// Moves the batch being formed into the queue.

@@ -26,6 +26,7 @@ struct ConfigurationFile {
     ]
     static let destinationKeys = [
         "profile", "endpoint", "traces_endpoint", "protocol", "headers", "compression", "timeout", "tls", "max_request_bytes", "metrics",
+        "semconv", "redaction", "limits", "routing", "llm_observability",
     ]
     static let tlsKeys = ["ca_file", "cert_file", "key_file", "insecure", "insecure_skip_verify", "server_name"]
 
@@ -347,11 +348,108 @@ struct ConfigurationFile {
         if let value = problems.duration(keys["timeout"], env: env) { timeout = value == .zero ? nil : value }
         let maxRequestBytes = problems.positiveInt(keys["max_request_bytes"], env: env) ?? defaults.maxRequestBytes
 
+        var policy = dataPolicy(keys, profile: profile, path: path, env: env, problems: &problems)
+        if profile == .datadog, let enabled = problems.bool(keys["llm_observability"], env: env) {
+            policy.datadogLLMObservability = enabled
+            if enabled {
+                // LLM Observability reads gen_ai.* only and drops everything else (otlp-and-vendors §5.5).
+                headers.append(KeyValuePair("dd-otlp-source", "llmobs"))
+                if keys["semconv"] == nil { policy.conventions = [.genai] }
+            }
+        } else if keys["llm_observability"] != nil {
+            problems.add(path: "\(path).llm_observability", "is for the datadog profile")
+        }
+
         guard problems.errors.count == before, let endpoint else { return nil }
         return OTLPDestination(
             name: name, profile: profile, endpoint: endpoint, transportProtocol: transport, headers: headers, compression: compression,
-            timeout: timeout, tls: tls, maxRequestBytes: maxRequestBytes
+            timeout: timeout, tls: tls, maxRequestBytes: maxRequestBytes, policy: policy
         )
+    }
+
+    /// A destination's data policy: `semconv`, `redaction`, `limits` and `routing`, over the profile's defaults.
+    static func dataPolicy(
+        _ keys: [String: ConfigNode], profile: DestinationProfile, path: String, env: [String: String], problems: inout ConfigProblems
+    ) -> DataPolicy {
+        var policy = DataPolicy()
+        policy.limits = profile.defaultLimits
+        if profile == .newrelic { policy.genAIResourceAttributes = [KeyValuePair("aiEnabledApp", "true")] }
+        if let node = keys["semconv"] {
+            let names: [String]
+            if case .scalar = node {
+                names = problems.string(node, env: env).map { [$0] } ?? []
+            } else {
+                names = problems.stringList(node, env: env) ?? []
+            }
+            var conventions: [SemanticConvention] = []
+            for name in names {
+                if let convention = SemanticConvention(rawValue: name) {
+                    if !conventions.contains(convention) { conventions.append(convention) }
+                } else {
+                    problems.add(
+                        path: "\(path).semconv",
+                        "unknown convention \"\(name)\", expected \(SemanticConvention.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+            }
+            if names.isEmpty { problems.add(path: "\(path).semconv", "needs at least one of mlflow, genai, openinference") }
+            if !conventions.isEmpty { policy.conventions = conventions }
+        }
+        if let node = keys["redaction"] {
+            let values = problems.entries(node, allowed: ["drop_attributes", "mask_json_paths", "mask_patterns", "metadata_only"])
+            policy.redaction.dropAttributes = problems.stringList(values["drop_attributes"], env: env) ?? []
+            policy.redaction.maskJSONPaths = problems.stringList(values["mask_json_paths"], env: env) ?? []
+            policy.redaction.maskPatterns = problems.stringList(values["mask_patterns"], env: env) ?? []
+            policy.redaction.metadataOnly = problems.bool(values["metadata_only"], env: env) ?? false
+            for (index, expression) in policy.redaction.maskJSONPaths.enumerated() where JSONPathSyntax.check(expression) != nil {
+                problems.add(path: "\(path).redaction.mask_json_paths[\(index)]", JSONPathSyntax.check(expression) ?? "")
+            }
+            for (index, pattern) in policy.redaction.maskPatterns.enumerated() {
+                if pattern.hasPrefix("preset:") {
+                    if RedactionSettings.presets[String(pattern.dropFirst("preset:".count))] == nil {
+                        problems.add(
+                            path: "\(path).redaction.mask_patterns[\(index)]",
+                            "unknown preset \"\(pattern)\", expected \(RedactionSettings.presets.keys.sorted().map { "preset:\($0)" }.joined(separator: ", "))"
+                        )
+                    }
+                } else if let reason = RegexSyntax.check(pattern) {
+                    problems.add(path: "\(path).redaction.mask_patterns[\(index)]", "is not a valid regular expression: \(reason)")
+                }
+            }
+        }
+        if let node = keys["limits"] {
+            let values = problems.entries(node, allowed: ["max_attribute_value_length", "max_attributes_per_span"])
+            if let value = problems.positiveInt(values["max_attribute_value_length"], env: env) {
+                if value < 64 {
+                    problems.add(path: "\(path).limits.max_attribute_value_length", "must be at least 64 (a shorter limit leaves no JSON readable)")
+                }
+                policy.limits.maxAttributeValueLength = value
+            }
+            if let value = problems.positiveInt(values["max_attributes_per_span"], env: env) { policy.limits.maxAttributesPerSpan = value }
+        }
+        if let node = keys["routing"] {
+            let values = problems.entries(node, allowed: ["include", "exclude", "sample_ratio"])
+            for (key, isInclude) in [("include", true), ("exclude", false)] {
+                guard let selector = values[key] else { continue }
+                let fields = problems.entries(selector, allowed: ["experiment_ids", "tags", "span_types"])
+                let experiments = problems.stringList(fields["experiment_ids"], env: env) ?? []
+                let tags = problems.stringList(fields["tags"], env: env) ?? []
+                let spanTypes = problems.stringList(fields["span_types"], env: env) ?? []
+                if isInclude {
+                    (policy.routing.includeExperimentIDs, policy.routing.includeTags, policy.routing.includeSpanTypes) = (
+                        experiments, tags, spanTypes
+                    )
+                } else {
+                    (policy.routing.excludeExperimentIDs, policy.routing.excludeTags, policy.routing.excludeSpanTypes) = (
+                        experiments, tags, spanTypes
+                    )
+                }
+            }
+            if let ratio = problems.number(values["sample_ratio"], env: env) {
+                if ratio < 0 || ratio > 1 { problems.add(path: "\(path).routing.sample_ratio", "must be between 0 and 1, got \(ratio)") }
+                policy.routing.sampleRatio = min(max(ratio, 0), 1)
+            }
+        }
+        return policy
     }
 
     /// A destination's metrics export (`metrics: { enabled, endpoint, temporality, interval }`): the same

@@ -287,7 +287,25 @@ extension ProxyConfiguration {
     /// when no endpoint is set or MLflow's `MLFLOW_ENABLE_OTLP_EXPORTER=false` says to ignore them.
     private static func loadTraceDestination(_ env: EnvironmentReader) throws(ConfigurationError) -> OTLPDestination? {
         if let flag = env["MLFLOW_ENABLE_OTLP_EXPORTER"], flag.lowercased() == "false" { return nil }
-        return try loadSignalDestination(env, signal: "TRACES", name: "otlp")
+        guard var destination = try loadSignalDestination(env, signal: "TRACES", name: "otlp") else { return nil }
+        // MLflow's own switch means what it means in an application: GenAI attributes instead of MLflow's.
+        if env.isTrue("MLFLOW_ENABLE_OTEL_GENAI_SEMCONV") { destination.policy.conventions = [.genai] }
+        if let text = env["MLFLOW_OTEL_PROXY_SEMCONV"] {
+            var conventions: [SemanticConvention] = []
+            for name in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+                guard let convention = SemanticConvention(rawValue: name) else {
+                    throw ConfigurationError(
+                        setting: "MLFLOW_OTEL_PROXY_SEMCONV",
+                        reason: "unknown convention \"\(name)\", expected a comma-separated list of mlflow, genai, openinference")
+                }
+                if !conventions.contains(convention) { conventions.append(convention) }
+            }
+            if conventions.isEmpty {
+                throw ConfigurationError(setting: "MLFLOW_OTEL_PROXY_SEMCONV", reason: "needs at least one of mlflow, genai, openinference")
+            }
+            destination.policy.conventions = conventions
+        }
+        return destination
     }
 
     /// A destination from the `OTEL_EXPORTER_OTLP_<SIGNAL>_*` variables, each falling back to its generic

@@ -46,6 +46,15 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
         "datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu", "ap1.datadoghq.com", "ap2.datadoghq.com",
     ]
 
+    /// The span size limits the vendor documents (otlp-and-vendors §3.1); explicit `limits` keys override them.
+    public var defaultLimits: SpanSizeLimits {
+        switch self {
+        case .newrelic: SpanSizeLimits(maxAttributeValueLength: 4095, maxAttributesPerSpan: 128)
+        case .dynatrace: SpanSizeLimits(maxAttributesPerSpan: 1281)
+        default: SpanSizeLimits()
+        }
+    }
+
     /// What a profile contributes before explicit keys apply.
     struct Defaults {
         var endpoint: String?
@@ -149,6 +158,7 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
             }
             if let token = required("api_token") { result.headers = [KeyValuePair("Authorization", "Api-Token \(token)")] }
             result.protocolChoices = [.httpProtobuf]
+            result.maxRequestBytes = 8_000_000
         }
         return result
     }

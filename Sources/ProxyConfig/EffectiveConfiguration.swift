@@ -1,3 +1,5 @@
+import Foundation
+
 /// Renders the effective configuration as YAML for `check-config`: every setting after all layers applied,
 /// every header value (and so every credential) shown as `***`.
 extension ProxyConfiguration {
@@ -10,6 +12,9 @@ extension ProxyConfiguration {
             let (seconds, attoseconds) = value.components
             let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000
             return millis % 1000 == 0 ? "\(millis / 1000)s" : "\(millis)ms"
+        }
+        func quoted(_ list: [String]) -> String {
+            "[" + list.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ") + "]"
         }
         func headers(_ list: [KeyValuePair], indent: String) {
             guard !list.isEmpty else { return }
@@ -43,6 +48,36 @@ extension ProxyConfiguration {
                 add("    compression: \(destination.compression.rawValue)")
                 add("    timeout: \(duration(destination.timeout))")
                 if let limit = destination.maxRequestBytes { add("    max_request_bytes: \(limit)") }
+                let policy = destination.policy
+                add("    semconv: [\(policy.conventions.map(\.rawValue).joined(separator: ", "))]")
+                if policy.datadogLLMObservability { add("    llm_observability: true") }
+                let redaction = policy.redaction
+                if !redaction.isEmpty {
+                    add("    redaction:")
+                    if !redaction.dropAttributes.isEmpty { add("      drop_attributes: \(quoted(redaction.dropAttributes))") }
+                    if !redaction.maskJSONPaths.isEmpty { add("      mask_json_paths: \(quoted(redaction.maskJSONPaths))") }
+                    if !redaction.maskPatterns.isEmpty { add("      mask_patterns: \(quoted(redaction.maskPatterns))") }
+                    if redaction.metadataOnly { add("      metadata_only: true") }
+                }
+                if policy.limits != SpanSizeLimits() {
+                    add("    limits:")
+                    if let value = policy.limits.maxAttributeValueLength { add("      max_attribute_value_length: \(value)") }
+                    if let value = policy.limits.maxAttributesPerSpan { add("      max_attributes_per_span: \(value)") }
+                }
+                let routing = policy.routing
+                if !routing.routesEverything {
+                    add("    routing:")
+                    for (name, experiments, tags, types) in [
+                        ("include", routing.includeExperimentIDs, routing.includeTags, routing.includeSpanTypes),
+                        ("exclude", routing.excludeExperimentIDs, routing.excludeTags, routing.excludeSpanTypes),
+                    ] where !(experiments.isEmpty && tags.isEmpty && types.isEmpty) {
+                        add("      \(name):")
+                        if !experiments.isEmpty { add("        experiment_ids: \(quoted(experiments))") }
+                        if !tags.isEmpty { add("        tags: \(quoted(tags))") }
+                        if !types.isEmpty { add("        span_types: \(quoted(types))") }
+                    }
+                    if routing.sampleRatio < 1 { add("      sample_ratio: \(routing.sampleRatio)") }
+                }
                 let tls = destination.tls
                 if tls != TLSSettings() {
                     add("    tls:")

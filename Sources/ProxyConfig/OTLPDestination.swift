@@ -19,6 +19,8 @@ public struct OTLPDestination: Sendable, Equatable {
     public var tls: TLSSettings
     /// The vendor's documented request-size limit, when it has one.
     public var maxRequestBytes: Int?
+    /// What the destination may receive and in which shape.
+    public var policy: DataPolicy
 
     /// Creates a destination.
     public init(
@@ -30,8 +32,10 @@ public struct OTLPDestination: Sendable, Equatable {
         compression: OTLPCompression = .none,
         timeout: Duration? = .seconds(10),
         tls: TLSSettings = TLSSettings(),
-        maxRequestBytes: Int? = nil
+        maxRequestBytes: Int? = nil,
+        policy: DataPolicy = DataPolicy()
     ) {
+        self.policy = policy
         self.name = name
         self.profile = profile
         self.tls = tls

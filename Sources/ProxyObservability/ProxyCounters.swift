@@ -30,7 +30,8 @@ public final class ProxyCounters: Sendable {
         "upstream_errors": ["reason"], "traces_assembled": ["completion"], "trace_infos_received": ["kind"],
         "attachments_discarded": ["reason"], "attachments_stored": [], "metrics_exports": ["result"],
         "export_duration_seconds": ["destination"], "upstream_duration_seconds": ["method"],
-        "connections_closed": ["reason"],
+        "connections_closed": ["reason"], "spans_filtered": ["destination", "reason"], "values_masked": ["destination"],
+        "attributes_redacted": ["destination"], "values_trimmed": ["destination"],
     ]
 
     private let values = NIOLockedValueBox<[Key: Int]>([:])

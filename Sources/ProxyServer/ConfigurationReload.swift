@@ -6,6 +6,7 @@ import OTLPExport
 import ProxyConfig
 import ProxyObservability
 import ServiceLifecycle
+import SpanShaping
 import UnixSignals
 
 /// The proxy's services and the handle that reloads its configuration.
@@ -70,7 +71,8 @@ struct ExportUnitFactory: Sendable {
         }
         let pipeline = ExportPipeline(
             settings: delivery, exporters: [exporter], counters: counters, logger: logger, status: status,
-            spoolPath: delivery.spool.map { Self.spoolPath(root: $0.directory, destination: destination.name) })
+            spoolPath: delivery.spool.map { Self.spoolPath(root: $0.directory, destination: destination.name) },
+            shaper: DestinationShaper(policy: destination.policy), maxRequestBytes: destination.maxRequestBytes)
         return ExportFanOut.Unit(
             key: ExportFanOut.Key(destination: destination, delivery: delivery, localFile: nil), pipeline: pipeline,
             group: group(services + [pipeline]))

@@ -45,7 +45,7 @@ struct ConfigurationFileTests {
         check("honeycomb", "https://api.honeycomb.io/v1/traces", "x-honeycomb-team", "hc-key")
         check("signoz", "https://ingest.in.signoz.cloud:443/v1/traces", "signoz-ingestion-key", "sz-key")
         check("lightstep", "https://ingest.lightstep.com:443/v1/traces", "lightstep-access-token", "ls-token")
-        check("dynatrace", "https://abc12345.live.dynatrace.com/api/v2/otlp/v1/traces", "Authorization", "Api-Token dt0c01.x")
+        check("dynatrace", "https://abc12345.live.dynatrace.com/api/v2/otlp/v1/traces", "Authorization", "Api-Token dt0c01.x", limit: 8_000_000)
         check("collector", "http://collector:4318/v1/traces", "x-scope-orgid", "team-a")
         #expect(byName["collector"]?.compression == .gzip)
         #expect(byName["collector"]?.timeout == .seconds(2))

@@ -9,8 +9,9 @@ import pytest
 from conftest import MLflowServer, run_workload, wait_for
 from spans import json_loads_or_value
 
-# Root-span attributes the proxy adds from the trace info (documented in the README).
-ADDED = ("mlflow.trace.", "mlflow.trace_id", "session.id", "user.id")
+# Root-span attributes the proxy adds from the trace info (documented in the README), and the GenAI
+# attributes the default `semconv: [mlflow, genai]` adds beside MLflow's own (which must survive unchanged).
+ADDED = ("mlflow.trace.", "mlflow.trace_id", "session.id", "user.id", "gen_ai.")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 RUNS=""
 if [ "${1:-}" = "--runs" ]; then RUNS="$2"; shift 2; fi
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(otlp-protobuf otlp-json otlp-gzip traces-json trace-info-v3 trace-info-v2 config-file)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(otlp-protobuf otlp-json otlp-gzip traces-json trace-info-v3 trace-info-v2 genai-json config-file)
 
 export MLFLOW_OTEL_PROXY_FUZZ=1
 swift build -c release --scratch-path .build-fuzz --product ProxyFuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library

@@ -42,4 +42,32 @@ for pb in sorted(fixtures.rglob("otlp/*traces*.pb")):
 # gzip bodies: the protobuf seeds compressed (clients send gzip when OTEL_EXPORTER_OTLP_COMPRESSION=gzip).
 for seed in sorted((out / "otlp-protobuf").glob("seed-*"))[:20]:
     add("otlp-gzip", gzip.compress(seed.read_bytes()))
+# Span inputs and outputs as clients write them (the JSON text inside traces.json attributes), for genai-json,
+# plus one payload per message format the GenAI mapping reads.
+for body in sorted((out / "traces-json").glob("seed-*")):
+    try:
+        document = json.loads(body.read_bytes())
+    except ValueError:
+        continue
+    spans = document.get("data", {}).get("spans", []) if isinstance(document, dict) else []
+    for span in spans[:50]:
+        for key in ("mlflow.spanInputs", "mlflow.spanOutputs"):
+            value = (span.get("attributes") or {}).get(key)
+            if isinstance(value, str):
+                add("genai-json", value.encode())
+for payload in (
+    {"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "t"}]},
+                                {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{\"a\": 1}"}}]},
+                                {"role": "tool", "tool_call_id": "c", "content": "r"}], "tools": [{"type": "function"}], "temperature": 0.1},
+    {"id": "x", "model": "m", "choices": [{"message": {"role": "assistant", "content": "a"}, "finish_reason": "stop"}],
+     "usage": {"prompt_tokens": 1, "completion_tokens": 2}},
+    {"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}], "instructions": "i",
+     "output": [{"type": "message", "content": [{"type": "output_text", "text": "o"}]}], "status": "completed"},
+    {"system": [{"text": "s"}], "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r"}]}],
+     "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}], "usage": {"input_tokens": 1, "cache_read_input_tokens": 2}},
+    {"contents": [{"role": "model", "parts": [{"function_call": {"name": "f", "args": {}}}]}],
+     "candidates": [{"content": {"parts": [{"text": "o"}]}, "finish_reason": "STOP"}], "config": {"system_instruction": "s"}},
+    [{"page_content": "p", "metadata": {"doc_uri": "d", "score": 0.5}, "id": "1"}],
+):
+    add("genai-json", json.dumps(payload).encode())
 print("seeds:", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))

@@ -3,6 +3,7 @@
 #   .venv                 Tests/e2e/requirements.txt: MLflow 3.17.2 client and server, OTLP protos, pytest
 #   .venv-mlflow-2.22.5   Tests/e2e/clients/mlflow-2.22.5.txt: the 2.22.5 client (and a 2.22.5 server)
 #   .venv-mlflow-3.1.4    Tests/e2e/clients/mlflow-3.1.4.txt: the 3.1.4 client
+#   .venv-phoenix         Tests/e2e/clients/phoenix.txt: Arize Phoenix, the OpenInference receiver
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
@@ -20,3 +21,4 @@ make_venv() {  # directory requirements-file
 make_venv .venv Tests/e2e/requirements.txt
 make_venv .venv-mlflow-2.22.5 Tests/e2e/clients/mlflow-2.22.5.txt
 make_venv .venv-mlflow-3.1.4 Tests/e2e/clients/mlflow-3.1.4.txt
+make_venv .venv-phoenix Tests/e2e/clients/phoenix.txt

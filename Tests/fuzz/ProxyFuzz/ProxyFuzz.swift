@@ -1,8 +1,10 @@
 import Foundation
 import MLflowWire
 import NIOCore
+import OTLPProto
 import OTLPTranslation
 import ProxyConfig
+import SpanShaping
 import TraceAssembly
 
 // libFuzzer entry points for every decoder of untrusted input. Built only with `-sanitize=fuzzer` by
@@ -32,6 +34,30 @@ let targets: [String: @Sendable (UnsafeBufferPointer<UInt8>) -> Void] = [
         _ = try? TraceInfoV2Decoder.decodeEndTrace(Data(bytes), requestID: "tr-0")
         _ = TraceInfoV2Decoder.decodeTraceInfoAnswer(Data(bytes))
     },
+    // A span's inputs and outputs (the JSON text clients put in mlflow.spanInputs/Outputs), through every
+    // message format the GenAI and OpenInference mappings read, redaction and truncation.
+    "genai-json": { bytes in
+        let text = String(decoding: bytes, as: UTF8.self)
+        for (type, format) in [
+            ("CHAT_MODEL", "openai"), ("CHAT_MODEL", "anthropic"), ("LLM", "gemini"), ("LLM", "bedrock"), ("TOOL", "openai"), ("RETRIEVER", "openai"),
+        ] {
+            var span = Opentelemetry_Proto_Trace_V1_Span()
+            span.traceID = Data(repeating: 1, count: 16)
+            span.spanID = Data(repeating: 2, count: 8)
+            for (key, value) in [
+                ("mlflow.spanType", type), ("mlflow.message.format", format), ("mlflow.spanInputs", text), ("mlflow.spanOutputs", text),
+            ] {
+                var attribute = Opentelemetry_Proto_Common_V1_KeyValue()
+                attribute.key = key
+                attribute.value.stringValue = value
+                span.attributes.append(attribute)
+            }
+            var item = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+            item.scopeSpans = [Opentelemetry_Proto_Trace_V1_ScopeSpans()]
+            item.scopeSpans[0].spans = [span]
+            shape([item])
+        }
+    },
     // The YAML configuration file.
     "config-file": { bytes in
         _ = try? ProxyConfiguration.load(environment: ["FUZZ_SECRET": "x"], fileText: String(decoding: bytes, as: UTF8.self))
@@ -49,7 +75,21 @@ func assembleAndTranslate(_ batches: [SpanBatch]?) {
     for batch in batches { traces += state.add(batch, now: now) }
     traces += state.drain(now: now)
     let settings = TranslationSettings(serviceName: "fuzz", scopeVersion: "0")
-    for trace in traces { _ = OTLPTraceTranslator.translate(trace, settings: settings) }
+    for trace in traces { shape(OTLPTraceTranslator.translate(trace, settings: settings)) }
+}
+
+/// A destination policy that uses every shaping step (conventions, every kind of redaction, limits, splitting).
+let fuzzShaper = DestinationShaper(
+    policy: DataPolicy(
+        conventions: [.mlflow, .genai, .openinference],
+        redaction: RedactionSettings(
+            dropAttributes: ["x.*"], maskJSONPaths: ["$.messages[*].content", "$..text", "$[-1]"],
+            maskPatterns: ["preset:email", "preset:api_key", "preset:card_number"]),
+        limits: SpanSizeLimits(maxAttributeValueLength: 200, maxAttributesPerSpan: 50)))
+
+/// Shapes translated spans for a destination as an export pipeline does, then splits them to a small request size.
+func shape(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
+    for item in fuzzShaper.shape(resourceSpans).spans { _ = DestinationShaper.split(item, budget: 4096) }
 }
 
 // Set once in `ProxyFuzz_main` before libFuzzer starts calling `testOneInput` (single-threaded), then only read.

@@ -1,0 +1,131 @@
+import OTLPProto
+
+/// MLflow span attributes → the OpenTelemetry GenAI semantic conventions (v1.37+; otlp-and-vendors §5).
+///
+/// Unlike MLflow's own translator, span names are kept, and attributes a sender already set under `gen_ai.*`
+/// win over derived ones. Content goes in the opt-in attributes as JSON text in the parts format.
+enum GenAIConventions {
+    /// MLflow span type → `gen_ai.operation.name`. Types without a GenAI operation get none.
+    static let operations: [String: String] = [
+        "CHAT_MODEL": "chat", "LLM": "generate_content", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent",
+        "RETRIEVER": "retrieval", "CHAIN": "invoke_workflow", "WORKFLOW": "invoke_workflow",
+    ]
+    /// Operations that call a model or a store over the network: span kind CLIENT.
+    static let clientOperations: Set<String> = ["chat", "generate_content", "text_completion", "embeddings", "retrieval"]
+    /// Model-call operations, whose inputs and outputs are read as messages.
+    static let modelOperations: Set<String> = ["chat", "generate_content", "text_completion"]
+    /// `mlflow.message.format` → `gen_ai.provider.name` when the span does not name its provider.
+    static let providers: [String: String] = ["openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini", "bedrock": "aws.bedrock"]
+
+    /// Adds the GenAI attributes of one span (keeping any the span has) and sets its kind.
+    static func apply(to span: inout Span, conversationID: String?) {
+        var attributes = span.attributes
+        var added: [KeyValue] = []
+        func add(_ key: String, _ build: (inout [KeyValue]) -> Void) {
+            guard attributes.value(key) == nil, !added.contains(where: { $0.key == key }) else { return }
+            build(&added)
+        }
+        let spanType = attributes.string("mlflow.spanType")
+        let operation = attributes.string("gen_ai.operation.name") ?? spanType.flatMap { operations[$0] }
+        if let operation { add("gen_ai.operation.name") { $0.set("gen_ai.operation.name", string: operation) } }
+        if let conversationID { add("gen_ai.conversation.id") { $0.set("gen_ai.conversation.id", string: conversationID) } }
+        let format = attributes.string("mlflow.message.format")
+        if let provider = attributes.string("mlflow.llm.provider")
+            ?? (operation.map(modelOperations.contains) == true || operation == "embeddings" ? format.flatMap { providers[$0] } : nil)
+        {
+            add("gen_ai.provider.name") { $0.set("gen_ai.provider.name", string: provider) }
+        }
+        let inputs = attributes.json("mlflow.spanInputs")
+        let outputs = attributes.json("mlflow.spanOutputs")
+        switch operation {
+        case "chat", "generate_content", "text_completion", "embeddings":
+            let call = MessageFormats.read(format: format, inputs: inputs, outputs: outputs)
+            if let model = call.requestModel ?? attributes.string("mlflow.llm.model") {
+                add("gen_ai.request.model") { $0.set("gen_ai.request.model", string: model) }
+            }
+            if let model = call.responseModel { add("gen_ai.response.model") { $0.set("gen_ai.response.model", string: model) } }
+            if let id = call.responseID { add("gen_ai.response.id") { $0.set("gen_ai.response.id", string: id) } }
+            if !call.finishReasons.isEmpty {
+                add("gen_ai.response.finish_reasons") { $0.set("gen_ai.response.finish_reasons", strings: call.finishReasons) }
+            }
+            for parameter in call.parameters {
+                let key = "gen_ai.request.\(parameter.key)"
+                if key == "gen_ai.request.encoding_formats", let format = parameter.value.stringValue {
+                    add(key) { $0.set(key, strings: [format]) }
+                } else {
+                    add(key) { $0.set(key, scalar: parameter.value) }
+                }
+            }
+            // Token usage: MLflow's own attribute first (autologgers normalise it), the response's otherwise.
+            let usage = attributes.json("mlflow.chat.tokenUsage")
+            let tokens: [(String, Int64?)] = [
+                ("gen_ai.usage.input_tokens", usage?["input_tokens"]?.intValue ?? call.inputTokens),
+                ("gen_ai.usage.output_tokens", usage?["output_tokens"]?.intValue ?? call.outputTokens),
+                ("gen_ai.usage.cache_read.input_tokens", usage?["cache_read_input_tokens"]?.intValue ?? call.cacheReadTokens),
+                ("gen_ai.usage.cache_creation.input_tokens", usage?["cache_creation_input_tokens"]?.intValue ?? call.cacheCreationTokens),
+                ("gen_ai.usage.reasoning.output_tokens", call.reasoningTokens),
+            ]
+            for (key, value) in tokens { if let value { add(key) { $0.set(key, int: value) } } }
+            if let dimensions = call.embeddingDimensions {
+                add("gen_ai.embeddings.dimension.count") { $0.set("gen_ai.embeddings.dimension.count", int: dimensions) }
+            }
+            if operation != "embeddings" {
+                if !call.inputMessages.isEmpty { add("gen_ai.input.messages") { $0.set("gen_ai.input.messages", json: .array(call.inputMessages)) } }
+                if !call.outputMessages.isEmpty {
+                    add("gen_ai.output.messages") { $0.set("gen_ai.output.messages", json: .array(call.outputMessages)) }
+                }
+                if !call.systemInstructions.isEmpty {
+                    add("gen_ai.system_instructions") { $0.set("gen_ai.system_instructions", json: .array(call.systemInstructions)) }
+                }
+                if let tools = attributes.json("mlflow.chat.tools") ?? call.toolDefinitions {
+                    add("gen_ai.tool.definitions") { $0.set("gen_ai.tool.definitions", json: tools) }
+                }
+            }
+        case "execute_tool":
+            add("gen_ai.tool.name") { $0.set("gen_ai.tool.name", string: span.name) }
+            add("gen_ai.tool.type") { $0.set("gen_ai.tool.type", string: "function") }
+            if let inputs { add("gen_ai.tool.call.arguments") { $0.set("gen_ai.tool.call.arguments", json: inputs) } }
+            if let outputs { add("gen_ai.tool.call.result") { $0.set("gen_ai.tool.call.result", json: outputs) } }
+            if let id = inputs?["tool_call_id"]?.stringValue { add("gen_ai.tool.call.id") { $0.set("gen_ai.tool.call.id", string: id) } }
+        case "invoke_agent":
+            add("gen_ai.agent.name") { $0.set("gen_ai.agent.name", string: span.name) }
+            if let model = attributes.string("mlflow.llm.model") { add("gen_ai.request.model") { $0.set("gen_ai.request.model", string: model) } }
+        case "invoke_workflow":
+            add("gen_ai.workflow.name") { $0.set("gen_ai.workflow.name", string: span.name) }
+        case "retrieval":
+            add("gen_ai.data_source.id") { $0.set("gen_ai.data_source.id", string: span.name) }
+            if let query = retrievalQuery(inputs) { add("gen_ai.retrieval.query.text") { $0.set("gen_ai.retrieval.query.text", string: query) } }
+            if let documents = retrievalDocuments(outputs) {
+                add("gen_ai.retrieval.documents") { $0.set("gen_ai.retrieval.documents", json: documents) }
+            }
+        default:
+            break
+        }
+        attributes += added
+        span.attributes = attributes
+        if let operation, clientOperations.contains(operation), span.kind == .internal || span.kind == .unspecified { span.kind = .client }
+    }
+
+    /// The query of a retriever call: a string input, or the `query` / `question` / `input` argument.
+    static func retrievalQuery(_ inputs: JSONValue?) -> String? {
+        guard let inputs else { return nil }
+        if let text = inputs.stringValue { return text }
+        for key in ["query", "question", "input", "text"] { if let text = inputs[key]?.stringValue { return text } }
+        return nil
+    }
+
+    /// MLflow documents (`[{"page_content", "metadata", "id"}]`) as `[{"id", "score", "content"}]`.
+    static func retrievalDocuments(_ outputs: JSONValue?) -> JSONValue? {
+        guard let documents = outputs?.arrayValue else { return nil }
+        return .array(
+            documents.map { document in
+                var members: [(key: String, value: JSONValue)] = []
+                if let id = document["id"] ?? document["metadata"]?["doc_uri"] ?? document["metadata"]?["id"], id != .null {
+                    members.append(("id", id))
+                }
+                if let score = document["score"] ?? document["metadata"]?["score"], score != .null { members.append(("score", score)) }
+                if let content = document["page_content"] ?? document["content"] { members.append(("content", content)) }
+                return .object(members)
+            })
+    }
+}

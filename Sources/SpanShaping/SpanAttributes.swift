@@ -1,0 +1,82 @@
+import OTLPProto
+import SwiftProtobuf
+
+typealias KeyValue = Opentelemetry_Proto_Common_V1_KeyValue
+typealias AnyValue = Opentelemetry_Proto_Common_V1_AnyValue
+typealias Span = Opentelemetry_Proto_Trace_V1_Span
+
+/// Reading and writing a span's attributes by key.
+extension [Opentelemetry_Proto_Common_V1_KeyValue] {
+    /// The value of `key`.
+    func value(_ key: String) -> AnyValue? { first { $0.key == key }?.value }
+
+    /// The string value of `key` (non-empty).
+    func string(_ key: String) -> String? {
+        guard case .stringValue(let text)? = value(key)?.value, !text.isEmpty else { return nil }
+        return text
+    }
+
+    /// The value of `key` as JSON: JSON text parsed, other primitives as themselves.
+    func json(_ key: String) -> JSONValue? {
+        guard let value = value(key) else { return nil }
+        return JSONValue(value)
+    }
+
+    /// Sets `key`, replacing a value of the same key.
+    mutating func set(_ key: String, _ value: AnyValue) {
+        if let index = firstIndex(where: { $0.key == key }) {
+            self[index].value = value
+        } else {
+            append(
+                .with {
+                    $0.key = key
+                    $0.value = value
+                })
+        }
+    }
+
+    mutating func set(_ key: String, string: String) { set(key, .with { $0.stringValue = string }) }
+    mutating func set(_ key: String, int: Int64) { set(key, .with { $0.intValue = int }) }
+    mutating func set(_ key: String, double: Double) { set(key, .with { $0.doubleValue = double }) }
+    mutating func set(_ key: String, json: JSONValue) { set(key, string: json.text) }
+    mutating func set(_ key: String, strings: [String]) {
+        set(key, .with { $0.arrayValue = .with { $0.values = strings.map { text in .with { $0.stringValue = text } } } })
+    }
+
+    /// Sets a JSON value as the attribute type that fits it (numbers typed, text as text, structures as JSON text).
+    mutating func set(_ key: String, scalar: JSONValue) {
+        switch scalar {
+        case .string(let text): set(key, string: text)
+        case .bool(let flag): set(key, .with { $0.boolValue = flag })
+        case .number:
+            if let int = scalar.intValue, !scalar.text.contains(".") {
+                set(key, int: int)
+            } else if let double = scalar.doubleValue {
+                set(key, double: double)
+            }
+        case .null: break
+        case .array, .object: set(key, json: scalar)
+        }
+    }
+}
+
+extension JSONValue {
+    /// An attribute value as JSON: strings holding JSON objects or arrays parsed, other strings as strings.
+    init?(_ value: AnyValue) {
+        switch value.value {
+        case .stringValue(let text):
+            if let first = text.utf8.first(where: { $0 != 0x20 && $0 != 0x0A }), first == UInt8(ascii: "{") || first == UInt8(ascii: "["),
+                let parsed = JSONValue(parsing: text)
+            {
+                self = parsed
+            } else {
+                self = .string(text)
+            }
+        case .intValue(let number): self = .number(String(number))
+        case .doubleValue(let number):
+            self = number.isFinite ? .number("\(number)") : .number(number.isNaN ? "NaN" : number > 0 ? "Infinity" : "-Infinity")
+        case .boolValue(let flag): self = .bool(flag)
+        default: return nil
+        }
+    }
+}

@@ -35,8 +35,10 @@ enum GenAIConventions {
         {
             add("gen_ai.provider.name") { $0.set("gen_ai.provider.name", string: provider) }
         }
-        let inputs = attributes.json("mlflow.spanInputs")
-        let outputs = attributes.json("mlflow.spanOutputs")
+        // Parsed only for the operations that read them (most spans of a trace are not model calls).
+        let reads: Set<String> = ["chat", "generate_content", "text_completion", "embeddings", "execute_tool", "retrieval"]
+        let inputs = operation.map(reads.contains) == true ? attributes.json("mlflow.spanInputs") : nil
+        let outputs = operation.map(reads.contains) == true ? attributes.json("mlflow.spanOutputs") : nil
         switch operation {
         case "chat", "generate_content", "text_completion", "embeddings":
             let call = MessageFormats.read(format: format, inputs: inputs, outputs: outputs)

@@ -49,7 +49,7 @@ for body in sorted((out / "traces-json").glob("seed-*")):
         document = json.loads(body.read_bytes())
     except ValueError:
         continue
-    spans = document.get("data", {}).get("spans", []) if isinstance(document, dict) else []
+    spans = (document.get("spans") or document.get("data", {}).get("spans") or []) if isinstance(document, dict) else []
     for span in spans[:50]:
         for key in ("mlflow.spanInputs", "mlflow.spanOutputs"):
             value = (span.get("attributes") or {}).get(key)

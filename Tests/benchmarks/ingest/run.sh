@@ -4,6 +4,7 @@
 # same load at the MLflow server's own /v1/traces ingest as the peer, in the same run.
 # Prints spans/s, proxy CPU seconds per 100k spans, peak RSS, p50/p99 of the intercepted calls at saturation
 # and at a paced ~1k requests/s, and the ratio to MLflow's ingest. Usage: Tests/benchmarks/ingest/run.sh
+# (MLFLOW_OTEL_PROXY_SEMCONV=mlflow measures without the default GenAI mapping).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
@@ -35,6 +36,7 @@ start_discard_receiver
 
 PROXY_PORT=$(port)
 env -i PATH="$PATH" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$NGINX_PORT" OTEL_EXPORTER_OTLP_COMPRESSION=none \
+  ${MLFLOW_OTEL_PROXY_SEMCONV:+MLFLOW_OTEL_PROXY_SEMCONV="$MLFLOW_OTEL_PROXY_SEMCONV"} \
   "$PROXY_BIN" --listen "127.0.0.1:$PROXY_PORT" --log-level info > "$WORK/proxy.log" 2>&1 & PROXY_PID=$!
 PIDS+=($PROXY_PID)
 for _ in $(seq 100); do grep -q "listening" "$WORK/proxy.log" && break; sleep 0.1; done

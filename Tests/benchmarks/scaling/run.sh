@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Two-replica test for docs/scaling.md: two proxies (release build, OpenTelemetry-only, no upstream) behind one
+# nginx, once balancing round robin (a Kubernetes Service without affinity) and once with all of a client's
+# calls on one replica (sessionAffinity: ClientIP), and one proxy alone (a sidecar) as the reference. The real
+# MLflow 3.17.2 client runs the e2e agent workload RUNS times through each; an OTLP receiver counts the spans,
+# the traces that arrived with their trace info, and the delay from a trace's end to its export.
+# Usage: Tests/benchmarks/scaling/run.sh   (RUNS=10, TRACE_INFO_WAIT=3 by default)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+cd "$ROOT"
+if ! command -v nginx >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+fi
+Tests/scripts/setup-python.sh
+swift build -c release --product mlflow-otel-proxy >/dev/null
+MLFLOW_OTEL_PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy" \
+  .venv/bin/python "$HERE/scaling.py" "${RUNS:-10}" "${TRACE_INFO_WAIT:-3}"

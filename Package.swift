@@ -127,7 +127,7 @@ let package = Package(
         .target(
             name: "SpanShaping",
             dependencies: [
-                "OTLPProto", "ProxyConfig",
+                "OTLPProto", "ProxyConfig", "OTLPTranslation",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

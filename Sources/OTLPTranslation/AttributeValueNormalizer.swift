@@ -121,7 +121,8 @@ public enum PythonStyleJSON {
         return "\(number)"
     }
 
-    static func writeString(_ text: String, into out: inout String) {
+    /// Appends `text` as a JSON string, escaped as Python's `json.dumps(…, ensure_ascii=False)` escapes it.
+    public static func writeString(_ text: String, into out: inout String) {
         out += "\""
         for scalar in text.unicodeScalars {
             switch scalar {

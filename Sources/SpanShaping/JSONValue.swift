@@ -1,3 +1,5 @@
+import OTLPTranslation
+
 /// A parsed JSON value that keeps object member order and number text, so that values the proxy rewrites
 /// (masked, truncated, converted) read like the client's own JSON.
 public indirect enum JSONValue: Sendable, Equatable {
@@ -66,23 +68,8 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
-    static func writeString(_ value: String, to output: inout String) {
-        output += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case let control where control.value < 0x20:
-                let hex = String(control.value, radix: 16)
-                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        output += "\""
-    }
+    /// Strings are escaped the way the translator writes JSON (Python's `json.dumps`, non-ASCII kept).
+    static func writeString(_ value: String, to output: inout String) { PythonStyleJSON.writeString(value, into: &output) }
 
     /// The member named `key` of an object.
     public subscript(key: String) -> JSONValue? {

@@ -16,6 +16,18 @@ final class RequestBodyPump: Sendable {
     private let task: Task<Void, Never>
     private let exceeded = Flag()
     private let readWholeBody = Flag()
+    /// Who came first: the upstream's answer (``markAnswered()``) or the body passing the limit. Once the upstream
+    /// has answered, passing the limit stops the copy quietly instead of failing the request, so the answer
+    /// already on its way to the client is not cut off.
+    private let outcome = State()
+    private static let running = 0
+    private static let answered = 1
+    private static let failed = 2
+
+    /// The race's state, shared by the pump's task and the forwarder.
+    final class State: Sendable {
+        let value = Atomic<Int>(0)
+    }
 
     /// A flag the pump's task sets and the forwarder reads.
     final class Flag: Sendable {
@@ -36,6 +48,7 @@ final class RequestBodyPump: Sendable {
         let channel = self.channel
         let exceeded = self.exceeded
         let readWholeBody = self.readWholeBody
+        let outcome = self.outcome
         task = Task {
             do {
                 var total = 0
@@ -43,7 +56,13 @@ final class RequestBodyPump: Sendable {
                     total += chunk.readableBytes
                     if let limit, total > limit {
                         exceeded.value.store(true, ordering: .relaxed)
-                        throw BodyTooLarge()
+                        // Fails the upstream request only if the upstream has not answered yet.
+                        if outcome.value.compareExchange(
+                            expected: RequestBodyPump.running, desired: RequestBodyPump.failed, ordering: .acquiringAndReleasing
+                        ).exchanged {
+                            throw BodyTooLarge()
+                        }
+                        return  // answered already: stop copying; `stop()` ends the channel after the answer
                     }
                     await channel.send(chunk)
                     if Task.isCancelled {
@@ -57,6 +76,15 @@ final class RequestBodyPump: Sendable {
                 channel.fail(error)
             }
         }
+    }
+
+    /// Records that the upstream's answer head has arrived.
+    /// - Returns: `false` when the body had already passed the limit and failed the upstream request (its answer
+    ///   can then not be read whole).
+    func markAnswered() -> Bool {
+        let (exchanged, original) = outcome.value.compareExchange(
+            expected: RequestBodyPump.running, desired: RequestBodyPump.answered, ordering: .acquiringAndReleasing)
+        return exchanged || original != RequestBodyPump.failed
     }
 
     /// Stops copying (if still running) and waits until the pump's task has ended.

@@ -41,6 +41,12 @@ struct UpstreamForwarder: Sendable {
         case .failure(let failure): return failure.response
         case .success(let sent): (upstreamResponse, pump) = sent
         }
+        if let pump, !pump.markAnswered() {
+            // The body passed the limit just as the upstream answered: the request failed, its answer cannot be
+            // read whole, so the client gets the 413 (and the connection closes).
+            await pump.stop()
+            return bodyTooLarge(request, limit: maxBodyBytes ?? 0, context: context)
+        }
         var headers = responseHeaders(of: upstreamResponse)
         if let pump, !pump.hasReadWholeBody {
             // The upstream answered before the whole request body was passed to it (an early 401, or a server

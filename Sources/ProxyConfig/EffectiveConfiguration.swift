@@ -56,7 +56,10 @@ extension ProxyConfiguration {
                     add("    redaction:")
                     if !redaction.dropAttributes.isEmpty { add("      drop_attributes: \(quoted(redaction.dropAttributes))") }
                     if !redaction.maskJSONPaths.isEmpty { add("      mask_json_paths: \(quoted(redaction.maskJSONPaths))") }
-                    if !redaction.maskPatterns.isEmpty { add("      mask_patterns: \(quoted(redaction.maskPatterns))") }
+                    if !redaction.maskPatterns.isEmpty {
+                        // A pattern may be the very value it masks (a known key): only presets are shown by name.
+                        add("      mask_patterns: \(quoted(redaction.maskPatterns.map { $0.hasPrefix("preset:") ? $0 : "***" }))")
+                    }
                     if redaction.metadataOnly { add("      metadata_only: true") }
                 }
                 if policy.limits != SpanSizeLimits() {

@@ -257,6 +257,7 @@ import Testing
         #expect(custom.policy.limits == SpanSizeLimits(maxAttributeValueLength: 2000, maxAttributesPerSpan: 64))
         #expect(custom.policy.routing.sampleRatio == 0.5 && custom.policy.routing.excludeTags == ["team=x"])
         #expect(configuration.redactedYAML.contains("semconv: [openinference, mlflow]"))
+        #expect(configuration.redactedYAML.contains("mask_patterns: ['preset:email', '***']"))
     }
 
     @Test func environmentSwitchesChooseTheOTLPDestinationsConventions() throws {

@@ -67,11 +67,13 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // JSON values that keep member order and number text: parse, edit, write (pure, no dependencies).
+        .target(name: "JSONText", swiftSettings: swiftSettings),
         // Wire decoding: what MLflow clients send (OTLP protobuf/JSON, TraceInfo V3, traces.json) (pure).
         .target(
             name: "MLflowWire",
             dependencies: [
-                "OTLPProto", "OTLPJSON",
+                "OTLPProto", "OTLPJSON", "JSONText",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
@@ -93,7 +95,7 @@ let package = Package(
         .target(
             name: "OTLPTranslation",
             dependencies: [
-                "MLflowWire", "TraceAssembly", "OTLPProto",
+                "MLflowWire", "TraceAssembly", "OTLPProto", "JSONText",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
@@ -103,7 +105,7 @@ let package = Package(
         .target(
             name: "SpanMetrics",
             dependencies: [
-                "MLflowWire", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "MLflowWire", "OTLPProto", "JSONText", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -127,7 +129,7 @@ let package = Package(
         .target(
             name: "SpanShaping",
             dependencies: [
-                "OTLPProto", "ProxyConfig", "OTLPTranslation",
+                "OTLPProto", "ProxyConfig", "OTLPTranslation", "JSONText",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
@@ -158,7 +160,7 @@ let package = Package(
             name: "ProxyServer",
             dependencies: [
                 "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
-                "OTLPProto", "OTLPJSON", "ExportQueue", "SpanShaping",
+                "OTLPProto", "OTLPJSON", "ExportQueue", "SpanShaping", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -196,7 +198,7 @@ let package = Package(
             name: "ProxyTests",
             dependencies: [
                 "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport", "ProxyServer",
-                "OTLPProto", "OTLPJSON", "ExportQueue", "SpanShaping",
+                "OTLPProto", "OTLPJSON", "ExportQueue", "SpanShaping", "JSONText",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
@@ -216,7 +218,7 @@ if Context.environment["MLFLOW_OTEL_PROXY_FUZZ"] != nil {
         .executableTarget(
             name: "ProxyFuzz",
             dependencies: [
-                "MLflowWire", "TraceAssembly", "OTLPTranslation", "ProxyConfig", "SpanShaping", "OTLPProto",
+                "MLflowWire", "TraceAssembly", "OTLPTranslation", "ProxyConfig", "SpanShaping", "OTLPProto", "JSONText",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/fuzz/ProxyFuzz",

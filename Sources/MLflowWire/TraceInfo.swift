@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import OTLPJSON
 
 /// The trace-level record MLflow 3.x clients send with `StartTraceV3` (`mlflow.TraceInfoV3`).
@@ -80,10 +81,8 @@ public struct TraceInfo: Sendable, Equatable {
 
     /// `num_spans` of a `mlflow.trace.sizeStats` metadata value.
     public static func spanCount(sizeStats: String?) -> Int? {
-        guard let stats = sizeStats, let data = stats.data(using: .utf8),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else { return nil }
-        return (object["num_spans"] as? NSNumber)?.intValue
+        guard let stats = sizeStats, let count = JSONValue(parsing: stats)?["num_spans"]?.intValue else { return nil }
+        return Int(exactly: count)
     }
 }
 
@@ -103,57 +102,50 @@ public enum MLflowTraceID {
 /// Decodes the `StartTraceV3` request body `{"trace": {"trace_info": {…}}}`.
 public enum StartTraceV3Decoder {
     /// The decoded record and the `trace_info` object as parsed (for echoing it back without parsing again).
-    public struct Decoded {
+    public struct Decoded: Sendable {
         /// The typed record.
         public var info: TraceInfo
-        /// The `trace_info` JSON object.
-        public var traceInfoObject: [String: Any]
+        /// The `trace_info` JSON object, members in the client's order.
+        public var traceInfoObject: JSONValue
     }
 
     /// Decodes the body.
     /// - Throws: ``WireError`` when the body is not JSON, lacks `trace.trace_info.trace_id`, or a field has the wrong type.
-    public static func decode(_ body: Data) throws(WireError) -> Decoded {
-        let root: [String: Any]
-        do {
-            guard let object = try JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-                throw WireError(.malformedBody, "the body must be a JSON object")
-            }
-            root = object
-        } catch let error as WireError {
-            throw error
-        } catch {
-            throw WireError(.malformedBody, "the body is not valid JSON")
-        }
-        guard let trace = root["trace"] as? [String: Any], let infoObject = trace["trace_info"] as? [String: Any] else {
+    public static func decode(_ body: [UInt8]) throws(WireError) -> Decoded {
+        guard let root = JSONValue(parsing: body) else { throw WireError(.malformedBody, "the body is not valid JSON") }
+        guard root.objectMembers != nil else { throw WireError(.malformedBody, "the body must be a JSON object") }
+        guard let infoObject = root["trace"]?["trace_info"], infoObject.objectMembers != nil else {
             throw WireError(.malformedBody, "the body must contain trace.trace_info")
         }
         return Decoded(info: try traceInfo(from: infoObject), traceInfoObject: infoObject)
     }
 
+    /// Decodes the body.
+    public static func decode(_ body: Data) throws(WireError) -> Decoded { try decode([UInt8](body)) }
+
     /// Reads a `TraceInfoV3` JSON object.
-    public static func traceInfo(from object: [String: Any]) throws(WireError) -> TraceInfo {
-        guard let traceID = object["trace_id"] as? String, !traceID.isEmpty else {
+    public static func traceInfo(from object: JSONValue) throws(WireError) -> TraceInfo {
+        guard let traceID = object["trace_id"]?.stringValue, !traceID.isEmpty else {
             throw WireError(.malformedBody, "trace_info.trace_id is missing or not a string")
         }
         func string(_ key: String) throws(WireError) -> String? {
-            guard let value = object[key], !(value is NSNull) else { return nil }
-            guard let text = value as? String else { throw WireError(.malformedBody, "trace_info.\(key) must be a string") }
+            guard let value = object[key], value != .null else { return nil }
+            guard let text = value.stringValue else { throw WireError(.malformedBody, "trace_info.\(key) must be a string") }
             return text
         }
         func map(_ key: String) throws(WireError) -> [String: String] {
-            guard let value = object[key], !(value is NSNull) else { return [:] }
-            guard let dictionary = value as? [String: Any] else { throw WireError(.malformedBody, "trace_info.\(key) must be an object") }
+            guard let value = object[key], value != .null else { return [:] }
+            guard let members = value.objectMembers else { throw WireError(.malformedBody, "trace_info.\(key) must be an object") }
             var result: [String: String] = [:]
-            for (entryKey, entryValue) in dictionary {
-                guard let text = entryValue as? String else {
+            for (entryKey, entryValue) in members {
+                guard let text = entryValue.stringValue else {
                     throw WireError(.malformedBody, "trace_info.\(key).\(entryKey) must be a string")
                 }
                 result[entryKey] = text
             }
             return result
         }
-        let location = object["trace_location"] as? [String: Any]
-        let experiment = (location?["mlflow_experiment"] as? [String: Any])?["experiment_id"] as? String
+        let experiment = object["trace_location"]?["mlflow_experiment"]?["experiment_id"]?.stringValue
         var info = TraceInfo(
             traceID: traceID,
             clientRequestID: try string("client_request_id"),

@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import MLflowWire
 import OTLPProto
 
@@ -47,7 +48,7 @@ public enum AttributeValueNormalizer {
         case UInt8(ascii: "{"), UInt8(ascii: "["):
             result.stringValue = trimmed
         case UInt8(ascii: "\""):
-            if let decoded = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8), options: [.fragmentsAllowed]) as? String {
+            if let decoded = JSONValue(parsing: trimmed)?.stringValue {
                 result.stringValue = decoded
             } else {
                 result.stringValue = text
@@ -122,25 +123,5 @@ public enum PythonStyleJSON {
     }
 
     /// Appends `text` as a JSON string, escaped as Python's `json.dumps(…, ensure_ascii=False)` escapes it.
-    public static func writeString(_ text: String, into out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
-    }
+    public static func writeString(_ text: String, into out: inout String) { JSONValue.writeString(text, to: &out) }
 }

@@ -2,6 +2,7 @@ import ExportQueue
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JSONText
 import Logging
 import MLflowWire
 import NIOCore
@@ -110,7 +111,7 @@ struct TraceIntake: Sendable {
         }
         let decoded: StartTraceV3Decoder.Decoded
         do {
-            decoded = try StartTraceV3Decoder.decode(Data(body.readableBytesView))
+            decoded = try StartTraceV3Decoder.decode(Array(body.readableBytesView))
         } catch {
             return rejectMLflow(error, context: context)
         }
@@ -120,13 +121,13 @@ struct TraceIntake: Sendable {
         if let unavailable = await persist("start_trace_v3", body: body, headers: request.headers, keys: keys, context: context) {
             return unavailable
         }
-        var traceInfo = decoded.traceInfoObject
-        var tags = traceInfo["tags"] as? [String: Any] ?? [:]
+        // The record as the client sent it (member order and number text kept), with the tags the MLflow server adds.
+        var tags = decoded.traceInfoObject["tags"].flatMap { $0.objectMembers == nil ? nil : $0 } ?? .object([])
         let experiment = decoded.info.experimentID ?? "0"
-        tags["mlflow.artifactLocation"] = "mlflow-artifacts:/\(experiment)/traces/\(decoded.info.traceID)/artifacts"
-        if hadSpans { tags["mlflow.trace.spansLocation"] = "TRACKING_STORE" }
-        traceInfo["tags"] = tags
-        return jsonResponse(["trace": ["trace_info": traceInfo]])
+        tags = tags.setting("mlflow.artifactLocation", to: .string("mlflow-artifacts:/\(experiment)/traces/\(decoded.info.traceID)/artifacts"))
+        if hadSpans { tags = tags.setting("mlflow.trace.spansLocation", to: .string("TRACKING_STORE")) }
+        let answer = JSONValue.object([("trace", .object([("trace_info", decoded.traceInfoObject.setting("tags", to: tags))]))])
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: answer.text)))
     }
 
     // MARK: PUT …/traces.json

@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import MLflowWire
 import OTLPProto
 import SwiftProtobuf
@@ -127,7 +128,7 @@ public struct SpanMetricsAggregator: Sendable {
     {
         let operations = ["CHAT_MODEL": "chat", "LLM": "generate_content", "EMBEDDING": "embeddings"]
         guard let operation = operations[spanType], let usageText = attributes["mlflow.chat.tokenUsage"]?.stringValue,
-            let usage = (try? JSONSerialization.jsonObject(with: Data(usageText.utf8))) as? [String: Any]
+            let usage = JSONValue(parsing: usageText), usage.objectMembers != nil
         else { return }
         var common = [Self.string("gen_ai.operation.name", operation)]
         if let provider = attributes["mlflow.llm.provider"]?.stringValue, !provider.isEmpty {
@@ -138,7 +139,7 @@ public struct SpanMetricsAggregator: Sendable {
         if status == "ERROR" { durationAttributes.append(Self.string("error.type", "_OTHER")) }
         operationDuration.record(seconds, attributes: durationAttributes)
         for (key, type) in [("input_tokens", "input"), ("output_tokens", "output")] {
-            if let tokens = (usage[key] as? NSNumber)?.doubleValue {
+            if let tokens = usage[key]?.doubleValue {
                 tokenUsage.record(tokens, attributes: common + [Self.string("gen_ai.token.type", type)])
             }
         }

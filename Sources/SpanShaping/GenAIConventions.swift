@@ -1,3 +1,4 @@
+import JSONText
 import OTLPProto
 
 /// MLflow span attributes → the OpenTelemetry GenAI semantic conventions (v1.37+; otlp-and-vendors §5).

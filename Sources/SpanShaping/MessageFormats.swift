@@ -1,3 +1,5 @@
+import JSONText
+
 /// What a model call's inputs and outputs say, in the GenAI conventions' terms (messages in the parts format:
 /// `[{"role": …, "parts": [{"type": "text", "content": …}]}]`).
 struct ModelCall {

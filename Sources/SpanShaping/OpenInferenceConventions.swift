@@ -1,3 +1,4 @@
+import JSONText
 import OTLPProto
 
 /// MLflow span attributes → OpenInference (Arize Phoenix): `openinference.span.kind`, `input.value` and

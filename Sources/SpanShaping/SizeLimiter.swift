@@ -1,3 +1,4 @@
+import JSONText
 import OTLPProto
 import SwiftProtobuf
 

@@ -1,7 +1,10 @@
-import OTLPTranslation
-
 /// A parsed JSON value that keeps object member order and number text, so that values the proxy rewrites
-/// (masked, truncated, converted) read like the client's own JSON.
+/// (masked, truncated, converted, echoed back) read like the client's own JSON.
+///
+/// The one JSON reader and writer of the proxy's hot paths (Foundation's `JSONSerialization` goes through
+/// `Any`, bridging and locale-aware key sorting, which cost a quarter of the ingest CPU when it answered
+/// every `StartTraceV3`). Strings are written the way MLflow's Python client writes them
+/// (`json.dumps(…, ensure_ascii=False)`).
 public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
@@ -29,12 +32,20 @@ public indirect enum JSONValue: Sendable, Equatable {
 
     /// Parses JSON text; `nil` when it is not one complete JSON value.
     public init?(parsing text: String) {
-        var parser = Parser(bytes: Array(text.utf8))
+        self.init(parsing: Array(text.utf8))
+    }
+
+    /// Parses JSON bytes (UTF-8); `nil` when they are not one complete JSON value.
+    public init?(parsing bytes: [UInt8]) {
+        var parser = Parser(bytes: bytes)
         guard let value = parser.parseValue(depth: 0) else { return nil }
         parser.skipWhitespace()
         guard parser.index == parser.bytes.count else { return nil }
         self = value
     }
+
+    /// Compact JSON as UTF-8 bytes.
+    public var utf8Bytes: [UInt8] { Array(text.utf8) }
 
     /// Compact JSON text (`,` and `:` without spaces).
     public var text: String {
@@ -68,8 +79,54 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// Strings are escaped the way the translator writes JSON (Python's `json.dumps`, non-ASCII kept).
-    static func writeString(_ value: String, to output: inout String) { PythonStyleJSON.writeString(value, into: &output) }
+    /// Appends `text` as a JSON string, escaped as Python's `json.dumps(…, ensure_ascii=False)` escapes it:
+    /// `"`, `\\` and control characters only; everything else, non-ASCII included, as is.
+    public static func writeString(_ text: String, to output: inout String) {
+        output += "\""
+        // Most strings need no escape: append them whole.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            output += text
+            output += "\""
+            return
+        }
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            case "\u{08}": output += "\\b"
+            case "\u{0C}": output += "\\f"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    output.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        output += "\""
+    }
+
+    /// This object with member `key` set to `value` (replaced in place when present, appended otherwise);
+    /// other values are returned unchanged.
+    public func setting(_ key: String, to value: JSONValue) -> JSONValue {
+        guard case .object(var members) = self else { return self }
+        if let index = members.firstIndex(where: { $0.key == key }) {
+            members[index].value = value
+        } else {
+            members.append((key, value))
+        }
+        return .object(members)
+    }
+
+    /// The members, when this is an object.
+    public var objectMembers: [(key: String, value: JSONValue)]? {
+        if case .object(let members) = self { return members }
+        return nil
+    }
 
     /// The member named `key` of an object.
     public subscript(key: String) -> JSONValue? {
@@ -172,27 +229,47 @@ public indirect enum JSONValue: Sendable, Equatable {
                 }
             case UInt8(ascii: "\""):
                 return parseString().map(JSONValue.string)
+            case UInt8(ascii: "t"):
+                return literal("true", .bool(true))
+            case UInt8(ascii: "f"):
+                return literal("false", .bool(false))
+            case UInt8(ascii: "n"):
+                return literal("null", .null)
+            case UInt8(ascii: "N"):
+                return literal("NaN", .number("NaN"))
+            case UInt8(ascii: "I"):
+                return literal("Infinity", .number("Infinity"))
+            case UInt8(ascii: "-") where matches("-Infinity"):
+                return literal("-Infinity", .number("-Infinity"))
             default:
-                for (word, value) in [("true", JSONValue.bool(true)), ("false", .bool(false)), ("null", .null)] where matches(word) {
-                    index += word.utf8.count
-                    return value
-                }
-                for word in ["NaN", "Infinity", "-Infinity"] where matches(word) {
-                    index += word.utf8.count
-                    return .number(word)
-                }
                 return parseNumber()
             }
         }
 
-        func matches(_ word: String) -> Bool {
-            let utf8 = Array(word.utf8)
-            return index + utf8.count <= bytes.count && Array(bytes[index..<index + utf8.count]) == utf8
+        func matches(_ word: StaticString) -> Bool {
+            let count = word.utf8CodeUnitCount
+            guard index + count <= bytes.count else { return false }
+            return word.withUTF8Buffer { $0.elementsEqual(bytes[index..<index + count]) }
+        }
+
+        mutating func literal(_ word: StaticString, _ value: JSONValue) -> JSONValue? {
+            guard matches(word) else { return nil }
+            index += word.utf8CodeUnitCount
+            return value
         }
 
         mutating func parseNumber() -> JSONValue? {
             let start = index
-            while index < bytes.count, "+-0123456789.eE".utf8.contains(bytes[index]) { index += 1 }
+            while index < bytes.count {
+                switch bytes[index] {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."), UInt8(ascii: "e"),
+                    UInt8(ascii: "E"):
+                    index += 1
+                    continue
+                default: break
+                }
+                break
+            }
             guard index > start, let raw = String(validating: bytes[start..<index], as: UTF8.self), Double(raw) != nil else { return nil }
             return .number(raw)
         }
@@ -200,6 +277,14 @@ public indirect enum JSONValue: Sendable, Equatable {
         mutating func parseString() -> String? {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
             index += 1
+            // Most strings have no escapes: one validation of the whole run.
+            var end = index
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                guard let text = String(validating: bytes[index..<end], as: UTF8.self) else { return nil }
+                index = end + 1
+                return text
+            }
             var scalars = String.UnicodeScalarView()
             var runStart = index
             func flush(_ end: Int) -> Bool {

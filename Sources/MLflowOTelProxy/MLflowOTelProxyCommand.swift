@@ -116,7 +116,7 @@ struct Serve: AsyncParsableCommand {
         logger.info("starting mlflow-otel-proxy \(ProxyVersion.current): \(configuration.summary)")
 
         let counters = ProxyCounters()
-        let runtime = try ProxyApplication.makeServices(
+        let runtime = try await ProxyApplication.makeServices(
             configuration: configuration, counters: counters, logger: logger, metricsText: { registry.emitToString() },
             onServerRunning: { address in
                 logger.info("listening", metadata: ["address": "\(address.map(String.init(describing:)) ?? configuration.listen.description)"])

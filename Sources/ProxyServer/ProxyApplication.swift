@@ -38,7 +38,7 @@ public enum ProxyApplication {
         metricsText: @escaping @Sendable () -> String = { "" },
         onServerRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in },
         onAdminRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }
-    ) throws -> ProxyRuntime {
+    ) async throws -> ProxyRuntime {
         let listenerTLS = try configuration.tls.map { settings throws(ConfigurationError) in try ListenerTLSContext(settings, setting: "tls") }
         let adminTLS = try configuration.adminTLS.map { settings throws(ConfigurationError) in
             try ListenerTLSContext(settings, setting: "admin_tls")
@@ -62,9 +62,10 @@ public enum ProxyApplication {
                 onAdminRunning: onAdminRunning, status: status, client: client, exportClient: exportClient, listenerTLS: listenerTLS,
                 adminTLS: adminTLS)
         } catch {
-            // The clients must be shut down before they go away, even when start-up fails.
-            try? client.syncShutdown()
-            try? exportClient.syncShutdown()
+            // The clients must be shut down before they go away, even when start-up fails (asynchronously: this
+            // may run on one of their event loops, where a blocking shutdown is not allowed).
+            try? await client.shutdown()
+            try? await exportClient.shutdown()
             throw error
         }
     }

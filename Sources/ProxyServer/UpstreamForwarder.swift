@@ -32,6 +32,9 @@ struct UpstreamForwarder: Sendable {
         "proxy-authenticate", "proxy-authorization", "host", "content-length",
     ]
 
+    /// Answers up to this size with a `Content-Length` are read whole before they are passed on (one write).
+    static let wholeAnswerBytes = 64 * 1024
+
     /// Forwards the request and streams the upstream's answer back.
     /// - Parameter bufferedBody: the body when the caller already read it (trace uploads); otherwise the
     ///   request's own body is streamed through.
@@ -55,6 +58,24 @@ struct UpstreamForwarder: Sendable {
             // nginx does), and a body over the passthrough limit can never keep it busy.
             headers[.connection] = "close"
             counters.increment("connections_closed", "upstream_answered_before_body")
+        }
+        if request.method != .head, let length = upstreamResponse.headers.first(name: "content-length").flatMap(Int.init),
+            length <= Self.wholeAnswerBytes
+        {
+            // A small answer of known length (most MLflow API calls) is read whole and goes to the client in one
+            // write with its head, as nginx's proxy buffer does; a streamed body costs a write per part.
+            do {
+                let answer = try await upstreamResponse.body.collect(upTo: length)
+                await pump?.stop()
+                return Response(status: status(of: upstreamResponse), headers: headers, body: .init(byteBuffer: answer))
+            } catch {
+                await pump?.stop()
+                counters.increment("upstream_errors", "answer_unreadable")
+                return ErrorResponses.mlflow(
+                    status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
+                    message: "The upstream MLflow server's answer to \(request.method.rawValue) \(request.uri.path) broke off."
+                )
+            }
         }
         let upstreamBody = upstreamResponse.body
         let body = ResponseBody { writer in

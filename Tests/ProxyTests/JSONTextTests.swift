@@ -1,0 +1,57 @@
+import Foundation
+import JSONText
+import MLflowWire
+import Testing
+
+/// `JSONValue`, the JSON reader and writer of the ingest path: what it accepts and refuses, how it writes strings
+/// (Python's `json.dumps(…, ensure_ascii=False)`), and the trace-info echo built from it.
+@Suite struct JSONTextTests {
+    @Test func stringsAreWrittenAsPythonWritesThem() {
+        func written(_ text: String) -> String {
+            var output = ""
+            JSONValue.writeString(text, to: &output)
+            return output
+        }
+        #expect(written("plain ascii") == #""plain ascii""#)
+        #expect(written("grüße 😀") == "\"grüße 😀\"")  // non-ASCII kept (ensure_ascii=False)
+        #expect(written("a\"b\\c") == #""a\"b\\c""#)
+        #expect(written("l1\nl2\r\t\u{08}\u{0C}") == #""l1\nl2\r\t\b\f""#)
+        #expect(written("\u{01}\u{1F}") == #""\u0001\u001f""#)
+        #expect(written("/</script>") == #""/</script>""#)  // Python does not escape the slash
+    }
+
+    @Test func parsesWholeRunsAndEscapesAlike() throws {
+        #expect(JSONValue(parsing: #""abc""#)?.stringValue == "abc")
+        #expect(JSONValue(parsing: #""a\"b\u00e9\ud83d\ude00""#)?.stringValue == "a\"bé😀")
+        #expect(JSONValue(parsing: "\"tab\there\"") == nil)  // a raw control character is not JSON
+        #expect(JSONValue(parsing: [0x22, 0xFF, 0x22]) == nil)  // invalid UTF-8 is refused, not repaired
+        #expect(JSONValue(parsing: "tru") == nil)
+        #expect(JSONValue(parsing: "-Infinity") == .number("-Infinity"))
+        #expect(JSONValue(parsing: "-1.5e3") == .number("-1.5e3"))
+        #expect(JSONValue(parsing: "-") == nil)
+        #expect(JSONValue(parsing: " [true, false, null, NaN] ")?.arrayValue?.count == 4)
+        let object = try #require(JSONValue(parsing: #"{"b": 1.50, "a": {"x": []}}"#))
+        #expect(object.text == #"{"b":1.50,"a":{"x":[]}}"#)  // order and number text kept
+        #expect(object.setting("b", to: .string("2")).text == #"{"b":"2","a":{"x":[]}}"#)
+        #expect(object.setting("c", to: .null).text == #"{"b":1.50,"a":{"x":[]},"c":null}"#)
+        #expect(JSONValue.string("x").setting("k", to: .null) == .string("x"))
+    }
+
+    @Test func traceInfoFieldsOfTheWrongTypeAreNamed() {
+        func message(_ body: String) -> String? {
+            do {
+                _ = try StartTraceV3Decoder.decode(Data(body.utf8))
+                return nil
+            } catch {
+                return error.message
+            }
+        }
+        #expect(message("[1]") == "the body must be a JSON object")
+        #expect(message("{\"trace\": {}}") == "the body must contain trace.trace_info")
+        #expect(message(#"{"trace": {"trace_info": {"trace_id": 7}}}"#) == "trace_info.trace_id is missing or not a string")
+        #expect(message(#"{"trace": {"trace_info": {"trace_id": "tr-1", "state": 1}}}"#) == "trace_info.state must be a string")
+        #expect(message(#"{"trace": {"trace_info": {"trace_id": "tr-1", "tags": {"k": 1}}}}"#) == "trace_info.tags.k must be a string")
+        #expect(message(#"{"trace": {"trace_info": {"trace_id": "tr-1", "tags": null, "state": null}}}"#) == nil)
+        #expect(message("{\"trace\": ") == "the body is not valid JSON")
+    }
+}

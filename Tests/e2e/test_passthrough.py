@@ -82,6 +82,19 @@ def test_unreachable_upstream_is_a_502_in_mlflow_format(start_proxy):
     assert "could not be reached" in body["message"]
 
 
+@pytest.mark.parametrize("stub", ["short_answer"], indirect=True)
+def test_a_small_answer_that_breaks_off_is_a_502_in_mlflow_format(stub, start_proxy):
+    # Mock upstream: one that promises a 100-byte answer, sends 20 bytes and closes. Small answers are read whole
+    # before they are passed on, so the client gets a clear 502 instead of a truncated 200, and it is counted.
+    proxy = start_proxy(["--upstream", stub.url])
+    response, data = call(proxy.url + "/api/2.0/mlflow/experiments/get?experiment_id=1")
+    assert response.status == 502
+    body = json.loads(data)
+    assert body["error_code"] == "TEMPORARILY_UNAVAILABLE" and "broke off" in body["message"]
+    with urllib.request.urlopen(proxy.admin_url + "/metrics", timeout=10) as metrics:
+        assert 'upstream_errors_total{reason="answer_unreadable"} 1' in metrics.read().decode()
+
+
 @pytest.mark.parametrize("stub", ["silent"], indirect=True)
 def test_upstream_timeout_is_a_504_in_mlflow_format(stub, start_proxy):
     # Mock upstream: one that accepts and never answers.

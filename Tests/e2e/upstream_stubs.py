@@ -50,6 +50,11 @@ class StubUpstream:
             if self.mode == "silent":
                 threading.Event().wait(60)
                 return
+            if self.mode == "short_answer":
+                # Promises 100 bytes, sends 20 and closes: an upstream that dies mid-answer.
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                             b'{"experiment": {"ex')
+                return
             if self.mode == "reject_early":
                 body = b'{"error_code": "UNAUTHENTICATED", "message": "no"}'
                 conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: "

@@ -12,8 +12,11 @@ cd "$ROOT"
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
 fi
-swift build -c release --product mlflow-otel-proxy >/dev/null
-PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
+# PROXY_BIN=path measures another build (a baseline for a before/after in the same session).
+if [ -z "${PROXY_BIN:-}" ]; then
+  swift build -c release --product mlflow-otel-proxy >/dev/null
+  PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
+fi
 
 WORK=$(mktemp -d)
 PIDS=()

@@ -62,8 +62,8 @@ public enum ProxyApplication {
                 onAdminRunning: onAdminRunning, status: status, client: client, exportClient: exportClient, listenerTLS: listenerTLS,
                 adminTLS: adminTLS)
         } catch {
-            // The clients must be shut down before they go away, even when start-up fails (asynchronously: this
-            // may run on one of their event loops, where a blocking shutdown is not allowed).
+            // The clients must be shut down before they go away, even when start-up fails (asynchronously: a
+            // blocking shutdown would hold a Swift Concurrency thread, and is refused on an event loop).
             try? await client.shutdown()
             try? await exportClient.shutdown()
             throw error

@@ -44,9 +44,6 @@ public indirect enum JSONValue: Sendable, Equatable {
         self = value
     }
 
-    /// Compact JSON as UTF-8 bytes.
-    public var utf8Bytes: [UInt8] { Array(text.utf8) }
-
     /// Compact JSON text (`,` and `:` without spaces).
     public var text: String {
         var output = ""

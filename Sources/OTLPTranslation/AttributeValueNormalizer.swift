@@ -88,11 +88,11 @@ public enum PythonStyleJSON {
     private static func write(_ value: Opentelemetry_Proto_Common_V1_AnyValue, into out: inout String) {
         switch value.value {
         case nil: out += "null"
-        case .stringValue(let text): writeString(text, into: &out)
+        case .stringValue(let text): JSONValue.writeString(text, to: &out)
         case .boolValue(let flag): out += flag ? "true" : "false"
         case .intValue(let number): out += String(number)
         case .doubleValue(let number): out += formatDouble(number)
-        case .bytesValue(let bytes): writeString(bytes.base64EncodedString(), into: &out)
+        case .bytesValue(let bytes): JSONValue.writeString(bytes.base64EncodedString(), to: &out)
         case .arrayValue(let array):
             out += "["
             for (index, element) in array.values.enumerated() {
@@ -104,7 +104,7 @@ public enum PythonStyleJSON {
             out += "{"
             for (index, entry) in list.values.enumerated() {
                 if index > 0 { out += ", " }
-                writeString(entry.key, into: &out)
+                JSONValue.writeString(entry.key, to: &out)
                 out += ": "
                 write(entry.value, into: &out)
             }
@@ -121,7 +121,4 @@ public enum PythonStyleJSON {
         if number == number.rounded(), abs(number) < 1e16 { return String(format: "%.1f", number) }
         return "\(number)"
     }
-
-    /// Appends `text` as a JSON string, escaped as Python's `json.dumps(…, ensure_ascii=False)` escapes it.
-    public static func writeString(_ text: String, into out: inout String) { JSONValue.writeString(text, to: &out) }
 }

@@ -14,7 +14,6 @@ final class RequestBodyPump: Sendable {
     /// What the upstream client reads.
     let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
     private let task: Task<Void, Never>
-    private let exceeded = Flag()
     private let readWholeBody = Flag()
     /// Who came first: the upstream's answer (``markAnswered()``) or the body passing the limit. Once the upstream
     /// has answered, passing the limit stops the copy quietly instead of failing the request, so the answer
@@ -34,8 +33,8 @@ final class RequestBodyPump: Sendable {
         let value = Atomic<Bool>(false)
     }
 
-    /// Whether the body went over the pump's limit (and was cut off).
-    var exceededLimit: Bool { exceeded.value.load(ordering: .relaxed) }
+    /// Whether the body went over the pump's limit before the upstream answered (and failed the request).
+    var exceededLimit: Bool { outcome.value.load(ordering: .acquiring) == Self.failed }
 
     /// Whether the pump has read the request body to its end (and handed all of it to the channel).
     var hasReadWholeBody: Bool { readWholeBody.value.load(ordering: .acquiring) }
@@ -46,7 +45,6 @@ final class RequestBodyPump: Sendable {
     /// - Parameter limit: the most bytes copied; past it the copy fails with ``BodyTooLarge``.
     init(body: RequestBody, limit: Int? = nil) {
         let channel = self.channel
-        let exceeded = self.exceeded
         let readWholeBody = self.readWholeBody
         let outcome = self.outcome
         task = Task {
@@ -55,7 +53,6 @@ final class RequestBodyPump: Sendable {
                 for try await chunk in body {
                     total += chunk.readableBytes
                     if let limit, total > limit {
-                        exceeded.value.store(true, ordering: .relaxed)
                         // Fails the upstream request only if the upstream has not answered yet.
                         if outcome.value.compareExchange(
                             expected: RequestBodyPump.running, desired: RequestBodyPump.failed, ordering: .acquiringAndReleasing

@@ -122,12 +122,11 @@ struct TraceIntake: Sendable {
             return unavailable
         }
         // The record as the client sent it (member order and number text kept), with the tags the MLflow server adds.
-        var tags = decoded.traceInfoObject["tags"].flatMap { $0.objectMembers == nil ? nil : $0 } ?? .object([])
+        var tags = JSONValue.object(decoded.traceInfoObject["tags"]?.objectMembers ?? [])
         let experiment = decoded.info.experimentID ?? "0"
         tags = tags.setting("mlflow.artifactLocation", to: .string("mlflow-artifacts:/\(experiment)/traces/\(decoded.info.traceID)/artifacts"))
         if hadSpans { tags = tags.setting("mlflow.trace.spansLocation", to: .string("TRACKING_STORE")) }
-        let answer = JSONValue.object([("trace", .object([("trace_info", decoded.traceInfoObject.setting("tags", to: tags))]))])
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: answer.text)))
+        return jsonResponse(.object([("trace", .object([("trace_info", decoded.traceInfoObject.setting("tags", to: tags))]))]))
     }
 
     // MARK: PUT …/traces.json
@@ -230,13 +229,13 @@ struct TraceIntake: Sendable {
                 return unavailable
             }
             let experiment = start.experimentID ?? "0"
-            var tags = start.tags.map { ["key": $0.key, "value": $0.value] }
-            tags.append(["key": "mlflow.artifactLocation", "value": "mlflow-artifacts:/\(experiment)/traces/\(requestID)/artifacts"])
-            let traceInfo: [String: Any] = [
-                "request_id": requestID, "experiment_id": experiment, "timestamp_ms": start.timestampMillis ?? 0, "execution_time_ms": 0,
-                "status": "IN_PROGRESS", "request_metadata": start.metadata.map { ["key": $0.key, "value": $0.value] }, "tags": tags,
-            ]
-            return jsonResponse(["trace_info": traceInfo])
+            let tags = start.tags + [("mlflow.artifactLocation", "mlflow-artifacts:/\(experiment)/traces/\(requestID)/artifacts")]
+            let traceInfo = JSONValue.object([
+                ("request_id", .string(requestID)), ("experiment_id", .string(experiment)),
+                ("timestamp_ms", .number(String(start.timestampMillis ?? 0))), ("execution_time_ms", .number("0")),
+                ("status", .string("IN_PROGRESS")), ("request_metadata", Self.keyValueList(start.metadata)), ("tags", Self.keyValueList(tags)),
+            ])
+            return jsonResponse(.object([("trace_info", traceInfo)]))
         }
     }
 
@@ -270,12 +269,12 @@ struct TraceIntake: Sendable {
             {
                 return unavailable
             }
-            let traceInfo: [String: Any] = [
-                "request_id": requestID, "status": info.state ?? "OK",
-                "request_metadata": info.metadata.keys.sorted().map { ["key": $0, "value": info.metadata[$0] ?? ""] },
-                "tags": info.tags.keys.sorted().map { ["key": $0, "value": info.tags[$0] ?? ""] },
-            ]
-            return jsonResponse(["trace_info": traceInfo])
+            let traceInfo = JSONValue.object([
+                ("request_id", .string(requestID)), ("status", .string(info.state ?? "OK")),
+                ("request_metadata", Self.keyValueList(info.metadata.sorted { $0.key < $1.key })),
+                ("tags", Self.keyValueList(info.tags.sorted { $0.key < $1.key })),
+            ])
+            return jsonResponse(.object([("trace_info", traceInfo)]))
         }
     }
 
@@ -378,8 +377,13 @@ struct TraceIntake: Sendable {
         return response
     }
 
-    func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    /// A 200 with `value` as its JSON body.
+    func jsonResponse(_ value: JSONValue) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: value.text)))
+    }
+
+    /// MLflow 2.x's `[{"key": …, "value": …}]` form of key-value pairs, in their order.
+    static func keyValueList(_ pairs: [(key: String, value: String)]) -> JSONValue {
+        .array(pairs.map { .object([("key", .string($0.key)), ("value", .string($0.value))]) })
     }
 }

@@ -70,11 +70,7 @@ struct UpstreamForwarder: Sendable {
                 return Response(status: status(of: upstreamResponse), headers: headers, body: .init(byteBuffer: answer))
             } catch {
                 await pump?.stop()
-                counters.increment("upstream_errors", "answer_unreadable")
-                return ErrorResponses.mlflow(
-                    status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
-                    message: "The upstream MLflow server's answer to \(request.method.rawValue) \(request.uri.path) broke off."
-                )
+                return answerUnreadable(request)
             }
         }
         let upstreamBody = upstreamResponse.body
@@ -103,13 +99,7 @@ struct UpstreamForwarder: Sendable {
         case .success(let sent): upstreamResponse = sent.0
         }
         guard let answer = try? await upstreamResponse.body.collect(upTo: limit) else {
-            counters.increment("upstream_errors", "answer_unreadable")
-            return (
-                ErrorResponses.mlflow(
-                    status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
-                    message: "The upstream MLflow server's answer to \(request.method.rawValue) \(request.uri.path) could not be read."
-                ), nil
-            )
+            return (answerUnreadable(request), nil)
         }
         return (
             Response(status: status(of: upstreamResponse), headers: responseHeaders(of: upstreamResponse), body: .init(byteBuffer: answer)), answer
@@ -172,6 +162,15 @@ struct UpstreamForwarder: Sendable {
             }
             return .failure(Failure(response: errorResponse(for: error, request: request, context: context)))
         }
+    }
+
+    /// 502 for an upstream answer that broke off or could not be read whole (counted).
+    private func answerUnreadable(_ request: Request) -> Response {
+        counters.increment("upstream_errors", "answer_unreadable")
+        return ErrorResponses.mlflow(
+            status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
+            message: "The upstream MLflow server's answer to \(request.method.rawValue) \(request.uri.path) could not be read."
+        )
     }
 
     /// 413 for a body over the passthrough limit (counted, logged); the upstream never sees the request whole.

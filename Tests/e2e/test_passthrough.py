@@ -90,7 +90,7 @@ def test_a_small_answer_that_breaks_off_is_a_502_in_mlflow_format(stub, start_pr
     response, data = call(proxy.url + "/api/2.0/mlflow/experiments/get?experiment_id=1")
     assert response.status == 502
     body = json.loads(data)
-    assert body["error_code"] == "TEMPORARILY_UNAVAILABLE" and "broke off" in body["message"]
+    assert body["error_code"] == "TEMPORARILY_UNAVAILABLE" and "could not be read" in body["message"]
     with urllib.request.urlopen(proxy.admin_url + "/metrics", timeout=10) as metrics:
         assert 'upstream_errors_total{reason="answer_unreadable"} 1' in metrics.read().decode()
 

@@ -63,6 +63,7 @@ enum AdminApplication {
         logger: Logger, onRunning: @escaping @Sendable (SocketAddress?) async -> Void
     ) -> some ApplicationProtocol {
         let router = Router()
+        router.add(middleware: AdminSecurityHeaders())
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in
             let listening = state.listening.load(ordering: .relaxed)
@@ -97,5 +98,24 @@ enum AdminApplication {
             router: router, server: server, configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
             onServerRunning: { channel in await onRunning(channel.localAddress) }, logger: logger
         )
+    }
+}
+
+/// Adds to every admin answer, errors included: a `Content-Security-Policy` under which a page loads nothing and
+/// runs no script (inline styles only, for the status page), and `X-Content-Type-Options: nosniff`, so that
+/// nothing a client or a destination managed to put into a page can run in an operator's browser.
+struct AdminSecurityHeaders<Context: RequestContext>: RouterMiddleware {
+    static var contentSecurityPolicy: String { "default-src 'none'; style-src 'unsafe-inline'" }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        }
+        response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
+        response.headers[.xContentTypeOptions] = "nosniff"
+        return response
     }
 }

@@ -71,7 +71,10 @@ class MLflowServer:
             args += ["--app-name", app_name]
         self.log = open(self.dir / "server.log", "wb")
         # Its own process group: `mlflow server` starts gunicorn/uvicorn workers, which stop() ends with it.
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=clean_environment(**(env or {})),
+        # MLflow 3.x starts about ten job-runner processes (huey consumers, each importing mlflow) for server-side
+        # jobs that no test here uses; they cost ~20 CPU-seconds per server start on a 2-core machine.
+        environment = clean_environment(**{"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})})
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=environment,
                                         cwd=self.dir, start_new_session=True)
         wait_for(self._healthy, timeout=120, message="mlflow server /health")
 
@@ -118,7 +121,9 @@ class Proxy:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"proxy-{time.monotonic_ns()}.log"
         self.log_file = open(self.log_path, "wb")
-        environment = clean_environment(OTEL_BSP_SCHEDULE_DELAY="100", **(env or {}))
+        # A short shutdown deadline (the default is 10 s): stopping a proxy whose destination is dead or black-holed
+        # waits that long. Tests of shutdown itself set their own.
+        environment = clean_environment(**{"OTEL_BSP_SCHEDULE_DELAY": "100", "MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT": "5", **(env or {})})
         self.process = subprocess.Popen([self.BINARY, *args, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", log_level],
                                         stdout=self.log_file, stderr=subprocess.STDOUT, env=environment, cwd=workdir)
         self.port = None
@@ -187,6 +192,16 @@ def read_traces(tracking_uri, experiment, client="3.17.2"):
                                env=clean_environment(MLFLOW_TRACKING_URI=tracking_uri), capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def pytest_configure(config):
+    # Markers that Tests/scripts/test-all.sh selects by (see its header for the tiers).
+    config.addinivalue_line("markers", "serial: timing, load, memory or fault test; runs alone, after the parallel part")
+    config.addinivalue_line("markers", "memory: checks RSS bounds; the bound is asserted without a sanitizer, so this also runs "
+                                       "against the release binary in the full tier")
+    config.addinivalue_line("markers", "release: needs the release binary built with the Dockerfile's flags "
+                                       "(MLFLOW_OTEL_PROXY_RELEASE_BIN); runs in the full tier only")
+    config.addinivalue_line("markers", "xdist_group(name): tests sharing an expensive module fixture run on one pytest-xdist worker")
 
 
 @pytest.fixture(scope="session")

@@ -110,3 +110,100 @@ def test_json_log_format(start_proxy, tmp_path):
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert lines and all({"timestamp", "level", "label", "message"} <= set(line) for line in lines)
     assert any(line["message"] == "listening" for line in lines)
+
+
+# Span names an attacker who can reach /v1/traces chooses; each would run script if written into the page raw.
+# The grapheme-cluster forms glue a Unicode prepend (U+0600) or combining mark (U+0301) to `<` or `>`, so a
+# page escaped one Swift Character at a time would write them unescaped.
+HOSTILE_NAMES = [
+    "<script>document.body.setAttribute('data-injected','plain-script')</script>",
+    "\u0600<img src=x onerror=\"document.body.setAttribute('data-injected','prepend')\">",
+    "<\u0301img src=x onerror=\"document.body.setAttribute('data-injected','combining')\">",
+    "x\" onmouseover=\"document.body.setAttribute('data-injected','attribute')\" y=\"",
+    "'><svg onload=\"document.body.setAttribute('data-injected','quote')\">\u0301",
+]
+HOSTILE_ERROR_BODY = b"<img src=x onerror=\"document.body.setAttribute('data-injected','error-body')\"><b>bold</b>"
+
+
+class HostileDestination:
+    """A destination that answers every export with 400 and an HTML body (its answer is shown on /status)."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(400)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(HOSTILE_ERROR_BODY)))
+                self.end_headers()
+                self.wfile.write(HOSTILE_ERROR_BODY)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def hostile_upload():
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    import os
+
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add()
+    for name in HOSTILE_NAMES:
+        span = spans.spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name=name)
+        span.start_time_unix_nano, span.end_time_unix_nano = 1_700_000_000_000_000_000, 1_700_000_001_000_000_000
+    return request.SerializeToString()
+
+
+def test_status_page_shows_hostile_names_and_error_bodies_as_text_and_runs_no_script(receiver, start_proxy, tmp_path):
+    hostile = HostileDestination()
+    try:
+        config = tmp_path / "hostile.yaml"
+        config.write_text(json.dumps({"destinations": {
+            "collector": {"traces_endpoint": receiver.url + "/v1/traces"},
+            "hostile": {"traces_endpoint": hostile.url + "/v1/traces"}}}))
+        proxy = start_proxy(["--config", str(config), "--trace-info-wait", "0.2"])
+        connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        connection.request("POST", "/v1/traces", body=hostile_upload(),
+                           headers={"Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "0"})
+        assert connection.getresponse().status == 200
+        wait_for(lambda: len(receiver.all_spans()) >= len(HOSTILE_NAMES), message="the hostile spans at the collector")
+        page = wait_for(lambda: (lambda text: text if "answered 400" in text else None)(get(proxy.admin_url + "/status")[1]),
+                        message="the hostile destination's error on /status")
+        # Escaped on the server, scalar by scalar: no hostile markup is written raw.
+        for raw in ("<script", "<img", "<svg", "<\u0301img", "<b>", "onmouseover=\"", "\u0600<"):
+            assert raw not in page, raw
+        assert "&lt;script&gt;" in page and "\u0600&lt;img" in page and "&lt;\u0301img" in page and "x&quot; onmouseover" in page
+        assert "&#39;&gt;&lt;svg" in page and "&lt;b&gt;bold&lt;/b&gt;" in page
+
+        # Every admin answer carries the policy that forbids script, errors included.
+        for path in ("/status", "/metrics", "/healthz", "/readyz", "/no-such-page"):
+            try:
+                response = urllib.request.urlopen(proxy.admin_url + path, timeout=10)
+            except urllib.error.HTTPError as error:
+                response = error
+            assert response.headers["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'", path
+            assert response.headers["X-Content-Type-Options"] == "nosniff", path
+
+        # In a real browser: the names and the error body are text, no element was injected, no script ran.
+        assert shutil.which("chromium"), "chromium is missing: .ci/run installs it (apt-get install chromium)"
+        chromium = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--virtual-time-budget=2000"]
+        dom = subprocess.run(chromium + ["--dump-dom", proxy.admin_url + "/status"], check=True, capture_output=True, text=True,
+                             timeout=120).stdout
+        assert 'data-injected="' not in dom, "a script ran in the status page"
+        for element in ("<script", "<img", "<svg", "<b>"):
+            assert element not in dom, f"{element} became an element of the status page"
+        assert "document.body.setAttribute('data-injected','prepend')" in dom  # shown, as text
+        assert "&lt;b&gt;bold&lt;/b&gt;" in dom
+    finally:
+        hostile.close()

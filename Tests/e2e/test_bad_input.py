@@ -215,6 +215,8 @@ def test_huge_attribute_counts_and_invalid_utf8(proxy, receiver):
     assert 400 <= response.status < 500
 
 
+@pytest.mark.serial
+@pytest.mark.memory
 def test_memory_stays_bounded_under_a_stream_of_hostile_bodies(proxy):
     import os
     baseline = rss_kib(proxy)

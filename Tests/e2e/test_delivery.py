@@ -165,6 +165,7 @@ def delivery_latencies(proxy, receiver, numbers):
     return statistics.median(latencies), statistics.median(answers)
 
 
+@pytest.mark.serial
 def test_a_black_holed_destination_does_not_slow_the_healthy_one(tmp_path, start_proxy):
     healthy = OTLPReceiver()
     black_hole = StubUpstream("silent")  # accepts connections, never answers
@@ -193,6 +194,7 @@ destinations:
         black_hole.close()
 
 
+@pytest.mark.serial
 def test_real_mlflow_clients_are_not_slowed_by_a_black_holed_destination(tmp_path, start_proxy):
     healthy = OTLPReceiver()
     black_hole = StubUpstream("silent")
@@ -225,6 +227,7 @@ destinations:
         black_hole.close()
 
 
+@pytest.mark.serial
 def test_sigterm_with_a_dead_destination_keeps_its_batches_in_the_spool(tmp_path):
     spool = tmp_path / "spool"
     port = free_port()
@@ -283,6 +286,7 @@ retry_on_failure: {{ initial_interval: 0.2s, max_interval: 0.5s }}
         receiver.close()
 
 
+@pytest.mark.serial
 def test_drop_oldest_keeps_the_queue_within_its_bound_and_counts(start_proxy):
     port = free_port()
     proxy = start_proxy(env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "MLFLOW_OTEL_PROXY_QUEUE_MAX_BYTES": "4000",
@@ -328,6 +332,7 @@ def spooled_spans(directory):
     return sum(int(path.name.split("-")[1].split(".")[0]) for path in Path(directory).glob("*.otlp"))
 
 
+@pytest.mark.serial
 def test_kill_9_with_the_spool_on_loses_no_acknowledged_span(tmp_path):
     receiver = OTLPReceiver()
     spool = tmp_path / "spool"
@@ -382,6 +387,7 @@ def journal_entries(spool):
         database.close()
 
 
+@pytest.mark.serial
 def test_kill_9_while_traces_are_still_being_assembled_loses_nothing(tmp_path):
     receiver = OTLPReceiver()
     spool = tmp_path / "spool"
@@ -416,6 +422,7 @@ def test_kill_9_while_traces_are_still_being_assembled_loses_nothing(tmp_path):
                 proxy.stop()
 
 
+@pytest.mark.serial
 def test_sigterm_under_load_loses_no_acknowledged_span(fault_receiver, start_proxy):
     proxy = start_proxy(env={"OTEL_EXPORTER_OTLP_ENDPOINT": fault_receiver.url})
     acknowledged = []

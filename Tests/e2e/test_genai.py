@@ -13,6 +13,9 @@ from conftest import clean_environment, run_workload, wait_for
 from fake_openai import EMBEDDING_DIMENSIONS, FakeOpenAI
 from otlp_receiver import OTLPReceiver
 
+# genai_run is a module fixture: one worker runs the module, so the workload runs once.
+pytestmark = pytest.mark.xdist_group("genai")
+
 SECRET_EMAIL = "ops@example.com"
 SECRET_KEY = "sk-proj-Zx81QvTn3LmW5cYp0RaHbKdE"
 QUESTION = f"What is the weather in Paris? My key is {SECRET_KEY}"

@@ -89,6 +89,7 @@ def test_malformed_http_gets_400_in_mlflow_format(limited):
     still_serves(limited)
 
 
+@pytest.mark.serial
 def test_a_slow_head_gets_408_and_a_stalled_body_is_closed(limited):
     status, _, body, seconds = exchange(limited.port, b"GET /version HTTP/1.1\r\nHost: x\r\nX-Slow")
     assert status == 408 and 0.9 < seconds < 5
@@ -102,6 +103,7 @@ def test_a_slow_head_gets_408_and_a_stalled_body_is_closed(limited):
     still_serves(limited)
 
 
+@pytest.mark.serial
 def test_a_trickling_head_cannot_keep_a_connection_past_the_read_timeout(limited):
     # Slowloris: one header byte every 0.3 s. The read timeout counts from the head's first byte, not the last.
     started = time.monotonic()
@@ -123,6 +125,7 @@ def test_a_trickling_head_cannot_keep_a_connection_past_the_read_timeout(limited
     assert parse_response(received)[0] in (408, None)
 
 
+@pytest.mark.serial
 def test_an_idle_keep_alive_connection_is_closed(limited):
     with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as connection:
         connection.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -133,6 +136,7 @@ def test_an_idle_keep_alive_connection_is_closed(limited):
     assert metric(limited, 'mlflow_otel_proxy_connections_closed_total{reason="idle_timeout"}') >= 1
 
 
+@pytest.mark.serial
 def test_connections_over_the_limit_get_503_with_retry_after(limited):
     held = [socket.create_connection(("127.0.0.1", limited.port)) for _ in range(4)]
     try:
@@ -195,6 +199,7 @@ def read_answer(connection, received=b""):
     return int(lines[0].split()[1]), headers, rest[:length], rest[length:]
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("pause", [0, 0.3])
 @pytest.mark.parametrize("framing", ["chunked over the limit", "chunked under the limit", "length under the limit"])
 def test_an_upstream_answer_before_the_body_is_passed_on_and_the_connection_closes(start_proxy, tmp_path, framing, pause):

@@ -23,6 +23,9 @@ import yaml
 from conftest import ROOT, Proxy, clean_environment, run_workload, wait_for
 from spans import attributes
 
+# helm_template builds a Go program once per worker: one worker runs the module.
+pytestmark = pytest.mark.xdist_group("helm")
+
 CHART = ROOT / "deploy" / "helm" / "mlflow-otel-proxy"
 VENV_BIN = Path(sys.executable).parent
 API_KEY = "s3cr3t-api-key"  # in conftest.KNOWN_SECRETS: any proxy log holding it fails the suite

@@ -8,6 +8,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, clean_environment, free_port, wait_for
 
 VENV_BIN = Path(sys.executable).parent
@@ -31,23 +33,9 @@ def test_deploy_yaml_is_valid():
         assert f"resource {kind}/" in kinds, kind
 
 
-def release_binary():
-    binary = os.environ.get("MLFLOW_OTEL_PROXY_RELEASE_BIN")
-    if binary:
-        return binary
-    # The Dockerfile's build command.
-    subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "mlflow-otel-proxy"], cwd=ROOT, check=True,
-                   capture_output=True, timeout=3600)
-    path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    return str(Path(path.strip()) / "mlflow-otel-proxy")
-
-
-def test_release_binary_runs_the_image_entry_command(tmp_path):
-    binary = release_binary()
-    linked = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
-    assert "libswiftCore" not in linked, "the Swift standard library must be linked statically"
+def run_the_image_entry_command(binary, tmp_path):
+    """Runs `binary serve` with the image's ENV on loopback addresses, as the container's ENTRYPOINT + CMD do."""
     port, admin = free_port(), free_port()
-    # The image's ENTRYPOINT + CMD with its ENV, on loopback addresses.
     env = clean_environment(MLFLOW_OTEL_PROXY_LISTEN=f"127.0.0.1:{port}", MLFLOW_OTEL_PROXY_ADMIN_LISTEN=f"127.0.0.1:{admin}",
                             MLFLOW_OTEL_PROXY_SPOOL_DIR=str(tmp_path / "spool"))
     with open(tmp_path / "image.log", "wb") as log:
@@ -58,11 +46,28 @@ def test_release_binary_runs_the_image_entry_command(tmp_path):
                     with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=2) as response:
                         return response.status == 200
                 except OSError:
+                    assert process.poll() is None, (tmp_path / "image.log").read_text()[-3000:]
                     return False
 
-            wait_for(healthy, timeout=30, message="/healthz of the release binary")
+            wait_for(healthy, timeout=30, message="/healthz of the image's entry command")
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=5) as response:
                 assert response.read().decode() == "3.17.2"  # standalone: the embedded default
         finally:
             process.terminate()
             assert process.wait(timeout=30) == 0
+
+
+def test_the_image_entry_command_serves_standalone_with_the_spool(tmp_path):
+    """The binary under test (debug, sanitized or release, per tier) with the image's command and environment."""
+    from conftest import Proxy
+    run_the_image_entry_command(Proxy.BINARY, tmp_path)
+
+
+@pytest.mark.release
+def test_release_binary_links_swift_statically_and_runs_the_image_entry_command(tmp_path):
+    binary = os.environ.get("MLFLOW_OTEL_PROXY_RELEASE_BIN")
+    assert binary, ("MLFLOW_OTEL_PROXY_RELEASE_BIN must name the binary of `swift build -c release --static-swift-stdlib` "
+                    "(Tests/scripts/test-all.sh --full sets it)")
+    linked = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    assert "libswiftCore" not in linked, "the Swift standard library must be linked statically"
+    run_the_image_entry_command(binary, tmp_path)

@@ -104,6 +104,8 @@ def test_upstream_timeout_is_a_504_in_mlflow_format(stub, start_proxy):
     assert json.loads(data)["error_code"] == "DEADLINE_EXCEEDED"
 
 
+@pytest.mark.serial
+@pytest.mark.memory
 def test_large_artifacts_stream_through_without_buffering(mlflow_server, start_proxy, tmp_path):
     proxy = start_proxy(["--upstream", mlflow_server.url])
     size = 256 * 1024 * 1024

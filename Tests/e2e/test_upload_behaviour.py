@@ -68,6 +68,7 @@ def test_start_trace_v3_before_and_after_the_spans(receiver, start_proxy, info_f
     assert all(root["mlflow.trace.state"] in ("OK", "ERROR") for root in roots(receiver).values())
 
 
+@pytest.mark.serial
 def test_spans_after_the_trace_info_wait_expired(receiver, start_proxy):
     calls = uploads("3.17.2/01_sync")
     infos = [c for c in calls if c["path"] == "/api/3.0/mlflow/traces"]
@@ -109,6 +110,7 @@ def test_attachments_are_discarded_and_counted_by_default(receiver, start_proxy)
     assert "attachments_discarded{storage_off}=1" in proxy.log()
 
 
+@pytest.mark.serial
 def test_overload_answers_503_with_retry_after(start_proxy):
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -158,6 +160,7 @@ def auth_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.mark.xdist_group("basic-auth-server")  # auth_server is a module fixture: start it once
 @pytest.mark.parametrize("mode", ["mlflow-only", "dual"])
 def test_client_credentials_pass_through_to_a_basic_auth_server(auth_server, receiver, start_proxy, mode):
     env = {}

@@ -6,7 +6,11 @@
 #   .venv-phoenix         Tests/e2e/clients/phoenix.txt: Arize Phoenix, the OpenInference receiver
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PYTHON=${PYTHON:-python3}
+# The machine's own python3 if it can make a virtualenv, Debian's otherwise (install-system-packages.sh brings
+# python3-venv); PYTHON overrides both.
+if [ -z "${PYTHON:-}" ]; then
+  if python3 -m venv --help >/dev/null 2>&1; then PYTHON=python3; else PYTHON=/usr/bin/python3; fi
+fi
 
 make_venv() {  # directory requirements-file
   if [ ! -x "$1/bin/python" ]; then

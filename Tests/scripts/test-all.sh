@@ -1,39 +1,130 @@
 #!/usr/bin/env bash
-# Runs every test: the Swift unit tests under AddressSanitizer and ThreadSanitizer, a short libFuzzer run of
-# every decoder, then the end-to-end suite (a real `mlflow server`, the real MLflow Python clients, the proxy
-# binary and OTLP receivers, all on 127.0.0.1) against the ASan-built and the TSan-built proxy, and the
-# memory-bound and packaging checks against the release binary. Installs what it needs itself: the Debian
-# packages (as root) and the Python virtualenvs.
-#   Tests/scripts/test-all.sh [pytest arguments for the end-to-end runs]
+# Runs the tests in two tiers. Installs what it needs itself: the Debian packages (as root) and the Python
+# virtualenvs with the pinned packages.
+#
+#   Tests/scripts/test-all.sh [pytest arguments]          the everyday tier (about 15 minutes on 2 cores)
+#   Tests/scripts/test-all.sh --full [pytest arguments]   the full tier, what CI runs (about 45 minutes)
+#   Tests/scripts/test-all.sh -k reload                   one area: pytest arguments go to the end-to-end runs
+#
+# Everyday: one debug build, the Swift unit tests, the whole end-to-end suite against that build (a real
+# `mlflow server`, the real MLflow clients 2.22.5, 3.1.4 and 3.17.2, OTLP receivers, all on 127.0.0.1; the
+# packaging and Helm chart checks are part of it). Tests marked `serial` (timing, load and fault tests) run after
+# the others, one at a time; the rest run on several pytest-xdist workers (most of their time is waiting).
+#
+# Full: the same unit and end-to-end tests, but against a debug build made with AddressSanitizer (a memory error
+# aborts the proxy and fails the test), then again under ThreadSanitizer (any data race fails), then the release
+# binary built with the Dockerfile's flags (tests marked `release`: memory bounds, which sanitizers distort, and
+# the statically linked image binary), then a timed libFuzzer run of every decoder. The ASan pass replaces the
+# plain debug pass: it is the same debug build with more checks, so the full tier runs every everyday test.
+#
+# At the end (also after a failure) it prints the wall time of every phase.
+#
+# Environment: E2E_WORKERS (default 3) pytest-xdist workers for the parallel part, 0 runs everything in one
+# process; FUZZ_SECONDS (default 20) per fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-Tests/scripts/install-system-packages.sh
-Tests/scripts/setup-python.sh
 
-# Unit tests under both sanitizers; each build also makes a sanitized proxy binary for the end-to-end runs.
-swift build --build-tests --sanitize=address --scratch-path .build-asan
-LSAN_OPTIONS="suppressions=$PWD/Tests/scripts/lsan-suppressions.txt" swift test --skip-build --sanitize=address --scratch-path .build-asan
-swift build --build-tests --sanitize=thread --scratch-path .build-tsan
-swift test --skip-build --sanitize=thread --scratch-path .build-tsan
+FULL=0
+if [ "${1:-}" = "--full" ]; then
+  FULL=1
+  shift
+fi
+PYTEST_ARGS=("$@")
+WORKERS="${E2E_WORKERS:-3}"
 
-# The release binary with the Dockerfile's flags, for the packaging test and the memory bounds.
-swift build -c release --static-swift-stdlib --product mlflow-otel-proxy
+# --- phase timing -------------------------------------------------------------------------------------------
+PHASE_NAMES=()
+PHASE_SECONDS=()
+STARTED=$SECONDS
+phase() {  # name command...: runs the command and records its wall time under name
+  local name=$1 start=$SECONDS status=0
+  shift
+  echo "=== $name"
+  "$@" || status=$?
+  PHASE_NAMES+=("$name")
+  PHASE_SECONDS+=($((SECONDS - start)))
+  return $status
+}
+report() {
+  local status=$?
+  echo
+  echo "=== wall time per phase ($([ $FULL = 1 ] && echo full || echo everyday) tier)"
+  local i
+  for i in "${!PHASE_NAMES[@]}"; do
+    printf '  %-28s %4dm%02ds\n' "${PHASE_NAMES[$i]}" $((PHASE_SECONDS[i] / 60)) $((PHASE_SECONDS[i] % 60))
+  done
+  printf '  %-28s %4dm%02ds\n' "total" $(((SECONDS - STARTED) / 60)) $(((SECONDS - STARTED) % 60))
+  [ $status = 0 ] || echo "=== FAILED (exit $status)"
+}
+trap report EXIT
+
+# --- installs -----------------------------------------------------------------------------------------------
+phase "install: Debian packages" Tests/scripts/install-system-packages.sh
+# The virtualenvs are made while Swift builds (pip waits mostly on the network, the build on the CPU).
+PYTHON_LOG="$(mktemp)"
+Tests/scripts/setup-python.sh >"$PYTHON_LOG" 2>&1 &
+PYTHON_SETUP=$!
+python_ready() {
+  if ! wait "$PYTHON_SETUP"; then
+    cat "$PYTHON_LOG"
+    echo "Tests/scripts/setup-python.sh failed" >&2
+    return 1
+  fi
+  cat "$PYTHON_LOG"
+}
+
+no_tests_ok() {  # pytest's exit 5: no test selected (a -k that picks none of one part), not a failure
+  [ "$1" = 5 ]
+}
+
+# --- the end-to-end runs ------------------------------------------------------------------------------------
+PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider --durations=15)
+# e2e label binary [extra pytest arguments]: the parallel part, then the `serial` tests one at a time.
+e2e() {
+  local label=$1 binary=$2
+  shift 2
+  local parallel=()
+  [ "$WORKERS" -gt 0 ] && parallel=(-n "$WORKERS" --dist loadgroup)
+  local status=0
+  MLFLOW_OTEL_PROXY_BIN="$binary" phase "$label (parallel)" "${PYTEST[@]}" "${parallel[@]}" -m "not serial and not release" Tests/e2e "$@" \
+    "${PYTEST_ARGS[@]}" || no_tests_ok $? || status=1
+  MLFLOW_OTEL_PROXY_BIN="$binary" phase "$label (serial)" "${PYTEST[@]}" -m "serial and not release" Tests/e2e "$@" "${PYTEST_ARGS[@]}" \
+    || no_tests_ok $? || status=1
+  return $status
+}
+
+if [ $FULL = 0 ]; then
+  phase "build (debug)" swift build --build-tests
+  phase "python virtualenvs (wait)" python_ready
+  phase "unit tests" swift test --skip-build
+  e2e "e2e" "$(swift build --show-bin-path)/mlflow-otel-proxy"
+  exit 0
+fi
+
+# --- the full tier ------------------------------------------------------------------------------------------
+phase "build (ASan)" swift build --build-tests --sanitize=address --scratch-path .build-asan
+phase "python virtualenvs (wait)" python_ready
+# Leak checking in the unit tests (XCTest's runner suppressed); in the end-to-end runs it is off: the Swift
+# runtime's process-lifetime caches read as leaks at exit.
+LSAN_OPTIONS="suppressions=$PWD/Tests/scripts/lsan-suppressions.txt" \
+  phase "unit tests (ASan)" swift test --skip-build --sanitize=address --scratch-path .build-asan
+ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 MLFLOW_OTEL_PROXY_SANITIZER=address \
+  e2e "e2e (ASan)" "$(swift build --scratch-path .build-asan --show-bin-path)/mlflow-otel-proxy"
+
+phase "build (TSan)" swift build --build-tests --sanitize=thread --scratch-path .build-tsan
+phase "unit tests (TSan)" swift test --skip-build --sanitize=thread --scratch-path .build-tsan
+# Any data race aborts the proxy (tsan-suppressions.txt lists the explained exceptions). The packaging checks and
+# the client-version matrix are left out of this pass: they do not exercise the proxy's concurrency beyond what
+# test_modes does, and the ASan pass ran them.
+TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/Tests/scripts/tsan-suppressions.txt" MLFLOW_OTEL_PROXY_SANITIZER=thread \
+  e2e "e2e (TSan)" "$(swift build --scratch-path .build-tsan --show-bin-path)/mlflow-otel-proxy" \
+  --deselect Tests/e2e/test_packaging.py --deselect Tests/e2e/test_helm_chart.py --deselect Tests/e2e/test_client_matrix.py
+
+# The release binary with the Dockerfile's flags: the memory bounds (sanitizers distort RSS) and the image binary.
+phase "build (release)" swift build -c release --static-swift-stdlib --product mlflow-otel-proxy
 RELEASE_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
-export MLFLOW_OTEL_PROXY_RELEASE_BIN="$RELEASE_BIN"
+MLFLOW_OTEL_PROXY_BIN="$RELEASE_BIN" MLFLOW_OTEL_PROXY_RELEASE_BIN="$RELEASE_BIN" \
+  phase "e2e (release)" "${PYTEST[@]}" -m "release or memory" Tests/e2e "${PYTEST_ARGS[@]}" || no_tests_ok $?
 
 # Every decoder under libFuzzer (with ASan) for a short, fixed time; Tests/scripts/fuzz.sh --runs 1000000 for more.
-FUZZ_SECONDS="${FUZZ_SECONDS:-20}" Tests/scripts/fuzz.sh
-
-PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider)
-# The end-to-end suite against the ASan proxy (any memory error aborts it and fails the test that caused it;
-# leak checking is off: the Swift runtime's process-lifetime caches read as leaks at exit)...
-ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 MLFLOW_OTEL_PROXY_SANITIZER=address \
-  MLFLOW_OTEL_PROXY_BIN="$(swift build --scratch-path .build-asan --show-bin-path)/mlflow-otel-proxy" \
-  "${PYTEST[@]}" Tests/e2e "$@"
-# ...and against the TSan proxy (any data race aborts it; see tsan-suppressions.txt for the exceptions;
-# the client matrix is left out: it repeats test_modes with more client versions and would add minutes).
-TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/Tests/scripts/tsan-suppressions.txt" MLFLOW_OTEL_PROXY_SANITIZER=thread \
-  MLFLOW_OTEL_PROXY_BIN="$(swift build --scratch-path .build-tsan --show-bin-path)/mlflow-otel-proxy" \
-  "${PYTEST[@]}" Tests/e2e --deselect Tests/e2e/test_packaging.py --deselect Tests/e2e/test_client_matrix.py "$@"
-# ...and the memory bounds, which sanitizers distort, against the release binary.
-MLFLOW_OTEL_PROXY_BIN="$RELEASE_BIN" "${PYTEST[@]}" Tests/e2e -k "large_artifacts_stream or memory_stays_bounded"
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" phase "fuzz (build and run)" Tests/scripts/fuzz.sh

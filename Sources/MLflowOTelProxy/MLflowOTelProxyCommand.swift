@@ -41,9 +41,10 @@ struct Serve: AsyncParsableCommand {
 
             ENVIRONMENT (empty values count as unset)
               MLFLOW_TRACKING_URI                      upstream MLflow server (same as --upstream)
-              OTEL_EXPORTER_OTLP_TRACES_ENDPOINT       OTLP/HTTP traces URL, used as is
-              OTEL_EXPORTER_OTLP_ENDPOINT              OTLP/HTTP base URL; /v1/traces is appended
-              OTEL_EXPORTER_OTLP_PROTOCOL              http/protobuf (grpc and http/json: not yet supported)
+              OTEL_EXPORTER_OTLP_TRACES_ENDPOINT       traces endpoint; HTTP: used as is; gRPC: its path is ignored
+              OTEL_EXPORTER_OTLP_ENDPOINT              base endpoint; HTTP: /v1/traces is appended; gRPC: as is
+              OTEL_EXPORTER_OTLP_PROTOCOL              grpc (default, as in MLflow) | http/protobuf | http/json;
+                                                       for grpc, http:// means plaintext, https:// TLS
               OTEL_EXPORTER_OTLP_HEADERS               key=value,key2=value2 (percent-decoded); never logged
               OTEL_EXPORTER_OTLP_COMPRESSION           gzip | none (default none)
               OTEL_EXPORTER_OTLP_TIMEOUT               per-request timeout in ms (default 10000; 0 = none)

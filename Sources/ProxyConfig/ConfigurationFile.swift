@@ -253,7 +253,7 @@ struct ConfigurationFile {
     static func url(_ text: String?, path: String, problems: inout ConfigProblems) -> UpstreamURL? {
         guard let text else { return nil }
         guard let url = UpstreamURL(text) else {
-            problems.add(path: path, "expected an http:// or https:// URL without credentials, query or fragment, got \"\(text)\"")
+            problems.add(path: path, UpstreamURL.rejectionReason(text, expected: "expected an http:// or https:// URL"))
             return nil
         }
         return url
@@ -287,7 +287,9 @@ struct ConfigurationFile {
                 )
             }
         } else {
-            transport = .httpProtobuf
+            // MLflow's default, gRPC, unless the profile's intake has no gRPC (Datadog, Grafana Cloud, Dynatrace) or
+            // the destination names a `traces_endpoint` (the Collector's otlp_http key: a URL with a path).
+            transport = defaults.protocolChoices.contains(.grpc) && keys["traces_endpoint"] == nil ? .grpc : .httpProtobuf
         }
         var tls = TLSSettings()
         if let node = keys["tls"] {
@@ -320,7 +322,10 @@ struct ConfigurationFile {
             if keys["traces_endpoint"] != nil { problems.add(path: "\(path).traces_endpoint", "is for HTTP destinations; gRPC uses endpoint") }
             if let text = problems.string(keys["endpoint"], env: env) ?? defaults.grpcEndpoint {
                 endpoint = ProxyConfiguration.grpcEndpoint(text, insecure: tls.insecure)
-                if endpoint == nil { problems.add(path: "\(path).endpoint", "expected host:port or an http:// or https:// URL, got \"\(text)\"") }
+                if endpoint == nil {
+                    problems.add(
+                        path: "\(path).endpoint", UpstreamURL.rejectionReason(text, expected: "expected host:port or an http:// or https:// URL"))
+                }
             }
         } else if let text = problems.string(keys["traces_endpoint"], env: env) {
             endpoint = url(text, path: "\(path).traces_endpoint", problems: &problems).map { $0.path.isEmpty ? $0.with(path: "/") : $0 }
@@ -417,7 +422,7 @@ struct ConfigurationFile {
             }
         }
         if let node = keys["limits"] {
-            let values = problems.entries(node, allowed: ["max_attribute_value_length", "max_attributes_per_span"])
+            let values = problems.entries(node, allowed: ["max_attribute_value_length", "max_attributes_per_span", "max_events_per_span"])
             if let value = problems.positiveInt(values["max_attribute_value_length"], env: env) {
                 if value < 64 {
                     problems.add(path: "\(path).limits.max_attribute_value_length", "must be at least 64 (a shorter limit leaves no JSON readable)")
@@ -425,6 +430,7 @@ struct ConfigurationFile {
                 policy.limits.maxAttributeValueLength = value
             }
             if let value = problems.positiveInt(values["max_attributes_per_span"], env: env) { policy.limits.maxAttributesPerSpan = value }
+            if let value = problems.positiveInt(values["max_events_per_span"], env: env) { policy.limits.maxEventsPerSpan = value }
         }
         if let node = keys["routing"] {
             let values = problems.entries(node, allowed: ["include", "exclude", "sample_ratio"])
@@ -467,7 +473,7 @@ struct ConfigurationFile {
                 let url = destination.transportProtocol == .grpc
                     ? ProxyConfiguration.grpcEndpoint(text, insecure: destination.tls.insecure) : UpstreamURL(text)
             else {
-                problems.add(path: "\(path).endpoint", "expected a URL, got \"\(text)\"")
+                problems.add(path: "\(path).endpoint", UpstreamURL.rejectionReason(text, expected: "expected a URL"))
                 return nil
             }
             metricsDestination.endpoint = url

@@ -146,7 +146,49 @@ extension ProxyConfiguration {
         }
 
         try decideMode(&config, explicit: explicitMode, dualExport: dualExport)
+        if let upstream = config.upstream, pointsAtOwnListener(upstream, listen: config.listen) {
+            throw ConfigurationError(
+                setting: "upstream",
+                reason: "the upstream \(upstream) is this proxy's own listener (\(config.listen)): every request would come back to the proxy. "
+                    + "MLFLOW_TRACKING_URI is probably still exported in the shell that starts the proxy (applications point it at the "
+                    + "proxy); set --upstream, MLFLOW_TRACKING_URI or upstream.url to the MLflow server's URL, or unset it to run standalone"
+            )
+        }
+        config.warnings +=
+            portMismatchWarnings(config.destinations, signal: "traces")
+            + portMismatchWarnings(config.metricsExports.map(\.destination), signal: "metrics")
         return config
+    }
+
+    /// Whether `upstream` names the proxy's own listener: the same port, on a loopback or wildcard address, the
+    /// listener's own host, or (listening on all interfaces) this machine's host name. Port 0 never matches.
+    static func pointsAtOwnListener(_ upstream: UpstreamURL, listen: ListenAddress) -> Bool {
+        let upstreamPort = upstream.port ?? (upstream.scheme == "https" ? 443 : 80)
+        guard listen.port != 0, upstreamPort == listen.port else { return false }
+        let host = upstream.host.lowercased()
+        let local =
+            host == "localhost" || host.hasSuffix(".localhost") || host.hasPrefix("127.") || host == "::1" || host == "0.0.0.0" || host == "::"
+        let wildcard = ["0.0.0.0", "::", ""].contains(listen.host)
+        return local || host == listen.host.lowercased() || (wildcard && host == ProcessInfo.processInfo.hostName.lowercased())
+    }
+
+    /// A warning for each destination whose port is the other OTLP transport's well-known one (4317 is OTLP/gRPC,
+    /// 4318 OTLP/HTTP): the most common reason why nothing arrives, since the proxy defaults to gRPC as MLflow does.
+    static func portMismatchWarnings(_ destinations: [OTLPDestination], signal: String) -> [String] {
+        destinations.compactMap { destination in
+            let port = destination.endpoint.port
+            let name = destination.name
+            switch (destination.transportProtocol, port) {
+            case (.grpc, 4318):
+                return "\(signal) destination \(name) sends OTLP/gRPC to port 4318, the OTLP/HTTP port: nothing may arrive. "
+                    + "Set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (or protocol: http/protobuf in the file), or use port 4317"
+            case (.httpProtobuf, 4317), (.httpJSON, 4317):
+                return "\(signal) destination \(name) sends OTLP/HTTP to port 4317, the OTLP/gRPC port: nothing may arrive. "
+                    + "Leave the protocol unset (MLflow's default is grpc), or use port 4318"
+            default:
+                return nil
+            }
+        }
     }
 
     /// The mode as MLflow decides it from what is configured, or as the file's `mode` says.
@@ -287,7 +329,12 @@ extension ProxyConfiguration {
     /// when no endpoint is set or MLflow's `MLFLOW_ENABLE_OTLP_EXPORTER=false` says to ignore them.
     private static func loadTraceDestination(_ env: EnvironmentReader) throws(ConfigurationError) -> OTLPDestination? {
         if let flag = env["MLFLOW_ENABLE_OTLP_EXPORTER"], flag.lowercased() == "false" { return nil }
+        // Read (and checked) whether or not an endpoint is set: a bad value is an error either way.
+        let (disabled, ratio, limits) = (try sdkDisabled(env), try samplerRatio(env), try sdkSpanLimits(env))
+        if disabled { return nil }
         guard var destination = try loadSignalDestination(env, signal: "TRACES", name: "otlp") else { return nil }
+        destination.policy.routing.sampleRatio = ratio
+        destination.policy.limits = limits
         // MLflow's own switch means what it means in an application: GenAI attributes instead of MLflow's.
         if env.isTrue("MLFLOW_ENABLE_OTEL_GENAI_SEMCONV") { destination.policy.conventions = [.genai] }
         if let text = env["MLFLOW_OTEL_PROXY_SEMCONV"] {
@@ -308,6 +355,61 @@ extension ProxyConfiguration {
         return destination
     }
 
+    /// `OTEL_SDK_DISABLED=true`: as in an application whose OpenTelemetry SDK is off, the `OTEL_EXPORTER_OTLP_*`
+    /// variables export nothing (traces go to MLflow only; destinations from the file are not affected).
+    static func sdkDisabled(_ env: EnvironmentReader) throws(ConfigurationError) -> Bool {
+        guard let text = env["OTEL_SDK_DISABLED"] else { return false }
+        guard ["true", "false"].contains(text.lowercased()) else {
+            throw ConfigurationError(setting: "OTEL_SDK_DISABLED", reason: "expected true or false, got \"\(text)\"")
+        }
+        return text.lowercased() == "true"
+    }
+
+    /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` as the share of traces the variables' destination gets,
+    /// decided by trace id as `traceidratio` decides it. Every uploaded trace has its root span, so the
+    /// `parentbased_*` samplers decide as their root sampler does.
+    static func samplerRatio(_ env: EnvironmentReader) throws(ConfigurationError) -> Double {
+        let sampler = env["OTEL_TRACES_SAMPLER"]?.lowercased() ?? "parentbased_always_on"
+        func argument() throws(ConfigurationError) -> Double {
+            guard let text = env["OTEL_TRACES_SAMPLER_ARG"] else { return 1 }
+            guard let ratio = Double(text), ratio.isFinite, (0...1).contains(ratio) else {
+                throw ConfigurationError(setting: "OTEL_TRACES_SAMPLER_ARG", reason: "expected a ratio from 0 to 1, got \"\(text)\"")
+            }
+            return ratio
+        }
+        switch sampler {
+        case "always_on", "parentbased_always_on": return 1
+        case "always_off", "parentbased_always_off": return 0
+        case "traceidratio", "parentbased_traceidratio": return try argument()
+        default:
+            throw ConfigurationError(
+                setting: "OTEL_TRACES_SAMPLER",
+                reason: "unsupported sampler \"\(sampler)\", expected always_on, always_off, traceidratio, parentbased_always_on, "
+                    + "parentbased_always_off or parentbased_traceidratio")
+        }
+    }
+
+    /// The OpenTelemetry SDK's span limits as the variables' destination's size limits: value length
+    /// (`OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`), attribute count
+    /// (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, else `OTEL_ATTRIBUTE_COUNT_LIMIT`) and event count
+    /// (`OTEL_SPAN_EVENT_COUNT_LIMIT`). Unset: no limit (the application's SDK applied its own already).
+    static func sdkSpanLimits(_ env: EnvironmentReader) throws(ConfigurationError) -> SpanSizeLimits {
+        var limits = SpanSizeLimits()
+        for name in ["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"] where limits.maxAttributeValueLength == nil {
+            if let value = try env.positiveInt(name) {
+                guard value >= 64 else {
+                    throw ConfigurationError(setting: name, reason: "must be at least 64 (a shorter limit leaves no JSON readable), got \(value)")
+                }
+                limits.maxAttributeValueLength = value
+            }
+        }
+        for name in ["OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"] where limits.maxAttributesPerSpan == nil {
+            limits.maxAttributesPerSpan = try env.positiveInt(name)
+        }
+        limits.maxEventsPerSpan = try env.positiveInt("OTEL_SPAN_EVENT_COUNT_LIMIT")
+        return limits
+    }
+
     /// A destination from the `OTEL_EXPORTER_OTLP_<SIGNAL>_*` variables, each falling back to its generic
     /// `OTEL_EXPORTER_OTLP_*` form, as the OpenTelemetry specification says: the signal's endpoint is used as is,
     /// the generic one gets `v1/<signal>` appended; gRPC endpoints have no path (a URL, or `host:port` that is
@@ -315,7 +417,9 @@ extension ProxyConfiguration {
     static func loadSignalDestination(_ env: EnvironmentReader, signal: String, name: String) throws(ConfigurationError) -> OTLPDestination? {
         func variable(_ suffix: String) -> (String, String?) { env.signalSpecific(suffix, signal: signal) }
         let (protocolSetting, protocolText) = variable("PROTOCOL")
-        var transport = OTLPProtocol.httpProtobuf
+        // MLflow's exporters default to gRPC (`_get_otlp_protocol(default_value="grpc")`), not the specification's
+        // http/protobuf: a set-up moved from an application to the proxy must mean the same.
+        var transport = OTLPProtocol.grpc
         if let protocolText {
             guard let value = OTLPProtocol(rawValue: protocolText) else {
                 throw ConfigurationError(
@@ -345,12 +449,14 @@ extension ProxyConfiguration {
         if transport == .grpc {
             guard let url = grpcEndpoint(endpointText, insecure: insecure) else {
                 throw ConfigurationError(
-                    setting: endpointSetting, reason: "expected host:port or an http:// or https:// URL, got \"\(endpointText)\"")
+                    setting: endpointSetting,
+                    reason: UpstreamURL.rejectionReason(endpointText, expected: "expected host:port or an http:// or https:// URL"))
             }
             endpoint = url
         } else {
             guard let url = UpstreamURL(endpointText) else {
-                throw ConfigurationError(setting: endpointSetting, reason: "expected an http:// or https:// URL, got \"\(endpointText)\"")
+                throw ConfigurationError(
+                    setting: endpointSetting, reason: UpstreamURL.rejectionReason(endpointText, expected: "expected an http:// or https:// URL"))
             }
             if endpointSetting == signalVariable {
                 endpoint = url.path.isEmpty ? url.with(path: "/") : url

@@ -79,11 +79,14 @@ public struct SpanSizeLimits: Sendable, Equatable {
     public var maxAttributeValueLength: Int?
     /// The most attributes per span; the rest are dropped and counted in the span's `dropped_attributes_count`.
     public var maxAttributesPerSpan: Int?
+    /// The most events per span; later ones are dropped and counted in the span's `dropped_events_count`.
+    public var maxEventsPerSpan: Int?
 
     /// Creates limits (none).
-    public init(maxAttributeValueLength: Int? = nil, maxAttributesPerSpan: Int? = nil) {
+    public init(maxAttributeValueLength: Int? = nil, maxAttributesPerSpan: Int? = nil, maxEventsPerSpan: Int? = nil) {
         self.maxAttributeValueLength = maxAttributeValueLength
         self.maxAttributesPerSpan = maxAttributesPerSpan
+        self.maxEventsPerSpan = maxEventsPerSpan
     }
 }
 

@@ -40,6 +40,7 @@ extension ProxyConfiguration {
     /// The metrics settings the standard variables describe, or `nil` when no endpoint is set or
     /// `OTEL_METRICS_EXPORTER=none`.
     static func loadMetrics(_ env: EnvironmentReader) throws(ConfigurationError) -> MetricsSettings? {
+        if try sdkDisabled(env) { return nil }
         if let exporter = env["OTEL_METRICS_EXPORTER"] {
             let names = exporter.split(separator: ",").map { $0.trimmingWhitespace().lowercased() }
             if names.contains("none") { return nil }

@@ -171,3 +171,37 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
         return base
     }
 }
+
+extension UpstreamURL {
+    /// A rejected URL as it may be shown in an error message or log line: the parts that can hold a secret
+    /// (user information, query, fragment) replaced by `***`, so `https://user:KEY@host/p?token=T` reads
+    /// `https://***@host/p?***`. The reason for the rejection is said separately.
+    public static func redactedForDisplay(_ text: String) -> String {
+        var rest = Substring(text)
+        var prefix = ""
+        if let schemeEnd = rest.firstRange(of: "://") {
+            prefix = String(rest[..<schemeEnd.upperBound])
+            rest = rest[schemeEnd.upperBound...]
+        }
+        var tail = ""
+        if let cut = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+            tail = rest[cut] == "?" ? "?***" : "#***"
+            rest = rest[..<cut]
+        }
+        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+        if let at = rest[..<authorityEnd].lastIndex(of: "@") {
+            rest = "***@" + rest[rest.index(after: at)...]
+        }
+        return prefix + rest + tail
+    }
+
+    /// Why `text` is not an acceptable URL, naming the secret-bearing parts without repeating them.
+    public static func rejectionReason(_ text: String, expected: String) -> String {
+        let shown = redactedForDisplay(text)
+        if shown != text {
+            return "\(expected), got \"\(shown)\": credentials, queries and fragments do not belong in a URL here "
+                + "(put credentials in headers or secret references)"
+        }
+        return "\(expected), got \"\(text)\""
+    }
+}

@@ -46,7 +46,8 @@ final class AdminState: Sendable {
             _ = try? await response.body.collect(upTo: 64 * 1024)
             result = (response.status.code < 500, "GET /health answered \(response.status.code)")
         } catch {
-            result = (false, "GET /health failed: \(error)")
+            // The error's text can name hosts and addresses; /readyz is open to probes, so it says only that.
+            result = (false, "GET /health failed")
         }
         upstreamCheck.withLockedValue { $0 = (ContinuousClock.now, result.0, result.1) }
         return result
@@ -68,13 +69,17 @@ enum AdminApplication {
         router.get("/readyz") { _, _ -> Response in
             let listening = state.listening.load(ordering: .relaxed)
             let (upstreamOK, upstreamDetail) = await state.upstreamReachable()
-            let ready = listening && upstreamOK
+            // Trace intake needs the upstream only where uploads go to it (MLflow-only and dual); in
+            // OpenTelemetry-only mode the proxy answers them itself, so an MLflow outage does not take it out of
+            // rotation. The check is still shown.
+            let upstreamRequired = !state.configuration.mode.answersTraceCallsLocally
+            let ready = listening && (upstreamOK || !upstreamRequired)
             let body: [String: Any] = [
                 "ready": ready,
                 "checks": [
                     "listening": ["ok": listening],
                     "configuration": ["ok": true],
-                    "upstream": ["ok": upstreamOK, "detail": upstreamDetail],
+                    "upstream": ["ok": upstreamOK, "required": upstreamRequired, "detail": upstreamDetail],
                 ],
             ]
             let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()

@@ -5,7 +5,8 @@ import Hummingbird
 /// Optional inbound authentication: applications present one of the configured tokens, either as
 /// `Authorization: Bearer <token>` (what `MLFLOW_TRACKING_TOKEN` sends) or, when `Authorization` carries the
 /// MLflow server's own credentials, as `X-MLflow-OTel-Proxy-Token: <token>`. The token is removed from the request
-/// before anything goes upstream or to a destination. Requests without a valid token get 401 in MLflow's format.
+/// before anything goes upstream or to a destination. Requests without a valid token get 401 in MLflow's format
+/// and `Connection: close`.
 struct InboundAuthentication: Sendable {
     static let tokenHeader = HTTPField.Name("X-MLflow-OTel-Proxy-Token")!  // a valid literal header name
     let tokens: Set<String>
@@ -34,6 +35,9 @@ struct InboundAuthentication: Sendable {
                 "mlflow-otel-proxy requires a token: send it as Authorization: Bearer <token> (MLFLOW_TRACKING_TOKEN) or X-MLflow-OTel-Proxy-Token"
         )
         response.headers[.wwwAuthenticate] = "Bearer realm=\"mlflow-otel-proxy\""
+        // The connection closes after the answer (the guard sees the header): a client without a token gets no
+        // kept-alive connection to hold, and whatever body it was sending is not read.
+        response.headers[.connection] = "close"
         return .denied(response)
     }
 

@@ -163,8 +163,10 @@ public enum ProxyApplication {
         let attachments = try AttachmentStore(
             directory: configuration.attachmentsDirectory, maxBytes: configuration.attachmentsMaxBytes, counters: counters
         )
+        // Uploads are decoded when traces are exported, and in MLflow-only mode when span metrics are (the copy
+        // then feeds the metrics alone).
         var intake =
-            configuration.mode.exportsTraces
+            configuration.mode.exportsTraces || !configuration.metricsExports.isEmpty
             ? TraceIntake(
                 assembler: assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes, attachments: attachments, status: status
             ) : nil

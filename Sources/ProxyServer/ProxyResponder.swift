@@ -39,6 +39,14 @@ struct ProxyResponder: HTTPResponder {
             return ErrorResponses.mlflow(status: .badRequest, code: "INVALID_PARAMETER_VALUE", message: "Rejected the request path: \(reason).")
         }
         let route = MLflowRoute.classify(method: request.method.rawValue, path: request.uri.path)
+        if LoopGuard.hasLooped(request) {
+            counters.increment("rejected_requests", "loop_detected")
+            counters.increment("requests", labels: [route.name, "5xx"])
+            context.logger.error(
+                "request loop: a request this proxy forwarded came back to it; the upstream leads to the proxy itself",
+                metadata: ["path": "\(request.uri.path)"])
+            return LoopGuard.loopDetected()
+        }
         if let authentication = live.current.authentication {
             switch authentication.check(request) {
             case .allowed(let stripped):
@@ -60,12 +68,12 @@ struct ProxyResponder: HTTPResponder {
         var request = request
         if route.isTraceUpload, let intake {
             switch mode {
-            case .dual:
+            case .dual, .mlflowOnly:
+                // MLflow-only has an intake only when span metrics are exported: as in an application, the
+                // metrics variables work whatever the traces' destination (the copy feeds the metrics alone).
                 if let forwarder { return await tee(&request, route: route, context: context, forwarder: forwarder, intake: intake) }
             case .openTelemetryOnly, .standalone:
                 return await answerLocally(&request, route: route, context: context, intake: intake)
-            case .mlflowOnly:
-                break
             }
         }
         if let forwarder { return await forwarder.forward(request, context: context) }

@@ -12,8 +12,8 @@ import ProxyObservability
 ///
 /// Method, path, query, end-to-end headers and body are kept; hop-by-hop headers (RFC 9110 §7.6.1,
 /// plus any named in `Connection`) are dropped both ways; `X-Forwarded-For`, `-Proto` and `-Host` are
-/// added. Bodies stream in both directions. An unreachable upstream answers 502, a timeout 504, each
-/// in MLflow's JSON error format.
+/// added, and `Via` with this proxy's `LoopGuard` token. Bodies stream in both directions. An unreachable
+/// upstream answers 502, a timeout 504, each in MLflow's JSON error format.
 struct UpstreamForwarder: Sendable {
     let upstream: UpstreamURL
     let client: HTTPClient
@@ -125,6 +125,7 @@ struct UpstreamForwarder: Sendable {
             outbound.headers.add(name: field.name.rawName, value: field.value)
         }
         addForwardingHeaders(request, context: context, to: &outbound.headers)
+        outbound.headers.add(name: "Via", value: LoopGuard.viaEntry)
         let settings = live.current
         for header in settings.upstreamHeaders {
             if header.key.lowercased() == "authorization" && settings.clientAuthorization == .keep && outbound.headers.contains(name: "authorization")

@@ -101,6 +101,7 @@ public struct DestinationShaper: Sendable {
         outcome.redacted += redactor.stripContent(of: &span)
         if let limit = policy.limits.maxAttributeValueLength { outcome.trimmed += SizeLimiter.truncateValues(in: &span, limit: limit) }
         if let limit = policy.limits.maxAttributesPerSpan { outcome.trimmed += SizeLimiter.capAttributes(of: &span, limit: limit) }
+        if let limit = policy.limits.maxEventsPerSpan { outcome.trimmed += SizeLimiter.capEvents(of: &span, limit: limit) }
     }
 
     /// Whether the trace goes to this destination by experiment and tags.

@@ -122,6 +122,16 @@ enum SizeLimiter {
         return dropped
     }
 
+    /// Keeps the span's first `limit` events (as an OpenTelemetry SDK does) and counts the rest in
+    /// `dropped_events_count`. - Returns: how many were dropped.
+    static func capEvents(of span: inout Span, limit: Int) -> Int {
+        guard span.events.count > limit else { return 0 }
+        let dropped = span.events.count - limit
+        span.events.removeLast(dropped)
+        span.droppedEventsCount += UInt32(clamping: dropped)
+        return dropped
+    }
+
     /// Trims a span until its encoding is at most `budget` bytes: its longest values are truncated, halving
     /// the length each round, then trailing attributes and events dropped. - Returns: values changed.
     static func trim(_ span: inout Span, toFit budget: Int) -> Int {

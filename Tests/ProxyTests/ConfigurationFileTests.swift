@@ -22,13 +22,13 @@ struct ConfigurationFileTests {
             destinations:
               dd: { profile: datadog, site: datadoghq.eu, api_key: "${env:DD_API_KEY}" }
               grafana: { profile: grafana, zone: prod-us-east-0, instance_id: "12345", token: glc_abc }
-              splunk: { profile: splunk, realm: us1, access_token: sf-token }
-              newrelic: { profile: newrelic, region: eu, license_key: nr-key }
-              honeycomb: { profile: honeycomb, api_key: hc-key }
-              signoz: { profile: signoz, region: in, ingestion_key: sz-key }
-              lightstep: { profile: lightstep, access_token: ls-token }
+              splunk: { profile: splunk, realm: us1, access_token: sf-token, protocol: http/protobuf }
+              newrelic: { profile: newrelic, region: eu, license_key: nr-key, protocol: http/protobuf }
+              honeycomb: { profile: honeycomb, api_key: hc-key, protocol: http/protobuf }
+              signoz: { profile: signoz, region: in, ingestion_key: sz-key, protocol: http/protobuf }
+              lightstep: { profile: lightstep, access_token: ls-token, protocol: http/protobuf }
               dynatrace: { profile: dynatrace, environment_url: "https://abc12345.live.dynatrace.com", api_token: dt0c01.x }
-              collector: { endpoint: "http://collector:4318", headers: { x-scope-orgid: team-a }, compression: gzip, timeout: 2s }
+              collector: { endpoint: "http://collector:4318", protocol: http/protobuf, headers: { x-scope-orgid: team-a }, compression: gzip, timeout: 2s }
             """, env: ["DD_API_KEY": "dd-key"])
         let byName = Dictionary(uniqueKeysWithValues: config.destinations.map { ($0.name, $0) })
         func check(_ name: String, _ endpoint: String, _ header: String, _ value: String, limit: Int? = nil) {
@@ -143,7 +143,7 @@ struct ConfigurationFileTests {
         let flagged = try load("upstream: http://file:5000\n", env: env, flags: CommandLineSettings(upstream: "http://flag:5000"))
         #expect(flagged.upstream?.description == "http://flag:5000")
         // A file destination named otlp replaces the environment's.
-        let replaced = try load("destinations:\n  otlp: { endpoint: \"http://file-collector:4318\" }\n", env: env)
+        let replaced = try load("destinations:\n  otlp: { endpoint: \"http://file-collector:4318\", protocol: http/protobuf }\n", env: env)
         #expect(replaced.destinations.map(\.endpoint.description) == ["http://file-collector:4318/v1/traces"])
         // The file can switch dual export on.
         #expect(try load("mode: dual\n", env: env).mode == .dual)
@@ -155,8 +155,8 @@ struct ConfigurationFileTests {
             """
             destinations:
               dd: { profile: datadog, site: datadoghq.eu, api_key: k, metrics: { enabled: true } }
-              splunk: { profile: splunk, realm: us1, access_token: t, metrics: {} }
-              c: { endpoint: "http://c:4318", metrics: { temporality: delta, interval: 15s } }
+              splunk: { profile: splunk, realm: us1, access_token: t, protocol: http/protobuf, metrics: {} }
+              c: { endpoint: "http://c:4318", protocol: http/protobuf, metrics: { temporality: delta, interval: 15s } }
               tracesonly: { endpoint: "http://t:4318" }
               off: { endpoint: "http://o:4318", metrics: { enabled: false } }
             """)

@@ -41,7 +41,8 @@ struct ConfigurationTests {
 
     @Test func genericEndpointGetsTheSignalPathAppended() throws {
         func endpoint(_ env: [String: String]) throws -> String? {
-            try ProxyConfiguration.load(environment: env).destinations.first?.endpoint.description
+            let http = env.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"]) { old, _ in old }
+            return try ProxyConfiguration.load(environment: http).destinations.first?.endpoint.description
         }
         #expect(try endpoint(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]) == "http://collector:4318/v1/traces")
         #expect(try endpoint(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/mycollector/"]) == "http://collector:4318/mycollector/v1/traces")
@@ -102,6 +103,127 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) { try ProxyConfiguration.load(environment: [:], flags: CommandLineSettings(listen: "nope")) }
         #expect(throws: ConfigurationError.self) {
             try ProxyConfiguration.load(environment: base.merging(["OTEL_EXPORTER_OTLP_TIMEOUT": "10s"]) { $1 })
+        }
+    }
+
+    @Test func protocolDefaultsToGRPCAsInMLflow() throws {
+        func destination(_ env: [String: String]) throws -> (String, OTLPProtocol)? {
+            try ProxyConfiguration.load(environment: env).destinations.first.map { ($0.endpoint.description, $0.transportProtocol) }
+        }
+        // The seed's first example: gRPC, plaintext for http://, the path ignored.
+        #expect(try destination(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://localhost:4317/v1/traces"])! == ("http://localhost:4317", .grpc))
+        #expect(try destination(["OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4317"])! == ("https://collector:4317", .grpc))
+        // An empty protocol variable is unset.
+        #expect(try destination(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": ""])!.1 == .grpc)
+        // Metrics too.
+        let metrics = try #require(
+            try ProxyConfiguration.load(environment: [
+                "OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://localhost:4317",
+                "MLFLOW_TRACKING_URI": "http://m:5000",
+            ]).metrics)
+        #expect(metrics.destination.transportProtocol == .grpc && metrics.destination.endpoint.description == "http://localhost:4317")
+        // The other protocol's well-known port is named in a warning; the matching one is not.
+        let wrongPort = try ProxyConfiguration.load(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318"])
+        #expect(wrongPort.warnings.contains { $0.contains("OTLP/gRPC to port 4318") })
+        let httpTo4317 = try ProxyConfiguration.load(environment: [
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        ])
+        #expect(httpTo4317.warnings.contains { $0.contains("OTLP/HTTP to port 4317") })
+        #expect(try ProxyConfiguration.load(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4317"]).warnings.isEmpty)
+    }
+
+    @Test func fileDestinationsDefaultToGRPCUnlessTheProfileOrTheKeySaysHTTP() throws {
+        let text = """
+            destinations:
+              collector: { endpoint: "http://collector:4317" }
+              tempo: { traces_endpoint: "https://tempo:4318/v1/traces" }
+              dd: { profile: datadog, api_key: k }
+              grafana: { profile: grafana, zone: prod-eu-west-0, instance_id: "1", token: t }
+              dt: { profile: dynatrace, environment_url: "https://abc.live.dynatrace.com", api_token: t }
+              nr: { profile: newrelic, license_key: k }
+              explicit: { endpoint: "http://collector:4318", protocol: http/protobuf }
+            """
+        let config = try ProxyConfiguration.load(environment: [:], fileText: text)
+        let protocols = Dictionary(uniqueKeysWithValues: config.destinations.map { ($0.name, $0.transportProtocol) })
+        #expect(
+            protocols == [
+                "collector": .grpc, "tempo": .httpProtobuf, "dd": .httpProtobuf, "grafana": .httpProtobuf, "dt": .httpProtobuf, "nr": .grpc,
+                "explicit": .httpProtobuf,
+            ])
+        #expect(config.destinations.first { $0.name == "nr" }?.endpoint.description == "https://otlp.nr-data.net:443")
+    }
+
+    @Test func sdkVariablesOfAnApplicationMeanTheSameOnTheProxy() throws {
+        let endpoint = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"]
+        func destination(_ env: [String: String]) throws -> OTLPDestination? {
+            try ProxyConfiguration.load(environment: endpoint.merging(env) { $1 }).destinations.first
+        }
+        let samplers: [([String: String], Double)] = [
+            ([:], 1), (["OTEL_TRACES_SAMPLER": "always_on"], 1), (["OTEL_TRACES_SAMPLER": "always_off"], 0),
+            (["OTEL_TRACES_SAMPLER": "parentbased_always_off"], 0), (["OTEL_TRACES_SAMPLER": "traceidratio"], 1),
+            (["OTEL_TRACES_SAMPLER": "TraceIdRatio", "OTEL_TRACES_SAMPLER_ARG": "0.25"], 0.25),
+            (["OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"], 0.5),
+        ]
+        for (env, ratio) in samplers { #expect(try destination(env)?.policy.routing.sampleRatio == ratio) }
+        let limited = try #require(
+            try destination([
+                "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "4096", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "64", "OTEL_ATTRIBUTE_COUNT_LIMIT": "128",
+                "OTEL_SPAN_EVENT_COUNT_LIMIT": "10",
+            ]))
+        #expect(limited.policy.limits == SpanSizeLimits(maxAttributeValueLength: 4096, maxAttributesPerSpan: 64, maxEventsPerSpan: 10))
+        // OTEL_SDK_DISABLED: no export from the variables (MLflow-only with an upstream), metrics included.
+        let disabled = try ProxyConfiguration.load(
+            environment: endpoint.merging([
+                "OTEL_SDK_DISABLED": "true", "MLFLOW_TRACKING_URI": "http://m:5000", "OTEL_METRICS_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://c:4317",
+            ]) { $1 })
+        #expect(disabled.destinations.isEmpty && disabled.metrics == nil && disabled.mode == .mlflowOnly)
+        // A bad or unknown value stops start-up naming its variable, with or without an endpoint.
+        let bad: [(String, String)] = [
+            ("OTEL_TRACES_SAMPLER", "jaeger_remote"), ("OTEL_TRACES_SAMPLER_ARG", "1.5"), ("OTEL_TRACES_SAMPLER_ARG", "half"),
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "10"), ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "-1"), ("OTEL_SPAN_EVENT_COUNT_LIMIT", "x"),
+            ("OTEL_SDK_DISABLED", "yes"),
+        ]
+        for (name, value) in bad {
+            for base in [endpoint, [:]] {
+                var env = base.merging([name: value]) { $1 }
+                if name == "OTEL_TRACES_SAMPLER_ARG" { env["OTEL_TRACES_SAMPLER"] = "traceidratio" }
+                do {
+                    _ = try ProxyConfiguration.load(environment: env)
+                    Issue.record("\(name)=\(value) must be refused")
+                } catch {
+                    #expect(error.setting == name)
+                }
+            }
+        }
+    }
+
+    @Test func anUpstreamThatIsTheProxysOwnListenerIsRefused() throws {
+        for upstream in ["http://127.0.0.1:5000", "http://localhost:5000/", "http://[::1]:5000"] {
+            do {
+                _ = try ProxyConfiguration.load(environment: ["MLFLOW_TRACKING_URI": upstream])
+                Issue.record("\(upstream) is the default listener")
+            } catch {
+                #expect(error.reason.contains("own listener") && error.reason.contains("MLFLOW_TRACKING_URI is probably still exported"))
+            }
+        }
+        // Another port, another host, or a listener on port 0: fine.
+        _ = try ProxyConfiguration.load(environment: ["MLFLOW_TRACKING_URI": "http://127.0.0.1:5001"])
+        _ = try ProxyConfiguration.load(environment: ["MLFLOW_TRACKING_URI": "http://mlflow:5000"])
+        _ = try ProxyConfiguration.load(
+            environment: ["MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"], flags: CommandLineSettings(listen: "127.0.0.1:0"))
+    }
+
+    @Test func rejectedURLsNeverShowTheirSecrets() {
+        #expect(UpstreamURL.redactedForDisplay("https://user:KEY@host:4318/v1/traces?token=T#f") == "https://***@host:4318/v1/traces?***")
+        #expect(UpstreamURL.redactedForDisplay("user:KEY@host:4317") == "***@host:4317")
+        #expect(UpstreamURL.redactedForDisplay("http://host/path") == "http://host/path")
+        do {
+            _ = try ProxyConfiguration.load(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "https://u:SECRET1@c:4318?k=SECRET2"])
+            Issue.record("credentials in the URL must be refused")
+        } catch {
+            #expect(!error.description.contains("SECRET1") && !error.description.contains("SECRET2"))
+            #expect(error.description.contains("https://***@c:4318?***"))
         }
     }
 

@@ -166,6 +166,15 @@ import Testing
         #expect(span.attributes.first?.key == SizeLimiter.truncatedAttribute)
         #expect(SizeLimiter.capAttributes(of: &span, limit: 3) == 2)
         #expect(span.attributes.count == 3 && span.droppedAttributesCount == 2)
+        span.events = (0..<5).map { index in
+            var event = Opentelemetry_Proto_Trace_V1_Span.Event()
+            event.name = "e\(index)"
+            return event
+        }
+        span.droppedEventsCount = 1
+        #expect(SizeLimiter.capEvents(of: &span, limit: 2) == 3)
+        #expect(span.events.map(\.name) == ["e0", "e1"] && span.droppedEventsCount == 4)
+        #expect(SizeLimiter.capEvents(of: &span, limit: 2) == 0)
     }
 
     @Test func splitKeepsEverySpanUnderTheBudget() throws {

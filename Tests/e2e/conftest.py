@@ -116,15 +116,18 @@ class Proxy:
 
     BINARY = os.environ.get("MLFLOW_OTEL_PROXY_BIN", str(ROOT / ".build" / "debug" / "mlflow-otel-proxy"))
 
-    def __init__(self, workdir: Path, args=(), env=None, expect_start=True, log_level="debug"):
+    def __init__(self, workdir: Path, args=(), env=None, expect_start=True, log_level="debug", listen="127.0.0.1:0"):
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"proxy-{time.monotonic_ns()}.log"
         self.log_file = open(self.log_path, "wb")
         # A short shutdown deadline (the default is 10 s): stopping a proxy whose destination is dead or black-holed
         # waits that long. Tests of shutdown itself set their own.
-        environment = clean_environment(**{"OTEL_BSP_SCHEDULE_DELAY": "100", "MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT": "5", **(env or {})})
-        self.process = subprocess.Popen([self.BINARY, *args, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", log_level],
+        # The suite's OTLP receivers speak OTLP/HTTP, so the variables' protocol defaults to http/protobuf here; the
+        # tests of MLflow's own default (grpc) pass an empty value, which OpenTelemetry's rules read as unset.
+        environment = clean_environment(**{"OTEL_BSP_SCHEDULE_DELAY": "100", "MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT": "5",
+                                           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", **(env or {})})
+        self.process = subprocess.Popen([self.BINARY, *args, "--listen", listen, "--admin-listen", "127.0.0.1:0", "--log-level", log_level],
                                         stdout=self.log_file, stderr=subprocess.STDOUT, env=environment, cwd=workdir)
         self.port = None
         self.admin_port = None
@@ -222,8 +225,8 @@ def receiver():
 def start_proxy(tmp_path):
     started = []
 
-    def start(args=(), env=None, expect_start=True, log_level="debug"):
-        proxy = Proxy(tmp_path, args=args, env=env, expect_start=expect_start, log_level=log_level)
+    def start(args=(), env=None, expect_start=True, log_level="debug", listen="127.0.0.1:0"):
+        proxy = Proxy(tmp_path, args=args, env=env, expect_start=expect_start, log_level=log_level, listen=listen)
         started.append(proxy)
         return proxy
 

@@ -1,5 +1,5 @@
-"""An OTLP/gRPC receiver for the tests: a real gRPC server (grpcio) serving TraceService/Export with the
-official opentelemetry-proto stubs; it keeps every request with its metadata."""
+"""An OTLP/gRPC receiver for the tests: a real gRPC server (grpcio) serving TraceService/Export and
+MetricsService/Export with the official opentelemetry-proto stubs; it keeps every request with its metadata."""
 
 import threading
 import time
@@ -8,18 +8,31 @@ from concurrent import futures
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+
+class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, receiver):
+        self.receiver = receiver
+
+    def Export(self, request, context):
+        with self.receiver.lock:
+            self.receiver.metrics.append(({key: value for key, value in context.invocation_metadata()}, request))
+        return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
 class GRPCReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, tls=None):
         """`tls`: optional dict with certfile and keyfile."""
         self.requests = []
+        self.metrics = []  # (metadata, ExportMetricsServiceRequest)
         self.times = []  # when each Export call arrived (monotonic), answered or not
         self.script = []  # faults for the next calls: ("exhausted", retry_delay_seconds or None) or a grpc.StatusCode
         self.lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self.server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self), self.server)
         if tls:
             credentials = grpc.ssl_server_credentials([(open(tls["keyfile"], "rb").read(), open(tls["certfile"], "rb").read())])
             self.port = self.server.add_secure_port("127.0.0.1:0", credentials)

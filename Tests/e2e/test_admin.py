@@ -207,3 +207,19 @@ def test_status_page_shows_hostile_names_and_error_bodies_as_text_and_runs_no_sc
         assert "&lt;b&gt;bold&lt;/b&gt;" in dom
     finally:
         hostile.close()
+
+
+def test_readiness_needs_the_upstream_only_where_uploads_go_to_it(receiver, start_proxy):
+    """OpenTelemetry-only: the proxy answers trace uploads itself, so a dead upstream leaves it ready (the check is
+    still shown, as not required); dual mode needs the upstream. /readyz names no host or error text."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    otel_only = start_proxy(["--upstream", dead], env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+                                                      "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+    status, body = get(otel_only.admin_url + "/readyz")
+    assert status == 200, body
+    assert json.loads(body)["checks"]["upstream"] == {"ok": False, "required": False, "detail": "GET /health failed"}
+    dual = start_proxy(["--upstream", dead], env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                                                 "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT": "true"})
+    status, body = get(dual.admin_url + "/readyz")
+    assert status == 503 and json.loads(body)["checks"]["upstream"]["required"] is True
+    assert "127.0.0.1" not in body and "refused" not in body.lower()

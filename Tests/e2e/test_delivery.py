@@ -176,8 +176,8 @@ def test_a_black_holed_destination_does_not_slow_the_healthy_one(tmp_path, start
         config = tmp_path / "two.yaml"
         config.write_text(f"""
 destinations:
-  healthy: {{ endpoint: "{healthy.url}" }}
-  black-hole: {{ endpoint: "{black_hole.url}", timeout: 30s }}
+  healthy: {{ endpoint: "{healthy.url}", protocol: http/protobuf }}
+  black-hole: {{ endpoint: "{black_hole.url}", protocol: http/protobuf, timeout: 30s }}
 """)
         both = start_proxy(["--config", str(config)])
         for number in range(100, 110):  # fill the black hole's queue first: its exports hang
@@ -208,8 +208,8 @@ def test_real_mlflow_clients_are_not_slowed_by_a_black_holed_destination(tmp_pat
         config = tmp_path / "two.yaml"
         config.write_text(f"""
 destinations:
-  healthy: {{ endpoint: "{healthy.url}" }}
-  black-hole: {{ endpoint: "{black_hole.url}", timeout: 60s }}
+  healthy: {{ endpoint: "{healthy.url}", protocol: http/protobuf }}
+  black-hole: {{ endpoint: "{black_hole.url}", protocol: http/protobuf, timeout: 60s }}
 """)
         both = start_proxy(["--config", str(config)])
         started = time.monotonic()
@@ -261,7 +261,7 @@ def test_a_reload_hands_a_destinations_spool_to_its_new_settings(tmp_path, start
     def write(header):
         config.write_text(f"""
 destinations:
-  main: {{ endpoint: "{receiver.url}", headers: {{ x-team: "{header}" }} }}
+  main: {{ endpoint: "{receiver.url}", protocol: http/protobuf, headers: {{ x-team: "{header}" }} }}
 sending_queue: {{ spool: {{ directory: "{spool}" }} }}
 retry_on_failure: {{ initial_interval: 0.2s, max_interval: 0.5s }}
 """)

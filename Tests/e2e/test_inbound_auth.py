@@ -53,3 +53,27 @@ def test_token_coexists_with_mlflow_credentials_and_is_stripped_upstream(start_p
         assert TOKEN not in body.decode()
     finally:
         echo.close()
+
+
+def test_a_401_closes_the_connection(start_proxy):
+    """A client without a valid token keeps no connection open: the 401 says `Connection: close`, and the proxy
+    closes it even if the client would keep it (or is still sending a body)."""
+    import socket
+    import time
+
+    proxy = start_proxy(env={"MLFLOW_OTEL_PROXY_INBOUND_TOKENS": TOKEN})
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        # Keep-alive asked for, and a body announced that never fully comes.
+        sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nContent-Type: application/x-protobuf\r\n"
+                     b"Content-Length: 100000\r\n\r\n" + b"\0" * 100)
+        received = b""
+        started = time.monotonic()
+        while time.monotonic() - started < 5:
+            data = sock.recv(65536)
+            if not data:
+                break  # closed by the proxy
+            received += data
+        else:
+            raise AssertionError("the connection stayed open after the 401")
+    head = received.split(b"\r\n\r\n", 1)[0].decode().lower()
+    assert head.startswith("http/1.1 401") and "connection: close" in head

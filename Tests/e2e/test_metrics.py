@@ -96,7 +96,7 @@ def test_a_destination_in_the_config_file_gets_metrics(receiver, start_proxy, tm
 
     config = tmp_path / "metrics.yaml"
     config.write_text(json.dumps({"destinations": {"vendor": {
-        "endpoint": receiver.url, "headers": {"x-api-key": "s3cr3t-api-key"}, "metrics": {"enabled": True, "interval": "300ms"}}}}))
+        "endpoint": receiver.url, "protocol": "http/protobuf", "headers": {"x-api-key": "s3cr3t-api-key"}, "metrics": {"enabled": True, "interval": "300ms"}}}}))
     proxy = start_proxy(["--config", str(config)])
     replay(proxy.port, UPLOADS)
     wait_for(lambda: sum(p.count for _, p in points(receiver)) >= len(SENT), timeout=20, message="metrics at the destination")

@@ -172,3 +172,31 @@ def test_help_explains_flags_and_variables():
                  "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_SERVICE_NAME",
                  "OTEL_RESOURCE_ATTRIBUTES", "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT", "--traces-file", "--trace-info-wait"]:
         assert word in output, word
+
+
+def test_an_upstream_that_is_the_proxys_own_listener_is_refused_at_start_up(start_proxy):
+    """The common mistake: MLFLOW_TRACKING_URI still exported (pointing at the proxy) in the shell that starts it."""
+    port = free_port()
+    for upstream in (f"http://127.0.0.1:{port}", f"http://localhost:{port}/"):
+        proxy = start_proxy(env={"MLFLOW_TRACKING_URI": upstream}, listen=f"127.0.0.1:{port}", expect_start=False)
+        assert proxy.process.wait(timeout=30) != 0
+        log = proxy.log()
+        assert "own listener" in log and "MLFLOW_TRACKING_URI is probably still exported" in log, log[-2000:]
+
+
+def test_a_request_that_comes_back_gets_508_loop_detected(start_proxy):
+    """Two proxies whose upstreams point at each other: the request carries the first proxy's Via token when it
+    comes back, and is answered 508 in MLflow's format instead of circling."""
+    first_port, second_port = free_port(), free_port()
+    first = start_proxy(["--upstream", f"http://127.0.0.1:{second_port}"], listen=f"127.0.0.1:{first_port}")
+    second = start_proxy(["--upstream", f"http://localhost:{first_port}"], listen=f"127.0.0.1:{second_port}")
+    connection = http.client.HTTPConnection("127.0.0.1", first.port, timeout=30)
+    connection.request("GET", "/api/2.0/mlflow/experiments/get?experiment_id=0")
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    assert response.status == 508
+    assert body["error_code"] == "INTERNAL_ERROR" and "leads back to the proxy" in body["message"]
+    assert "request loop" in first.log()
+    first.stop()  # counters are printed at shutdown
+    assert "rejected_requests{loop_detected}=1" in first.log()
+    assert second.process.poll() is None

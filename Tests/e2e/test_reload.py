@@ -23,7 +23,7 @@ KNOWN_SECRETS.update({OLD_TOKEN, NEW_TOKEN})
 
 def config(path, receivers, token, **extra):
     document = {"inbound_auth": {"tokens": [token]},
-                "destinations": {name: {"endpoint": receiver.url} for name, receiver in receivers.items()}, **extra}
+                "destinations": {name: {"endpoint": receiver.url, "protocol": "http/protobuf"} for name, receiver in receivers.items()}, **extra}
     path.write_text(json.dumps(document))
 
 
@@ -97,7 +97,7 @@ def test_a_bad_configuration_is_rejected_and_the_running_one_stays(tmp_path, sta
         proxy = start_proxy(["--config", str(path)])
         # Unknown key and bad value: both reasons are logged by their key path.
         path.write_text(json.dumps({"inbound_auth": {"tokens": [NEW_TOKEN]}, "destinatons": {},
-                                    "destinations": {"main": {"endpoint": other.url, "compression": "zip"}}}))
+                                    "destinations": {"main": {"endpoint": other.url, "protocol": "http/protobuf", "compression": "zip"}}}))
         reload(proxy, 1)
         log = proxy.log()
         assert "configuration reload rejected" in log

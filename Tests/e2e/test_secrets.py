@@ -39,8 +39,8 @@ def test_no_secret_in_logs_answers_metrics_status_or_config_dump(mlflow_server, 
         "upstream": {"url": mlflow_server.url, "headers": {"Authorization": f"Bearer {UPSTREAM_TOKEN}"}},
         "mode": "opentelemetry-only",
         "inbound_auth": {"tokens": [f"${{file:{tmp_path / 'token'}}}"]},
-        "destinations": {"good": {"endpoint": good.url, "headers": {"x-api-key": "${env:DEST_KEY}"}},
-                         "rejecting": {"endpoint": rejecting.url, "headers": {"x-api-key": REJECTED_KEY}}},
+        "destinations": {"good": {"endpoint": good.url, "protocol": "http/protobuf", "headers": {"x-api-key": "${env:DEST_KEY}"}},
+                         "rejecting": {"endpoint": rejecting.url, "protocol": "http/protobuf", "headers": {"x-api-key": REJECTED_KEY}}},
     }))
     try:
         proxy = start_proxy(["--config", str(config)], env={"DEST_KEY": DESTINATION_KEY}, log_level="trace")
@@ -81,3 +81,41 @@ def test_no_secret_in_logs_answers_metrics_status_or_config_dump(mlflow_server, 
     finally:
         good.close()
         rejecting.close()
+
+
+URL_KEY = "url-embedded-key-5e1d"
+URL_TOKEN = "url-query-token-77ab"
+KNOWN_SECRETS.update([URL_KEY, URL_TOKEN])  # every proxy log of the suite is scanned for them too
+URL_WITH_SECRETS = f"https://svc:{URL_KEY}@collector.example:4318/v1/traces?token={URL_TOKEN}"
+
+
+def test_a_url_rejected_for_its_credentials_is_never_quoted_back(tmp_path, start_proxy):
+    """At start-up (variable and file), in check-config, and on a rejected reload: the key and the reason are named,
+    the URL is shown with its user information and query masked."""
+    for env in ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": URL_WITH_SECRETS, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"},
+                {"OTEL_EXPORTER_OTLP_ENDPOINT": URL_WITH_SECRETS, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}):
+        proxy = start_proxy(env=env, expect_start=False)
+        assert proxy.process.wait(timeout=30) != 0
+        log = proxy.log()
+        assert "https://***@collector.example:4318/v1/traces?***" in log or "https://***@collector.example:4318" in log, log[-2000:]
+        assert "credentials" in log and "OTEL_EXPORTER_OTLP" in log
+
+    config = tmp_path / "bad-url.yaml"
+    config.write_text(json.dumps({"destinations": {"vendor": {"traces_endpoint": URL_WITH_SECRETS}}}))
+    checked = subprocess.run([Proxy.BINARY, "check-config", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode != 0
+    output = checked.stdout + checked.stderr
+    assert "destinations.vendor.traces_endpoint" in output and "https://***@collector.example:4318/v1/traces?***" in output
+    assert URL_KEY not in output and URL_TOKEN not in output
+
+    receiver = OTLPReceiver()
+    try:
+        config.write_text(json.dumps({"destinations": {"vendor": {"traces_endpoint": receiver.url + "/v1/traces"}}}))
+        proxy = start_proxy(["--config", str(config)])
+        config.write_text(json.dumps({"destinations": {"vendor": {"traces_endpoint": URL_WITH_SECRETS}}}))
+        proxy.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reload rejected" in proxy.log(), timeout=10, message="the rejected reload")
+        assert "https://***@collector.example:4318/v1/traces?***" in proxy.log()
+        assert proxy.process.poll() is None
+    finally:
+        receiver.close()

@@ -68,8 +68,8 @@ sample() {
 }
 
 DESTINATIONS="destinations:
-  healthy: { endpoint: \"http://127.0.0.1:$NGINX_PORT\" }
-  dead: { endpoint: \"http://127.0.0.1:$DEAD_PORT\" }"
+  healthy: { endpoint: \"http://127.0.0.1:$NGINX_PORT\", protocol: http/protobuf }
+  dead: { endpoint: \"http://127.0.0.1:$DEAD_PORT\", protocol: http/protobuf }"
 
 # ~10k spans/s: each trace is two calls (spans, then trace info), so ~4k calls/s: 44 connections, 10 ms apart.
 for phase in memory spool; do
@@ -104,7 +104,7 @@ for variant in off on fsync; do
     fsync) QUEUE="sending_queue: { max_bytes: $QUEUE_BYTES, spool: { directory: \"$WORK/spool-$variant\", max_bytes: 4294967296, fsync: true } }" ;;
   esac
   start_proxy spool-$variant "destinations:
-  dead: { endpoint: \"http://127.0.0.1:$DEAD_PORT\" }
+  dead: { endpoint: \"http://127.0.0.1:$DEAD_PORT\", protocol: http/protobuf }
 $QUEUE"
   echo "== spool $variant, saturation (wrk -t1 -c32, ${DURATION}s)"
   RESULT=$(wrk -t1 -c32 -d"${DURATION}s" -s "$INGEST/ingest.lua" "http://127.0.0.1:$PROXY_PORT" | grep '^RESULT')

@@ -57,7 +57,7 @@ def counter(proxy, name):
 def scenario(label, replicas_count, affinity):
     work = Path(tempfile.mkdtemp(prefix=f"scaling-{replicas_count}-"))
     receiver = OTLPReceiver()
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
     # OpenTelemetry-only mode with a shared MLflow server upstream (experiments and other calls go there), as a
     # gateway runs; trace uploads are answered by whichever replica gets them.
     proxies = [Proxy(work / f"replica-{i}", args=["--upstream", MLFLOW.url, "--trace-info-wait", str(WAIT)], env=env, log_level="info")

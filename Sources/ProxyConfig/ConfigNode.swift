@@ -181,7 +181,7 @@ struct ConfigProblems {
         return text
     }
 
-    /// Replaces `${env:NAME}`, `${NAME}` and `${file:/path}`; `$$` stands for a literal `$`.
+    /// Replaces `${env:NAME}`, `${NAME}`, `${env:NAME:-default}` and `${file:/path}`; `$$` stands for a literal `$`.
     private mutating func resolveReferences(_ text: String, node: ConfigNode, env: [String: String]) -> String? {
         guard text.contains("$") else { return text }
         var result = ""
@@ -214,12 +214,21 @@ struct ConfigProblems {
                 }
                 result += trimmed
             } else {
-                let name = reference.hasPrefix("env:") ? String(reference.dropFirst(4)) : String(reference)
-                guard let value = env[name], !value.isEmpty else {
+                // `${env:NAME:-default}` (the Collector's form, as in a shell): the default when NAME is unset or empty.
+                var name = reference.hasPrefix("env:") ? reference.dropFirst(4) : reference
+                var fallback: Substring?
+                if let separator = name.firstRange(of: ":-") {
+                    fallback = name[separator.upperBound...]
+                    name = name[..<separator.lowerBound]
+                }
+                if let value = env[String(name)], !value.isEmpty {
+                    result += value
+                } else if let fallback {
+                    result += fallback
+                } else {
                     add(node, "the environment variable \(name) is not set (referenced as ${\(reference)})")
                     return nil
                 }
-                result += value
             }
         }
         result += rest

@@ -366,10 +366,12 @@ struct ConfigurationFile {
         }
 
         guard problems.errors.count == before, let endpoint else { return nil }
-        return OTLPDestination(
+        var destination = OTLPDestination(
             name: name, profile: profile, endpoint: endpoint, transportProtocol: transport, headers: headers, compression: compression,
             timeout: timeout, tls: tls, maxRequestBytes: maxRequestBytes, policy: policy
         )
+        destination.metricsHeaders = defaults.metricsHeaders
+        return destination
     }
 
     /// A destination's data policy: `semconv`, `redaction`, `limits` and `routing`, over the profile's defaults.
@@ -487,6 +489,8 @@ struct ConfigurationFile {
                 metricsDestination.endpoint.host = String(host)
             case .splunk:
                 metricsDestination.endpoint = traces.with(path: "/v2/datapoint/otlp")
+            case .lightstep:
+                metricsDestination.endpoint = traces.with(path: "/metrics/otlp/v0.9")
             default:
                 guard traces.path.hasSuffix("/v1/traces") else {
                     problems.add(path: "\(path).endpoint", "is required: the traces endpoint does not end in /v1/traces")
@@ -495,9 +499,10 @@ struct ConfigurationFile {
                 metricsDestination.endpoint = traces.with(path: String(traces.path.dropLast("/v1/traces".count)) + "/v1/metrics")
             }
         }
+        metricsDestination.headers += destination.metricsHeaders
         var settings = MetricsSettings(destination: metricsDestination)
-        // Datadog accepts delta only.
-        settings.temporality = destination.profile == .datadog ? .delta : .cumulative
+        // Datadog and Dynatrace accept delta only.
+        settings.temporality = destination.profile == .datadog || destination.profile == .dynatrace ? .delta : .cumulative
         if let text = problems.choice(keys["temporality"], env: env, options: ["cumulative", "delta"]) {
             settings.temporality = MetricsTemporality(rawValue: text) ?? .cumulative
         }

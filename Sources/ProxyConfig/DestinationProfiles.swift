@@ -31,7 +31,7 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
         case .grafana: ["zone", "instance_id", "token"]
         case .splunk: ["realm", "access_token"]
         case .newrelic: ["region", "license_key"]
-        case .honeycomb: ["region", "api_key"]
+        case .honeycomb: ["region", "api_key", "metrics_dataset"]
         case .signoz: ["region", "ingestion_key"]
         case .lightstep: ["region", "access_token"]
         case .dynatrace: ["environment_url", "api_token"]
@@ -62,6 +62,7 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
         var headers: [KeyValuePair] = []
         var maxRequestBytes: Int?
         var grpcEndpoint: String?
+        var metricsHeaders: [KeyValuePair] = []
     }
 
     /// Reads the profile's keys.
@@ -85,6 +86,10 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
             }
             return value
         }
+        // With an explicit endpoint (a vendor gateway, a proxy of the vendor's), the key that only locates the
+        // vendor's intake is optional: the profile still brings its auth header, limits and protocol.
+        let explicitEndpoint = present.contains("endpoint") || present.contains("traces_endpoint")
+        func location(_ key: String) -> String? { explicitEndpoint ? values[key] : required(key) }
         var result = Defaults()
         switch self {
         case .otlp:
@@ -114,7 +119,7 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
             }
             result.protocolChoices = [.httpProtobuf, .httpJSON]
         case .splunk:
-            if let realm = required("realm") {
+            if let realm = location("realm") {
                 result.endpoint = "https://ingest.\(realm).signalfx.com/v2/trace/otlp"
                 result.grpcEndpoint = "https://ingest.\(realm).signalfx.com:443"
             }
@@ -135,6 +140,8 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
                 result.grpcEndpoint = "https://\(host):443"
             }
             if let key = required("api_key") { result.headers = [KeyValuePair("x-honeycomb-team", key)] }
+            // Traces go to a dataset named after service.name; metrics need one named (Honeycomb's docs).
+            if let dataset = values["metrics_dataset"] { result.metricsHeaders = [KeyValuePair("x-honeycomb-dataset", dataset)] }
         case .signoz:
             if let region = region(["us", "eu", "in"], default: "us") {
                 result.endpoint = "https://ingest.\(region).signoz.cloud:443/v1/traces"
@@ -149,7 +156,7 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
             }
             if let token = required("access_token") { result.headers = [KeyValuePair("lightstep-access-token", token)] }
         case .dynatrace:
-            if let environment = required("environment_url") {
+            if let environment = location("environment_url") {
                 if let url = UpstreamURL(environment) {
                     result.endpoint = url.with(path: url.basePath + "/api/v2/otlp/v1/traces").description
                 } else {

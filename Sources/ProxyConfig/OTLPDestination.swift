@@ -7,7 +7,7 @@ public struct OTLPDestination: Sendable, Equatable {
     public var profile: DestinationProfile
     /// The full URL requests are posted to (signal path already applied); for gRPC the server's URL.
     public var endpoint: UpstreamURL
-    /// The wire protocol; only `http/protobuf` is supported so far.
+    /// The wire protocol: gRPC, or OTLP/HTTP with protobuf or JSON bodies.
     public var transportProtocol: OTLPProtocol
     /// Extra request headers (API keys live here); values are secrets and never logged.
     public var headers: [KeyValuePair]
@@ -21,6 +21,8 @@ public struct OTLPDestination: Sendable, Equatable {
     public var maxRequestBytes: Int?
     /// What the destination may receive and in which shape.
     public var policy: DataPolicy
+    /// Headers only its metrics requests carry (Honeycomb's `x-honeycomb-dataset` from `metrics_dataset`).
+    public var metricsHeaders: [KeyValuePair] = []
 
     /// Creates a destination.
     public init(

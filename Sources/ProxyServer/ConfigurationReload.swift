@@ -43,7 +43,9 @@ struct ExportUnitFactory: Sendable {
                 } catch {
                     throw ConfigurationError(setting: "traces_file", reason: "cannot open \(path): \(error)")
                 }
-                let pipeline = ExportPipeline(settings: configuration.delivery, exporters: [exporter], counters: counters, logger: logger)
+                // With the status board, so /status shows a trace written there as delivered (to `file:<path>`).
+                let pipeline = ExportPipeline(
+                    settings: configuration.delivery, exporters: [exporter], counters: counters, logger: logger, status: status)
                 units.append(ExportFanOut.Unit(key: key, pipeline: pipeline, group: group([pipeline])))
             }
         }

@@ -131,6 +131,58 @@ struct ConfigurationFileTests {
         #expect(dump.contains("Authorization: \"***\""))
     }
 
+    @Test func anExplicitEndpointMakesTheLocationKeyOptional() throws {
+        let config = try load(
+            """
+            destinations:
+              splunk: { profile: splunk, access_token: sf, traces_endpoint: "https://gateway.internal/v2/trace/otlp" }
+              dt: { profile: dynatrace, api_token: dt0c01, traces_endpoint: "https://ag.internal:9999/e/abc/api/v2/otlp/v1/traces" }
+              dd: { profile: datadog, api_key: k, traces_endpoint: "https://dd-gateway.internal/v1/traces" }
+            """)
+        let byName = Dictionary(uniqueKeysWithValues: config.destinations.map { ($0.name, $0) })
+        #expect(byName["splunk"]?.headers == [KeyValuePair("X-SF-Token", "sf")])
+        #expect(byName["splunk"]?.endpoint.description == "https://gateway.internal/v2/trace/otlp")
+        #expect(byName["dt"]?.headers == [KeyValuePair("Authorization", "Api-Token dt0c01")] && byName["dt"]?.maxRequestBytes == 8_000_000)
+        #expect(byName["dd"]?.transportProtocol == .httpProtobuf && byName["dd"]?.maxRequestBytes == 3_200_000)
+        // Without an endpoint the location key is still required.
+        #expect(problems("destinations:\n  s: { profile: splunk, access_token: sf }\n") == ["destinations.s.realm: is required by the splunk profile"])
+    }
+
+    @Test func vendorMetricsEndpointsTemporalityAndDataset() throws {
+        let config = try load(
+            """
+            destinations:
+              ls: { profile: lightstep, access_token: t, protocol: http/protobuf, metrics: {} }
+              dt: { profile: dynatrace, environment_url: "https://abc.live.dynatrace.com", api_token: t, metrics: {} }
+              hc: { profile: honeycomb, api_key: k, metrics_dataset: ml-metrics, protocol: http/protobuf, metrics: {} }
+            """)
+        let byName = Dictionary(uniqueKeysWithValues: config.metricsExports.map { ($0.destination.name, $0) })
+        #expect(byName["ls"]?.destination.endpoint.description == "https://ingest.lightstep.com:443/metrics/otlp/v0.9")
+        #expect(byName["dt"]?.destination.endpoint.description == "https://abc.live.dynatrace.com/api/v2/otlp/v1/metrics")
+        #expect(byName["dt"]?.temporality == .delta)
+        #expect(byName["hc"]?.destination.headers == [KeyValuePair("x-honeycomb-team", "k"), KeyValuePair("x-honeycomb-dataset", "ml-metrics")])
+        // The dataset header goes with metrics only, not with traces.
+        #expect(config.destinations.first { $0.name == "hc" }?.headers == [KeyValuePair("x-honeycomb-team", "k")])
+    }
+
+    @Test func environmentReferencesTakeACollectorStyleDefault() throws {
+        let text = """
+            service: { name: "${env:SERVICE:-checkout}" }
+            destinations:
+              c: { endpoint: "${env:COLLECTOR:-http://localhost:4317}", headers: { team: "${TEAM:-ml-${none}}" } }
+            """
+        let defaults = try load(text.replacingOccurrences(of: "${none}", with: "platform"))
+        #expect(defaults.resource.serviceName == "checkout")
+        #expect(defaults.destinations.first?.endpoint.description == "http://localhost:4317")
+        #expect(defaults.destinations.first?.headers == [KeyValuePair("team", "ml-platform")])
+        // A set variable wins; an empty one counts as unset.
+        let set = try load(text.replacingOccurrences(of: "${none}", with: "x"), env: ["SERVICE": "svc", "COLLECTOR": "", "TEAM": "search"])
+        #expect(set.resource.serviceName == "svc" && set.destinations.first?.endpoint.description == "http://localhost:4317")
+        #expect(set.destinations.first?.headers == [KeyValuePair("team", "search")])
+        // Without a default, a missing variable is still an error naming it.
+        #expect(problems("service: { name: \"${env:NOPE}\" }\n").contains { $0.contains("NOPE is not set") })
+    }
+
     @Test func precedenceIsFlagsThenFileThenEnvironment() throws {
         let env = [
             "MLFLOW_TRACKING_URI": "http://env:5000", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env-collector:4318",

@@ -168,6 +168,13 @@ def test_standalone_demo_writes_otlp_json_lines(tmp_path, start_proxy):
     for item in expected:
         assert f"trace_id={item['trace_id']}" in proxy.log()
     assert "mode=standalone" in proxy.log()
+    # /status shows each trace as delivered to the traces file, not pending.
+    def status_page():
+        return urllib.request.urlopen(proxy.admin_url + "/status", timeout=10).read().decode()
+
+    status = wait_for(lambda: (lambda page: page if "pending" not in page else None)(status_page()), timeout=10,
+                      message="every recent trace shown as delivered")
+    assert expected[0]["trace_id"] in status and "file:./mlflow-otel-proxy-traces.jsonl" in status
     # Calls that need a real server get a clear 501 in MLflow's error format.
     request = urllib.request.Request(proxy.url + "/api/2.0/mlflow/runs/search", data=b"{}", method="POST",
                                      headers={"Content-Type": "application/json"})

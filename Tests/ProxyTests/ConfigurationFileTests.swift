@@ -145,7 +145,8 @@ struct ConfigurationFileTests {
         #expect(byName["dt"]?.headers == [KeyValuePair("Authorization", "Api-Token dt0c01")] && byName["dt"]?.maxRequestBytes == 8_000_000)
         #expect(byName["dd"]?.transportProtocol == .httpProtobuf && byName["dd"]?.maxRequestBytes == 3_200_000)
         // Without an endpoint the location key is still required.
-        #expect(problems("destinations:\n  s: { profile: splunk, access_token: sf }\n") == ["destinations.s.realm: is required by the splunk profile"])
+        #expect(
+            problems("destinations:\n  s: { profile: splunk, access_token: sf }\n") == ["destinations.s.realm: is required by the splunk profile"])
     }
 
     @Test func vendorMetricsEndpointsTemporalityAndDataset() throws {

@@ -41,6 +41,9 @@ struct Serve: AsyncParsableCommand {
 
             ENVIRONMENT (empty values count as unset)
               MLFLOW_TRACKING_URI                      upstream MLflow server (same as --upstream)
+              MLFLOW_TRACKING_SERVER_CERT_PATH         CA bundle for an https upstream (as the MLflow client)
+              MLFLOW_TRACKING_CLIENT_CERT_PATH         client certificate and key (one PEM file) for the upstream
+              MLFLOW_TRACKING_INSECURE_TLS             true = do not verify the upstream's certificate
               OTEL_EXPORTER_OTLP_TRACES_ENDPOINT       traces endpoint; HTTP: used as is; gRPC: its path is ignored
               OTEL_EXPORTER_OTLP_ENDPOINT              base endpoint; HTTP: /v1/traces is appended; gRPC: as is
               OTEL_EXPORTER_OTLP_PROTOCOL              grpc (default, as in MLflow) | http/protobuf | http/json;
@@ -53,6 +56,11 @@ struct Serve: AsyncParsableCommand {
                                                        the same for traces only; they win over the generic ones
               OTEL_SERVICE_NAME                        service.name of exported spans
               OTEL_RESOURCE_ATTRIBUTES                 key=value,... resource attributes of exported spans
+              OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG
+                                                       always_on | always_off | traceidratio (+ parentbased_*)
+              OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_EVENT_COUNT_LIMIT
+                                                       size limits of the variables' destination (OTEL_SPAN_* win)
+              OTEL_SDK_DISABLED                        true = the OTEL_EXPORTER_OTLP_* variables export nothing
               MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT     true = dual export (MLFLOW_ENABLE_DUAL_EXPORT accepted too)
               MLFLOW_ENABLE_OTLP_EXPORTER              false = ignore the OTLP endpoint variables for traces
               OTEL_BSP_SCHEDULE_DELAY                  longest wait of a span for its export batch, ms (1000)

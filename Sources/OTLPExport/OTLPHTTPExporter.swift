@@ -47,7 +47,7 @@ public struct OTLPHTTPExporter: SpanExporter {
 
     /// The client TLS configuration for the destination's settings, or `nil` for the defaults (system trust
     /// roots, full verification).
-    static func tlsConfiguration(_ settings: TLSSettings) throws -> TLSConfiguration? {
+    public static func tlsConfiguration(_ settings: TLSSettings) throws -> TLSConfiguration? {
         guard settings.caFile != nil || settings.certFile != nil || settings.insecureSkipVerify else { return nil }
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile = settings.caFile { tls.trustRoots = .file(caFile) }

@@ -35,6 +35,7 @@ struct ConfigurationFile {
     var upstream: UpstreamURL?
     var upstreamTimeout: Duration?
     var upstreamHeaders: [KeyValuePair] = []
+    var upstreamTLS: TLSSettings?
     var clientAuthorization: ClientAuthorizationPolicy?
     var mode: ExportMode?
     var destinations: [OTLPDestination] = []
@@ -102,12 +103,15 @@ struct ConfigurationFile {
             if case .scalar = node {
                 file.upstream = url(problems.string(node, env: env), path: "upstream", problems: &problems)
             } else {
-                let upstream = problems.entries(node, allowed: ["url", "timeout", "headers", "client_authorization"])
+                let upstream = problems.entries(node, allowed: ["url", "timeout", "headers", "client_authorization", "tls"])
                 file.upstream = url(problems.string(upstream["url"], env: env), path: "upstream.url", problems: &problems)
                 file.upstreamTimeout = problems.duration(upstream["timeout"], env: env)
                 file.upstreamHeaders = problems.stringMap(upstream["headers"], env: env)
                 file.clientAuthorization = problems.choice(upstream["client_authorization"], env: env, options: ["keep", "replace"])
                     .flatMap(ClientAuthorizationPolicy.init(rawValue:))
+                if let tlsNode = upstream["tls"] {
+                    file.upstreamTLS = upstreamTLS(tlsNode, env: env, problems: &problems)
+                }
             }
         }
         if let node = top["inbound_auth"] {
@@ -248,6 +252,26 @@ struct ConfigurationFile {
         }
         guard let cert = files["cert_file"], let key = files["key_file"] else { return nil }
         return ListenerTLS(certFile: cert, keyFile: key)
+    }
+
+    /// `upstream.tls`: the destinations' client keys that apply to an HTTP upstream.
+    static func upstreamTLS(_ node: ConfigNode, env: [String: String], problems: inout ConfigProblems) -> TLSSettings {
+        let values = problems.entries(node, allowed: ["ca_file", "cert_file", "key_file", "insecure_skip_verify"])
+        var tls = TLSSettings()
+        for (key, keyPath) in [("ca_file", \TLSSettings.caFile), ("cert_file", \.certFile), ("key_file", \.keyFile)] {
+            if let file = problems.string(values[key], env: env) {
+                if FileManager.default.isReadableFile(atPath: file) {
+                    tls[keyPath: keyPath] = file
+                } else {
+                    problems.add(path: "upstream.tls.\(key)", "cannot read the file \(file)")
+                }
+            }
+        }
+        tls.insecureSkipVerify = problems.bool(values["insecure_skip_verify"], env: env) ?? false
+        if (values["cert_file"] == nil) != (values["key_file"] == nil) {
+            problems.add(path: "upstream.tls", "mutual TLS needs both cert_file and key_file")
+        }
+        return tls
     }
 
     static func url(_ text: String?, path: String, problems: inout ConfigProblems) -> UpstreamURL? {
@@ -521,6 +545,7 @@ struct ConfigurationFile {
             config.upstreamHeaders.append(header)
         }
         if let clientAuthorization { config.clientAuthorization = clientAuthorization }
+        if let upstreamTLS { config.upstreamTLS = upstreamTLS }
         if let inboundTokens { config.inboundTokens = inboundTokens }
         if let tracesFile { config.localTracesFile = tracesFile }
         if let traceInfoWait { config.traceInfoWait = traceInfoWait }

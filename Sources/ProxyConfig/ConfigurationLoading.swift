@@ -95,6 +95,7 @@ extension ProxyConfiguration {
         if let text = env["MLFLOW_TRACKING_URI"] { config.upstream = try upstreamURL(text, setting: "MLFLOW_TRACKING_URI") }
         if let text = env["MLFLOW_OTEL_PROXY_ADMIN_LISTEN"] { config.adminListen = try adminAddress(text, setting: "MLFLOW_OTEL_PROXY_ADMIN_LISTEN") }
         config.upstreamHeaders = try upstreamCredentials(env)
+        config.upstreamTLS = try upstreamTLS(env)
         if let text = env["MLFLOW_OTEL_PROXY_INBOUND_TOKENS"] {
             config.inboundTokens = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         }
@@ -264,6 +265,30 @@ extension ProxyConfiguration {
             )
         }
         return url
+    }
+
+    /// The MLflow client's TLS variables, meaning on the proxy what they mean in an application: a CA bundle to
+    /// verify the server with, a client certificate (a PEM file holding the certificate and its key, as `requests`
+    /// takes it), or no verification at all (which MLflow does not allow together with a CA bundle).
+    private static func upstreamTLS(_ env: EnvironmentReader) throws(ConfigurationError) -> TLSSettings {
+        var tls = TLSSettings()
+        if let text = env["MLFLOW_TRACKING_INSECURE_TLS"] {
+            guard ["true", "false"].contains(text.lowercased()) else {
+                throw ConfigurationError(setting: "MLFLOW_TRACKING_INSECURE_TLS", reason: "expected true or false, got \"\(text)\"")
+            }
+            tls.insecureSkipVerify = text.lowercased() == "true"
+        }
+        tls.caFile = try env.readableFile(("MLFLOW_TRACKING_SERVER_CERT_PATH", env["MLFLOW_TRACKING_SERVER_CERT_PATH"]))
+        if let clientCert = try env.readableFile(("MLFLOW_TRACKING_CLIENT_CERT_PATH", env["MLFLOW_TRACKING_CLIENT_CERT_PATH"])) {
+            (tls.certFile, tls.keyFile) = (clientCert, clientCert)
+        }
+        if tls.insecureSkipVerify && tls.caFile != nil {
+            throw ConfigurationError(
+                setting: "MLFLOW_TRACKING_INSECURE_TLS",
+                reason: "cannot be true together with MLFLOW_TRACKING_SERVER_CERT_PATH (as in the MLflow client): "
+                    + "verify with the CA bundle, or not at all")
+        }
+        return tls
     }
 
     /// `MLFLOW_TRACKING_TOKEN` (Bearer) or `MLFLOW_TRACKING_USERNAME` + `MLFLOW_TRACKING_PASSWORD` (Basic), as the

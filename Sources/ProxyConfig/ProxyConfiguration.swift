@@ -25,6 +25,10 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// Headers added to every upstream request (for example `Authorization: Bearer …` for an MLflow server
     /// with authentication); never sent to a destination, never logged.
     public var upstreamHeaders: [KeyValuePair] = []
+    /// TLS towards an `https` upstream, as the MLflow client reads it: `MLFLOW_TRACKING_SERVER_CERT_PATH` (CA bundle),
+    /// `MLFLOW_TRACKING_CLIENT_CERT_PATH` (client certificate and key, PEM), `MLFLOW_TRACKING_INSECURE_TLS`, or the
+    /// file's `upstream.tls` (`ca_file`, `cert_file`, `key_file`, `insecure_skip_verify`). Needs a restart to change.
+    public var upstreamTLS = TLSSettings()
     /// Tokens applications must present to use the proxy (`MLFLOW_OTEL_PROXY_INBOUND_TOKENS`, comma-separated,
     /// or the file's `inbound_auth.tokens`); empty: no inbound authentication. Never logged.
     public var inboundTokens: [String] = []

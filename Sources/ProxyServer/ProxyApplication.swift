@@ -48,6 +48,14 @@ public enum ProxyApplication {
         clientConfiguration.redirectConfiguration = .disallow  // a proxy returns 3xx to its caller
         clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         clientConfiguration.decompression = .disabled  // bodies pass through as encoded
+        if configuration.upstreamTLS.insecureSkipVerify {
+            logger.warning("TLS certificate verification is off for the upstream (MLFLOW_TRACKING_INSECURE_TLS or upstream.tls)")
+        }
+        do {
+            clientConfiguration.tlsConfiguration = try OTLPHTTPExporter.tlsConfiguration(configuration.upstreamTLS)
+        } catch {
+            throw ConfigurationError(setting: "upstream.tls", reason: "cannot load the TLS files: \(error)")
+        }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
         // Exports get their own client: their connections never compete with the upstream's, and a failed
         // connection is reported at once (the exporter retries transient failures itself, per OTLP's rules).

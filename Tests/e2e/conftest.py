@@ -60,8 +60,11 @@ def client_python(version):
 
 
 class MLflowServer:
-    def __init__(self, workdir: Path, app_name=None, version="3.17.2", env=None):
+    def __init__(self, workdir: Path, app_name=None, version="3.17.2", env=None, tls=None):
+        """`tls`: serve HTTPS through uvicorn's own TLS (`certfile`, `keyfile`, and `ca` to require client
+        certificates signed by it); the health check then trusts `trust` (a CA file)."""
         self.port = free_port()
+        self.tls = tls
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         args = [client_python(version), "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
@@ -69,6 +72,11 @@ class MLflowServer:
                 "--artifacts-destination", str(self.dir / "artifacts"), "--workers", "1"]
         if app_name:
             args += ["--app-name", app_name]
+        if tls:
+            options = f"--ssl-certfile {tls['certfile']} --ssl-keyfile {tls['keyfile']}"
+            if tls.get("ca"):
+                options += f" --ssl-ca-certs {tls['ca']} --ssl-cert-reqs 2"  # 2: ssl.CERT_REQUIRED
+            args += ["--uvicorn-opts", options]
         self.log = open(self.dir / "server.log", "wb")
         # Its own process group: `mlflow server` starts gunicorn/uvicorn workers, which stop() ends with it.
         # MLflow 3.x starts about ten job-runner processes (huey consumers, each importing mlflow) for server-side
@@ -80,13 +88,19 @@ class MLflowServer:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def _healthy(self):
         if self.process.poll() is not None:
             raise AssertionError("mlflow server exited:\n" + (self.dir / "server.log").read_text()[-3000:])
+        context = None
+        if self.tls:
+            import ssl
+            context = ssl.create_default_context(cafile=self.tls["trust"])
+            if self.tls.get("ca"):
+                context.load_cert_chain(self.tls["client_cert"], self.tls["client_key"])
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
+            with urllib.request.urlopen(self.url + "/health", timeout=2, context=context) as response:
                 return response.status == 200
         except OSError:
             return False

@@ -170,7 +170,9 @@ def test_help_explains_flags_and_variables():
     output += subprocess.run([Proxy.BINARY, "serve", "--help"], capture_output=True, text=True, env=clean_environment()).stdout
     for word in ["--listen", "--upstream", "MLFLOW_TRACKING_URI", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                  "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_SERVICE_NAME",
-                 "OTEL_RESOURCE_ATTRIBUTES", "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT", "--traces-file", "--trace-info-wait"]:
+                 "OTEL_RESOURCE_ATTRIBUTES", "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT", "--traces-file", "--trace-info-wait",
+                 "grpc (default, as in MLflow)", "OTEL_TRACES_SAMPLER", "OTEL_SPAN_EVENT_COUNT_LIMIT", "OTEL_SDK_DISABLED",
+                 "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_INSECURE_TLS"]:
         assert word in output, word
 
 

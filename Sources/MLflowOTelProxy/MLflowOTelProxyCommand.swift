@@ -40,7 +40,10 @@ struct Serve: AsyncParsableCommand {
                                    as OTLP/JSON lines to --traces-file.
 
             ENVIRONMENT (empty values count as unset)
-              MLFLOW_TRACKING_URI                      upstream MLflow server (same as --upstream)
+              MLFLOW_TRACKING_URI                      upstream MLflow server (same as --upstream); databricks or
+                                                       databricks://PROFILE: a workspace from DATABRICKS_HOST +
+                                                       DATABRICKS_TOKEN (or DATABRICKS_CLIENT_ID + _SECRET: OAuth),
+                                                       or ~/.databrickscfg (DATABRICKS_CONFIG_FILE)
               MLFLOW_TRACKING_SERVER_CERT_PATH         CA bundle for an https upstream (as the MLflow client)
               MLFLOW_TRACKING_CLIENT_CERT_PATH         client certificate and key (one PEM file) for the upstream
               MLFLOW_TRACKING_INSECURE_TLS             true = do not verify the upstream's certificate

@@ -36,6 +36,8 @@ struct ConfigurationFile {
     var upstreamTimeout: Duration?
     var upstreamHeaders: [KeyValuePair] = []
     var upstreamTLS: TLSSettings?
+    /// `upstream: databricks[://PROFILE]` or `upstream.databricks`, resolved while the file is read.
+    var databricks: DatabricksUpstream.Resolved?
     var clientAuthorization: ClientAuthorizationPolicy?
     var mode: ExportMode?
     var destinations: [OTLPDestination] = []
@@ -101,9 +103,26 @@ struct ConfigurationFile {
         }
         if let node = top["upstream"] {
             if case .scalar = node {
-                file.upstream = url(problems.string(node, env: env), path: "upstream", problems: &problems)
+                if let text = problems.string(node, env: env), let profile = DatabricksUpstream.profile(inTrackingURI: text) {
+                    file.databricks = databricks(profile: profile, explicit: [:], environment: env, path: "upstream", problems: &problems)
+                } else {
+                    file.upstream = url(problems.string(node, env: env), path: "upstream", problems: &problems)
+                }
             } else {
-                let upstream = problems.entries(node, allowed: ["url", "timeout", "headers", "client_authorization", "tls"])
+                let upstream = problems.entries(node, allowed: ["url", "timeout", "headers", "client_authorization", "tls", "databricks"])
+                if let databricksNode = upstream["databricks"] {
+                    if upstream["url"] != nil { problems.add(path: "upstream.databricks", "names the upstream: leave upstream.url out") }
+                    let keys = problems.entries(databricksNode, allowed: ["profile", "host", "token", "client_id", "client_secret"])
+                    var explicit: [String: String] = [:]
+                    for key in ["host", "token", "client_id", "client_secret"] {
+                        if let value = problems.string(keys[key], env: env, secret: key == "token" || key == "client_secret") {
+                            explicit[key] = value
+                        }
+                    }
+                    file.databricks = databricks(
+                        profile: problems.string(keys["profile"], env: env), explicit: explicit, environment: env, path: "upstream.databricks",
+                        problems: &problems)
+                }
                 file.upstream = url(problems.string(upstream["url"], env: env), path: "upstream.url", problems: &problems)
                 file.upstreamTimeout = problems.duration(upstream["timeout"], env: env)
                 file.upstreamHeaders = problems.stringMap(upstream["headers"], env: env)
@@ -252,6 +271,18 @@ struct ConfigurationFile {
         }
         guard let cert = files["cert_file"], let key = files["key_file"] else { return nil }
         return ListenerTLS(certFile: cert, keyFile: key)
+    }
+
+    /// A Databricks workspace from the file (its errors as problems at `path`).
+    static func databricks(
+        profile: String?, explicit: [String: String], environment: [String: String], path: String, problems: inout ConfigProblems
+    ) -> DatabricksUpstream.Resolved? {
+        do {
+            return try DatabricksUpstream.resolve(profile: profile, explicit: explicit, environment: environment, setting: path)
+        } catch {
+            for problem in error.problems { problems.add(path: problem.setting, problem.reason) }
+            return nil
+        }
     }
 
     /// `upstream.tls`: the destinations' client keys that apply to an HTTP upstream.
@@ -538,7 +569,11 @@ struct ConfigurationFile {
     func apply(to config: inout ProxyConfiguration) {
         if let listen { config.listen = listen }
         if let adminListen { config.adminListen = adminListen }
-        if let upstream { config.upstream = upstream }
+        if let upstream {
+            config.upstream = upstream
+            config.upstreamOAuth = nil
+        }
+        if let databricks { ProxyConfiguration.apply(databricks, to: &config) }
         if let upstreamTimeout { config.upstreamTimeout = upstreamTimeout }
         for header in upstreamHeaders {
             config.upstreamHeaders.removeAll { $0.key.lowercased() == header.key.lowercased() }

@@ -92,9 +92,9 @@ extension ProxyConfiguration {
 
         // Environment layer.
         if let text = env["MLFLOW_OTEL_PROXY_LISTEN"] { config.listen = try listenAddress(text, setting: "MLFLOW_OTEL_PROXY_LISTEN") }
-        if let text = env["MLFLOW_TRACKING_URI"] { config.upstream = try upstreamURL(text, setting: "MLFLOW_TRACKING_URI") }
         if let text = env["MLFLOW_OTEL_PROXY_ADMIN_LISTEN"] { config.adminListen = try adminAddress(text, setting: "MLFLOW_OTEL_PROXY_ADMIN_LISTEN") }
         config.upstreamHeaders = try upstreamCredentials(env)
+        if let text = env["MLFLOW_TRACKING_URI"] { try setUpstream(&config, text, setting: "MLFLOW_TRACKING_URI", environment: environment) }
         config.upstreamTLS = try upstreamTLS(env)
         if let text = env["MLFLOW_OTEL_PROXY_INBOUND_TOKENS"] {
             config.inboundTokens = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
@@ -132,7 +132,7 @@ extension ProxyConfiguration {
 
         // Flag layer.
         if let text = flags.listen { config.listen = try listenAddress(text, setting: "--listen") }
-        if let text = flags.upstream { config.upstream = try upstreamURL(text, setting: "--upstream") }
+        if let text = flags.upstream { try setUpstream(&config, text, setting: "--upstream", environment: environment) }
         if let text = flags.adminListen { config.adminListen = try adminAddress(text, setting: "--admin-listen") }
         if let path = flags.tracesFile { config.localTracesFile = path }
         if let path = flags.attachmentsDirectory { config.attachmentsDirectory = path }
@@ -256,6 +256,27 @@ extension ProxyConfiguration {
             throw ConfigurationError(setting: setting, reason: "expected HOST:PORT, got \"\(text)\"")
         }
         return address
+    }
+
+    /// Sets the upstream from a tracking URI: an http(s) URL, or `databricks` / `databricks://PROFILE`, resolved as
+    /// MLflow's client resolves it (the workspace becomes the upstream, its credentials the upstream's).
+    static func setUpstream(
+        _ config: inout ProxyConfiguration, _ text: String, setting: String, environment: [String: String]
+    ) throws(ConfigurationError) {
+        guard let profile = DatabricksUpstream.profile(inTrackingURI: text) else {
+            config.upstream = try upstreamURL(text, setting: setting)
+            config.upstreamOAuth = nil
+            return
+        }
+        apply(try DatabricksUpstream.resolve(profile: profile, environment: environment, setting: setting), to: &config)
+    }
+
+    /// A resolved Databricks workspace as the upstream: its token replaces any other upstream `Authorization`.
+    static func apply(_ workspace: DatabricksUpstream.Resolved, to config: inout ProxyConfiguration) {
+        config.upstream = workspace.host
+        config.upstreamOAuth = workspace.oauth
+        config.upstreamHeaders.removeAll { $0.key.lowercased() == "authorization" }
+        config.upstreamHeaders += workspace.headers
     }
 
     static func upstreamURL(_ text: String, setting: String) throws(ConfigurationError) -> UpstreamURL {

@@ -31,6 +31,9 @@ extension ProxyConfiguration {
             add("  url: \(upstream)")
             add("  timeout: \(duration(upstreamTimeout))")
             headers(upstreamHeaders, indent: "  ")
+            if let upstreamOAuth {
+                add("  oauth: { token_url: \(upstreamOAuth.tokenURL), client_id: \(upstreamOAuth.clientID), client_secret: \"***\" }")
+            }
             add("  client_authorization: \(clientAuthorization.rawValue)")
         } else {
             add("upstream: none  # standalone: the proxy answers the trace API itself")

@@ -29,6 +29,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// `MLFLOW_TRACKING_CLIENT_CERT_PATH` (client certificate and key, PEM), `MLFLOW_TRACKING_INSECURE_TLS`, or the
     /// file's `upstream.tls` (`ca_file`, `cert_file`, `key_file`, `insecure_skip_verify`). Needs a restart to change.
     public var upstreamTLS = TLSSettings()
+    /// OAuth machine-to-machine credentials the upstream's access tokens come from (a Databricks service
+    /// principal); `nil` when the upstream takes fixed headers or none.
+    public var upstreamOAuth: OAuthClientCredentials?
     /// Tokens applications must present to use the proxy (`MLFLOW_OTEL_PROXY_INBOUND_TOKENS`, comma-separated,
     /// or the file's `inbound_auth.tokens`); empty: no inbound authentication. Never logged.
     public var inboundTokens: [String] = []
@@ -104,6 +107,7 @@ public struct ProxyConfiguration: Sendable, Equatable {
         parts.append("admin=\(adminListen?.description ?? "off")")
         parts.append("upstream=\(upstream?.description ?? "none (standalone)")")
         if !upstreamHeaders.isEmpty { parts.append("upstream-headers=\(upstreamHeaders.map { "\($0.key)=***" }.joined(separator: ","))") }
+        if let upstreamOAuth { parts.append("upstream-auth=\(upstreamOAuth)") }
         for destination in destinations { parts.append("destination=\(destination.redactedDescription)") }
         if let metrics {
             parts.append("metrics=\(metrics.destination.redactedDescription) every \(metrics.interval) \(metrics.temporality.rawValue)")

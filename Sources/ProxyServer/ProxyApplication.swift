@@ -162,10 +162,11 @@ public enum ProxyApplication {
         }
 
         let live = LiveSettings(configuration)
+        let tokenSource = configuration.upstreamOAuth.map { UpstreamTokenSource(credentials: $0, client: client) }
         let forwarder = configuration.upstream.map {
             UpstreamForwarder(
                 upstream: $0, client: client, timeout: configuration.upstreamTimeout, counters: counters,
-                live: live, maxBodyBytes: configuration.limits.maxPassthroughBodyBytes
+                live: live, maxBodyBytes: configuration.limits.maxPassthroughBodyBytes, tokenSource: tokenSource
             )
         }
         let attachments = try AttachmentStore(

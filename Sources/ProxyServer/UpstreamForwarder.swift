@@ -24,6 +24,8 @@ struct UpstreamForwarder: Sendable {
     let live: LiveSettings
     /// The largest body passed through (`limits.max_passthrough_body_bytes`); `nil`: streamed without a cap.
     var maxBodyBytes: Int?
+    /// Access tokens for an upstream reached with OAuth client credentials (a Databricks service principal).
+    var tokenSource: UpstreamTokenSource?
 
     /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `Host`, which the
     /// client sets from the upstream URL.
@@ -133,6 +135,19 @@ struct UpstreamForwarder: Sendable {
                 continue
             }
             outbound.headers.replaceOrAdd(name: header.key, value: header.value)
+        }
+        if let tokenSource, !(settings.clientAuthorization == .keep && outbound.headers.contains(name: "authorization")) {
+            do {
+                outbound.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(try await tokenSource.accessToken())")
+            } catch {
+                counters.increment("upstream_errors", "oauth_token")
+                context.logger.error("no access token for the upstream", metadata: ["reason": "\(error)"])
+                return .failure(
+                    Failure(
+                        response: ErrorResponses.mlflow(
+                            status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
+                            message: "mlflow-otel-proxy could not get an access token for the upstream: \(error)")))
+            }
         }
 
         let contentLength = request.headers[.contentLength].flatMap(Int.init)

@@ -198,6 +198,32 @@ struct ConfigurationTests {
         }
     }
 
+    @Test func databricksTrackingURIsResolveAsTheMLflowClientResolvesThem() throws {
+        #expect(DatabricksUpstream.profile(inTrackingURI: "databricks") == .some(nil))
+        #expect(DatabricksUpstream.profile(inTrackingURI: "databricks://prod") == .some("prod"))
+        #expect(DatabricksUpstream.profile(inTrackingURI: "http://mlflow:5000") == nil)
+        let sections = DatabricksUpstream.parseConfigFile(
+            "# comment\n[DEFAULT]\nhost = https://a.cloud.databricks.com\ntoken=dapi1\n\n[sp]\nhost=adb-1.azuredatabricks.net\nCLIENT_ID = id\nclient_secret = s\n"
+        )
+        #expect(sections["DEFAULT"] == ["host": "https://a.cloud.databricks.com", "token": "dapi1"])
+        #expect(sections["sp"] == ["host": "adb-1.azuredatabricks.net", "client_id": "id", "client_secret": "s"])
+        // The environment's host and token first.
+        let pat = try ProxyConfiguration.load(environment: [
+            "MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": "https://ws.cloud.databricks.com/", "DATABRICKS_TOKEN": "dapi2",
+            "MLFLOW_TRACKING_TOKEN": "not-for-databricks",
+        ])
+        #expect(pat.upstream?.description == "https://ws.cloud.databricks.com")
+        #expect(pat.upstreamHeaders == [KeyValuePair("Authorization", "Bearer dapi2")] && pat.upstreamOAuth == nil)
+        #expect(!pat.summary.contains("dapi2"))
+        // OAuth: the token URL is the workspace's; a host without a scheme is https.
+        let oauth = try ProxyConfiguration.load(environment: [
+            "MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": "adb-1.azuredatabricks.net", "DATABRICKS_CLIENT_ID": "id",
+            "DATABRICKS_CLIENT_SECRET": "sec",
+        ])
+        #expect(oauth.upstreamOAuth?.tokenURL.description == "https://adb-1.azuredatabricks.net/oidc/v1/token")
+        #expect(oauth.upstreamHeaders.isEmpty && !oauth.summary.contains("sec\"") && oauth.summary.contains("client_id=id"))
+    }
+
     @Test func anUpstreamThatIsTheProxysOwnListenerIsRefused() throws {
         for upstream in ["http://127.0.0.1:5000", "http://localhost:5000/", "http://[::1]:5000"] {
             do {

@@ -26,6 +26,7 @@ struct ConfigurationFile {
     ]
     static let destinationKeys = [
         "profile", "endpoint", "traces_endpoint", "protocol", "headers", "compression", "timeout", "tls", "max_request_bytes", "metrics",
+        "retry_on_failure", "sending_queue",
         "semconv", "redaction", "limits", "routing", "llm_observability",
     ]
     static let tlsKeys = ["ca_file", "cert_file", "key_file", "insecure", "insecure_skip_verify", "server_name"]
@@ -183,26 +184,7 @@ struct ConfigurationFile {
             }
         }
         if let node = top["retry_on_failure"] {
-            let retry = problems.entries(
-                node, allowed: ["enabled", "initial_interval", "max_interval", "max_elapsed_time", "multiplier", "randomization_factor"])
-            file.retry.enabled = problems.bool(retry["enabled"], env: env)
-            file.retry.initialInterval = problems.duration(retry["initial_interval"], env: env)
-            file.retry.maxInterval = problems.duration(retry["max_interval"], env: env)
-            file.retry.maxElapsedTime = problems.duration(retry["max_elapsed_time"], env: env)
-            if let multiplier = problems.number(retry["multiplier"], env: env) {
-                if multiplier >= 1 {
-                    file.retry.multiplier = multiplier
-                } else {
-                    problems.add(path: "retry_on_failure.multiplier", "must be at least 1")
-                }
-            }
-            if let factor = problems.number(retry["randomization_factor"], env: env) {
-                if (0...1).contains(factor) {
-                    file.retry.randomizationFactor = factor
-                } else {
-                    problems.add(path: "retry_on_failure.randomization_factor", "must be from 0 to 1")
-                }
-            }
+            file.retry = retryPolicy(node, path: "retry_on_failure", env: env, problems: &problems)
         }
         if let node = top["metrics"] {
             // The endpoint comes from the standard variables; the file chooses extra (high-cardinality) attributes.
@@ -271,6 +253,54 @@ struct ConfigurationFile {
         }
         guard let cert = files["cert_file"], let key = files["key_file"] else { return nil }
         return ListenerTLS(certFile: cert, keyFile: key)
+    }
+
+    /// `retry_on_failure` (the Collector's keys), at the top level or a destination's.
+    static func retryPolicy(_ node: ConfigNode, path: String, env: [String: String], problems: inout ConfigProblems) -> PartialRetryPolicy {
+        let retry = problems.entries(
+            node, allowed: ["enabled", "initial_interval", "max_interval", "max_elapsed_time", "multiplier", "randomization_factor"])
+        var policy = PartialRetryPolicy()
+        policy.enabled = problems.bool(retry["enabled"], env: env)
+        policy.initialInterval = problems.duration(retry["initial_interval"], env: env)
+        policy.maxInterval = problems.duration(retry["max_interval"], env: env)
+        policy.maxElapsedTime = problems.duration(retry["max_elapsed_time"], env: env)
+        if let multiplier = problems.number(retry["multiplier"], env: env) {
+            if multiplier >= 1 {
+                policy.multiplier = multiplier
+            } else {
+                problems.add(path: "\(path).multiplier", "must be at least 1")
+            }
+        }
+        if let factor = problems.number(retry["randomization_factor"], env: env) {
+            if (0...1).contains(factor) {
+                policy.randomizationFactor = factor
+            } else {
+                problems.add(path: "\(path).randomization_factor", "must be from 0 to 1")
+            }
+        }
+        return policy
+    }
+
+    /// A destination's own `retry_on_failure` and `sending_queue` (`max_bytes`, `full_policy`), as in the Collector,
+    /// over the top-level ones; the spool stays a top-level setting (one directory, a folder per destination).
+    static func deliveryOverrides(_ keys: [String: ConfigNode], path: String, env: [String: String], problems: inout ConfigProblems)
+        -> DeliveryOverrides
+    {
+        var overrides = DeliveryOverrides()
+        if let node = keys["retry_on_failure"] {
+            overrides.retry = retryPolicy(node, path: "\(path).retry_on_failure", env: env, problems: &problems)
+        }
+        if let node = keys["sending_queue"] {
+            let queue = problems.entries(node, allowed: ["max_bytes", "full_policy", "spool"])
+            overrides.maxQueueBytes = problems.positiveInt(queue["max_bytes"], env: env)
+            overrides.fullPolicy = problems.choice(queue["full_policy"], env: env, options: QueueFullPolicy.allCases.map(\.rawValue))
+                .flatMap(QueueFullPolicy.init(rawValue:))
+            if queue["spool"] != nil {
+                problems.add(
+                    path: "\(path).sending_queue.spool", "is set at the top level (sending_queue.spool): each destination gets its own folder there")
+            }
+        }
+        return overrides
     }
 
     /// A Databricks workspace from the file (its errors as problems at `path`).
@@ -426,6 +456,7 @@ struct ConfigurationFile {
             timeout: timeout, tls: tls, maxRequestBytes: maxRequestBytes, policy: policy
         )
         destination.metricsHeaders = defaults.metricsHeaders
+        destination.deliveryOverrides = deliveryOverrides(keys, path: path, env: env, problems: &problems)
         return destination
     }
 
@@ -621,8 +652,8 @@ struct ConfigurationFile {
     }
 }
 
-/// The `retry_on_failure` keys the file sets (the others keep their values).
-struct PartialRetryPolicy {
+/// The `retry_on_failure` keys a file sets (the others keep their values).
+public struct PartialRetryPolicy: Sendable, Equatable {
     var enabled: Bool?
     var initialInterval: Duration?
     var maxInterval: Duration?
@@ -630,12 +661,39 @@ struct PartialRetryPolicy {
     var multiplier: Double?
     var randomizationFactor: Double?
 
-    func apply(to policy: inout RetryPolicy) {
+    /// Nothing set.
+    public init() {}
+
+    /// Sets the keys given over `policy`.
+    public func apply(to policy: inout RetryPolicy) {
         if let enabled { policy.enabled = enabled }
         if let initialInterval { policy.initialInterval = initialInterval }
         if let maxInterval { policy.maxInterval = maxInterval }
         if let maxElapsedTime { policy.maxElapsedTime = maxElapsedTime == .zero ? nil : maxElapsedTime }
         if let multiplier { policy.multiplier = multiplier }
         if let randomizationFactor { policy.randomizationFactor = randomizationFactor }
+    }
+}
+
+/// A destination's own delivery settings over the proxy-wide ones (`retry_on_failure` and `sending_queue` under
+/// the destination, as the Collector has them per exporter).
+public struct DeliveryOverrides: Sendable, Equatable {
+    /// Retry keys the destination sets.
+    public var retry = PartialRetryPolicy()
+    /// `sending_queue.max_bytes`.
+    public var maxQueueBytes: Int?
+    /// `sending_queue.full_policy`.
+    public var fullPolicy: QueueFullPolicy?
+
+    /// None.
+    public init() {}
+
+    /// The proxy-wide `delivery` with this destination's keys over it.
+    public func applied(to delivery: DeliverySettings) -> DeliverySettings {
+        var result = delivery
+        retry.apply(to: &result.retry)
+        if let maxQueueBytes { result.maxQueueBytes = maxQueueBytes }
+        if let fullPolicy { result.fullPolicy = fullPolicy }
+        return result
     }
 }

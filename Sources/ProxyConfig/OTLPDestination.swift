@@ -23,6 +23,11 @@ public struct OTLPDestination: Sendable, Equatable {
     public var policy: DataPolicy
     /// Headers only its metrics requests carry (Honeycomb's `x-honeycomb-dataset` from `metrics_dataset`).
     public var metricsHeaders: [KeyValuePair] = []
+    /// Its own `retry_on_failure` and `sending_queue` keys; ``delivery(over:)`` gives the settings it runs with.
+    public var deliveryOverrides = DeliveryOverrides()
+
+    /// The delivery settings this destination runs with: the proxy-wide ones with its own keys over them.
+    public func delivery(over shared: DeliverySettings) -> DeliverySettings { deliveryOverrides.applied(to: shared) }
 
     /// Creates a destination.
     public init(

@@ -29,8 +29,9 @@ struct ExportUnitFactory: Sendable {
     func units(for configuration: ProxyConfiguration, reusing existing: [ExportFanOut.Key] = []) throws(ConfigurationError) -> [ExportFanOut.Unit] {
         var units: [ExportFanOut.Unit] = []
         for destination in configuration.destinations {
-            let key = ExportFanOut.Key(destination: destination, delivery: configuration.delivery, localFile: nil)
-            units.append(existing.contains(key) ? placeholder(key) : try unit(for: destination, delivery: configuration.delivery))
+            let delivery = destination.delivery(over: configuration.delivery)
+            let key = ExportFanOut.Key(destination: destination, delivery: delivery, localFile: nil)
+            units.append(existing.contains(key) ? placeholder(key) : try unit(for: destination, delivery: delivery))
         }
         if configuration.destinations.isEmpty, let path = configuration.localTracesFile {
             let key = ExportFanOut.Key(destination: nil, delivery: configuration.delivery, localFile: path)

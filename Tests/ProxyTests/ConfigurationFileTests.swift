@@ -166,6 +166,31 @@ struct ConfigurationFileTests {
         #expect(config.destinations.first { $0.name == "hc" }?.headers == [KeyValuePair("x-honeycomb-team", "k")])
     }
 
+    @Test func destinationsHaveTheirOwnRetryAndQueueSettingsOverTheTopLevel() throws {
+        let config = try load(
+            """
+            retry_on_failure: { initial_interval: 1s, max_elapsed_time: 60s }
+            sending_queue: { max_bytes: 1000000, full_policy: drop_oldest }
+            destinations:
+              vendor: { endpoint: "http://v:4317", retry_on_failure: { max_elapsed_time: 0s, multiplier: 2 }, sending_queue: { full_policy: refuse } }
+              other: { endpoint: "http://o:4317" }
+            """)
+        let vendor = try #require(config.destinations.first { $0.name == "vendor" }).delivery(over: config.delivery)
+        let other = try #require(config.destinations.first { $0.name == "other" }).delivery(over: config.delivery)
+        #expect(vendor.retry.initialInterval == .seconds(1) && vendor.retry.maxElapsedTime == nil && vendor.retry.multiplier == 2)
+        #expect(vendor.fullPolicy == .refuse && vendor.maxQueueBytes == 1_000_000)
+        #expect(other == config.delivery && other.retry.maxElapsedTime == .seconds(60) && other.fullPolicy == .dropOldest)
+        let bad = problems(
+            """
+            destinations:
+              v: { endpoint: "http://v:4317", retry_on_failure: { multiplier: 0.5, backoff: 1s }, sending_queue: { full_policy: block, spool: { directory: /x } } }
+            """)
+        #expect(bad.contains { $0.hasPrefix("destinations.v.retry_on_failure.multiplier: must be at least 1") })
+        #expect(bad.contains { $0.hasPrefix("destinations.v.retry_on_failure.backoff") })
+        #expect(bad.contains { $0.hasPrefix("destinations.v.sending_queue.full_policy") })
+        #expect(bad.contains { $0.hasPrefix("destinations.v.sending_queue.spool: is set at the top level") })
+    }
+
     @Test func environmentReferencesTakeACollectorStyleDefault() throws {
         let text = """
             service: { name: "${env:SERVICE:-checkout}" }

@@ -19,7 +19,7 @@ struct ConfigurationFile {
     static let topLevelKeys = [
         "listen", "admin_listen", "upstream", "mode", "inbound_auth", "destinations", "traces_file", "trace_info_wait", "shutdown_timeout",
         "attachments", "assembly",
-        "batch", "sending_queue", "retry_on_failure", "service", "metrics", "limits", "tls", "admin_tls",
+        "batch", "sending_queue", "retry_on_failure", "service", "metrics", "limits", "tls", "admin_tls", "trusted_proxies",
     ]
     static let limitKeys = [
         "max_trace_body_bytes", "max_passthrough_body_bytes", "max_header_bytes", "request_read_timeout", "idle_timeout", "max_connections",
@@ -37,6 +37,7 @@ struct ConfigurationFile {
     var upstreamTimeout: Duration?
     var upstreamHeaders: [KeyValuePair] = []
     var upstreamTLS: TLSSettings?
+    var trustedProxies: [AddressRange]?
     /// `upstream: databricks[://PROFILE]` or `upstream.databricks`, resolved while the file is read.
     var databricks: DatabricksUpstream.Resolved?
     var clientAuthorization: ClientAuthorizationPolicy?
@@ -131,6 +132,17 @@ struct ConfigurationFile {
                     .flatMap(ClientAuthorizationPolicy.init(rawValue:))
                 if let tlsNode = upstream["tls"] {
                     file.upstreamTLS = upstreamTLS(tlsNode, env: env, problems: &problems)
+                }
+            }
+        }
+        if let node = top["trusted_proxies"] {
+            if let items = problems.stringList(node, env: env) {
+                file.trustedProxies = items.compactMap { item in
+                    guard let range = AddressRange(item) else {
+                        problems.add(path: "trusted_proxies", "\"\(item)\" is not an IP address or a CIDR range such as 10.0.0.0/8")
+                        return nil
+                    }
+                    return range
                 }
             }
         }
@@ -612,6 +624,7 @@ struct ConfigurationFile {
         }
         if let clientAuthorization { config.clientAuthorization = clientAuthorization }
         if let upstreamTLS { config.upstreamTLS = upstreamTLS }
+        if let trustedProxies { config.trustedProxies = trustedProxies }
         if let inboundTokens { config.inboundTokens = inboundTokens }
         if let tracesFile { config.localTracesFile = tracesFile }
         if let traceInfoWait { config.traceInfoWait = traceInfoWait }

@@ -96,6 +96,15 @@ extension ProxyConfiguration {
         config.upstreamHeaders = try upstreamCredentials(env)
         if let text = env["MLFLOW_TRACKING_URI"] { try setUpstream(&config, text, setting: "MLFLOW_TRACKING_URI", environment: environment) }
         config.upstreamTLS = try upstreamTLS(env)
+        if let text = env["MLFLOW_OTEL_PROXY_TRUSTED_PROXIES"] {
+            config.trustedProxies = try text.split(separator: ",").map { item throws(ConfigurationError) in
+                guard let range = AddressRange(String(item)) else {
+                    throw ConfigurationError(
+                        setting: "MLFLOW_OTEL_PROXY_TRUSTED_PROXIES", reason: "\"\(item)\" is not an IP address or a CIDR range such as 10.0.0.0/8")
+                }
+                return range
+            }
+        }
         if let text = env["MLFLOW_OTEL_PROXY_INBOUND_TOKENS"] {
             config.inboundTokens = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         }

@@ -32,6 +32,10 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// OAuth machine-to-machine credentials the upstream's access tokens come from (a Databricks service
     /// principal); `nil` when the upstream takes fixed headers or none.
     public var upstreamOAuth: OAuthClientCredentials?
+    /// Peers whose `X-Forwarded-For`, `-Proto` and `-Host` are passed on (extended); from anyone else they are
+    /// replaced with what the proxy saw. Variable `MLFLOW_OTEL_PROXY_TRUSTED_PROXIES`, file `trusted_proxies`
+    /// (addresses or CIDR ranges); default none.
+    public var trustedProxies: [AddressRange] = []
     /// Tokens applications must present to use the proxy (`MLFLOW_OTEL_PROXY_INBOUND_TOKENS`, comma-separated,
     /// or the file's `inbound_auth.tokens`); empty: no inbound authentication. Never logged.
     public var inboundTokens: [String] = []

@@ -166,7 +166,8 @@ public enum ProxyApplication {
         let forwarder = configuration.upstream.map {
             UpstreamForwarder(
                 upstream: $0, client: client, timeout: configuration.upstreamTimeout, counters: counters,
-                live: live, maxBodyBytes: configuration.limits.maxPassthroughBodyBytes, tokenSource: tokenSource
+                live: live, maxBodyBytes: configuration.limits.maxPassthroughBodyBytes, tokenSource: tokenSource,
+                trustedProxies: configuration.trustedProxies, listenerIsTLS: configuration.tls != nil
             )
         }
         let attachments = try AttachmentStore(

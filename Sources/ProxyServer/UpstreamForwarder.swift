@@ -26,6 +26,10 @@ struct UpstreamForwarder: Sendable {
     var maxBodyBytes: Int?
     /// Access tokens for an upstream reached with OAuth client credentials (a Databricks service principal).
     var tokenSource: UpstreamTokenSource?
+    /// Peers whose `X-Forwarded-*` headers are kept and extended; anyone else's are replaced.
+    var trustedProxies: [AddressRange] = []
+    /// Whether clients reach the proxy over TLS (`X-Forwarded-Proto: https` for untrusted peers).
+    var listenerIsTLS = false
 
     /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `Host`, which the
     /// client sets from the upstream URL.
@@ -218,16 +222,22 @@ struct UpstreamForwarder: Sendable {
         return headers
     }
 
+    /// `X-Forwarded-For`, `-Proto` and `-Host`. From a peer in `trusted_proxies` (a load balancer in front of the
+    /// proxy) they are kept and the peer's address is appended to the `For` chain; from anyone else what the client
+    /// sent is replaced by what the proxy saw (its address, the listener's scheme, the `Host` it asked for), so a
+    /// client cannot make the upstream believe it comes from elsewhere.
     private func addForwardingHeaders(_ request: Request, context: ProxyRequestContext, to headers: inout HTTPHeaders) {
-        let existing = request.headers[values: HTTPField.Name("X-Forwarded-For")!]  // a valid literal header name
-        var chain = existing.joined(separator: ", ")
-        if let address = context.remoteAddress?.ipAddress {
-            chain = chain.isEmpty ? address : "\(chain), \(address)"
-        }
+        let peer = context.remoteAddress?.ipAddress
+        let trusted = peer.map { address in trustedProxies.contains { $0.contains(address) } } ?? false
+        let forwardedFor = HTTPField.Name("X-Forwarded-For")!  // a valid literal header name
+        let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!  // a valid literal header name
+        let forwardedHost = HTTPField.Name("X-Forwarded-Host")!  // a valid literal header name
+        var chain = trusted ? request.headers[values: forwardedFor].joined(separator: ", ") : ""
+        if let peer { chain = chain.isEmpty ? peer : "\(chain), \(peer)" }
         if !chain.isEmpty { headers.replaceOrAdd(name: "X-Forwarded-For", value: chain) }
-        let proto = request.headers[HTTPField.Name("X-Forwarded-Proto")!] ?? "http"  // a valid literal header name
-        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: proto)
-        if let host = request.headers[HTTPField.Name("X-Forwarded-Host")!] ?? request.head.authority {  // valid literal
+        let ownProto = listenerIsTLS ? "https" : "http"
+        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: trusted ? request.headers[forwardedProto] ?? ownProto : ownProto)
+        if let host = (trusted ? request.headers[forwardedHost] : nil) ?? request.head.authority {
             headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
         }
     }

@@ -224,6 +224,20 @@ struct ConfigurationTests {
         #expect(oauth.upstreamHeaders.isEmpty && !oauth.summary.contains("sec\"") && oauth.summary.contains("client_id=id"))
     }
 
+    @Test func trustedProxyRangesMatchAddresses() throws {
+        let ranges = ["10.0.0.0/8", "192.168.1.7", "fd00::/8", "::1"].compactMap(AddressRange.init)
+        #expect(ranges.count == 4)
+        func trusted(_ address: String) -> Bool { ranges.contains { $0.contains(address) } }
+        #expect(trusted("10.200.3.4") && trusted("192.168.1.7") && trusted("fd12::1") && trusted("::1") && trusted("::ffff:10.0.0.1"))
+        #expect(!trusted("11.0.0.1") && !trusted("192.168.1.8") && !trusted("fe80::1") && !trusted("not-an-address"))
+        for bad in ["10.0.0.0/33", "host.example", "10.0.0/8", "::1/129", ""] { #expect(AddressRange(bad) == nil, "\(bad)") }
+        #expect(throws: ConfigurationError.self) {
+            try ProxyConfiguration.load(environment: ["MLFLOW_OTEL_PROXY_TRUSTED_PROXIES": "10.0.0.0/8,nope"])
+        }
+        let file = try ProxyConfiguration.load(environment: [:], fileText: "trusted_proxies: [10.0.0.0/8, 127.0.0.1]\n")
+        #expect(file.trustedProxies.map(\.description) == ["10.0.0.0/8", "127.0.0.1/32"])
+    }
+
     @Test func anUpstreamThatIsTheProxysOwnListenerIsRefused() throws {
         for upstream in ["http://127.0.0.1:5000", "http://localhost:5000/", "http://[::1]:5000"] {
             do {

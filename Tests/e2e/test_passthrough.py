@@ -56,6 +56,29 @@ def test_request_reaches_upstream_intact_with_forwarding_headers(stub, start_pro
     assert response.getheader("Keep-Alive") is None
 
 
+@pytest.mark.parametrize("stub", ["echo"], indirect=True)
+def test_forwarded_headers_are_replaced_unless_the_peer_is_a_trusted_proxy(stub, start_proxy):
+    """Mock upstream (it echoes the headers it received, which a real MLflow server does not show)."""
+    spoofed = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "admin.example"}
+
+    def seen(proxy):
+        response, data = call(proxy.url + "/api/2.0/mlflow/experiments/list", "GET", None, spoofed)
+        assert response.status == 200
+        return {k.lower(): v for k, v in json.loads(data)["headers"]}
+
+    untrusted = seen(start_proxy(["--upstream", stub.url]))
+    assert untrusted["x-forwarded-for"] == "127.0.0.1" and untrusted["x-forwarded-proto"] == "http"
+    assert untrusted["x-forwarded-host"].startswith("127.0.0.1:")
+    # A load balancer on a trusted address: its headers are kept, its address appended to the chain.
+    trusted = seen(start_proxy(["--upstream", stub.url], env={"MLFLOW_OTEL_PROXY_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.0/8"}))
+    assert trusted["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+    assert trusted["x-forwarded-proto"] == "https" and trusted["x-forwarded-host"] == "admin.example"
+    other_range = seen(start_proxy(["--upstream", stub.url], env={"MLFLOW_OTEL_PROXY_TRUSTED_PROXIES": "10.0.0.0/8"}))
+    assert other_range["x-forwarded-for"] == "127.0.0.1"
+    bad = start_proxy(["--upstream", stub.url], env={"MLFLOW_OTEL_PROXY_TRUSTED_PROXIES": "10.0.0.0/33"}, expect_start=False)
+    assert bad.process.wait(timeout=30) != 0 and "MLFLOW_OTEL_PROXY_TRUSTED_PROXIES" in bad.log()
+
+
 @pytest.mark.parametrize("stub", ["reject_early"], indirect=True)
 def test_upstream_answering_before_reading_a_large_body_does_not_crash(stub, start_proxy):
     # Mock upstream: a real MLflow server reads the body before answering; this one answers 401 at once,

@@ -38,6 +38,7 @@ struct ConfigurationFile {
     var upstreamHeaders: [KeyValuePair] = []
     var upstreamTLS: TLSSettings?
     var trustedProxies: [AddressRange]?
+    var allowUnauthenticated: Bool?
     /// `upstream: databricks[://PROFILE]` or `upstream.databricks`, resolved while the file is read.
     var databricks: DatabricksUpstream.Resolved?
     var clientAuthorization: ClientAuthorizationPolicy?
@@ -147,7 +148,8 @@ struct ConfigurationFile {
             }
         }
         if let node = top["inbound_auth"] {
-            let auth = problems.entries(node, allowed: ["tokens"])
+            let auth = problems.entries(node, allowed: ["tokens", "allow_unauthenticated"])
+            file.allowUnauthenticated = problems.bool(auth["allow_unauthenticated"], env: env)
             if case .list(let items, _, _)? = auth["tokens"] {
                 file.inboundTokens = items.compactMap { problems.string($0, env: env, secret: true) }
             } else if let tokens = auth["tokens"] {
@@ -625,6 +627,7 @@ struct ConfigurationFile {
         if let clientAuthorization { config.clientAuthorization = clientAuthorization }
         if let upstreamTLS { config.upstreamTLS = upstreamTLS }
         if let trustedProxies { config.trustedProxies = trustedProxies }
+        if let allowUnauthenticated { config.allowUnauthenticated = allowUnauthenticated }
         if let inboundTokens { config.inboundTokens = inboundTokens }
         if let tracesFile { config.localTracesFile = tracesFile }
         if let traceInfoWait { config.traceInfoWait = traceInfoWait }

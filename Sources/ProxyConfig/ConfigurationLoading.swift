@@ -105,6 +105,12 @@ extension ProxyConfiguration {
                 return range
             }
         }
+        if let text = env["MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED"] {
+            guard ["true", "false"].contains(text.lowercased()) else {
+                throw ConfigurationError(setting: "MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED", reason: "expected true or false, got \"\(text)\"")
+            }
+            config.allowUnauthenticated = text.lowercased() == "true"
+        }
         if let text = env["MLFLOW_OTEL_PROXY_INBOUND_TOKENS"] {
             config.inboundTokens = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         }
@@ -163,6 +169,16 @@ extension ProxyConfiguration {
                     + "MLFLOW_TRACKING_URI is probably still exported in the shell that starts the proxy (applications point it at the "
                     + "proxy); set --upstream, MLFLOW_TRACKING_URI or upstream.url to the MLflow server's URL, or unset it to run standalone"
             )
+        }
+        if !config.allowUnauthenticated, config.inboundTokens.isEmpty, !config.listen.isLoopback,
+            config.upstreamOAuth != nil || config.upstreamHeaders.contains(where: { $0.key.lowercased() == "authorization" })
+        {
+            throw ConfigurationError(
+                setting: "inbound_auth",
+                reason: "the proxy holds upstream credentials and listens on \(config.listen) without inbound authentication: anyone who "
+                    + "reaches it would act on MLflow with those credentials. Set tokens (MLFLOW_OTEL_PROXY_INBOUND_TOKENS or "
+                    + "inbound_auth.tokens), listen on loopback, or accept it with MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED=true "
+                    + "(inbound_auth.allow_unauthenticated: true)")
         }
         config.warnings +=
             portMismatchWarnings(config.destinations, signal: "traces")

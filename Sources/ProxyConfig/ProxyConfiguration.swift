@@ -39,6 +39,10 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// Tokens applications must present to use the proxy (`MLFLOW_OTEL_PROXY_INBOUND_TOKENS`, comma-separated,
     /// or the file's `inbound_auth.tokens`); empty: no inbound authentication. Never logged.
     public var inboundTokens: [String] = []
+    /// Start even though upstream credentials are configured, inbound authentication is off and the listener is not
+    /// on loopback (anyone who reaches the proxy then acts with those credentials). Variable
+    /// `MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED`, file `inbound_auth.allow_unauthenticated`; default `false`.
+    public var allowUnauthenticated = false
     /// What happens to a client's own `Authorization` header when `upstreamHeaders` sets one.
     public var clientAuthorization: ClientAuthorizationPolicy = .keep
     /// The configuration file the settings came from, if any.
@@ -211,6 +215,12 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     }
     /// `host:port`, with IPv6 hosts in brackets.
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Whether only this machine can connect (`127.0.0.0/8`, `::1`, `localhost`).
+    public var isLoopback: Bool {
+        let lower = host.lowercased()
+        return lower == "localhost" || lower == "::1" || (AddressRange("127.0.0.0/8")?.contains(lower) ?? false)
+    }
 
     /// Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces).
     public static func parse(_ text: String) -> ListenAddress? {

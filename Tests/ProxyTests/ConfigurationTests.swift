@@ -224,6 +224,27 @@ struct ConfigurationTests {
         #expect(oauth.upstreamHeaders.isEmpty && !oauth.summary.contains("sec\"") && oauth.summary.contains("client_id=id"))
     }
 
+    @Test func upstreamCredentialsAreNotLentToAnyoneWhoReachesAnOpenListener() throws {
+        let open = ["MLFLOW_TRACKING_URI": "http://mlflow:5000", "MLFLOW_TRACKING_TOKEN": "t", "MLFLOW_OTEL_PROXY_LISTEN": "0.0.0.0:5000"]
+        do {
+            _ = try ProxyConfiguration.load(environment: open)
+            Issue.record("upstream credentials on an open listener without inbound auth must be refused")
+        } catch {
+            #expect(error.setting == "inbound_auth" && error.reason.contains("MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED"))
+            #expect(!error.description.contains("Bearer t"))
+        }
+        // Any of: tokens, loopback, the explicit switch (variable or file).
+        _ = try ProxyConfiguration.load(environment: open.merging(["MLFLOW_OTEL_PROXY_INBOUND_TOKENS": "x"]) { $1 })
+        _ = try ProxyConfiguration.load(environment: open.merging(["MLFLOW_OTEL_PROXY_LISTEN": "127.0.0.1:5000"]) { $1 })
+        _ = try ProxyConfiguration.load(environment: open.merging(["MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED": "true"]) { $1 })
+        _ = try ProxyConfiguration.load(environment: open, fileText: "inbound_auth: { allow_unauthenticated: true }\n")
+        // No credentials: nothing to lend.
+        _ = try ProxyConfiguration.load(environment: open.filter { $0.key != "MLFLOW_TRACKING_TOKEN" })
+        #expect(throws: ConfigurationError.self) {
+            try ProxyConfiguration.load(environment: open.merging(["MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED": "yes"]) { $1 })
+        }
+    }
+
     @Test func trustedProxyRangesMatchAddresses() throws {
         let ranges = ["10.0.0.0/8", "192.168.1.7", "fd00::/8", "::1"].compactMap(AddressRange.init)
         #expect(ranges.count == 4)

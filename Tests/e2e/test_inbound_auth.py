@@ -77,3 +77,18 @@ def test_a_401_closes_the_connection(start_proxy):
             raise AssertionError("the connection stayed open after the 401")
     head = received.split(b"\r\n\r\n", 1)[0].decode().lower()
     assert head.startswith("http/1.1 401") and "connection: close" in head
+
+
+def test_upstream_credentials_on_an_open_listener_need_inbound_auth_or_an_explicit_switch(start_proxy):
+    """With MLFLOW_TRACKING_TOKEN on the proxy, no proxy tokens and a listener on all interfaces, anyone who reaches the
+    proxy would act with that token: start-up is refused with the reason, unless allow_unauthenticated says so."""
+    env = {"MLFLOW_TRACKING_TOKEN": TOKEN}
+    refused = start_proxy(["--upstream", "http://127.0.0.1:9"], env=env, listen="0.0.0.0:0", expect_start=False)
+    assert refused.process.wait(timeout=30) != 0
+    assert "without inbound authentication" in refused.log() and "MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED" in refused.log()
+    allowed = start_proxy(["--upstream", "http://127.0.0.1:9"], env={**env, "MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED": "true"},
+                          listen="0.0.0.0:0")
+    assert allowed.process.poll() is None
+    with_tokens = start_proxy(["--upstream", "http://127.0.0.1:9"], env={**env, "MLFLOW_OTEL_PROXY_INBOUND_TOKENS": "another-token"},
+                              listen="0.0.0.0:0")
+    assert with_tokens.process.poll() is None

@@ -87,7 +87,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
                 "destination accepted the export only in part",
                 metadata: [
                     "destination": "\(name)", "rejected_spans": "\(response.partialSuccess.rejectedSpans)",
-                    "message": "\(response.partialSuccess.errorMessage)",
+                    "message": "\(destination.maskingCredentials(in: response.partialSuccess.errorMessage))",
                 ]
             )
             return Int(clamping: max(0, response.partialSuccess.rejectedSpans))
@@ -115,7 +115,9 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
             do {
                 return .delivered(rejectedSpans: try await call(metadata, options))
             } catch let error as RPCError {
-                let failure = ExportFailure(reason: "grpc_\(error.code)", message: "\(destination.endpoint) answered \(error.code): \(error.message)")
+                let failure = ExportFailure(
+                    reason: "grpc_\(error.code)",
+                    message: "\(destination.endpoint) answered \(error.code): \(destination.maskingCredentials(in: error.message))")
                 let retryDelay = Self.retryDelay(error)
                 if Self.retryableCodes.contains(error.code) || (error.code == .resourceExhausted && retryDelay != nil) {
                     return .retryable(failure, retryAfter: retryDelay)

@@ -126,7 +126,7 @@ public struct OTLPHTTPExporter: SpanExporter {
             }
             let failure = ExportFailure(
                 reason: status >= 500 ? "http_5xx" : "http_4xx",
-                message: "\(destination.endpoint) answered \(status): \(Self.describeErrorBody(answer))"
+                message: "\(destination.endpoint) answered \(status): \(destination.maskingCredentials(in: Self.describeErrorBody(answer)))"
             )
             switch status {
             case 429, 502, 503, 504:
@@ -156,7 +156,10 @@ public struct OTLPHTTPExporter: SpanExporter {
         if partial.rejectedSpans > 0 || !partial.errorMessage.isEmpty {
             logger.warning(
                 "destination accepted the export only in part",
-                metadata: ["destination": "\(name)", "rejected_spans": "\(partial.rejectedSpans)", "message": "\(partial.errorMessage)"]
+                metadata: [
+                    "destination": "\(name)", "rejected_spans": "\(partial.rejectedSpans)",
+                    "message": "\(destination.maskingCredentials(in: partial.errorMessage))",
+                ]
             )
         }
         return Int(clamping: max(0, partial.rejectedSpans))

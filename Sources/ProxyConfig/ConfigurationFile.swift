@@ -29,7 +29,6 @@ struct ConfigurationFile {
         "retry_on_failure", "sending_queue",
         "semconv", "redaction", "limits", "routing", "llm_observability",
     ]
-    static let tlsKeys = ["ca_file", "cert_file", "key_file", "insecure", "insecure_skip_verify", "server_name"]
 
     var listen: ListenAddress?
     var adminListen: ListenAddress??
@@ -132,7 +131,7 @@ struct ConfigurationFile {
                 file.clientAuthorization = problems.choice(upstream["client_authorization"], env: env, options: ["keep", "replace"])
                     .flatMap(ClientAuthorizationPolicy.init(rawValue:))
                 if let tlsNode = upstream["tls"] {
-                    file.upstreamTLS = upstreamTLS(tlsNode, env: env, problems: &problems)
+                    file.upstreamTLS = clientTLS(tlsNode, path: "upstream.tls", env: env, problems: &problems).settings
                 }
             }
         }
@@ -329,24 +328,27 @@ struct ConfigurationFile {
         }
     }
 
-    /// `upstream.tls`: the destinations' client keys that apply to an HTTP upstream.
-    static func upstreamTLS(_ node: ConfigNode, env: [String: String], problems: inout ConfigProblems) -> TLSSettings {
-        let values = problems.entries(node, allowed: ["ca_file", "cert_file", "key_file", "insecure_skip_verify"])
+    /// Client TLS keys at `path` (`ca_file`, `cert_file`, `key_file`, `insecure_skip_verify`, and any `extraKeys`
+    /// the caller reads itself): the destinations' `tls` and `upstream.tls`.
+    static func clientTLS(
+        _ node: ConfigNode, path: String, extraKeys: [String] = [], env: [String: String], problems: inout ConfigProblems
+    ) -> (settings: TLSSettings, values: [String: ConfigNode]) {
+        let values = problems.entries(node, allowed: ["ca_file", "cert_file", "key_file", "insecure_skip_verify"] + extraKeys)
         var tls = TLSSettings()
         for (key, keyPath) in [("ca_file", \TLSSettings.caFile), ("cert_file", \.certFile), ("key_file", \.keyFile)] {
             if let file = problems.string(values[key], env: env) {
                 if FileManager.default.isReadableFile(atPath: file) {
                     tls[keyPath: keyPath] = file
                 } else {
-                    problems.add(path: "upstream.tls.\(key)", "cannot read the file \(file)")
+                    problems.add(path: "\(path).\(key)", "cannot read the file \(file)")
                 }
             }
         }
         tls.insecureSkipVerify = problems.bool(values["insecure_skip_verify"], env: env) ?? false
         if (values["cert_file"] == nil) != (values["key_file"] == nil) {
-            problems.add(path: "upstream.tls", "mutual TLS needs both cert_file and key_file")
+            problems.add(path: path, "mutual TLS needs both cert_file and key_file")
         }
-        return tls
+        return (tls, values)
     }
 
     static func url(_ text: String?, path: String, problems: inout ConfigProblems) -> UpstreamURL? {
@@ -392,22 +394,10 @@ struct ConfigurationFile {
         }
         var tls = TLSSettings()
         if let node = keys["tls"] {
-            let values = problems.entries(node, allowed: tlsKeys)
-            for (key, keyPath) in [("ca_file", \TLSSettings.caFile), ("cert_file", \.certFile), ("key_file", \.keyFile)] {
-                if let file = problems.string(values[key], env: env) {
-                    if FileManager.default.isReadableFile(atPath: file) {
-                        tls[keyPath: keyPath] = file
-                    } else {
-                        problems.add(path: "\(path).tls.\(key)", "cannot read the file \(file)")
-                    }
-                }
-            }
+            let values: [String: ConfigNode]
+            (tls, values) = clientTLS(node, path: "\(path).tls", extraKeys: ["insecure", "server_name"], env: env, problems: &problems)
             tls.insecure = problems.bool(values["insecure"], env: env) ?? false
-            tls.insecureSkipVerify = problems.bool(values["insecure_skip_verify"], env: env) ?? false
             tls.serverName = problems.string(values["server_name"], env: env)
-            if (values["cert_file"] == nil) != (values["key_file"] == nil) {
-                problems.add(path: "\(path).tls", "mutual TLS needs both cert_file and key_file")
-            }
             if tls.serverName != nil && transport != .grpc {
                 problems.add(
                     path: "\(path).tls.server_name", "is supported for grpc destinations only; for HTTP, use an endpoint with that host name")

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One OTLP destination: from the configuration file's `destinations`, or the one named `otlp` that the
 /// `OTEL_EXPORTER_OTLP_*` variables describe.
 public struct OTLPDestination: Sendable, Equatable {
@@ -186,7 +188,7 @@ extension UpstreamURL {
     public static func redactedForDisplay(_ text: String) -> String {
         var rest = Substring(text)
         var prefix = ""
-        if let schemeEnd = rest.firstRange(of: "://") {
+        if let schemeEnd = rest.range(of: "://") {
             prefix = String(rest[..<schemeEnd.upperBound])
             rest = rest[schemeEnd.upperBound...]
         }
@@ -210,5 +212,35 @@ extension UpstreamURL {
                 + "(put credentials in headers or secret references)"
         }
         return "\(expected), got \"\(text)\""
+    }
+}
+
+extension OTLPDestination {
+    /// `text` (a destination's answer, an error it sent) with this destination's credentials masked: every header
+    /// value, the credential after an auth scheme (`Bearer x`, `Api-Token x`), and for `Basic` the decoded
+    /// `user:password` and its password. Vendors do echo a rejected key back ("invalid API key abc…"), and such an
+    /// answer reaches the log and the status page.
+    public func maskingCredentials(in text: String) -> String {
+        var fragments: Set<String> = []
+        for header in headers + metricsHeaders {
+            let value = header.value.trimmingCharacters(in: .whitespaces)
+            fragments.insert(value)
+            if let space = value.firstIndex(of: " ") {
+                let scheme = value[..<space].lowercased()
+                let credential = value[value.index(after: space)...].trimmingCharacters(in: .whitespaces)
+                fragments.insert(credential)
+                if scheme == "basic", let data = Data(base64Encoded: credential), let decoded = String(data: data, encoding: .utf8) {
+                    fragments.insert(decoded)
+                    if let colon = decoded.firstIndex(of: ":") { fragments.insert(String(decoded[decoded.index(after: colon)...])) }
+                }
+            }
+        }
+        var result = text
+        // Longest first, so a value is masked whole before a part of it; very short values (a flag, a team name)
+        // would mask ordinary words and are no credentials.
+        for fragment in fragments.filter({ $0.count >= 6 }).sorted(by: { $0.count > $1.count }) {
+            result = result.replacingOccurrences(of: fragment, with: "***")
+        }
+        return result
     }
 }

@@ -187,12 +187,24 @@ struct ProxyResponder: HTTPResponder {
                 return ErrorResponses.mlflow(
                     status: .badRequest, code: "INVALID_PARAMETER_VALUE", message: "Missing value for required parameter 'name'.")
             }
-            guard let experiment = experiments.create(name: name) else {
+            switch experiments.create(name: name) {
+            case .success(let experiment):
+                return json(["experiment_id": experiment.id])
+            case .failure(.exists):
                 return ErrorResponses.mlflow(
-                    status: .badRequest, code: "RESOURCE_ALREADY_EXISTS", message: "Experiment '\(name)' already exists."
-                )
+                    status: .badRequest, code: "RESOURCE_ALREADY_EXISTS", message: "Experiment '\(name)' already exists.")
+            case .failure(.nameTooLong):
+                counters.increment("rejected_requests", "experiment_name_too_long")
+                return ErrorResponses.mlflow(
+                    status: .badRequest, code: "INVALID_PARAMETER_VALUE",
+                    message: "Experiment names are limited to \(StandaloneExperiments.maxNameBytes) bytes.")
+            case .failure(.tooMany):
+                counters.increment("rejected_requests", "experiments_limit")
+                context.logger.warning("standalone experiment limit reached", metadata: ["limit": "\(StandaloneExperiments.maxExperiments)"])
+                return ErrorResponses.mlflow(
+                    status: .badRequest, code: "RESOURCE_LIMIT_EXCEEDED",
+                    message: "mlflow-otel-proxy keeps at most \(StandaloneExperiments.maxExperiments) experiments without an upstream.")
             }
-            return json(["experiment_id": experiment.id])
         default:
             counters.increment("rejected_requests", "no_upstream")
             return ErrorResponses.mlflow(

@@ -38,13 +38,27 @@ final class StandaloneExperiments: Sendable {
         experiments.withLockedValue { $0[id] }
     }
 
-    /// Creates the experiment; `nil` when one of that name exists.
-    func create(name: String) -> Experiment? {
-        experiments.withLockedValue { all in
-            if all.values.contains(where: { $0.name == name }) { return nil }
+    /// The most experiments kept (a client creating names in a loop cannot grow the proxy without bound).
+    static let maxExperiments = 10_000
+    /// The longest name accepted, in UTF-8 bytes (MLflow's own column is shorter still).
+    static let maxNameBytes = 1_000
+
+    /// Why an experiment was not created.
+    enum CreateFailure: Error {
+        case exists
+        case tooMany
+        case nameTooLong
+    }
+
+    /// Creates the experiment.
+    func create(name: String) -> Result<Experiment, CreateFailure> {
+        guard name.utf8.count <= Self.maxNameBytes else { return .failure(.nameTooLong) }
+        return experiments.withLockedValue { all in
+            if all.values.contains(where: { $0.name == name }) { return .failure(.exists) }
+            guard all.count < Self.maxExperiments else { return .failure(.tooMany) }
             let experiment = Experiment(id: Self.id(forName: name), name: name, createdMillis: Int64(Date().timeIntervalSince1970 * 1000))
             all[experiment.id] = experiment
-            return experiment
+            return .success(experiment)
         }
     }
 

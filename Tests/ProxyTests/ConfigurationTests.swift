@@ -1,3 +1,4 @@
+import Foundation
 import ProxyConfig
 import Testing
 
@@ -243,6 +244,16 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) {
             try ProxyConfiguration.load(environment: open.merging(["MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED": "yes"]) { $1 })
         }
+    }
+
+    @Test func destinationAnswersAreShownWithItsCredentialsMasked() throws {
+        let url = try #require(UpstreamURL("https://v/v1/traces"))
+        let basic = Data("123456:glc-token-xyz".utf8).base64EncodedString()
+        let destination = OTLPDestination(
+            endpoint: url,
+            headers: [KeyValuePair("dd-api-key", "key-abcdef"), KeyValuePair("Authorization", "Basic \(basic)"), KeyValuePair("x", "on")])
+        let answer = "invalid key key-abcdef; token glc-token-xyz for 123456:glc-token-xyz via Basic \(basic); flag on"
+        #expect(destination.maskingCredentials(in: answer) == "invalid key ***; token *** for *** via ***; flag on")
     }
 
     @Test func trustedProxyRangesMatchAddresses() throws {

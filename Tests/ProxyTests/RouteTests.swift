@@ -30,3 +30,29 @@ struct RouteTests {
         #expect(MLflowRoute.classify(method: "PATCH", path: "/api/2.0/mlflow/traces/") == .endTraceV2(requestID: ""))
     }
 }
+
+/// Standalone experiments are bounded in number and name length.
+struct StandaloneExperimentsTests {
+    @Test func experimentsAreBounded() {
+        let experiments = StandaloneExperiments()
+        guard case .success(let first) = experiments.create(name: "a") else {
+            Issue.record("the first experiment must be created")
+            return
+        }
+        #expect(experiments.find(id: first.id)?.name == "a")
+        guard case .failure(.exists) = experiments.create(name: "a") else {
+            Issue.record("a second experiment of the same name must be refused")
+            return
+        }
+        guard case .failure(.nameTooLong) = experiments.create(name: String(repeating: "n", count: StandaloneExperiments.maxNameBytes + 1)) else {
+            Issue.record("an overlong name must be refused")
+            return
+        }
+        // `Default` and `a` exist: fill up to the limit, then one more is refused.
+        for index in 0..<(StandaloneExperiments.maxExperiments - 2) { _ = experiments.create(name: "e\(index)") }
+        guard case .failure(.tooMany) = experiments.create(name: "one-too-many") else {
+            Issue.record("the experiment limit must hold")
+            return
+        }
+    }
+}

@@ -119,3 +119,51 @@ def test_a_url_rejected_for_its_credentials_is_never_quoted_back(tmp_path, start
         assert proxy.process.poll() is None
     finally:
         receiver.close()
+
+
+ECHOED_KEY = "echoed-api-key-6d2b91"
+GRAFANA_TOKEN = "glc-echoed-token-18e4"
+KNOWN_SECRETS.update([ECHOED_KEY, GRAFANA_TOKEN])
+
+
+def test_a_destination_that_echoes_the_key_in_its_error_does_not_put_it_in_the_log_or_on_status(tmp_path, start_proxy):
+    """Vendors answer a rejected key with it ("invalid API key abc…"); that answer is logged and shown on /status.
+    Mock destination (a real vendor cannot be reached): 403 with a body quoting every header it received."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import base64
+    import threading
+
+    class Echoing(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            auth = self.headers.get("Authorization", "")
+            decoded = base64.b64decode(auth.split(" ", 1)[1]).decode() if auth.startswith("Basic ") else ""
+            body = (f"Invalid API key {self.headers.get('dd-api-key')}; credentials {decoded}; header {auth}").encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echoing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        config = tmp_path / "echo.yaml"
+        config.write_text(json.dumps({"destinations": {
+            "dd": {"profile": "datadog", "api_key": ECHOED_KEY, "traces_endpoint": url + "/v1/traces"},
+            "grafana": {"profile": "grafana", "instance_id": "123456", "token": GRAFANA_TOKEN, "traces_endpoint": url + "/otlp/v1/traces"}}}))
+        proxy = start_proxy(["--config", str(config)], log_level="trace")
+        for exchange in UPLOADS:
+            request(proxy.port, exchange["method"], exchange["path"], exchange["body"], exchange["headers"])
+        wait_for(lambda: proxy.log().count("answered 403") >= 2, timeout=30, message="both destinations' 403 in the log")
+        status = urllib.request.urlopen(proxy.admin_url + "/status", timeout=10).read().decode()
+        assert "Invalid API key ***" in proxy.log() and "answered 403" in status
+        for secret in (ECHOED_KEY, GRAFANA_TOKEN):
+            assert secret not in status and secret not in proxy.log()
+    finally:
+        server.shutdown()
+        server.server_close()

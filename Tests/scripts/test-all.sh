@@ -2,8 +2,8 @@
 # Runs the tests in two tiers. Installs what it needs itself: the Debian packages (as root) and the Python
 # virtualenvs with the pinned packages.
 #
-#   Tests/scripts/test-all.sh [pytest arguments]          the everyday tier (about 15 minutes on 2 cores)
-#   Tests/scripts/test-all.sh --full [pytest arguments]   the full tier, what CI runs (about 45 minutes)
+#   Tests/scripts/test-all.sh [pytest arguments]          the everyday tier (about 10 minutes from a fresh clone, 2 cores)
+#   Tests/scripts/test-all.sh --full [pytest arguments]   the full tier, what CI runs (about 40 minutes)
 #   Tests/scripts/test-all.sh -k reload                   one area: pytest arguments go to the end-to-end runs
 #
 # Everyday: one debug build, the Swift unit tests, the whole end-to-end suite against that build (a real

@@ -19,7 +19,7 @@ struct ConfigurationFile {
     static let topLevelKeys = [
         "listen", "admin_listen", "upstream", "mode", "inbound_auth", "destinations", "traces_file", "trace_info_wait", "shutdown_timeout",
         "attachments", "assembly",
-        "batch", "sending_queue", "retry_on_failure", "service", "metrics", "limits", "tls", "admin_tls", "trusted_proxies",
+        "batch", "sending_queue", "retry_on_failure", "service", "metrics", "limits", "tls", "admin_tls", "trusted_proxies", "admin",
     ]
     static let limitKeys = [
         "max_trace_body_bytes", "max_passthrough_body_bytes", "max_header_bytes", "request_read_timeout", "idle_timeout", "max_connections",
@@ -38,6 +38,7 @@ struct ConfigurationFile {
     var upstreamTLS: TLSSettings?
     var trustedProxies: [AddressRange]?
     var allowUnauthenticated: Bool?
+    var adminTokens: [String]?
     /// `upstream: databricks[://PROFILE]` or `upstream.databricks`, resolved while the file is read.
     var databricks: DatabricksUpstream.Resolved?
     var clientAuthorization: ClientAuthorizationPolicy?
@@ -144,6 +145,14 @@ struct ConfigurationFile {
                     }
                     return range
                 }
+            }
+        }
+        if let node = top["admin"] {
+            let admin = problems.entries(node, allowed: ["tokens"])
+            if case .list(let items, _, _)? = admin["tokens"] {
+                file.adminTokens = items.compactMap { problems.string($0, env: env, secret: true) }
+            } else if let tokens = admin["tokens"] {
+                problems.add(tokens, "expected a list of tokens (use ${env:NAME} or ${file:/path})")
             }
         }
         if let node = top["inbound_auth"] {
@@ -618,6 +627,7 @@ struct ConfigurationFile {
         if let upstreamTLS { config.upstreamTLS = upstreamTLS }
         if let trustedProxies { config.trustedProxies = trustedProxies }
         if let allowUnauthenticated { config.allowUnauthenticated = allowUnauthenticated }
+        if let adminTokens { config.adminTokens = adminTokens }
         if let inboundTokens { config.inboundTokens = inboundTokens }
         if let tracesFile { config.localTracesFile = tracesFile }
         if let traceInfoWait { config.traceInfoWait = traceInfoWait }

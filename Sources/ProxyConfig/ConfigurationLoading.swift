@@ -111,6 +111,9 @@ extension ProxyConfiguration {
             }
             config.allowUnauthenticated = text.lowercased() == "true"
         }
+        if let text = env["MLFLOW_OTEL_PROXY_ADMIN_TOKENS"] {
+            config.adminTokens = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+        }
         if let text = env["MLFLOW_OTEL_PROXY_INBOUND_TOKENS"] {
             config.inboundTokens = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         }

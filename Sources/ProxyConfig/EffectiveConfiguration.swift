@@ -25,6 +25,11 @@ extension ProxyConfiguration {
         add("listen: \(listen)")
         add("admin_listen: \(adminListen?.description ?? "off")")
         add("inbound_auth: \(inboundTokens.isEmpty ? "off" : "\(inboundTokens.count) token(s): \"***\"")")
+        if adminTokens.isEmpty {
+            add("admin: { tokens: [] }  # /status and /metrics are open to anyone who reaches the admin listener")
+        } else {
+            add("admin: { tokens: \"\(adminTokens.count) token(s): ***\" }")
+        }
         if let configFile { add("config_file: \(configFile)") }
         if let upstream {
             add("upstream:")

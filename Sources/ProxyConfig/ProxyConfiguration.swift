@@ -43,6 +43,10 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// on loopback (anyone who reaches the proxy then acts with those credentials). Variable
     /// `MLFLOW_OTEL_PROXY_ALLOW_UNAUTHENTICATED`, file `inbound_auth.allow_unauthenticated`; default `false`.
     public var allowUnauthenticated = false
+    /// Tokens `/status` and `/metrics` on the admin listener require (`Authorization: Bearer`); `/healthz` and
+    /// `/readyz` stay open for probes. Variable `MLFLOW_OTEL_PROXY_ADMIN_TOKENS`, file `admin.tokens`; none: open.
+    /// Never logged.
+    public var adminTokens: [String] = []
     /// What happens to a client's own `Authorization` header when `upstreamHeaders` sets one.
     public var clientAuthorization: ClientAuthorizationPolicy = .keep
     /// The configuration file the settings came from, if any.

@@ -65,6 +65,7 @@ enum AdminApplication {
     ) -> some ApplicationProtocol {
         let router = Router()
         router.add(middleware: AdminSecurityHeaders())
+        router.add(middleware: AdminAuthentication(tokens: state.configuration.adminTokens))
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in
             let listening = state.listening.load(ordering: .relaxed)
@@ -122,5 +123,35 @@ struct AdminSecurityHeaders<Context: RequestContext>: RouterMiddleware {
         response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
         response.headers[.xContentTypeOptions] = "nosniff"
         return response
+    }
+}
+
+/// With admin tokens configured, `/status` and `/metrics` (trace names, endpoints, destinations' errors) need
+/// `Authorization: Bearer <token>`; anything else gets `401` with `Connection: close`. `/healthz` and `/readyz`
+/// stay open for probes: they reveal nothing but up or ready.
+struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
+    let tokens: [String]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        guard !tokens.isEmpty, path != "/healthz", path != "/readyz" else { return try await next(request, context) }
+        if let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") {
+            let presented = Array(authorization.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces).utf8)
+            // Every token is compared, each in time independent of where it differs.
+            if tokens.reduce(false, { found, token in Self.constantTimeEqual(presented, Array(token.utf8)) || found }) {
+                return try await next(request, context)
+            }
+        }
+        return Response(
+            status: .unauthorized,
+            headers: [.wwwAuthenticate: "Bearer realm=\"mlflow-otel-proxy admin\"", .contentType: "text/plain; charset=utf-8", .connection: "close"],
+            body: .init(byteBuffer: ByteBuffer(string: "the admin listener needs a token: Authorization: Bearer <admin token>\n")))
+    }
+
+    static func constantTimeEqual(_ left: [UInt8], _ right: [UInt8]) -> Bool {
+        guard left.count == right.count else { return false }
+        var difference: UInt8 = 0
+        for index in left.indices { difference |= left[index] ^ right[index] }
+        return difference == 0
     }
 }

@@ -154,6 +154,7 @@ public final class ProxyReloader: Sendable {
         ("listen", { "\($0.listen)" }), ("admin_listen", { "\($0.adminListen?.description ?? "off")" }),
         ("upstream", { "\($0.upstream?.description ?? "none")" }), ("upstream.timeout", { "\($0.upstreamTimeout)" }),
         ("upstream.tls", { "\($0.upstreamTLS)" }), ("trusted_proxies", { "\($0.trustedProxies)" }),
+        ("admin.tokens", { "\($0.adminTokens.map(\.hashValue))" }),
         ("upstream OAuth credentials", { "\($0.upstreamOAuth.map { "\($0)\($0.clientSecret.hashValue)" } ?? "")" }),
         ("limits", { "\($0.limits)\($0.maxTraceBodyBytes)" }), ("tls (on or off)", { "\($0.tls != nil)" }),
         ("admin_tls (on or off)", { "\($0.adminTLS != nil)" }), ("assembly", { "\($0.assemblyLimits)" }),

@@ -223,3 +223,37 @@ def test_readiness_needs_the_upstream_only_where_uploads_go_to_it(receiver, star
     status, body = get(dual.admin_url + "/readyz")
     assert status == 503 and json.loads(body)["checks"]["upstream"]["required"] is True
     assert "127.0.0.1" not in body and "refused" not in body.lower()
+
+
+ADMIN_TOKEN = "admin-token-e2e-71d3"
+
+
+def test_admin_tokens_guard_status_and_metrics_while_probes_stay_open(receiver, start_proxy, tmp_path):
+    from conftest import KNOWN_SECRETS
+    KNOWN_SECRETS.add(ADMIN_TOKEN)
+
+    def fetch(proxy, path, token=None):
+        request = urllib.request.Request(proxy.admin_url + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.headers, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read().decode()
+
+    for proxy in (start_proxy(env={"MLFLOW_OTEL_PROXY_ADMIN_TOKENS": f"other,{ADMIN_TOKEN}"}),
+                  start_proxy(["--config", str(write_admin_config(tmp_path))], env={"ADMIN_TOKEN": ADMIN_TOKEN})):
+        for path in ("/status", "/metrics"):
+            for token in (None, "wrong", ADMIN_TOKEN + "x"):
+                status, headers, body = fetch(proxy, path, token)
+                assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer") and headers["Connection"] == "close", (path, token)
+                assert headers["Content-Security-Policy"] and "mlflow-otel-proxy" not in body.replace("mlflow-otel-proxy admin", "")
+            status, _, body = fetch(proxy, path, ADMIN_TOKEN)
+            assert status == 200 and body
+        assert fetch(proxy, "/healthz")[0] == 200 and fetch(proxy, "/readyz")[0] == 200  # probes need no token
+        assert ADMIN_TOKEN not in proxy.log()
+
+
+def write_admin_config(tmp_path):
+    path = tmp_path / "admin.yaml"
+    path.write_text(json.dumps({"admin": {"tokens": ["${env:ADMIN_TOKEN}"]}}))
+    return path

@@ -77,6 +77,7 @@ FULL_VALUES = {
     },
     "secrets": {"values": {"dd-api-key": "dd-0123456789abcdef"}},
     "spool": {"persistence": {"enabled": True, "size": "5Gi", "storageClassName": "fast"}, "fsync": True},
+    "adminService": {"enabled": True},
     "config": {"trace_info_wait": "5s", "service": {"name": "ml-platform"}, "retry_on_failure": {"max_elapsed_time": "120s"}},
     "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
 }
@@ -104,6 +105,8 @@ def test_default_values_render_a_gateway(helm_template, tmp_path):
     assert {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}["spool"]["emptyDir"]
     service = only(objects, "Service")
     assert service["spec"]["sessionAffinity"] == "ClientIP"
+    # The admin listener (status page, metrics) is in no Service by default.
+    assert [port["name"] for port in service["spec"]["ports"]] == ["http"]
     hpa = only(objects, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "prod-mlflow-otel-proxy"}
     config = yaml.safe_load(only(objects, "ConfigMap")["data"]["config.yaml"])
@@ -133,6 +136,10 @@ def test_full_values_render_a_statefulset_with_a_spool_volume_per_replica(helm_t
         assert kind == "Secret" or "dd-0123456789abcdef" not in yaml.safe_dump(item), (kind, name)
     config = yaml.safe_load(only(objects, "ConfigMap")["data"]["config.yaml"])
     assert config["sending_queue"]["spool"]["fsync"] is True
+    # With adminService on, the admin port gets a Service of its own, never the application's.
+    admin = objects[("Service", "prod-mlflow-otel-proxy-admin")]
+    assert [port["port"] for port in admin["spec"]["ports"]] == [9464]
+    assert [port["name"] for port in objects[("Service", "prod-mlflow-otel-proxy")]["spec"]["ports"]] == ["http"]
     assert config["retry_on_failure"] == {"max_elapsed_time": "120s"}
     assert config["destinations"] == FULL_VALUES["destinations"]
 

@@ -6,7 +6,8 @@ import NIOCore
 import ProxyObservability
 
 /// Keeps trace attachments (`PUT …/traces/<id>/artifacts/attachments/<uuid>`) when the proxy answers trace
-/// uploads itself, under `<directory>/<trace id>/<attachment id>`, within a byte budget.
+/// uploads itself, under `<directory>/<trace id>/<attachment id>`, within a byte budget (each file and directory
+/// also costs `entryCost`, so many empty attachments cannot fill the disk's inodes for free).
 ///
 /// Without a directory, or once the budget is used, attachments are read, discarded, counted
 /// (`attachments_discarded{reason}`) and logged; the client still gets 200 (the trace itself is fine, and a
@@ -56,12 +57,14 @@ final class AttachmentStore: Sendable {
             }
         }
         func release() { usedBytes.withLockedValue { $0 -= reserved } }
-        if let declaredLength, !reserve(declaredLength) {
+        let traceDirectory = directory.appendingPathComponent(traceID, isDirectory: true)
+        // Every file, and every trace's directory, costs a block of the budget: zero-byte attachments are not free.
+        let entries = FileManager.default.fileExists(atPath: traceDirectory.path) ? 1 : 2
+        if !reserve(entries * Self.entryCost + (declaredLength ?? 0)) {
             let bytes = try await drain(body)
             discard(reason: "storage_full", traceID: traceID, attachmentID: attachmentID, bytes: bytes, logger: logger, level: .warning)
             return false
         }
-        let traceDirectory = directory.appendingPathComponent(traceID, isDirectory: true)
         let final = traceDirectory.appendingPathComponent(attachmentID)
         let temporary = traceDirectory.appendingPathComponent(".\(attachmentID).\(UUID().uuidString).partial")
         do {
@@ -127,11 +130,15 @@ final class AttachmentStore: Sendable {
             && name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") }
     }
 
-    private static func sizeOfTree(_ url: URL) -> Int {
+    /// What one file or directory costs of the budget besides its bytes (a file-system block).
+    static let entryCost = 4096
+
+    /// The budget the directory's contents already use: their bytes and an `entryCost` per file and directory.
+    static func sizeOfTree(_ url: URL) -> Int {
         guard let enumerator = FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.fileSizeKey]) else { return 0 }
         var total = 0
         for case let file as URL in enumerator {
-            total += (try? file.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0
+            total += entryCost + ((try? file.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0)
         }
         return total
     }

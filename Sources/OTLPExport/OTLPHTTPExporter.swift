@@ -135,10 +135,11 @@ public struct OTLPHTTPExporter: SpanExporter {
                 return .permanent(failure)
             }
         } catch let error as NIOSSLError {
-            // A certificate or handshake problem will not fix itself by retrying.
-            return .permanent(
-                ExportFailure(
-                    reason: "tls", message: "TLS with \(destination.endpoint) failed: \(Self.describe(error)); check the destination's tls settings"))
+            let failure = ExportFailure(
+                reason: "tls", message: "TLS with \(destination.endpoint) failed: \(Self.describe(error)); check the destination's tls settings")
+            // A certificate that does not verify, or a key that cannot be loaded, will not fix itself by retrying;
+            // a reset or an unclean shutdown during the handshake (a network blip, a restarting load balancer) may.
+            return Self.isPermanent(error) ? .permanent(failure) : .retryable(failure, retryAfter: nil)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             return .retryable(ExportFailure(reason: "timeout", message: "\(destination.endpoint) did not answer in time"), retryAfter: nil)
         } catch {
@@ -184,6 +185,23 @@ public struct OTLPHTTPExporter: SpanExporter {
         }
         let text = String(buffer: body)
         return text.count > 300 ? String(text.prefix(300)) + "…" : (text.isEmpty ? "(empty body)" : text)
+    }
+
+    /// Whether a TLS failure is about certificates or keys (permanent) rather than the connection (retried).
+    static func isPermanent(_ error: NIOSSLError) -> Bool {
+        switch error {
+        case .failedToLoadCertificate, .failedToLoadPrivateKey, .noCertificateToValidate, .unableToValidateCertificate,
+            .cannotMatchULabel, .noSuchFilesystemObject:
+            return true
+        case .handshakeFailed:
+            // BoringSSL names the reason: certificate and protocol-version problems, or bad keys, are the server's or
+            // the configuration's; a syscall error or an early end of the stream is the network's.
+            let text = "\(error)".uppercased()
+            return ["CERTIFICATE", "VERIFY", "UNSUPPORTED_PROTOCOL", "WRONG_VERSION", "NO_SHARED_CIPHER", "ALERT_HANDSHAKE_FAILURE"]
+                .contains { text.contains($0) }
+        default:
+            return false
+        }
     }
 
     /// A TLS error in words (BoringSSL's reason, e.g. `CERTIFICATE_VERIFY_FAILED`, without source paths).

@@ -110,7 +110,8 @@ struct ProxyResponder: HTTPResponder {
     }
 
     /// Dual mode: the upload goes upstream unchanged and the client gets the upstream's answer; a copy is
-    /// decoded and exported without delaying that answer. Attachments are only forwarded.
+    /// decoded and exported, without delaying that answer, when the upstream accepted the upload or could not
+    /// judge it. Attachments are only forwarded.
     private func tee(
         _ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, forwarder: UpstreamForwarder, intake: TraceIntake
     ) async -> Response {
@@ -134,6 +135,25 @@ struct ProxyResponder: HTTPResponder {
             }
             return response
         }
+        let response = await forwarder.forward(request, context: context, bufferedBody: body)
+        // The copy is exported only for what MLflow accepted (2xx), or could not judge (unreachable, timed out, 5xx:
+        // the promise that export goes on while MLflow is down); never after a 4xx, or anyone who reaches the
+        // proxy could write into the destinations with the proxy's keys uploads MLflow itself refuses.
+        // One exception: a 404 to a 3.x-only call (`StartTraceV3`, `/v1/traces`) means a server older than the call,
+        // not a refusal (authentication fails with 401/403 before routing); the client then sends the same trace the
+        // 2.x way, and the copy keeps the trace info it carried.
+        let status = Int(response.status.code)
+        let olderServer: Bool
+        switch route {
+        case .startTraceV3, .otlpTraces: olderServer = status == 404
+        default: olderServer = false
+        }
+        guard (200..<300).contains(status) || status >= 500 || olderServer else {
+            counters.increment("copies_not_exported", "upstream_\(status / 100)xx")
+            logger.info(
+                "the upstream refused a trace upload; its copy is not exported", metadata: ["route": "\(route.name)", "status": "\(status)"])
+            return response
+        }
         Task {
             let result: Result<Int, WireError>
             switch route {
@@ -146,7 +166,7 @@ struct ProxyResponder: HTTPResponder {
             }
             report(result, route: route, logger: logger)
         }
-        return await forwarder.forward(request, context: context, bufferedBody: body)
+        return response
     }
 
     /// Logs and counts a copy that could not be decoded (dual mode: the upstream got the upload unchanged).

@@ -455,3 +455,50 @@ def test_dual_mode_with_the_upstream_down_still_exports_and_passes_the_error_on(
     # (AsyncHTTPClient keeps trying to connect for its 10 s connect timeout before the proxy answers 502.)
     assert upload(proxy.port, 1, timeout=60) == 502  # the client's own retries see the upstream's failure
     wait_for(lambda: accepted(fault_receiver) == keys([1]), message="the copy exported although the upstream is down")
+
+
+class StatusUpstream:
+    """Answers every call with one status, in MLflow's error format (mock by necessity: a real MLflow server cannot be
+    made to refuse uploads with 400/401/403 on demand while accepting the rest)."""
+
+    def __init__(self, status):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                body = b'{"error_code": "PERMISSION_DENIED", "message": "refused by the test upstream"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = _any
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_dual_mode_exports_nothing_the_upstream_refuses(status, fault_receiver, start_proxy):
+    """Anyone who reaches the proxy must not write into the destinations with its keys what MLflow itself refuses."""
+    upstream = StatusUpstream(status)
+    try:
+        proxy = start_proxy(["--upstream", upstream.url],
+                            env={"OTEL_EXPORTER_OTLP_ENDPOINT": fault_receiver.url, "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT": "true"})
+        assert [upload(proxy.port, number) for number in (1, 2)] == [status, status]  # the upstream's answer, passed on
+        time.sleep(1.5)  # a copy would have been exported by now (100 ms batches)
+        assert accepted(fault_receiver) == []
+        proxy.stop()
+        assert f"copies_not_exported{{upstream_4xx}}=2" in proxy.log()
+    finally:
+        upstream.close()

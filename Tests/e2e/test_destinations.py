@@ -300,3 +300,76 @@ def test_datadog_202_accepted_is_success(tmp_path, receiver, start_proxy):
     proxy.stop()
     assert len(receiver.requests) == 1  # delivered once: 202 is not retried
     assert "export failed" not in proxy.log()
+
+
+class HandshakeResetter:
+    """A TCP front for a TLS receiver that resets the first `resets` connections in the middle of the TLS handshake
+    (a network blip or a restarting load balancer), then relays bytes both ways to the receiver. Mock by
+    necessity: a real TLS endpoint cannot be made to reset handshakes on demand."""
+
+    def __init__(self, target_port, resets):
+        import socket
+        import struct
+        import threading
+        self.resets = resets
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+        def pipe(source, sink):
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for end in (source, sink):
+                    try:
+                        end.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                self.connections += 1
+                if self.connections <= self.resets:
+                    # Mid-handshake: the ClientHello goes to the receiver, its first answer (ServerHello …) comes
+                    # back, then the connection is reset, so the client's TLS layer sees the handshake break off.
+                    hello = conn.recv(65536)
+                    with socket.create_connection(("127.0.0.1", target_port)) as upstream:
+                        upstream.sendall(hello)
+                        conn.sendall(upstream.recv(65536))
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()  # RST
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", target_port))
+                threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_reset_tls_handshake_is_retried_not_dropped(pki, tmp_path, start_proxy):
+    receiver = OTLPReceiver(tls={"certfile": str(pki / "server.pem"), "keyfile": str(pki / "server.key")})
+    front = HandshakeResetter(receiver.port, resets=3)
+    try:
+        config = {"destinations": {"secure": {"traces_endpoint": f"https://127.0.0.1:{front.port}/v1/traces",
+                                              "tls": {"ca_file": str(pki / "ca.pem")},
+                                              "retry_on_failure": {"initial_interval": "0.2s", "max_interval": "0.5s"}}}}
+        proxy = start_proxy(["--config", str(write_config(tmp_path, json.dumps(config)))])
+        replay(proxy.port, UPLOADS)
+        delivered(receiver)
+        assert front.connections > 3  # the resets happened, then delivery went through
+        assert "spans dropped" not in proxy.log() and "spans_dropped{" not in proxy.log()
+    finally:
+        front.close()
+        receiver.close()

@@ -69,15 +69,19 @@ def test_a_profile_of_the_databricks_config_file(mlflow_server, start_proxy, tmp
         front.close()
 
 
+@pytest.mark.serial  # token lifetimes in seconds: it must not share the machine with other test processes
 def test_oauth_machine_to_machine_tokens_are_fetched_cached_and_refreshed(mlflow_server, start_proxy):
-    front = DatabricksFront(mlflow_server.port, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, token_lifetime=3)
+    lifetime = 8  # seconds; the proxy fetches a new token a fifth of it (1.6 s) before expiry
+    front = DatabricksFront(mlflow_server.port, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, token_lifetime=lifetime)
     try:
         proxy = start_proxy(env={"MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": front.url,
                                  "DATABRICKS_CLIENT_ID": CLIENT_ID, "DATABRICKS_CLIENT_SECRET": CLIENT_SECRET})
+        issued = time.monotonic()
         for _ in range(5):
             assert experiment(proxy)[0] == 200
+        assert time.monotonic() - issued < lifetime * 0.8, "too slow to observe the cache"
         assert front.token_requests == 1  # cached
-        time.sleep(3)  # past the refresh point (a fifth of the 3 s lifetime before expiry)
+        time.sleep(max(0.0, issued + lifetime * 0.8 + 1.0 - time.monotonic()))  # past the refresh point, before expiry
         assert experiment(proxy)[0] == 200
         assert front.token_requests == 2 and front.rejected == 0  # refreshed before the old token expired
         traces_reach_mlflow(proxy, mlflow_server, "databricks-oauth")

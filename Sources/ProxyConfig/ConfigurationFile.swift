@@ -582,7 +582,7 @@ struct ConfigurationFile {
             let traces = destination.endpoint
             switch destination.profile {
             case .datadog:
-                // Datadog's metrics intake is otlp.<site>, not trace.agent.<site>.
+                // Datadog's metrics intake is otlp.<site> (a traces endpoint given as the older trace.agent.<site> maps there).
                 let host = traces.host.hasPrefix("trace.agent.") ? "otlp." + traces.host.dropFirst("trace.agent.".count) : traces.host
                 metricsDestination.endpoint = traces.with(path: "/v1/metrics")
                 metricsDestination.endpoint.host = String(host)

@@ -97,7 +97,9 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
         case .datadog:
             let site = values["site"] ?? "datadoghq.com"
             if Self.datadogSites.contains(site) {
-                result.endpoint = "https://trace.agent.\(site)/v1/traces"
+                // Datadog's documentation source (regions.config.js, `otlp_trace_endpoint`) names otlp.<site> for
+                // traces, as for metrics and logs; older pages said trace.agent.<site>.
+                result.endpoint = "https://otlp.\(site)/v1/traces"
             } else {
                 problems.add(path: "\(path).site", "unknown site \"\(site)\", expected one of \(Self.datadogSites.joined(separator: ", "))")
             }

@@ -36,7 +36,7 @@ struct ConfigurationFileTests {
             #expect(byName[name]?.headers.first { $0.key == header }?.value == value, "\(name)")
             #expect(byName[name]?.maxRequestBytes == limit, "\(name)")
         }
-        check("dd", "https://trace.agent.datadoghq.eu/v1/traces", "dd-api-key", "dd-key", limit: 3_200_000)
+        check("dd", "https://otlp.datadoghq.eu/v1/traces", "dd-api-key", "dd-key", limit: 3_200_000)
         check(
             "grafana", "https://otlp-gateway-prod-us-east-0.grafana.net/otlp/v1/traces", "Authorization",
             "Basic " + Data("12345:glc_abc".utf8).base64EncodedString())

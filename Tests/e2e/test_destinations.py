@@ -180,7 +180,7 @@ def test_check_config_prints_redacted_or_names_bad_keys(tmp_path):
     result = subprocess.run([Proxy.BINARY, "check-config", "--config", str(good)], capture_output=True, text=True,
                             env=clean_environment(DD_KEY=key))
     assert result.returncode == 0, result.stderr
-    assert "endpoint: https://trace.agent.datadoghq.eu/v1/traces" in result.stdout
+    assert "endpoint: https://otlp.datadoghq.eu/v1/traces" in result.stdout
     assert "dd-api-key: \"***\"" in result.stdout and key not in result.stdout + result.stderr
     bad = write_config(tmp_path, "destinations:\n  dd: { profile: datadog, site: datadoghq.xx, api_key: \"${env:DD_KEY}\" }\n"
                                  "  c: { endpoint: \"http://c:4318\", headers: { k: \"${file:/nonexistent}\" } }\n")

@@ -13,11 +13,18 @@ final class StandaloneExperiments: Sendable {
         var createdMillis: Int64
     }
 
-    private let experiments: NIOLockedValueBox<[String: Experiment]>
+    /// Experiments by id, and ids by name (so a lookup or a create by name does not scan them all).
+    private struct Store {
+        var byID: [String: Experiment]
+        var idByName: [String: String]
+    }
+
+    private let experiments: NIOLockedValueBox<Store>
 
     init() {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        experiments = NIOLockedValueBox(["0": Experiment(id: "0", name: "Default", createdMillis: now)])
+        experiments = NIOLockedValueBox(
+            Store(byID: ["0": Experiment(id: "0", name: "Default", createdMillis: now)], idByName: ["Default": "0"]))
     }
 
     /// The stable id for a name.
@@ -31,11 +38,11 @@ final class StandaloneExperiments: Sendable {
     }
 
     func find(name: String) -> Experiment? {
-        experiments.withLockedValue { all in all.values.first { $0.name == name } }
+        experiments.withLockedValue { store in store.idByName[name].flatMap { store.byID[$0] } }
     }
 
     func find(id: String) -> Experiment? {
-        experiments.withLockedValue { $0[id] }
+        experiments.withLockedValue { $0.byID[id] }
     }
 
     /// The most experiments kept (a client creating names in a loop cannot grow the proxy without bound).
@@ -53,11 +60,12 @@ final class StandaloneExperiments: Sendable {
     /// Creates the experiment.
     func create(name: String) -> Result<Experiment, CreateFailure> {
         guard name.utf8.count <= Self.maxNameBytes else { return .failure(.nameTooLong) }
-        return experiments.withLockedValue { all in
-            if all.values.contains(where: { $0.name == name }) { return .failure(.exists) }
-            guard all.count < Self.maxExperiments else { return .failure(.tooMany) }
+        return experiments.withLockedValue { store in
+            if store.idByName[name] != nil { return .failure(.exists) }
+            guard store.byID.count < Self.maxExperiments else { return .failure(.tooMany) }
             let experiment = Experiment(id: Self.id(forName: name), name: name, createdMillis: Int64(Date().timeIntervalSince1970 * 1000))
-            all[experiment.id] = experiment
+            store.byID[experiment.id] = experiment
+            store.idByName[name] = experiment.id
             return .success(experiment)
         }
     }

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from captures import exchanges, is_trace_upload, replay, sent_spans
 from conftest import free_port, wait_for
+from upstream_stubs import HTTPStub
 
 UPLOADS = [e for e in exchanges("3.17.2/01_sync") if is_trace_upload(e)]
 SENT = sent_spans(UPLOADS)
@@ -129,8 +130,7 @@ class HostileDestination:
     """A destination that answers every export with 400 and an HTML body (its answer is shown on /status)."""
 
     def __init__(self):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        import threading
+        from http.server import BaseHTTPRequestHandler
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
@@ -144,13 +144,11 @@ class HostileDestination:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.stub = HTTPStub(Handler)
+        self.url = self.stub.url
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.stub.close()
 
 
 def hostile_upload():

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import SANITIZER, Proxy, free_port, run_workload, wait_for
 from grpc_receiver import GRPCReceiver
 from otlp_receiver import OTLPReceiver
-from upstream_stubs import StubUpstream
+from upstream_stubs import HTTPStub, StubUpstream
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -462,7 +462,7 @@ class StatusUpstream:
     made to refuse uploads with 400/401/403 on demand while accepting the rest)."""
 
     def __init__(self, status):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         class Handler(BaseHTTPRequestHandler):
             def _any(self):
@@ -479,13 +479,11 @@ class StatusUpstream:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.stub = HTTPStub(Handler)
+        self.url = self.stub.url
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.stub.close()
 
 
 @pytest.mark.parametrize("status", [400, 401, 403])

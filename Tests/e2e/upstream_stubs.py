@@ -134,3 +134,21 @@ class StubUpstream:
                 conn.close()
             except OSError:
                 pass
+
+
+class HTTPStub:
+    """A `http.server` handler class served on 127.0.0.1 (a free port) in a thread, with its URL and `close()`: the
+    common part of the suite's small mock servers (each says why it is a mock)."""
+
+    def __init__(self, handler_class):
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

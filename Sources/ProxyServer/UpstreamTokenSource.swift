@@ -25,9 +25,6 @@ actor UpstreamTokenSource {
         self.client = client
     }
 
-    /// Where tokens come from (for messages).
-    nonisolated var tokenURL: String { credentials.tokenURL.description }
-
     /// The current access token, fetched when there is none or it is due for refresh.
     func accessToken() async throws(Failure) -> String {
         if let cached, ContinuousClock.now < cached.refreshAt { return cached.token }

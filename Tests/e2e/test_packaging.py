@@ -57,7 +57,7 @@ def run_the_image_entry_command(binary, tmp_path):
             assert process.wait(timeout=30) == 0
 
 
-def test_the_image_entry_command_serves_standalone_with_the_spool(tmp_path):
+def test_the_image_entry_command_serves_standalone(tmp_path):
     """The binary under test (debug, sanitized or release, per tier) with the image's command and environment."""
     from conftest import Proxy
     run_the_image_entry_command(Proxy.BINARY, tmp_path)

@@ -72,6 +72,16 @@ public struct TraceInfo: Sendable, Equatable {
         isFinal = isFinal || other.isFinal
     }
 
+    /// About how many bytes the record holds (its strings, plus a fixed cost per field and entry), for the
+    /// assembler's memory bound.
+    public var approximateBytes: Int {
+        let fields = [clientRequestID, experimentID, requestTime, executionDuration, state, requestPreview, responsePreview]
+        var total = 256 + traceID.utf8.count + fields.reduce(0) { $0 + ($1?.utf8.count ?? 0) }
+        for (key, value) in metadata { total += 64 + key.utf8.count + value.utf8.count }
+        for (key, value) in tags { total += 64 + key.utf8.count + value.utf8.count }
+        return total
+    }
+
     /// The 16-byte OTel trace id inside a `tr-<32 hex>` id, or `nil` for other id shapes (v2 UUIDs, v4 ids).
     public var otelTraceID: [UInt8]? { MLflowTraceID.otelTraceID(traceID) }
 

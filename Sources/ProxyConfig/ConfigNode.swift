@@ -149,6 +149,16 @@ struct ConfigProblems {
         return value
     }
 
+    /// A whole number, zero allowed (`0` usually means "off").
+    mutating func nonNegativeInt(_ node: ConfigNode?, env: [String: String]) -> Int? {
+        guard let text = string(node, env: env), let node else { return nil }
+        guard let value = Int(text.replacingOccurrences(of: "_", with: "")), value >= 0 else {
+            add(node, "expected a whole number (0 or more), got \"\(text)\"")
+            return nil
+        }
+        return value
+    }
+
     /// A finite number (`1.5`).
     mutating func number(_ node: ConfigNode?, env: [String: String]) -> Double? {
         guard let text = string(node, env: env), let node else { return nil }

@@ -23,6 +23,7 @@ struct ConfigurationFile {
     ]
     static let limitKeys = [
         "max_trace_body_bytes", "max_passthrough_body_bytes", "max_header_bytes", "request_read_timeout", "idle_timeout", "max_connections",
+        "request_timeout", "min_body_rate", "min_body_rate_grace_period", "response_write_timeout", "max_body_bytes_in_memory",
     ]
     static let destinationKeys = [
         "profile", "endpoint", "traces_endpoint", "protocol", "headers", "compression", "timeout", "tls", "max_request_bytes", "metrics",
@@ -78,6 +79,11 @@ struct ConfigurationFile {
         var requestReadTimeout: Duration?
         var idleTimeout: Duration??
         var maxConnections: Int?
+        var requestTimeout: Duration??
+        var minBodyBytesPerSecond: Int??
+        var responseWriteTimeout: Duration??
+        var minBodyRateGracePeriod: Duration?
+        var maxBodyBytesInMemory: Int?
     }
 
     /// Parses and validates the file; every problem is reported, each by its key path.
@@ -233,6 +239,17 @@ struct ConfigurationFile {
                 }
             }
             if let timeout = problems.duration(limits["idle_timeout"], env: env) { file.limits.idleTimeout = .some(timeout == .zero ? nil : timeout) }
+            if let timeout = problems.duration(limits["request_timeout"], env: env) {
+                file.limits.requestTimeout = .some(timeout == .zero ? nil : timeout)
+            }
+            if let timeout = problems.duration(limits["response_write_timeout"], env: env) {
+                file.limits.responseWriteTimeout = .some(timeout == .zero ? nil : timeout)
+            }
+            if let rate = problems.nonNegativeInt(limits["min_body_rate"], env: env) {
+                file.limits.minBodyBytesPerSecond = .some(rate == 0 ? nil : rate)
+            }
+            file.limits.minBodyRateGracePeriod = problems.duration(limits["min_body_rate_grace_period"], env: env)
+            file.limits.maxBodyBytesInMemory = problems.positiveInt(limits["max_body_bytes_in_memory"], env: env)
         }
         file.tls = listenerTLS(top["tls"], path: "tls", env: env, problems: &problems)
         file.adminTLS = listenerTLS(top["admin_tls"], path: "admin_tls", env: env, problems: &problems)
@@ -652,6 +669,11 @@ struct ConfigurationFile {
         if let value = limits.requestReadTimeout { config.limits.requestReadTimeout = value }
         if let value = limits.idleTimeout { config.limits.idleTimeout = value }
         if let value = limits.maxConnections { config.limits.maxConnections = value }
+        if let value = limits.requestTimeout { config.limits.requestTimeout = value }
+        if let value = limits.minBodyBytesPerSecond { config.limits.minBodyBytesPerSecond = value }
+        if let value = limits.responseWriteTimeout { config.limits.responseWriteTimeout = value }
+        if let value = limits.minBodyRateGracePeriod { config.limits.minBodyRateGracePeriod = value }
+        if let value = limits.maxBodyBytesInMemory { config.limits.maxBodyBytesInMemory = value }
         if let tls { config.tls = tls }
         if let adminTLS { config.adminTLS = adminTLS }
         config.metricsExports += metricsExports

@@ -142,8 +142,13 @@ extension ProxyConfiguration {
         add("  max_passthrough_body_bytes: \(limits.maxPassthroughBodyBytes.map(String.init) ?? "none  # streamed without a cap")")
         add("  max_header_bytes: \(limits.maxHeaderBytes)")
         add("  request_read_timeout: \(duration(limits.requestReadTimeout))")
+        add("  request_timeout: \(duration(limits.requestTimeout))")
+        add("  min_body_rate: \(limits.minBodyBytesPerSecond.map { "\($0)  # bytes/s" } ?? "0  # none")")
+        add("  min_body_rate_grace_period: \(duration(limits.minBodyRateGracePeriod))")
+        add("  response_write_timeout: \(duration(limits.responseWriteTimeout))")
         add("  idle_timeout: \(duration(limits.idleTimeout))")
         add("  max_connections: \(limits.maxConnections)")
+        add("  max_body_bytes_in_memory: \(limits.maxBodyBytesInMemory)")
         for (key, value) in [("tls", tls), ("admin_tls", adminTLS)] {
             guard let value else { continue }
             add("\(key):")

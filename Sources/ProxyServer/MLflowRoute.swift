@@ -31,6 +31,12 @@ public enum MLflowRoute: Sendable, Equatable {
         }
     }
 
+    /// Whether the route is a `traces.json` upload.
+    public var isTracesArtifact: Bool {
+        if case .tracesArtifact = self { return true }
+        return false
+    }
+
     /// A short name for logs and counters.
     public var name: String {
         switch self {

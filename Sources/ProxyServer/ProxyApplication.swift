@@ -202,12 +202,13 @@ public enum ProxyApplication {
                     counters: counters,
                     logger: logger))
         }
+        let bodyBudget = BodyMemoryBudget(capacity: configuration.limits.maxBodyBytesInMemory)
         let responder = ProxyResponder(
             // Push back on clients (503) only for a destination whose full policy is `refuse`; with drop_oldest a
             // dead destination never changes the answers clients get (its own queue drops and counts instead).
             mode: configuration.mode, forwarder: forwarder, intake: intake,
             exportIsSaturated: { fanOut.isSaturated }, live: live,
-            experiments: StandaloneExperiments(), counters: counters
+            experiments: StandaloneExperiments(), counters: counters, bodyBudget: bodyBudget
         )
         let adminState = AdminState(configuration: configuration, status: status, fanOut: fanOut, assembler: assembler, client: exportClient)
         let proxyConnections = ConnectionGauge(listener: "proxy")
@@ -233,6 +234,7 @@ public enum ProxyApplication {
                 let statistics = await assembler.statistics
                 Gauge(label: "mlflow_otel_proxy_traces_waiting").record(statistics.tracesInFlight)
                 Gauge(label: "mlflow_otel_proxy_connections_open", dimensions: [("listener", "proxy")]).record(proxyConnections.open)
+                Gauge(label: "mlflow_otel_proxy_request_body_bytes_in_memory").record(bodyBudget.bytesHeld)
                 return metricsText()
             }
             adminServices.append(

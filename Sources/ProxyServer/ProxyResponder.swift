@@ -21,6 +21,8 @@ struct ProxyResponder: HTTPResponder {
     let live: LiveSettings
     let experiments: StandaloneExperiments
     let counters: ProxyCounters
+    /// Request bodies held in memory, over all connections.
+    let bodyBudget: BodyMemoryBudget
 
     func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
         var request = request
@@ -67,6 +69,21 @@ struct ProxyResponder: HTTPResponder {
         context.logger.debug("request", metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "route": "\(route.name)"])
         var request = request
         if route.isTraceUpload, let intake {
+            let json = (try? OTLPRequestDecoder.bodyFormat(contentType: request.headers[.contentType])) == .json
+            if mode == .openTelemetryOnly || mode == .standalone, route == .otlpTraces || route.isTracesArtifact, exportIsSaturated() {
+                return intake.overloaded(route: route, json: json, context: context)  // before the body is read
+            }
+            var reservation: BodyMemoryBudget.Reservation?
+            if case .traceAttachment = route {
+                // Attachments stream to disk (or upstream); they are not held in memory.
+            } else {
+                do {
+                    reservation = try await bodyBudget.collect(&request, limit: intake.maxBodyBytes)
+                } catch {
+                    return intake.refused(error, route: route, json: json, budget: bodyBudget.capacity, context: context)
+                }
+            }
+            defer { reservation?.release() }
             switch mode {
             case .dual, .mlflowOnly:
                 // MLflow-only has an intake only when span metrics are exported: as in an application, the
@@ -82,15 +99,6 @@ struct ProxyResponder: HTTPResponder {
 
     /// OpenTelemetry-only and standalone: the proxy is the trace API.
     private func answerLocally(_ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, intake: TraceIntake) async -> Response {
-        switch route {
-        case .otlpTraces, .tracesArtifact:
-            if exportIsSaturated() {
-                let json = (try? OTLPRequestDecoder.bodyFormat(contentType: request.headers[.contentType])) == .json
-                return intake.overloaded(route: route, json: json, context: context)
-            }
-        default:
-            break
-        }
         switch route {
         case .otlpTraces:
             return await intake.answerOTLP(&request, context: context)

@@ -364,6 +364,37 @@ struct TraceIntake: Sendable {
             "rejected a trace upload", metadata: ["route": "\(route)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"])
     }
 
+    /// The answer to a trace upload whose body was not read (``BodyMemoryBudget/collect(_:limit:)``), in the route's
+    /// error format, with `Connection: close` (the rest of the body is not read): 413 for a body over the limit,
+    /// 503 with `Retry-After` when the proxy holds its budget of request bodies already (MLflow clients and OTLP
+    /// exporters retry it), 400 for a body the connection broke off.
+    func refused(_ refusal: BodyMemoryBudget.Refusal, route: MLflowRoute, json: Bool, budget: Int, context: ProxyRequestContext) -> Response {
+        let error: WireError
+        var response: Response
+        switch refusal {
+        case .tooLarge:
+            error = WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes")
+        case .unreadable:
+            error = WireError(.malformedBody, "the body could not be read whole")
+        case .overBudget:
+            counters.increment("rejected_requests", "body_memory_budget")
+            context.logger.warning(
+                "request bodies held in memory at their limit; asking the client to retry later",
+                metadata: ["route": "\(route.name)", "max_body_bytes_in_memory": "\(budget)"])
+            let message = "mlflow-otel-proxy holds its limit of request bodies in memory (\(budget) bytes); retry shortly"
+            response =
+                route == .otlpTraces
+                ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
+                : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
+            response.headers[.retryAfter] = "1"
+            response.headers[.connection] = "close"
+            return response
+        }
+        response = route == .otlpTraces ? rejectOTLP(error, json: json, context: context) : rejectMLflow(error, context: context)
+        response.headers[.connection] = "close"
+        return response
+    }
+
     /// The answer when the export queue is full: 503 with `Retry-After`, which MLflow clients honour.
     func overloaded(route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
         counters.increment("rejected_requests", "overloaded")

@@ -96,6 +96,12 @@ public struct DestinationShaper: Sendable {
             span.attributes.removeAll { $0.key.hasPrefix("mlflow.") && !$0.key.hasPrefix("mlflow.trace.") && $0.key != "mlflow.trace_id" }
         }
         outcome.masked += redactor.maskPaths(in: &span)
+        if let limit = policy.limits.maxAttributeValueLength, redactor.hasPatterns {
+            // Regexes run on values already cut near the size limit, so a huge value costs no more than a short
+            // one; the margin keeps a secret that straddles the limit whole for its pattern (the final cut is
+            // below, after masking, and counts the value once).
+            _ = SizeLimiter.truncateValues(in: &span, limit: limit + Self.patternMargin)
+        }
         outcome.masked += redactor.maskPatterns(in: &span)
         outcome.redacted += redactor.dropAttributes(in: &span)
         outcome.redacted += redactor.stripContent(of: &span)
@@ -103,6 +109,9 @@ public struct DestinationShaper: Sendable {
         if let limit = policy.limits.maxAttributesPerSpan { outcome.trimmed += SizeLimiter.capAttributes(of: &span, limit: limit) }
         if let limit = policy.limits.maxEventsPerSpan { outcome.trimmed += SizeLimiter.capEvents(of: &span, limit: limit) }
     }
+
+    /// Characters kept past the value-length limit while redaction patterns run.
+    static let patternMargin = 1024
 
     /// Whether the trace goes to this destination by experiment and tags.
     func routes(_ trace: [Opentelemetry_Proto_Trace_V1_ResourceSpans], spans: [Opentelemetry_Proto_Trace_V1_Span]) -> Bool {

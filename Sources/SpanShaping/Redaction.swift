@@ -35,6 +35,9 @@ struct Redactor: Sendable {
         metadataOnly = settings.metadataOnly
     }
 
+    /// Whether any regex masks values.
+    var hasPatterns: Bool { !patterns.isEmpty }
+
     var isEmpty: Bool { dropPatterns.isEmpty && paths.isEmpty && patterns.isEmpty && !metadataOnly }
 
     /// Masks the JSON paths inside the span's content attributes. - Returns: how many values were masked.

@@ -11,18 +11,25 @@ public struct AssemblySettings: Sendable, Equatable {
     public var rememberExportedFor: Duration
     /// How many exported traces are remembered at most (oldest forgotten first).
     public var maxRememberedTraces: Int
+    /// How many span ids of exported traces are remembered at most, over all of them (oldest traces forgotten
+    /// first): a few large traces cannot hold more memory than many small ones.
+    public var maxRememberedSpanIDs: Int
     /// Traces held at once; beyond it the oldest is exported as it is.
     public var maxTracesInFlight: Int
     /// Spans one trace may hold; a trace that reaches it is exported as it is (later spans follow as late spans).
     public var maxSpansPerTrace: Int
-    /// Upload bytes held across all waiting traces; beyond it the oldest traces are exported as they are.
+    /// Bytes held across all waiting traces (their spans' share of the upload, their trace info) and the v2
+    /// trace info waiting for its spans; beyond it the oldest traces are exported as they are, and the oldest
+    /// such v2 records forgotten.
     public var maxBytesHeld: Int
 
     /// Creates settings with the defaults.
     public init(
         maxWait: Duration = .seconds(10), rememberExportedFor: Duration = .seconds(600), maxRememberedTraces: Int = 100_000,
-        maxTracesInFlight: Int = 10_000, maxSpansPerTrace: Int = 10_000, maxBytesHeld: Int = 256 * 1024 * 1024
+        maxTracesInFlight: Int = 10_000, maxSpansPerTrace: Int = 10_000, maxBytesHeld: Int = 256 * 1024 * 1024,
+        maxRememberedSpanIDs: Int = 1_000_000
     ) {
+        self.maxRememberedSpanIDs = maxRememberedSpanIDs
         self.maxWait = maxWait
         self.rememberExportedFor = rememberExportedFor
         self.maxRememberedTraces = maxRememberedTraces
@@ -53,6 +60,7 @@ public struct TraceAssemblyState: Sendable {
         var deadline: ContinuousClock.Instant
         var expectsTraceInfo = false
         var wholeTraceSeen = false
+        /// Span bytes plus the trace info's ``TraceInfo/approximateBytes``.
         var bytes = 0
     }
 
@@ -64,6 +72,7 @@ public struct TraceAssemblyState: Sendable {
     struct OrphanInfo: Sendable {
         var info: TraceInfo
         var deadline: ContinuousClock.Instant
+        var bytes: Int
     }
 
     /// The settings in force.
@@ -78,12 +87,14 @@ public struct TraceAssemblyState: Sendable {
     /// MLflow request id → OTel trace id, learned from `traces.json` uploads of v2 clients.
     private var requestIndex: [String: Data] = [:]
     private var bytesHeld = 0
+    /// Span ids held in `exported`.
+    private var rememberedSpanIDs = 0
 
     /// Duplicate spans dropped so far (already held, or already exported).
     public private(set) var duplicateSpans = 0
     /// Trace infos that arrived after their trace had been exported.
     public private(set) var lateTraceInfos = 0
-    /// v2 trace infos whose spans never arrived within the wait.
+    /// v2 trace infos whose spans never arrived within the wait, or that were forgotten for the memory bound.
     public private(set) var traceInfosWithoutSpans = 0
 
     /// Creates an empty state.
@@ -122,6 +133,7 @@ public struct TraceAssemblyState: Sendable {
             if var record = exported[traceID] {
                 if record.spanIDs.insert(span.spanID).inserted {
                     exported[traceID] = record
+                    rememberedSpanIDs += 1
                     late[traceID, default: []].append(assembled)
                 } else {
                     duplicateSpans += 1
@@ -146,8 +158,9 @@ public struct TraceAssemblyState: Sendable {
         }
         if let requestID = batch.mlflowTraceID, MLflowTraceID.otelTraceID(requestID) == nil, let traceID = batch.spans.first?.traceID {
             requestIndex[requestID] = traceID
-            if let orphan = orphanInfos.removeValue(forKey: requestID), pending[traceID] != nil {
-                attach(orphan.info, to: traceID)
+            if let orphan = orphanInfos.removeValue(forKey: requestID) {
+                bytesHeld -= orphan.bytes
+                if pending[traceID] != nil { attach(orphan.info, to: traceID) }
             }
         }
         ready += late.map { AssembledTrace(traceID: $0.key, spans: $0.value, info: nil, completion: .lateSpans) }
@@ -169,12 +182,16 @@ public struct TraceAssemblyState: Sendable {
             // A v2 record before its spans: held until the traces.json of this request id names the trace.
             if var orphan = orphanInfos[info.traceID] {
                 orphan.info.merge(info)
+                bytesHeld += orphan.info.approximateBytes - orphan.bytes
+                orphan.bytes = orphan.info.approximateBytes
                 orphanInfos[info.traceID] = orphan
             } else {
-                orphanInfos[info.traceID] = OrphanInfo(info: info, deadline: now.advanced(by: settings.maxWait))
+                let bytes = info.approximateBytes
+                orphanInfos[info.traceID] = OrphanInfo(info: info, deadline: now.advanced(by: settings.maxWait), bytes: bytes)
                 orphanOrder.append(info.traceID)
+                bytesHeld += bytes
             }
-            return []
+            return enforceLimits(now: now)
         }
         if exported[traceID] != nil {
             lateTraceInfos += 1
@@ -202,7 +219,7 @@ public struct TraceAssemblyState: Sendable {
         }
         while let oldest = exportedOrder.first, let record = exported[oldest], record.forgetAt <= now {
             exportedOrder.removeFirst()
-            exported[oldest] = nil
+            forgetExported(oldest)
         }
         while let oldest = orphanOrder.first {
             guard let orphan = orphanInfos[oldest] else {
@@ -211,8 +228,7 @@ public struct TraceAssemblyState: Sendable {
             }
             guard orphan.deadline <= now else { break }
             orphanOrder.removeFirst()
-            orphanInfos[oldest] = nil
-            traceInfosWithoutSpans += 1
+            forgetOrphan(oldest)
         }
         if requestIndex.count > settings.maxRememberedTraces { requestIndex.removeAll(keepingCapacity: true) }
         return ready
@@ -234,11 +250,15 @@ public struct TraceAssemblyState: Sendable {
 
     private mutating func attach(_ info: TraceInfo, to traceID: Data) {
         guard var trace = pending[traceID] else { return }
+        let before = trace.info?.approximateBytes ?? 0
         if trace.info == nil {
             trace.info = info
         } else {
             trace.info?.merge(info)
         }
+        let after = trace.info?.approximateBytes ?? 0
+        trace.bytes += after - before
+        bytesHeld += after - before
         trace.expectsTraceInfo = true
         pending[traceID] = trace
     }
@@ -256,19 +276,59 @@ public struct TraceAssemblyState: Sendable {
         // `pendingOrder` keeps the id; `expire`, `drain` and `enforceLimits` skip ids that are no longer pending.
         bytesHeld -= trace.bytes
         exported[traceID] = Exported(spanIDs: trace.spanIDs, forgetAt: now.advanced(by: settings.rememberExportedFor))
+        rememberedSpanIDs += trace.spanIDs.count
         exportedOrder.append(traceID)
-        while exportedOrder.count > settings.maxRememberedTraces, let oldest = exportedOrder.popFirst() {
-            exported[oldest] = nil
+        while exportedOrder.count > settings.maxRememberedTraces || rememberedSpanIDs > settings.maxRememberedSpanIDs,
+            let oldest = exportedOrder.popFirst()
+        {
+            forgetExported(oldest)
         }
         return AssembledTrace(traceID: traceID, spans: trace.spans, info: trace.info, completion: completion)
     }
 
+    private mutating func forgetExported(_ traceID: Data) {
+        if let record = exported.removeValue(forKey: traceID) { rememberedSpanIDs -= record.spanIDs.count }
+    }
+
+    private mutating func forgetOrphan(_ requestID: String) {
+        guard let orphan = orphanInfos.removeValue(forKey: requestID) else { return }
+        bytesHeld -= orphan.bytes
+        traceInfosWithoutSpans += 1
+    }
+
+    /// Over a limit, the oldest held data goes first: a waiting trace is exported as it is, a v2 record still
+    /// waiting for its spans is forgotten (both waits started at arrival, so the earlier deadline is the older).
     private mutating func enforceLimits(now: ContinuousClock.Instant) -> [AssembledTrace] {
         var ready: [AssembledTrace] = []
-        while pending.count > settings.maxTracesInFlight || bytesHeld > settings.maxBytesHeld, let oldest = pendingOrder.popFirst() {
-            guard pending[oldest] != nil else { continue }
-            let completion: TraceCompletion = pending.count > settings.maxTracesInFlight ? .traceLimit : .memoryLimit
-            ready.append(finish(oldest, completion: completion, now: now))
+        while pending.count > settings.maxTracesInFlight || orphanInfos.count > settings.maxTracesInFlight
+            || bytesHeld > settings.maxBytesHeld
+        {
+            while let first = pendingOrder.first, pending[first] == nil { pendingOrder.removeFirst() }
+            while let first = orphanOrder.first, orphanInfos[first] == nil { orphanOrder.removeFirst() }
+            let oldestTrace = pendingOrder.first.flatMap { id in pending[id].map { (id, $0.deadline) } }
+            let oldestOrphan = orphanOrder.first.flatMap { id in orphanInfos[id].map { (id, $0.deadline) } }
+            let orphanFirst: Bool
+            switch (oldestTrace, oldestOrphan) {
+            case (nil, nil): return ready
+            case (nil, _?): orphanFirst = true
+            case (_?, nil): orphanFirst = false
+            case (let trace?, let orphan?):
+                if pending.count > settings.maxTracesInFlight {
+                    orphanFirst = false
+                } else if orphanInfos.count > settings.maxTracesInFlight {
+                    orphanFirst = true
+                } else {
+                    orphanFirst = orphan.1 < trace.1
+                }
+            }
+            if orphanFirst, let orphan = oldestOrphan {
+                orphanOrder.removeFirst()
+                forgetOrphan(orphan.0)
+            } else if let trace = oldestTrace {
+                pendingOrder.removeFirst()
+                let completion: TraceCompletion = pending.count > settings.maxTracesInFlight ? .traceLimit : .memoryLimit
+                ready.append(finish(trace.0, completion: completion, now: now))
+            }
         }
         return ready
     }

@@ -267,7 +267,8 @@ struct ConfigurationFileTests {
     @Test func limitsAndListenerTLSAreReadAndChecked() throws {
         let config = try load(
             """
-            limits: { max_trace_body_bytes: 1000, max_passthrough_body_bytes: 2000, max_header_bytes: 4096, request_read_timeout: 5s, idle_timeout: 0, max_connections: 10 }
+            limits: { max_trace_body_bytes: 1000, max_passthrough_body_bytes: 2000, max_header_bytes: 4096, request_read_timeout: 5s, idle_timeout: 0, max_connections: 10,
+                      request_timeout: 0, min_body_rate: 500, min_body_rate_grace_period: 2s, response_write_timeout: 30s, max_body_bytes_in_memory: 1_000_000 }
             """)
         #expect(config.maxTraceBodyBytes == 1000)
         #expect(config.limits.maxPassthroughBodyBytes == 2000)
@@ -275,13 +276,21 @@ struct ConfigurationFileTests {
         #expect(config.limits.requestReadTimeout == .seconds(5))
         #expect(config.limits.idleTimeout == nil)
         #expect(config.limits.maxConnections == 10)
+        #expect(config.limits.requestTimeout == nil && config.limits.minBodyBytesPerSecond == 500)
+        #expect(config.limits.minBodyRateGracePeriod == .seconds(2) && config.limits.responseWriteTimeout == .seconds(30))
+        #expect(config.limits.maxBodyBytesInMemory == 1_000_000)
+        #expect(try load("limits: { min_body_rate: 0, response_write_timeout: 0 }").limits.minBodyBytesPerSecond == nil)
         #expect(try load("").limits == ConnectionLimits())
         #expect(
-            problems("limits: { max_connections: -1, request_read_timeout: 0s, max_header: 1 }").sorted()
+            problems("limits: { max_connections: -1, request_read_timeout: 0s, max_header: 1, min_body_rate: -5, max_body_bytes_in_memory: 0 }")
+                .sorted()
                 == [
+                    "limits.max_body_bytes_in_memory: expected a positive whole number, got \"0\"",
                     "limits.max_connections: expected a positive whole number, got \"-1\"",
                     "limits.max_header: unknown key, expected one of max_trace_body_bytes, max_passthrough_body_bytes, max_header_bytes, "
-                        + "request_read_timeout, idle_timeout, max_connections",
+                        + "request_read_timeout, idle_timeout, max_connections, request_timeout, min_body_rate, min_body_rate_grace_period, "
+                        + "response_write_timeout, max_body_bytes_in_memory",
+                    "limits.min_body_rate: expected a whole number (0 or more), got \"-5\"",
                     "limits.request_read_timeout: must be more than zero",
                 ].sorted())
         #expect(

@@ -148,6 +148,22 @@ import Testing
         #expect(call.events[0].attributes.map(\.key) == ["exception.type"])
     }
 
+    @Test func patternsRunOnValuesCutNearTheLimitAndASecretAcrossTheLimitIsMaskedWhole() {
+        var policy = DataPolicy(conventions: [.mlflow])
+        policy.redaction.maskPatterns = ["preset:api_key"]
+        policy.limits.maxAttributeValueLength = 1000
+        let shaper = DestinationShaper(policy: policy)
+        // In `note` a key starts 10 characters before the limit; in `far` a key follows 4 MiB, never scanned (values
+        // are cut at the limit plus a margin first), so only `note` counts as masked.
+        let value = String(repeating: "a", count: 990) + " sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX " + String(repeating: "b", count: 4 << 20)
+        let far = String(repeating: "b", count: 4 << 20) + " sk-proj-ZYXWVUTSRQPONMLKJIHGFEDC"
+        let (shaped, outcome) = shaper.shape(Self.trace([Self.span("root", attributes: ["note": value, "far": far])]))
+        let note = shaped.first?.scopeSpans.first?.spans.first.map { Self.attributes($0)["note"]?.stringValue } ?? nil
+        #expect(note?.count == 1000)
+        #expect(note?.contains("sk-") == false && note?.contains(" *** ") == true)
+        #expect(outcome.masked == 1 && outcome.trimmed == 2)
+    }
+
     // MARK: Size limits
 
     @Test func truncationKeepsJSONValidAndWithinTheLimit() throws {

@@ -101,4 +101,48 @@ struct TraceAssemblyTests {
         #expect(released.first?.traceID == Data(repeating: 1, count: 16))
         #expect(state.tracesInFlight == 2)
     }
+
+    @Test func traceInfoAndWaitingV2RecordsCountTowardTheBytesHeld() {
+        func v2Start(_ index: Int, tagBytes: Int) -> TraceInfo {
+            var info = TraceInfo(traceID: String(format: "%032x", index), tags: ["big": String(repeating: "t", count: tagBytes)])
+            info.schemaVersion = 2
+            info.isFinal = false
+            return info
+        }
+        var state = TraceAssemblyState(settings: AssemblySettings(maxBytesHeld: 100_000))
+        // v2 records whose spans never come: only the bytes bound keeps them from piling up before their wait ends.
+        for index in 1...10 { #expect(state.add(info: v2Start(index, tagBytes: 30_000), now: .now).isEmpty) }
+        #expect(state.bytesInFlight <= 100_000)
+        #expect(state.traceInfosWithoutSpans == 7)
+        #expect(!state.isHolding(requestID: String(format: "%032x", 1)))
+        #expect(state.isHolding(requestID: String(format: "%032x", 10)))
+        // A 3.x trace's info counts with its spans: a large info releases the trace for the memory bound.
+        var info = TraceInfo(traceID: "tr-" + String(repeating: "ab", count: 16), metadata: ["m": String(repeating: "m", count: 200_000)])
+        info.isFinal = true
+        let released = state.add(info: info, now: .now)
+        #expect(released.map(\.completion) == [.memoryLimit])
+        #expect(state.bytesInFlight <= 100_000)
+    }
+
+    @Test func rememberedSpanIDsAreCappedOverAllExportedTraces() {
+        var state = TraceAssemblyState(settings: AssemblySettings(maxRememberedSpanIDs: 250))
+        func trace(_ index: UInt8, spans: Int) -> SpanBatch {
+            var result: [Opentelemetry_Proto_Trace_V1_Span] = []
+            for spanIndex in 0..<spans {
+                var span = Opentelemetry_Proto_Trace_V1_Span()
+                span.traceID = Data(repeating: index, count: 16)
+                span.spanID = Data([UInt8(spanIndex), 0, 1, 1, 1, 1, 1, 1])
+                if spanIndex > 0 { span.parentSpanID = Data([0, 0, 1, 1, 1, 1, 1, 1]) }
+                result.append(span)
+            }
+            return SpanBatch(spans: result, encoding: .typed)
+        }
+        for index: UInt8 in 1...3 { #expect(state.add(trace(index, spans: 100), now: .now).count == 1) }
+        // Trace 1 was forgotten to keep at most 250 ids (3 × 100 = 300): its spans would be exported again;
+        // traces 2 and 3 are still deduplicated.
+        #expect(state.add(trace(3, spans: 100), now: .now).isEmpty)
+        #expect(state.add(trace(2, spans: 100), now: .now).isEmpty)
+        #expect(!state.hasSpans(traceID: Data(repeating: 1, count: 16)))
+        #expect(state.duplicateSpans == 200)
+    }
 }

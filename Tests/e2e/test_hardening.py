@@ -137,9 +137,15 @@ def test_an_idle_keep_alive_connection_is_closed(limited):
 
 
 @pytest.mark.serial
-def test_connections_over_the_limit_get_503_with_retry_after(limited):
-    held = [socket.create_connection(("127.0.0.1", limited.port)) for _ in range(4)]
+def test_connections_over_the_limit_get_503_with_retry_after_when_every_connection_is_busy(limited):
+    # Busy: each of the 4 connections is sending a body (at a good rate, so none can be closed for a new one).
+    held = []
     try:
+        for _ in range(4):
+            connection = socket.create_connection(("127.0.0.1", limited.port))
+            connection.sendall(b"POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: 100000\r\n\r\n" + b" " * 5000)
+            held.append(connection)
         time.sleep(0.2)
         status, headers, body, _ = exchange(limited.port, b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status == 503 and headers["retry-after"] == "1"
@@ -150,6 +156,151 @@ def test_connections_over_the_limit_get_503_with_retry_after(limited):
     wait_for(lambda: metric(limited, "mlflow_otel_proxy_connections_open") == 0, timeout=10, message="connections to close")
     still_serves(limited)
     assert metric(limited, 'mlflow_otel_proxy_rejected_requests_total{reason="too_many_connections"}') == 1
+
+
+@pytest.mark.serial
+def test_at_the_connection_limit_an_idle_or_trickling_connection_makes_room_for_a_new_one(limited):
+    # As nginx reuses idle connections: 2 idle connections, 2 sending a head a byte at a time; new clients are
+    # served in their place, oldest first, and the busy ones are never touched.
+    idle = [socket.create_connection(("127.0.0.1", limited.port)) for _ in range(2)]
+    time.sleep(0.1)
+    trickling = [socket.create_connection(("127.0.0.1", limited.port)) for _ in range(2)]
+    for connection in trickling:
+        connection.sendall(b"GET /ver")
+    time.sleep(0.2)
+    served = []
+    try:
+        # Four new clients that keep their connections: each takes the place of the oldest evictable one.
+        for _ in range(4):
+            connection = socket.create_connection(("127.0.0.1", limited.port), timeout=5)
+            served.append(connection)
+            started = time.monotonic()
+            connection.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert connection.recv(65536).startswith(b"HTTP/1.1 200") and time.monotonic() - started < 1
+        for connection in idle + trickling:
+            connection.settimeout(5)
+            assert connection.recv(100) == b"", "an evicted connection is closed without an answer"
+    finally:
+        for connection in idle + trickling + served:
+            connection.close()
+    assert metric(limited, 'mlflow_otel_proxy_connections_closed_total{reason="evicted_for_new_connection"}') == 4
+    assert metric(limited, 'mlflow_otel_proxy_rejected_requests_total{reason="too_many_connections"}') == 0
+
+
+@pytest.mark.serial
+def test_1100_trickling_connections_do_not_stop_a_normal_client(start_proxy, tmp_path):
+    # Default limits (1,024 connections). 550 send a head and 550 a body, a byte every 0.4 s each (slowloris, slow
+    # POST); a normal client is served within 1 s the whole time, because a trickling connection makes room for it.
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    proxy = start_proxy([])
+    heads, bodies = [], []
+    try:
+        for index in range(1100):
+            connection = socket.create_connection(("127.0.0.1", proxy.port))
+            connection.setblocking(False)
+            if index % 2:
+                connection.send(b"POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+                bodies.append(connection)
+            else:
+                connection.send(b"GET /version HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+                heads.append(connection)
+        worst = 0.0
+        deadline = time.monotonic() + 15
+        rounds = 0
+        while time.monotonic() < deadline:
+            for connection in heads + bodies:
+                try:
+                    connection.send(b"X")
+                except (BlockingIOError, BrokenPipeError, ConnectionResetError, OSError):
+                    pass
+            status, _, body, seconds = exchange(proxy.port, b"GET /api/2.0/mlflow/experiments/get-by-name?experiment_name=Default HTTP/1.1\r\n"
+                                                            b"Host: x\r\nConnection: close\r\n\r\n", read_timeout=5)
+            assert status == 200, (rounds, status, body)
+            worst = max(worst, seconds)
+            rounds += 1
+            time.sleep(0.4)
+        assert worst < 1, f"a normal request took {worst:.2f} s"
+        assert rounds >= 10
+        # Tricklers that kept their slot past the grace period are closed for being too slow.
+        assert metric(proxy, 'mlflow_otel_proxy_connections_closed_total{reason="body_too_slow"}') > 0
+        assert metric(proxy, 'mlflow_otel_proxy_connections_closed_total{reason="evicted_for_new_connection"}') >= 76
+    finally:
+        for connection in heads + bodies:
+            connection.close()
+    wait_for(lambda: metric(proxy, "mlflow_otel_proxy_connections_open") == 0, timeout=20, message="connections to close")
+    still_serves(proxy)
+
+
+SLOW_LIMITS = {"limits": {"min_body_rate": 1000, "min_body_rate_grace_period": "1s", "request_read_timeout": "10s",
+                          "request_timeout": "3s", "response_write_timeout": "1s"}}
+
+
+def trickle(port, head, pieces, pause, seconds=8):
+    """Sends `head`, then each piece after `pause` s, until the proxy closes or answers: (answer, seconds)."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as connection:
+        connection.sendall(head)
+        try:
+            for piece in pieces:
+                time.sleep(pause)
+                connection.sendall(piece)
+                if time.monotonic() - started > seconds:
+                    break
+            connection.settimeout(seconds)
+            answer = connection.recv(65536)
+        except (BrokenPipeError, ConnectionResetError):
+            answer = b""
+    return answer, time.monotonic() - started
+
+
+@pytest.mark.serial
+def test_a_body_below_the_minimum_rate_is_closed_after_the_grace_period_and_one_above_it_is_served(start_proxy, tmp_path):
+    proxy = start_proxy(["--config", str(write_config(tmp_path, SLOW_LIMITS))])
+    head = b"POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    # 40 bytes every 0.2 s = 200 B/s, under 1,000 B/s: closed soon after the 1 s grace, long before the body ends.
+    answer, seconds = trickle(proxy.port, head % 100000, [b" " * 40] * 100, 0.2)
+    assert answer == b"" and seconds < 3
+    assert metric(proxy, 'mlflow_otel_proxy_connections_closed_total{reason="body_too_slow"}') == 1
+    # 1,000 bytes every 0.2 s = 5,000 B/s for 2 s: served.
+    body = b'{"name": "steady"' + b" " * 9983 + b"}"
+    answer, seconds = trickle(proxy.port, head % len(body), [body[i:i + 1000] for i in range(0, len(body), 1000)], 0.2)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert metric(proxy, 'mlflow_otel_proxy_connections_closed_total{reason="body_too_slow"}') == 1
+
+
+@pytest.mark.serial
+def test_a_request_that_keeps_arriving_is_closed_at_the_whole_request_deadline(start_proxy, tmp_path):
+    document = {"limits": {**SLOW_LIMITS["limits"], "min_body_rate": 0}}
+    proxy = start_proxy(["--config", str(write_config(tmp_path, document))])
+    # A byte every 0.1 s never stalls and the rate is not judged, but the whole request may take 3 s.
+    answer, seconds = trickle(proxy.port, b"POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
+                              [b" "] * 200, 0.1)
+    assert answer == b"" and 2.9 < seconds < 5
+    assert metric(proxy, 'mlflow_otel_proxy_connections_closed_total{reason="request_timeout"}') == 1
+    still_serves(proxy)
+
+
+@pytest.mark.serial
+def test_a_client_that_stops_reading_a_large_answer_is_closed_and_the_upstream_let_go(start_proxy, tmp_path):
+    # Mock upstream: a 256 MiB answer on demand, and a way to see that the proxy stopped reading it (a real MLflow
+    # server would need a 256 MiB artifact logged first; the behaviour under test is the proxy's alone).
+    upstream = StubUpstream("large_answer")
+    try:
+        proxy = start_proxy(["--upstream", upstream.url, "--config", str(write_config(tmp_path, SLOW_LIMITS))])
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as connection:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            connection.sendall(b"GET /api/2.0/mlflow-artifacts/artifacts/0/model.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+            # Read nothing more: the proxy's send buffer fills, and 1 s later the connection is closed.
+            wait_for(lambda: metric(proxy, 'mlflow_otel_proxy_connections_closed_total{reason="response_write_timeout"}') == 1,
+                     timeout=15, message="the write deadline to close the connection")
+        wait_for(lambda: upstream.aborted, timeout=10, message="the proxy to let go of the upstream answer")
+        wait_for(lambda: metric(proxy, "mlflow_otel_proxy_connections_open") == 0, timeout=10, message="connections to close")
+    finally:
+        upstream.close()
 
 
 # Mock upstream (echo): the only way to see the exact request line and headers the upstream receives.
@@ -332,3 +483,57 @@ def test_listener_tls_problems_stop_start_up_with_the_reason(tmp_path, start_pro
     proxy = start_proxy(["--config", str(wrong)], expect_start=False)
     assert proxy.process.wait(timeout=30) != 0
     assert "cannot use" in proxy.log()
+
+
+def big_otlp_upload(megabytes):
+    """One OTLP/protobuf request of about `megabytes` MiB: one span with a large attribute."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id = bytes(range(1, 17))
+    span.span_id = bytes(range(1, 9))
+    span.name = "big"
+    span.start_time_unix_nano, span.end_time_unix_nano = 1_700_000_000_000_000_000, 1_700_000_001_000_000_000
+    attribute = span.attributes.add()
+    attribute.key = "payload"
+    attribute.value.string_value = "x" * (megabytes * 1024 * 1024 - 200)
+    return request.SerializeToString()
+
+
+@pytest.mark.serial
+@pytest.mark.memory
+def test_64_concurrent_32_mib_uploads_stay_within_the_body_memory_budget(start_proxy, tmp_path, receiver):
+    import concurrent.futures
+    from conftest import SANITIZER
+    document = {"mode": "opentelemetry-only", "destinations": {"collector": {"traces_endpoint": receiver.url + "/v1/traces"}}}
+    proxy = start_proxy(["--config", str(write_config(tmp_path, document))], log_level="info")
+    body = big_otlp_upload(32)
+
+    def upload(_):
+        connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=120)
+        try:
+            connection.request("POST", "/v1/traces", body=body,
+                               headers={"Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "0"})
+            response = connection.getresponse()
+            response.read()
+            return response.status, response.getheader("Retry-After")
+        except (BrokenPipeError, ConnectionResetError):
+            return "reset", None  # refused before the body was sent whole: the answer may be lost to the reset
+        finally:
+            connection.close()
+
+    baseline = proxy.rss_peak_kib()
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        results = list(pool.map(upload, range(64)))
+    statuses = [status for status, _ in results]
+    assert set(statuses) <= {200, 503, "reset"}, statuses
+    assert statuses.count(200) >= 8, statuses
+    assert all(retry == "1" for status, retry in results if status == 503)
+    refused = metric(proxy, 'mlflow_otel_proxy_rejected_requests_total{reason="body_memory_budget"}')
+    assert refused == 64 - statuses.count(200) and refused > 0
+    assert metric(proxy, "mlflow_otel_proxy_request_body_bytes_in_memory") == 0
+    grown_mib = (proxy.rss_peak_kib() - baseline) / 1024
+    print(f"peak RSS grew by {grown_mib:.0f} MiB; {statuses.count(200)} uploads served, {refused:.0f} refused")
+    if not SANITIZER:
+        # The budget (256 MiB) plus a fixed overhead: decoding holds about as much again as the bodies it decodes.
+        assert grown_mib < 256 + 320, f"peak RSS grew by {grown_mib:.0f} MiB"

@@ -16,6 +16,7 @@ class StubUpstream:
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.stopped = False
+        self.aborted = False
         self.connections = []
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -54,6 +55,17 @@ class StubUpstream:
                 # Promises 100 bytes, sends 20 and closes: an upstream that dies mid-answer.
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
                              b'{"experiment": {"ex')
+                return
+            if self.mode == "large_answer":
+                # 256 MiB, sent as fast as the proxy takes it; `aborted` tells whether the proxy let go of it.
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "
+                             + str(256 * 1024 * 1024).encode() + b"\r\n\r\n")
+                chunk = b"x" * (1024 * 1024)
+                try:
+                    for _ in range(256):
+                        conn.sendall(chunk)
+                except OSError:
+                    self.aborted = True
                 return
             if self.mode == "reject_early":
                 body = b'{"error_code": "UNAUTHENTICATED", "message": "no"}'

@@ -1,0 +1,103 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// The request bytes held in memory at once, over all connections (``ConnectionLimits/maxBodyBytesInMemory``).
+///
+/// Trace uploads are read whole before they are decoded, each up to `max_trace_body_bytes`; without a total,
+/// a thousand connections could each hold one. ``collect(_:limit:)`` reads a body while taking its bytes from
+/// the budget (the declared `Content-Length` at once, a chunked body chunk by chunk), and the returned
+/// ``Reservation`` gives them back when the request is done.
+public final class BodyMemoryBudget: Sendable {
+    /// Bytes that may be held at once.
+    public let capacity: Int
+    private let held = Atomic<Int>(0)
+
+    /// A budget of `capacity` bytes.
+    public init(capacity: Int) { self.capacity = capacity }
+
+    /// Bytes held now.
+    public var bytesHeld: Int { held.load(ordering: .relaxed) }
+
+    /// Takes `count` bytes if they fit. - Returns: whether they were taken.
+    func take(_ count: Int) -> Bool {
+        var current = held.load(ordering: .relaxed)
+        while true {
+            guard current + count <= capacity else { return false }
+            let (exchanged, original) = held.compareExchange(expected: current, desired: current + count, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+    }
+
+    func giveBack(_ count: Int) { held.subtract(count, ordering: .relaxed) }
+
+    /// Bytes of the budget held for one request; given back once, by ``release()``.
+    public final class Reservation: Sendable {
+        private let budget: BodyMemoryBudget
+        private let bytes: Atomic<Int>
+
+        init(budget: BodyMemoryBudget, bytes: Int) {
+            self.budget = budget
+            self.bytes = Atomic(bytes)
+        }
+
+        /// Gives the bytes back (a second call does nothing).
+        public func release() {
+            let count = bytes.exchange(0, ordering: .relaxed)
+            if count > 0 { budget.giveBack(count) }
+        }
+
+        deinit { release() }
+    }
+
+    /// Why a body was not collected.
+    enum Refusal: Error {
+        /// The body is longer than the limit for its route.
+        case tooLarge
+        /// Holding it would take the budget over its capacity.
+        case overBudget
+        /// The client's connection failed while the body was read.
+        case unreadable
+    }
+
+    /// Reads the request's body whole (at most `limit` bytes) into memory taken from the budget, and puts it back
+    /// into the request as a buffer, so the handlers that read it later get it at once.
+    func collect(_ request: inout Request, limit: Int) async throws(Refusal) -> Reservation {
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        if let declared, declared > limit { throw .tooLarge }
+        var reserved = 0
+        if let declared {
+            guard take(declared) else { throw .overBudget }
+            reserved = declared
+        }
+        var buffer = ByteBufferAllocator().buffer(capacity: declared ?? 0)
+        do {
+            for try await chunk in request.body {
+                let needed = buffer.readableBytes + chunk.readableBytes
+                if needed > limit {
+                    giveBack(reserved)
+                    throw Refusal.tooLarge
+                }
+                if needed > reserved {
+                    guard take(needed - reserved) else {
+                        giveBack(reserved)
+                        throw Refusal.overBudget
+                    }
+                    reserved = needed
+                }
+                var chunk = chunk
+                buffer.writeBuffer(&chunk)
+            }
+        } catch let refusal as Refusal {
+            throw refusal
+        } catch {
+            giveBack(reserved)
+            throw .unreadable
+        }
+        let held = Reservation(budget: self, bytes: reserved)
+        request.body = RequestBody(buffer: buffer)
+        return held
+    }
+}

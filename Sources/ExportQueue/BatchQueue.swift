@@ -130,6 +130,54 @@ public struct BatchQueue {
         if inFlight == batch.sequence { inFlight = nil }
     }
 
+    /// Removes every batch of a memory queue and returns them, oldest first (a reload hands them to the queue that
+    /// replaces this one). A spooled queue returns nothing: its batches stay on disk for the next user.
+    public mutating func takeAll() -> [Batch] {
+        guard spool == nil else { return [] }
+        let taken = Array(batches)
+        batches.removeAll()
+        storedBytes = 0
+        storedSpans = 0
+        inFlight = nil
+        return taken
+    }
+
+    /// Puts batches taken from another queue (``takeAll()``) in front of this one's, in their order, as the
+    /// oldest; written to the spool when this queue has one. Beyond the bounds the oldest batches (not in flight)
+    /// are dropped. - Returns: the spans dropped.
+    public mutating func adopt(_ older: [Batch]) -> Int {
+        var adopted: [Batch] = []
+        var evicted = 0
+        for batch in older {
+            guard let payload = batch.payload else { continue }
+            let sequence = nextSequence
+            nextSequence += 1
+            if let spool {
+                do {
+                    try spool.write(sequence: sequence, spans: batch.spans, bytes: payload)
+                } catch {
+                    evicted += batch.spans  // the spool cannot take it: counted with the others
+                    continue
+                }
+            }
+            adopted.append(
+                Batch(sequence: sequence, spans: batch.spans, bytes: payload.count, payload: spool == nil ? payload : nil, traceIDs: batch.traceIDs))
+            storedBytes += payload.count
+            storedSpans += batch.spans
+        }
+        if spool == nil {
+            batches.insert(contentsOf: adopted, at: 0)
+        } else {
+            batches.append(contentsOf: adopted)  // a spool's order is its file names; these are the newest there
+        }
+        while !hasRoom(bytes: 0, spans: 0), let index = batches.firstIndex(where: { $0.sequence != inFlight }) {
+            let old = batches.remove(at: index)
+            forget(old)
+            evicted += old.spans
+        }
+        return evicted
+    }
+
     /// Removes every batch (a memory queue at shutdown), returning the spans it held.
     public mutating func removeAll() -> Int {
         let spans = storedSpans

@@ -1,3 +1,4 @@
+import DequeModule
 import ExportQueue
 import Logging
 import OTLPJSON
@@ -39,7 +40,7 @@ public actor ExportPipeline: Service {
     private let maxBatchBytes: Int
     /// What intake hands the pipeline, in order: spans, or a request to seal everything handed over before it.
     private enum Input: Sendable {
-        case spans([Opentelemetry_Proto_Trace_V1_ResourceSpans])
+        case spans([Opentelemetry_Proto_Trace_V1_ResourceSpans], spans: Int)
         case seal
     }
     /// Submissions taken so far, and how many of them are sealed into the queue (for ``sealSubmitted()``).
@@ -69,6 +70,18 @@ public actor ExportPipeline: Service {
     private var lastDeliveryOK: Bool?
     /// Drop causes already logged since the destination last delivered (each is logged once, then counted).
     private var loggedDropCauses: Set<String> = []
+    /// Whether the destination is rejecting the proxy's credentials (batches held, see ``AuthFailurePolicy``).
+    private var credentialsRejected = false
+    /// The pipeline a reload replaced this one with: the queue goes to it instead of being delivered here.
+    private var successor: ExportPipeline?
+    private var handingOver = false
+    /// Spans submitted and not yet taken from the input (bounded by the queue's span bound).
+    private nonisolated let inputBacklog = Atomic<Int>(0)
+    /// Why the spool cannot be written now (`nil`: it can, or there is none), for `/readyz` and intake.
+    private nonisolated let spoolProblemText = Mutex<String?>(nil)
+    /// Set when spans were dropped because the spool could not be written: from then on nothing is reported as
+    /// sealed (``sealSubmitted()`` waits), so the intake journal keeps every upload for the next start.
+    private var lostUnsealedSpans = false
 
     /// Creates a pipeline.
     /// - Parameter spoolPath: this destination's spool directory (opened when the pipeline runs); `nil` for a
@@ -100,15 +113,32 @@ public actor ExportPipeline: Service {
 
     /// Whether the queue has no room for another full batch: with the `refuse` policy, uploads the proxy
     /// answers itself get 503 with `Retry-After` instead of spans that would be dropped.
-    public nonisolated var isSaturated: Bool { saturatedFlag.load(ordering: .relaxed) }
+    public nonisolated var isSaturated: Bool {
+        saturatedFlag.load(ordering: .relaxed) || inputBacklog.load(ordering: .relaxed) >= settings.maxQueueSize
+    }
 
-    /// Queues translated spans for export; returns at once.
+    /// Why this destination's spool cannot be written now, or `nil`. While it is set, uploads the proxy answers
+    /// itself get 503 (the intake journal keeps what was acknowledged) and `/readyz` is not ready.
+    public nonisolated var spoolProblem: String? { spoolProblemText.withLock { $0 } }
+
+    /// Queues translated spans for export; returns at once. While the pipeline cannot take its input (a reload's
+    /// handover of the spool), at most the queue's span bound waits; spans beyond it are dropped and counted
+    /// (`queue_full`), and with the `refuse` policy ``isSaturated`` asks clients to retry instead.
     public nonisolated func submit(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
         guard !resourceSpans.isEmpty else { return }
-        let outcome = inputContinuation.yield(.spans(resourceSpans))
+        let count = resourceSpans.reduce(0) { $0 + $1.scopeSpans.reduce(0) { $0 + $1.spans.count } }
+        if inputBacklog.load(ordering: .relaxed) + count > settings.maxQueueSize && inputBacklog.load(ordering: .relaxed) > 0 {
+            counters.increment("spans_dropped", labels: [self.name, "queue_full"], by: count)
+            logger.warning(
+                "export input is full (the pipeline is waiting for its spool); spans dropped",
+                metadata: ["destination": "\(name)", "spans": "\(count)", "max_queue_size": "\(settings.maxQueueSize)"])
+            return
+        }
+        inputBacklog.add(count, ordering: .relaxed)
+        let outcome = inputContinuation.yield(.spans(resourceSpans, spans: count))
         submittedCount.add(1, ordering: .sequentiallyConsistent)  // after the yield: a barrier's target never counts an item not yet queued
         if case .terminated = outcome {
-            let count = resourceSpans.reduce(0) { $0 + $1.scopeSpans.reduce(0) { $0 + $1.spans.count } }
+            inputBacklog.subtract(count, ordering: .relaxed)
             counters.increment("spans_dropped", labels: [self.name, "shutting_down"], by: count)
             logger.warning("spans arrived after shutdown began and were dropped", metadata: ["spans": "\(count)"])
         }
@@ -136,7 +166,9 @@ public actor ExportPipeline: Service {
                 group.addTask {
                     for await item in self.input {
                         switch item {
-                        case .spans(let resourceSpans): await self.enqueue(resourceSpans)
+                        case .spans(let resourceSpans, let count):
+                            self.inputBacklog.subtract(count, ordering: .relaxed)
+                            await self.enqueue(resourceSpans)
                         case .seal: await self.sealProcessed()
                         }
                     }
@@ -149,9 +181,56 @@ public actor ExportPipeline: Service {
         } onGracefulShutdown: {
             self.inputContinuation.finish()
         }
-        finishShutdown()
+        if let successor, handingOver {
+            await handOver(to: successor)
+        } else {
+            finishShutdown()
+        }
         endedFlag.store(true, ordering: .sequentiallyConsistent)
         for exporter in exporters { await exporter.shutdown() }
+    }
+
+    // MARK: Reload handover
+
+    /// Tells a pipeline that a reload replaced it with `successor` (the same destination, new settings): when it
+    /// is then shut down, it stops delivering with its old settings (a rejected old key must not drop anything),
+    /// and its queue goes to the successor: a memory queue's batches are given to it, a spool is released for it.
+    public func retire(handingOverTo successor: ExportPipeline) {
+        self.successor = successor
+    }
+
+    private func handOver(to successor: ExportPipeline) async {
+        seal()
+        if queue.isSpooled {
+            if !queue.isEmpty {
+                logger.info(
+                    "spooled batches left for the destination's new settings",
+                    metadata: ["destination": "\(name)", "batches": "\(queue.count)", "spans": "\(queue.storedSpans)"])
+            }
+            queue = BatchQueue(maxBytes: 0, maxSpans: 0)  // closes the spool (and its lock) for the successor
+        } else {
+            let batches = queue.takeAll()
+            if !batches.isEmpty {
+                logger.info(
+                    "queued batches handed to the destination's new settings",
+                    metadata: ["destination": "\(name)", "batches": "\(batches.count)", "spans": "\(batches.reduce(0) { $0 + $1.spans })"])
+                await successor.adopt(batches)
+            }
+        }
+        updateGauges()
+    }
+
+    /// Takes the batches of the pipeline this one replaces (older than anything queued here) in front of its own
+    /// queue; beyond the queue's bounds the oldest are dropped and counted (`queue_full`).
+    func adopt(_ batches: [BatchQueue.Batch]) {
+        let evicted = queue.adopt(batches)
+        if evicted > 0 {
+            counters.increment("spans_dropped", labels: [name, "queue_full"], by: evicted)
+            logDrop(
+                cause: "queue_full", "export queue is full after a reload handed over its predecessor's batches; the oldest were dropped",
+                metadata: ["spans": "\(evicted)", "queue_bytes": "\(queueBound)"])
+        }
+        updateGauges()
     }
 
     // MARK: Intake and batching
@@ -210,15 +289,72 @@ public actor ExportPipeline: Service {
         if outcome.trimmed > 0 { counters.increment("values_trimmed", labels: [name], by: outcome.trimmed) }
     }
 
-    /// Moves the batch being formed into the queue.
-    private func seal() {
-        guard pendingSpans > 0 else { return }
-        let (bytes, spans, traceIDs) = (pending, pendingSpans, pendingTraceIDs)
-        pending = []
-        pendingSpans = 0
-        pendingTraceIDs = []
-        pendingSince = nil
-        switch queue.append(bytes, spans: spans, traceIDs: traceIDs, refuseWhenFull: settings.fullPolicy == .refuse) {
+    /// Moves the batch being formed into the queue, after any batches the spool could not write yet.
+    /// - Returns: false when the spool could not write them (they wait in memory and are tried again).
+    @discardableResult
+    private func seal() -> Bool {
+        if pendingSpans > 0 {
+            unsealed.append(UnsealedBatch(bytes: pending, spans: pendingSpans, traceIDs: pendingTraceIDs))
+            unsealedBytes += pending.count
+            pending = []
+            pendingSpans = 0
+            pendingTraceIDs = []
+            pendingSince = nil
+        }
+        lastSealAttempt = .now
+        while let first = unsealed.first {
+            let outcome = queue.append(first.bytes, spans: first.spans, traceIDs: first.traceIDs, refuseWhenFull: settings.fullPolicy == .refuse)
+            if case .failed(let error) = outcome {
+                spoolWriteFailed(error)
+                updateGauges()
+                return false
+            }
+            unsealed.removeFirst()
+            unsealedBytes -= first.bytes.count
+            recordAppend(outcome, spans: first.spans)
+        }
+        if spoolProblem != nil {
+            spoolProblemText.withLock { $0 = nil }
+            logger.info("the spool can be written again", metadata: ["destination": "\(name)"])
+        }
+        updateGauges()
+        return true
+    }
+
+    /// Sealed batches the spool has not written yet, oldest first (empty unless the spool is failing).
+    private struct UnsealedBatch {
+        var bytes: [UInt8]
+        var spans: Int
+        var traceIDs: Set<String>
+    }
+    private var unsealed: Deque<UnsealedBatch> = []
+    private var unsealedBytes = 0
+    private var lastSealAttempt = ContinuousClock.now
+
+    /// Batches the spool could not write wait in memory (tried again every second); uploads are refused meanwhile
+    /// (``spoolProblem``). Beyond the memory queue's bound the oldest are dropped and counted (`spool_write`), and
+    /// from then on nothing counts as sealed, so the intake journal keeps every upload for the next start.
+    private func spoolWriteFailed(_ error: SpoolDirectory.SpoolError) {
+        if spoolProblem == nil {
+            spoolProblemText.withLock { $0 = "the spool of destination \(name) cannot be written" }
+            logger.error(
+                "could not write a batch to the spool; uploads get 503 until it can be written, the intake journal keeps them",
+                metadata: ["destination": "\(name)", "error": "\(error)"])
+            counters.increment("spool_errors", name)
+        }
+        while unsealedBytes > settings.maxQueueBytes, let oldest = unsealed.popFirst() {
+            unsealedBytes -= oldest.bytes.count
+            counters.increment("spans_dropped", labels: [name, "spool_write"], by: oldest.spans)
+            logDrop(
+                cause: "spool_write", "the spool stayed unwritable past the memory bound; spans dropped (the intake journal keeps their uploads)",
+                metadata: ["spans": "\(oldest.spans)", "error": "\(error)"])
+            lostUnsealedSpans = true
+        }
+    }
+
+    /// Counts what appending a sealed batch did.
+    private func recordAppend(_ outcome: BatchQueue.AppendOutcome, spans: Int) {
+        switch outcome {
         case .stored(let evicted):
             if evicted > 0 {
                 counters.increment("spans_dropped", labels: [name, "queue_full"], by: evicted)
@@ -229,34 +365,36 @@ public actor ExportPipeline: Service {
         case .full:
             counters.increment("spans_dropped", labels: [name, "queue_full"], by: spans)
             logDrop(cause: "queue_full", "export queue is full; spans dropped", metadata: ["spans": "\(spans)", "queue_bytes": "\(queueBound)"])
-        case .failed(let error):
-            counters.increment("spans_dropped", labels: [name, "spool_write"], by: spans)
-            logDrop(
-                cause: "spool_write", "could not write a batch to the spool; spans dropped", metadata: ["spans": "\(spans)", "error": "\(error)"])
+        case .failed:
+            break  // handled by `spoolWriteFailed`
         }
-        updateGauges()
     }
 
     private var queueBound: Int { queue.isSpooled ? settings.spool?.maxBytes ?? 0 : settings.maxQueueBytes }
 
     /// Seals what was processed so far and records it for ``sealSubmitted()``.
     private func sealProcessed() {
-        seal()
-        sealedCount.store(processedCount, ordering: .sequentiallyConsistent)
+        if seal() && !lostUnsealedSpans { sealedCount.store(processedCount, ordering: .sequentiallyConsistent) }
     }
 
     private func beginDraining() {
         draining = true
+        if successor != nil {
+            // Retired by a reload: nothing more is delivered with the old settings; the queue goes to the successor.
+            handingOver = true
+            retryStop.stop()
+            return
+        }
         sealProcessed()
         if queue.isSpooled {
-            spooledEverythingFlag.store(true, ordering: .sequentiallyConsistent)
+            if unsealed.isEmpty && !lostUnsealedSpans { spooledEverythingFlag.store(true, ordering: .sequentiallyConsistent) }
             retryStop.stop()  // deliver what goes through; what needs retries waits on disk for the next start
         }
     }
 
     private func updateGauges() {
-        queuedSpansGauge.store(queue.storedSpans + pendingSpans, ordering: .relaxed)
-        queuedBytesGauge.store(queue.storedBytes + pending.count, ordering: .relaxed)
+        queuedSpansGauge.store(queue.storedSpans + pendingSpans + unsealed.reduce(0) { $0 + $1.spans }, ordering: .relaxed)
+        queuedBytesGauge.store(queue.storedBytes + pending.count + unsealedBytes, ordering: .relaxed)
         saturatedFlag.store(!queue.hasRoom(bytes: settings.maxExportBatchBytes, spans: settings.maxExportBatchSize), ordering: .relaxed)
     }
 
@@ -264,19 +402,23 @@ public actor ExportPipeline: Service {
     /// retried, so that spans reach the queue (and the spool) on time. Ends when draining starts.
     private func sealingLoop() async {
         while !draining && !Task.isCancelled {
-            if let since = pendingSince, ContinuousClock.now - since >= settings.scheduleDelay { seal() }
+            if let since = pendingSince, ContinuousClock.now - since >= settings.scheduleDelay {
+                seal()
+            } else if !unsealed.isEmpty && ContinuousClock.now - lastSealAttempt >= .seconds(1) {
+                seal()  // the spool failed: try again
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
     }
 
     // MARK: Delivery
 
-    /// Delivers the oldest batch while there is one; seals the forming batch when it is due. Ends when
-    /// draining found the queue empty, or on cancellation (the shutdown deadline).
+    /// Delivers the oldest batch while there is one. Ends when draining found the queue empty, on a reload's
+    /// handover, or on cancellation (the shutdown deadline).
     private func deliveryLoop() async {
-        while !Task.isCancelled {
+        while !Task.isCancelled && !handingOver {
             guard let (batch, bytes) = queue.nextForDelivery() else {
-                if draining && pendingSpans == 0 { return }
+                if draining && pendingSpans == 0 && unsealed.isEmpty { return }
                 try? await Task.sleep(for: .milliseconds(20))
                 continue
             }
@@ -287,19 +429,34 @@ public actor ExportPipeline: Service {
                     cause: "spool_read", "a spooled batch could not be read; dropped", metadata: ["spans": "\(batch.spans)", "error": "\(error)"])
                 queue.remove(batch)
             case .success(let payload):
-                if await deliver(ExportBatch(bytes: payload, spans: batch.spans), traceIDs: batch.traceIDs) {
+                switch await deliver(ExportBatch(bytes: payload, spans: batch.spans), traceIDs: batch.traceIDs) {
+                case .finished:
                     queue.remove(batch)
-                } else {
-                    queue.release(batch)  // interrupted by shutdown: kept (in the spool) for next time
+                case .interrupted:
+                    queue.release(batch)  // interrupted by shutdown or a handover: kept (in the spool) for next time
                     return
+                case .held(let failure):
+                    queue.release(batch)
+                    holdForCredentials(failure)
+                    guard await waitForCredentialsRetry() else { return }
                 }
             }
             updateGauges()
         }
     }
 
-    /// Delivers one batch to every exporter. Returns false only when shutdown interrupted it.
-    private func deliver(_ batch: ExportBatch, traceIDs: Set<String>) async -> Bool {
+    /// What one delivery came to.
+    private enum DeliveryOutcome {
+        /// Delivered, or given up on (dropped and counted): the batch leaves the queue.
+        case finished
+        /// Shutdown or a handover interrupted it: the batch stays.
+        case interrupted
+        /// The destination rejected the credentials and the policy is `hold`: the batch stays.
+        case held(ExportFailure)
+    }
+
+    /// Delivers one batch to every exporter.
+    private func deliver(_ batch: ExportBatch, traceIDs: Set<String>) async -> DeliveryOutcome {
         for exporter in exporters {
             do {
                 let started = ContinuousClock.now
@@ -315,12 +472,22 @@ public actor ExportPipeline: Service {
                 counters.increment("spans_exported", exporter.name, by: batch.spans - rejected)
                 if rejected > 0 { counters.increment("spans_rejected", exporter.name, by: rejected) }
                 status?.delivered(to: exporter.name, spans: batch.spans, otelTraceIDs: traceIDs)
-                if lastDeliveryOK == false { logger.info("destination is delivering again", metadata: ["destination": "\(exporter.name)"]) }
+                if credentialsRejected {
+                    credentialsRejected = false
+                    logger.warning(
+                        "destination accepts the proxy's credentials again; delivering the held batches",
+                        metadata: ["destination": "\(exporter.name)"])
+                } else if lastDeliveryOK == false {
+                    logger.info("destination is delivering again", metadata: ["destination": "\(exporter.name)"])
+                }
                 lastDeliveryOK = true
                 loggedDropCauses.removeAll()
                 counters.increment("export_requests", labels: [exporter.name, "ok"])
             } catch  where error.isCancellation {
-                return false
+                return .interrupted
+            } catch  where error.credentialsRejected && settings.onAuthFailure == .hold {
+                counters.increment("export_requests", labels: [exporter.name, error.reason])
+                return .held(error)
             } catch {
                 lastDeliveryOK = false
                 counters.increment("spans_dropped", labels: [exporter.name, error.reason], by: batch.spans)
@@ -330,6 +497,36 @@ public actor ExportPipeline: Service {
                     cause: error.reason, "export failed; spans dropped",
                     metadata: ["destination": "\(exporter.name)", "spans": "\(batch.spans)", "error": "\(error.message)"])
             }
+        }
+        return .finished
+    }
+
+    /// Enters (or stays in) the `credentials_rejected` state: logged once per change, with the destination's
+    /// answer (its credentials masked), never the key.
+    private func holdForCredentials(_ failure: ExportFailure) {
+        lastDeliveryOK = false
+        status?.credentialsRejected(destination: name, error: failure.message)
+        guard !credentialsRejected else { return }
+        credentialsRejected = true
+        logger.error(
+            """
+            destination rejected the proxy's credentials; its batches are held (not dropped) and the oldest is retried every \
+            auth_retry_interval until the credentials work: fix the key at the destination, or update it here and reload (SIGHUP)
+            """,
+            metadata: [
+                "destination": "\(name)", "answer": "\(failure.message)", "auth_retry_interval": "\(settings.authRetryInterval)",
+                "queued_spans": "\(queue.storedSpans)",
+            ])
+    }
+
+    /// Waits `auth_retry_interval` before the held batch is tried again. - Returns: false when the wait ended
+    /// because the pipeline is stopping (shutdown, handover): held batches then stay in the spool, or go to the
+    /// successor; a memory queue's are counted as dropped at shutdown.
+    private func waitForCredentialsRetry() async -> Bool {
+        let until = ContinuousClock.now + settings.authRetryInterval
+        while ContinuousClock.now < until {
+            if Task.isCancelled || handingOver || draining { return false }
+            try? await Task.sleep(for: min(.milliseconds(100), until - ContinuousClock.now))
         }
         return true
     }

@@ -117,7 +117,8 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
             } catch let error as RPCError {
                 let failure = ExportFailure(
                     reason: "grpc_\(error.code)",
-                    message: "\(destination.endpoint) answered \(error.code): \(destination.maskingCredentials(in: error.message))")
+                    message: "\(destination.endpoint) answered \(error.code): \(destination.maskingCredentials(in: error.message))",
+                    credentialsRejected: error.code == .unauthenticated || error.code == .permissionDenied)
                 let retryDelay = Self.retryDelay(error)
                 if Self.retryableCodes.contains(error.code) || (error.code == .resourceExhausted && retryDelay != nil) {
                     return .retryable(failure, retryAfter: retryDelay)

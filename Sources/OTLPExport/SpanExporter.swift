@@ -55,10 +55,14 @@ public struct ExportFailure: Error, Sendable, CustomStringConvertible {
     public var reason: String
     /// What happened, with the destination's answer when there was one (never a header value).
     public var message: String
+    /// Whether the destination rejected the proxy's credentials (HTTP 401/403, gRPC `UNAUTHENTICATED`/
+    /// `PERMISSION_DENIED`): a pipeline may hold the batch (``ProxyConfig/AuthFailurePolicy``).
+    public var credentialsRejected: Bool
     /// Creates a failure.
-    public init(reason: String, message: String) {
+    public init(reason: String, message: String, credentialsRejected: Bool = false) {
         self.reason = reason
         self.message = message
+        self.credentialsRejected = credentialsRejected
     }
     /// `reason: message`.
     public var description: String { "\(reason): \(message)" }

@@ -27,7 +27,7 @@ struct ConfigurationFile {
     ]
     static let destinationKeys = [
         "profile", "endpoint", "traces_endpoint", "protocol", "headers", "compression", "timeout", "tls", "max_request_bytes", "metrics",
-        "retry_on_failure", "sending_queue",
+        "retry_on_failure", "sending_queue", "on_auth_failure", "auth_retry_interval",
         "semconv", "redaction", "limits", "routing", "llm_observability",
     ]
 
@@ -337,6 +337,15 @@ struct ConfigurationFile {
             if queue["spool"] != nil {
                 problems.add(
                     path: "\(path).sending_queue.spool", "is set at the top level (sending_queue.spool): each destination gets its own folder there")
+            }
+        }
+        overrides.onAuthFailure = problems.choice(keys["on_auth_failure"], env: env, options: AuthFailurePolicy.allCases.map(\.rawValue))
+            .flatMap(AuthFailurePolicy.init(rawValue:))
+        if let interval = problems.duration(keys["auth_retry_interval"], env: env) {
+            if interval < .seconds(1) {
+                problems.add(path: "\(path).auth_retry_interval", "must be at least 1s (each retry is a request with rejected credentials)")
+            } else {
+                overrides.authRetryInterval = interval
             }
         }
         return overrides
@@ -722,6 +731,10 @@ public struct DeliveryOverrides: Sendable, Equatable {
     public var maxQueueBytes: Int?
     /// `sending_queue.full_policy`.
     public var fullPolicy: QueueFullPolicy?
+    /// `on_auth_failure`.
+    public var onAuthFailure: AuthFailurePolicy?
+    /// `auth_retry_interval`.
+    public var authRetryInterval: Duration?
 
     /// None.
     public init() {}
@@ -732,6 +745,8 @@ public struct DeliveryOverrides: Sendable, Equatable {
         retry.apply(to: &result.retry)
         if let maxQueueBytes { result.maxQueueBytes = maxQueueBytes }
         if let fullPolicy { result.fullPolicy = fullPolicy }
+        if let onAuthFailure { result.onAuthFailure = onAuthFailure }
+        if let authRetryInterval { result.authRetryInterval = authRetryInterval }
         return result
     }
 }

@@ -56,6 +56,9 @@ extension ProxyConfiguration {
                 add("    compression: \(destination.compression.rawValue)")
                 add("    timeout: \(duration(destination.timeout))")
                 if let limit = destination.maxRequestBytes { add("    max_request_bytes: \(limit)") }
+                let own = destination.delivery(over: delivery)
+                add("    on_auth_failure: \(own.onAuthFailure.rawValue)")
+                if own.onAuthFailure == .hold { add("    auth_retry_interval: \(duration(own.authRetryInterval))") }
                 let policy = destination.policy
                 add("    semconv: [\(policy.conventions.map(\.rawValue).joined(separator: ", "))]")
                 if policy.datadogLLMObservability { add("    llm_observability: true") }

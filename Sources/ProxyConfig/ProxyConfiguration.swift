@@ -318,12 +318,29 @@ public struct DeliverySettings: Sendable, Equatable {
     public var spool: SpoolSettings?
     /// `retry_on_failure`: how failed exports are retried.
     public var retry = RetryPolicy()
+    /// `on_auth_failure` (per destination): what a rejection of the destination's credentials does to the batch.
+    public var onAuthFailure: AuthFailurePolicy = .hold
+    /// `auth_retry_interval` (per destination): while credentials are rejected, how often the oldest batch is
+    /// tried again; default 30 s.
+    public var authRetryInterval: Duration = .seconds(30)
     /// Creates settings.
     public init(scheduleDelay: Duration = .seconds(1), maxExportBatchSize: Int = 512, maxQueueSize: Int = 8192) {
         self.scheduleDelay = scheduleDelay
         self.maxExportBatchSize = maxExportBatchSize
         self.maxQueueSize = maxQueueSize
     }
+}
+
+/// What a destination does when it rejects the proxy's credentials (HTTP `401`/`403`, gRPC `UNAUTHENTICATED`/
+/// `PERMISSION_DENIED`). The OTLP specification calls these permanent and the OpenTelemetry Collector drops the
+/// batch; a rotated or revoked key is an operator's problem that will be fixed, so the proxy holds by default.
+public enum AuthFailurePolicy: String, Sendable, Equatable, CaseIterable {
+    /// The destination enters the `credentials_rejected` state: its batches stay queued (under the queue's bounds
+    /// and full policy), the oldest is tried again every `auth_retry_interval`, and a reload that changes the
+    /// destination retries at once.
+    case hold
+    /// The batch is dropped and counted, as the Collector does.
+    case drop
 }
 
 /// What a destination's full queue does with more spans.

@@ -6,7 +6,7 @@ import NIOConcurrencyHelpers
 /// holds no secrets (endpoints are shown without headers).
 public final class StatusBoard: Sendable {
     /// A destination's delivery state.
-    public enum DeliveryState: String, Sendable {
+    public enum DeliveryState: String, Sendable, CaseIterable {
         /// Nothing sent yet.
         case idle
         /// The last delivery succeeded.
@@ -15,6 +15,8 @@ public final class StatusBoard: Sendable {
         case retrying
         /// The last delivery failed for good (its spans were dropped).
         case failing
+        /// The destination rejects the proxy's credentials; batches are held and retried slowly.
+        case credentialsRejected = "credentials_rejected"
     }
 
     /// One destination's row.
@@ -113,6 +115,15 @@ public final class StatusBoard: Sendable {
         state.withLockedValue { state in
             guard let index = state.destinations.firstIndex(where: { $0.name == destination }) else { return }
             state.destinations[index].state = final ? .failing : .retrying
+            state.destinations[index].lastError = error
+        }
+    }
+
+    /// The destination rejects the proxy's credentials (its batches are held).
+    public func credentialsRejected(destination: String, error: String) {
+        state.withLockedValue { state in
+            guard let index = state.destinations.firstIndex(where: { $0.name == destination }) else { return }
+            state.destinations[index].state = .credentialsRejected
             state.destinations[index].lastError = error
         }
     }

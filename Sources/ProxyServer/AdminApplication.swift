@@ -74,13 +74,16 @@ enum AdminApplication {
             // OpenTelemetry-only mode the proxy answers them itself, so an MLflow outage does not take it out of
             // rotation. The check is still shown.
             let upstreamRequired = !state.configuration.mode.answersTraceCallsLocally
-            let ready = listening && (upstreamOK || !upstreamRequired)
+            // A spool that cannot be written (full or read-only disk) refuses uploads: out of rotation until it can.
+            let spoolProblems = state.fanOut.spoolProblems
+            let ready = listening && (upstreamOK || !upstreamRequired) && spoolProblems.isEmpty
             let body: [String: Any] = [
                 "ready": ready,
                 "checks": [
                     "listening": ["ok": listening],
                     "configuration": ["ok": true],
                     "upstream": ["ok": upstreamOK, "required": upstreamRequired, "detail": upstreamDetail],
+                    "spool": ["ok": spoolProblems.isEmpty, "detail": spoolProblems.isEmpty ? "writable" : spoolProblems.joined(separator: "; ")],
                 ],
             ]
             let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()

@@ -43,6 +43,12 @@ public final class BodyMemoryBudget: Sendable {
             self.bytes = Atomic(bytes)
         }
 
+        /// Moves the bytes to a new reservation (for work that outlives the request, a dual-mode copy); this one
+        /// then holds none.
+        public func transfer() -> Reservation {
+            Reservation(budget: budget, bytes: bytes.exchange(0, ordering: .relaxed))
+        }
+
         /// Gives the bytes back (a second call does nothing).
         public func release() {
             let count = bytes.exchange(0, ordering: .relaxed)

@@ -23,6 +23,12 @@ final class ExportFanOut: Service, Sendable {
         var destination: OTLPDestination?
         var delivery: DeliverySettings
         var localFile: String?
+
+        /// Whether both keys name the same destination (by its configured name, or the same local file).
+        func sameDestination(as other: Key) -> Bool {
+            if let name = destination?.name { return name == other.destination?.name }
+            return localFile != nil && localFile == other.localFile
+        }
     }
 
     private let units: NIOLockedValueBox<[Unit]>
@@ -45,6 +51,9 @@ final class ExportFanOut: Service, Sendable {
         for pipeline in pipelines { pipeline.submit(resourceSpans) }
     }
 
+    /// Why a destination's spool cannot be written now (one line per destination), empty when all can.
+    var spoolProblems: [String] { pipelines.compactMap(\.spoolProblem) }
+
     /// Whether a destination whose full policy is `refuse` has no room: clients are then asked to retry.
     var isSaturated: Bool {
         pipelines.contains { $0.fullPolicy == .refuse && $0.isSaturated }
@@ -62,7 +71,14 @@ final class ExportFanOut: Service, Sendable {
             return (added, retired)
         }
         for unit in added { started.continuation.yield(unit) }
-        for unit in retired { await unit.group.triggerGracefulShutdown() }
+        for unit in retired {
+            // The same destination with new settings (a rotated key, new headers): the old unit delivers nothing more
+            // with its old settings and gives its queue (or spool) to the new one.
+            if let successor = added.first(where: { $0.key.sameDestination(as: unit.key) }) {
+                await unit.pipeline.retire(handingOverTo: successor.pipeline)
+            }
+            await unit.group.triggerGracefulShutdown()
+        }
         return (added.count, retired.count)
     }
 

@@ -203,12 +203,13 @@ public enum ProxyApplication {
                     logger: logger))
         }
         let bodyBudget = BodyMemoryBudget(capacity: configuration.limits.maxBodyBytesInMemory)
+        let copies = DualCopies()
         let responder = ProxyResponder(
             // Push back on clients (503) only for a destination whose full policy is `refuse`; with drop_oldest a
             // dead destination never changes the answers clients get (its own queue drops and counts instead).
             mode: configuration.mode, forwarder: forwarder, intake: intake,
-            exportIsSaturated: { fanOut.isSaturated }, live: live,
-            experiments: StandaloneExperiments(), counters: counters, bodyBudget: bodyBudget
+            exportIsSaturated: { fanOut.isSaturated }, spoolProblem: { fanOut.spoolProblems.first }, live: live,
+            experiments: StandaloneExperiments(), counters: counters, bodyBudget: bodyBudget, copies: copies
         )
         let adminState = AdminState(configuration: configuration, status: status, fanOut: fanOut, assembler: assembler, client: exportClient)
         let proxyConnections = ConnectionGauge(listener: "proxy")
@@ -231,6 +232,13 @@ public enum ProxyApplication {
                     Gauge(label: "mlflow_otel_proxy_export_queue_spans", dimensions: dimensions).record(pipeline.queuedSpanCount)
                     Gauge(label: "mlflow_otel_proxy_export_queue_bytes", dimensions: dimensions).record(pipeline.queuedByteCount)
                 }
+                // One series per destination and state, 1 for the state it is in (`credentials_rejected` to alert on).
+                for destination in status.snapshot().destinations {
+                    for state in StatusBoard.DeliveryState.allCases {
+                        let dimensions = [("destination", destination.name), ("state", state.rawValue)]
+                        Gauge(label: "mlflow_otel_proxy_destination_state", dimensions: dimensions).record(destination.state == state ? 1 : 0)
+                    }
+                }
                 let statistics = await assembler.statistics
                 Gauge(label: "mlflow_otel_proxy_traces_waiting").record(statistics.tracesInFlight)
                 Gauge(label: "mlflow_otel_proxy_connections_open", dimensions: [("listener", "proxy")]).record(proxyConnections.open)
@@ -249,8 +257,10 @@ public enum ProxyApplication {
             status: status, logger: logger)
         // The fan-out stops after the assembler (which hands it what it holds) and before the HTTP clients.
         let services: [any Service] = [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + metricsServices
-        // The intake journal's checkpoint stops after the fan-out, so a clean stop can empty the journal.
-        return ProxyRuntime(services: services + journalServices + [fanOut, assembler] + adminServices + [application], reloader: reloader)
+        // The intake journal's checkpoint stops after the fan-out, so a clean stop can empty the journal; the dual-mode
+        // copies are waited for after the server stopped and before the assembler releases what it holds.
+        return ProxyRuntime(
+            services: services + journalServices + [fanOut, assembler, copies] + adminServices + [application], reloader: reloader)
     }
 
     static func nowUnixNano() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }

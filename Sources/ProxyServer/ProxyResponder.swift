@@ -17,12 +17,16 @@ struct ProxyResponder: HTTPResponder {
     let intake: TraceIntake?
     /// Whether the export queue is full (the proxy then asks clients to retry span uploads later).
     let exportIsSaturated: @Sendable () -> Bool
+    /// Why a destination's spool cannot be written, if one cannot (uploads the proxy answers itself then get 503).
+    let spoolProblem: @Sendable () -> String?
     /// Settings a reload can change (inbound tokens), read per request.
     let live: LiveSettings
     let experiments: StandaloneExperiments
     let counters: ProxyCounters
     /// Request bodies held in memory, over all connections.
     let bodyBudget: BodyMemoryBudget
+    /// Dual-mode copies still being decoded (shutdown waits for them).
+    let copies: DualCopies
 
     func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
         var request = request
@@ -70,8 +74,13 @@ struct ProxyResponder: HTTPResponder {
         var request = request
         if route.isTraceUpload, let intake {
             let json = (try? OTLPRequestDecoder.bodyFormat(contentType: request.headers[.contentType])) == .json
-            if mode == .openTelemetryOnly || mode == .standalone, route == .otlpTraces || route.isTracesArtifact, exportIsSaturated() {
-                return intake.overloaded(route: route, json: json, context: context)  // before the body is read
+            if mode == .openTelemetryOnly || mode == .standalone {
+                if let problem = spoolProblem() {
+                    return intake.spoolUnwritable(problem, route: route, json: json, context: context)
+                }
+                if route == .otlpTraces || route.isTracesArtifact, exportIsSaturated() {
+                    return intake.overloaded(route: route, json: json, context: context)  // before the body is read
+                }
             }
             var reservation: BodyMemoryBudget.Reservation?
             if case .traceAttachment = route {
@@ -88,7 +97,9 @@ struct ProxyResponder: HTTPResponder {
             case .dual, .mlflowOnly:
                 // MLflow-only has an intake only when span metrics are exported: as in an application, the
                 // metrics variables work whatever the traces' destination (the copy feeds the metrics alone).
-                if let forwarder { return await tee(&request, route: route, context: context, forwarder: forwarder, intake: intake) }
+                if let forwarder {
+                    return await tee(&request, route: route, context: context, forwarder: forwarder, intake: intake, reservation: reservation)
+                }
             case .openTelemetryOnly, .standalone:
                 return await answerLocally(&request, route: route, context: context, intake: intake)
             }
@@ -121,7 +132,8 @@ struct ProxyResponder: HTTPResponder {
     /// decoded and exported, without delaying that answer, when the upstream accepted the upload or could not
     /// judge it. Attachments are only forwarded.
     private func tee(
-        _ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, forwarder: UpstreamForwarder, intake: TraceIntake
+        _ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, forwarder: UpstreamForwarder, intake: TraceIntake,
+        reservation: BodyMemoryBudget.Reservation?
     ) async -> Response {
         if case .traceAttachment = route { return await forwarder.forward(request, context: context) }
         let body: ByteBuffer
@@ -139,7 +151,11 @@ struct ProxyResponder: HTTPResponder {
             // The request id is the upstream's: read its (small) answer before filing the trace info under it.
             let (response, answer) = await forwarder.forwardReadingAnswer(request, context: context, bufferedBody: body, limit: 1024 * 1024)
             if let answer, let requestID = TraceInfoV2Decoder.decodeTraceInfoAnswer(Data(answer.readableBytesView))?.requestID {
-                Task { await report(intake.ingestStartTraceV2(body: body, requestID: requestID).map { _ in 0 }, route: route, logger: logger) }
+                let held = reservation?.transfer()
+                copies.start {
+                    await report(intake.ingestStartTraceV2(body: body, requestID: requestID).map { _ in 0 }, route: route, logger: logger)
+                    held?.release()
+                }
             }
             return response
         }
@@ -162,7 +178,10 @@ struct ProxyResponder: HTTPResponder {
                 "the upstream refused a trace upload; its copy is not exported", metadata: ["route": "\(route.name)", "status": "\(status)"])
             return response
         }
-        Task {
+        // The copy keeps the body's share of the memory budget until it is decoded.
+        let held = reservation?.transfer()
+        copies.start {
+            defer { held?.release() }
             let result: Result<Int, WireError>
             switch route {
             case .otlpTraces: result = await intake.ingestOTLP(body: body, headers: headers).map(\.spans)

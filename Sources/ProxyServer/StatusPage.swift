@@ -18,7 +18,7 @@ enum StatusPage {
             body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
             table { border-collapse: collapse; margin-bottom: 2em; } td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: left; }
             th { background: #f3f3f3; } .healthy { color: #11772d; font-weight: bold; } .retrying { color: #a86400; font-weight: bold; }
-            .failing { color: #b00020; font-weight: bold; } .idle { color: #666; } code { font-size: 90%; }
+            .failing, .credentials_rejected { color: #b00020; font-weight: bold; } .idle { color: #666; } code { font-size: 90%; }
             </style></head><body>
             <h1>mlflow-otel-proxy</h1>
             <table>

@@ -395,6 +395,20 @@ struct TraceIntake: Sendable {
         return response
     }
 
+    /// The answer while a destination's spool cannot be written (a full or read-only disk): 503 with `Retry-After`,
+    /// as when the journal cannot be written; what was acknowledged before stays in the journal.
+    func spoolUnwritable(_ problem: String, route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
+        counters.increment("rejected_requests", "spool_write")
+        context.logger.warning("a destination's spool cannot be written; asking the client to retry later", metadata: ["route": "\(route.name)"])
+        let message = "mlflow-otel-proxy cannot store uploads right now (\(problem)); retry later"
+        var response =
+            route == .otlpTraces
+            ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
+            : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
+        response.headers[.retryAfter] = "5"
+        return response
+    }
+
     /// The answer when the export queue is full: 503 with `Retry-After`, which MLflow clients honour.
     func overloaded(route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
         counters.increment("rejected_requests", "overloaded")

@@ -29,6 +29,9 @@ class GRPCReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         self.metrics = []  # (metadata, ExportMetricsServiceRequest)
         self.times = []  # when each Export call arrived (monotonic), answered or not
         self.script = []  # faults for the next calls: ("exhausted", retry_delay_seconds or None) or a grpc.StatusCode
+        # When set, a call whose `api-key` metadata is not one of these gets UNAUTHENTICATED (a vendor after a key rotation).
+        self.accepted_keys = None
+        self.rejected = 0
         self.lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self.server)
@@ -45,6 +48,9 @@ class GRPCReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         with self.lock:
             self.times.append(time.monotonic())
             action = self.script.pop(0) if self.script else None
+            if action is None and self.accepted_keys is not None and metadata.get("api-key") not in self.accepted_keys:
+                action = grpc.StatusCode.UNAUTHENTICATED
+                self.rejected += 1
             if action is None:
                 self.requests.append((metadata, request))
         if isinstance(action, tuple) and action[0] == "exhausted":

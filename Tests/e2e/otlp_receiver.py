@@ -68,6 +68,8 @@ class OTLPReceiver:
         self.lock = threading.Lock()
         self.status = 200
         self.script = []
+        # When set, a trace request whose `api-key` header is not one of these gets 401 (a vendor after a key rotation).
+        self.accepted_keys = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -100,6 +102,8 @@ class OTLPReceiver:
                 received = ReceivedRequest(self.path, dict(self.headers.items()), raw, message)
                 with receiver.lock:
                     action = receiver.script.pop(0) if receiver.script else receiver.status
+                    if receiver.accepted_keys is not None and self.headers.get("api-key") not in receiver.accepted_keys:
+                        action = 401
                     receiver.requests.append(received)
                 headers = {}
                 response = ExportTraceServiceResponse()
@@ -123,8 +127,12 @@ class OTLPReceiver:
                     action, headers = action
                 received.status = action
                 payload = response.SerializeToString()
+                if action == 401:
+                    payload = b'{"code": 16, "message": "invalid API key (test receiver)"}'
+                    headers = {**headers, "Content-Type": "application/json"}
                 self.send_response(received.status)
-                self.send_header("Content-Type", "application/x-protobuf")
+                if "Content-Type" not in headers:
+                    self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in headers.items():
                     self.send_header(name, value)

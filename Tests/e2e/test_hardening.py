@@ -474,6 +474,18 @@ def test_tls_listener_serves_the_real_mlflow_client_and_the_admin_listener_has_i
         other.request("GET", "/healthz")
 
 
+def test_the_tls_listener_tells_the_upstream_the_client_used_https_whatever_the_client_claims(pki, tmp_path, start_proxy, echo):
+    document = {"tls": {"cert_file": str(pki / "server.pem"), "key_file": str(pki / "server.key")}}
+    proxy = start_proxy(["--upstream", echo.url, "--config", str(write_config(tmp_path, document))])
+    context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    connection = http.client.HTTPSConnection("127.0.0.1", proxy.port, context=context, timeout=10)
+    connection.request("GET", "/api/2.0/mlflow/experiments/list", headers={"X-Forwarded-Proto": "http", "X-Forwarded-For": "203.0.113.7"})
+    response = connection.getresponse()
+    assert response.status == 200
+    headers = {key.lower(): value for key, value in json.loads(response.read())["headers"]}
+    assert headers["x-forwarded-proto"] == "https" and headers["x-forwarded-for"] == "127.0.0.1"
+
+
 def test_listener_tls_problems_stop_start_up_with_the_reason(tmp_path, start_proxy, pki):
     half = write_config(tmp_path, {"tls": {"cert_file": str(pki / "server.pem")}})
     proxy = start_proxy(["--config", str(half)], expect_start=False)

@@ -26,68 +26,25 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the proxy (the default subcommand).",
         discussion: """
-            Point an application's MLFLOW_TRACKING_URI at the proxy. Every MLflow call is forwarded to the
-            upstream MLflow server; trace uploads are handled according to the export mode, which is decided
-            from the environment exactly as MLflow decides it:
+            Point an application's MLFLOW_TRACKING_URI at the proxy. Every MLflow call
+            is forwarded to the upstream MLflow server; trace uploads are handled
+            according to the export mode, decided from the environment as MLflow
+            decides it:
 
-              MLflow only          no OTLP endpoint set: everything passes through, trace calls included.
-              OpenTelemetry only   an OTLP endpoint set: trace uploads are answered by the proxy and
-                                   exported over OTLP; they never reach the upstream.
-              Dual                 an endpoint and MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT=true: uploads go
-                                   to the upstream unchanged and a copy is exported.
-              Standalone           no upstream: the proxy answers the trace API itself (GET /version and
-                                   the experiment calls too); with no endpoint either, traces are written
-                                   as OTLP/JSON lines to --traces-file.
+              MLflow only         no OTLP endpoint set: everything passes through,
+                                  trace calls included.
+              OpenTelemetry only  an OTLP endpoint set: trace uploads are answered
+                                  by the proxy and exported over OTLP; they never
+                                  reach the upstream.
+              Dual                an endpoint and MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT
+                                  =true: uploads go to the upstream unchanged and a
+                                  copy is exported.
+              Standalone          no upstream: the proxy answers the trace API
+                                  itself (GET /version and the experiment calls
+                                  too); with no endpoint either, traces are written
+                                  as OTLP/JSON lines to --traces-file.
 
-            ENVIRONMENT (empty values count as unset)
-              MLFLOW_TRACKING_URI                      upstream MLflow server (same as --upstream); databricks or
-                                                       databricks://PROFILE: a workspace from DATABRICKS_HOST +
-                                                       DATABRICKS_TOKEN (or DATABRICKS_CLIENT_ID + _SECRET: OAuth),
-                                                       or ~/.databrickscfg (DATABRICKS_CONFIG_FILE)
-              MLFLOW_TRACKING_SERVER_CERT_PATH         CA bundle for an https upstream (as the MLflow client)
-              MLFLOW_TRACKING_CLIENT_CERT_PATH         client certificate and key (one PEM file) for the upstream
-              MLFLOW_TRACKING_INSECURE_TLS             true = do not verify the upstream's certificate
-              OTEL_EXPORTER_OTLP_TRACES_ENDPOINT       traces endpoint; HTTP: used as is; gRPC: its path is ignored
-              OTEL_EXPORTER_OTLP_ENDPOINT              base endpoint; HTTP: /v1/traces is appended; gRPC: as is
-              OTEL_EXPORTER_OTLP_PROTOCOL              grpc (default, as in MLflow) | http/protobuf | http/json;
-                                                       for grpc, http:// means plaintext, https:// TLS
-              OTEL_EXPORTER_OTLP_HEADERS               key=value,key2=value2 (percent-decoded); never logged
-              OTEL_EXPORTER_OTLP_COMPRESSION           gzip | none (default none)
-              OTEL_EXPORTER_OTLP_TIMEOUT               per-request timeout in ms (default 10000; 0 = none)
-              OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_HEADERS,
-              OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT
-                                                       the same for traces only; they win over the generic ones
-              OTEL_SERVICE_NAME                        service.name of exported spans
-              OTEL_RESOURCE_ATTRIBUTES                 key=value,... resource attributes of exported spans
-              OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG
-                                                       always_on | always_off | traceidratio (+ parentbased_*)
-              OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_EVENT_COUNT_LIMIT
-                                                       size limits of the variables' destination (OTEL_SPAN_* win)
-              OTEL_SDK_DISABLED                        true = the OTEL_EXPORTER_OTLP_* variables export nothing
-              MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT     true = dual export (MLFLOW_ENABLE_DUAL_EXPORT accepted too)
-              MLFLOW_ENABLE_OTLP_EXPORTER              false = ignore the OTLP endpoint variables for traces
-              OTEL_BSP_SCHEDULE_DELAY                  longest wait of a span for its export batch, ms (1000)
-              OTEL_BSP_MAX_EXPORT_BATCH_SIZE           spans per export request (512)
-              OTEL_BSP_MAX_QUEUE_SIZE                  spans queued for export before new ones are dropped (8192)
-              MLFLOW_OTEL_PROXY_LISTEN                 same as --listen
-              MLFLOW_OTEL_PROXY_TRACES_FILE            same as --traces-file
-              MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT        same as --trace-info-wait
-              MLFLOW_OTEL_PROXY_UPSTREAM_TIMEOUT       same as --upstream-timeout
-              MLFLOW_OTEL_PROXY_LOG_LEVEL              same as --log-level
-              MLFLOW_OTEL_PROXY_LOG_FORMAT             same as --log-format
-              MLFLOW_OTEL_PROXY_ADMIN_LISTEN           same as --admin-listen
-              MLFLOW_OTEL_PROXY_INBOUND_TOKENS         tokens applications must present (Bearer or X-MLflow-OTel-Proxy-Token)
-              OTEL_METRICS_EXPORTER                    otlp (default) or none: span metrics over OTLP
-              OTEL_EXPORTER_OTLP_METRICS_ENDPOINT      metrics URL, used as is (else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/metrics)
-              OTEL_METRIC_EXPORT_INTERVAL              metrics export interval, ms (60000)
-              OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE  cumulative (default) or delta
-              MLFLOW_OTEL_PROXY_SHUTDOWN_TIMEOUT       same as --shutdown-timeout
-              MLFLOW_OTEL_PROXY_ATTACHMENTS_DIR        same as --attachments-dir
-              MLFLOW_OTEL_PROXY_ATTACHMENTS_MAX_BYTES  bytes kept in the attachments directory (1 GiB)
-              MLFLOW_OTEL_PROXY_MAX_TRACES_IN_FLIGHT   traces held while they are assembled (10000)
-              MLFLOW_OTEL_PROXY_MAX_SPANS_PER_TRACE    spans one trace may hold before it is exported as is (10000)
-              MLFLOW_OTEL_PROXY_MAX_BYTES_HELD         upload bytes held by traces being assembled (268435456)
-            """
+            """ + "\n" + EnvironmentReference.helpText(width: 78)
     )
 
     @OptionGroup var options: ProxyOptions

@@ -12,7 +12,7 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
     case grafana
     /// Splunk Observability Cloud: `realm`, `access_token` → `X-SF-Token`; `/v2/trace/otlp`, or gRPC.
     case splunk
-    /// New Relic: `region` (`us`, `eu`), `license_key` → `api-key`; 1 MB per request.
+    /// New Relic: `region` (`us`, `eu`, `fedramp`), `license_key` → `api-key`; 1 MB per request.
     case newrelic
     /// Honeycomb: `region` (`us`, `eu`), `api_key` → `x-honeycomb-team`.
     case honeycomb
@@ -128,8 +128,9 @@ public enum DestinationProfile: String, Sendable, Equatable, CaseIterable {
             if let token = required("access_token") { result.headers = [KeyValuePair("X-SF-Token", token)] }
             result.protocolChoices = [.httpProtobuf, .grpc]
         case .newrelic:
-            if let region = region(["us", "eu"], default: "us") {
-                let host = region == "eu" ? "otlp.eu01.nr-data.net" : "otlp.nr-data.net"
+            if let region = region(["us", "eu", "fedramp"], default: "us") {
+                // New Relic's OTLP page: otlp.nr-data.net (US), otlp.eu01.nr-data.net (EU), gov-otlp.nr-data.net (FedRAMP).
+                let host = ["eu": "otlp.eu01.nr-data.net", "fedramp": "gov-otlp.nr-data.net"][region] ?? "otlp.nr-data.net"
                 result.endpoint = "https://\(host)/v1/traces"
                 result.grpcEndpoint = "https://\(host):443"
             }

@@ -140,9 +140,12 @@ struct UpstreamForwarder: Sendable {
             }
             outbound.headers.replaceOrAdd(name: header.key, value: header.value)
         }
+        var issuedToken: String?
         if let tokenSource, !(settings.clientAuthorization == .keep && outbound.headers.contains(name: "authorization")) {
             do {
-                outbound.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(try await tokenSource.accessToken())")
+                let token = try await tokenSource.accessToken()
+                issuedToken = token
+                outbound.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token)")
             } catch {
                 counters.increment("upstream_errors", "oauth_token")
                 context.logger.error("no access token for the upstream", metadata: ["reason": "\(error)"])
@@ -174,6 +177,10 @@ struct UpstreamForwarder: Sendable {
             let response = try await client.execute(outbound, timeout: TimeAmount(timeout), logger: context.logger)
             counters.observe("upstream_duration_seconds", request.method.rawValue, seconds: (ContinuousClock.now - started).seconds)
             counters.increment("upstream_responses", "\(response.status.code / 100)xx")
+            if response.status == .unauthorized, let tokenSource, let issuedToken {
+                // A revoked or rotated token: fetch a new one for the next request instead of using it until its refresh point.
+                await tokenSource.invalidate(issuedToken)
+            }
             return .success((response, pump))
         } catch {
             await pump?.stop()

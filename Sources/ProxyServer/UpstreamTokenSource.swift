@@ -51,6 +51,11 @@ actor UpstreamTokenSource {
         }
     }
 
+    /// Forgets `token` if it is the cached one (the upstream answered 401 to it): the next request fetches a new one.
+    func invalidate(_ token: String) {
+        if cached?.token == token { cached = nil }
+    }
+
     /// One client-credentials request: `grant_type=client_credentials&scope=…`, the client id and secret as HTTP
     /// Basic credentials (RFC 6749 §4.4). - Returns: the token and its lifetime.
     private static func fetch(_ credentials: OAuthClientCredentials, client: HTTPClient) async throws -> (String, Duration) {

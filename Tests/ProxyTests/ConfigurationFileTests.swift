@@ -42,6 +42,8 @@ struct ConfigurationFileTests {
             "Basic " + Data("12345:glc_abc".utf8).base64EncodedString())
         check("splunk", "https://ingest.us1.signalfx.com/v2/trace/otlp", "X-SF-Token", "sf-token")
         check("newrelic", "https://otlp.eu01.nr-data.net/v1/traces", "api-key", "nr-key", limit: 1_000_000)
+        let fedramp = try load("destinations: { nr: { profile: newrelic, region: fedramp, license_key: k, protocol: http/protobuf } }")
+        #expect(fedramp.destinations.first?.endpoint.description == "https://gov-otlp.nr-data.net/v1/traces")
         check("honeycomb", "https://api.honeycomb.io/v1/traces", "x-honeycomb-team", "hc-key")
         check("signoz", "https://ingest.in.signoz.cloud:443/v1/traces", "signoz-ingestion-key", "sz-key")
         check("lightstep", "https://ingest.lightstep.com:443/v1/traces", "lightstep-access-token", "ls-token")
@@ -92,7 +94,7 @@ struct ConfigurationFileTests {
             "mode: unknown value \"turbo\"",
             "destinations.dd.site: unknown site \"datadoghq.xx\", expected one of datadoghq.com",
             "destinations.dd.api_key: the environment variable MISSING_KEY is not set",
-            "destinations.nr.region: unknown region \"mars\", expected one of us, eu",
+            "destinations.nr.region: unknown region \"mars\", expected one of us, eu, fedramp",
             "destinations.nr.license_key: is empty; a secret must have a value",
             "destinations.grafana.token: cannot read the secret file /nonexistent/token",
             "destinations.typo.endpont: unknown key",

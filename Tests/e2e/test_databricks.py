@@ -96,6 +96,21 @@ def test_oauth_machine_to_machine_tokens_are_fetched_cached_and_refreshed(mlflow
         front.close()
 
 
+def test_a_revoked_oauth_token_is_replaced_after_the_workspace_answers_401(mlflow_server, start_proxy):
+    front = DatabricksFront(mlflow_server.port, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, token_lifetime=3600)
+    try:
+        proxy = start_proxy(env={"MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": front.url,
+                                 "DATABRICKS_CLIENT_ID": CLIENT_ID, "DATABRICKS_CLIENT_SECRET": CLIENT_SECRET})
+        assert experiment(proxy)[0] == 200 and front.token_requests == 1
+        front.issued.clear()  # the workspace revokes every token it issued (its refresh point is an hour away)
+        assert experiment(proxy)[0] == 401  # the client sees the workspace's answer once
+        assert experiment(proxy)[0] == 200  # the next request carries a new token
+        assert front.token_requests == 2
+        no_tokens_logged(proxy)
+    finally:
+        front.close()
+
+
 def test_the_configuration_file_names_the_workspace_and_dual_export_works(mlflow_server, receiver, start_proxy, tmp_path):
     front = DatabricksFront(mlflow_server.port, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     try:

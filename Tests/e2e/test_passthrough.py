@@ -4,13 +4,14 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import urllib.request
 
 import pytest
 
-from conftest import SANITIZER, Proxy, clean_environment, free_port
+from conftest import ROOT, SANITIZER, Proxy, clean_environment, free_port
 from upstream_stubs import StubUpstream
 
 
@@ -194,9 +195,15 @@ def test_help_explains_flags_and_variables():
     for word in ["--listen", "--upstream", "MLFLOW_TRACKING_URI", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                  "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_SERVICE_NAME",
                  "OTEL_RESOURCE_ATTRIBUTES", "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT", "--traces-file", "--trace-info-wait",
-                 "grpc (default, as in MLflow)", "OTEL_TRACES_SAMPLER", "OTEL_SPAN_EVENT_COUNT_LIMIT", "OTEL_SDK_DISABLED",
+                 "Default: grpc", "OTEL_TRACES_SAMPLER", "OTEL_SPAN_EVENT_COUNT_LIMIT", "OTEL_SDK_DISABLED",
                  "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_INSECURE_TLS"]:
         assert word in output, word
+    # The variables come from the table the README's is generated from (EnvironmentReference): every one is listed.
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("<!-- environment table"):readme.index("<!-- end of environment table -->")]
+    for name in set(re.findall(r"`((?:MLFLOW|OTEL|DATABRICKS)_[A-Z0-9_]*[A-Z0-9])`", table)):
+        assert f"  {name}\n" in output, name
+    assert max(len(line) for line in output.splitlines() if not line.startswith("USAGE:")) <= 80  # no line wrapped twice
 
 
 def test_an_upstream_that_is_the_proxys_own_listener_is_refused_at_start_up(start_proxy):

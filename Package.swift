@@ -185,7 +185,10 @@ let package = Package(
         .executableTarget(
             name: "MLflowOTelProxy",
             dependencies: [
-                "ProxyConfig", "ProxyServer", "ProxyObservability",
+                "ProxyConfig", "ProxyServer", "ProxyObservability", "OTLPExport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

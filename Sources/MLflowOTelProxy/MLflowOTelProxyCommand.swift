@@ -1,7 +1,11 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import Metrics
+import NIOCore
+import NIOHTTP1
+import OTLPExport
 import Prometheus
 import ProxyConfig
 import ProxyObservability
@@ -16,7 +20,7 @@ struct MLflowOTelProxyCommand: AsyncParsableCommand {
         commandName: "mlflow-otel-proxy",
         abstract: "A drop-in MLflow tracking URI that exports MLflow traces over OpenTelemetry (OTLP).",
         version: ProxyVersion.current,
-        subcommands: [Serve.self, CheckConfig.self],
+        subcommands: [Serve.self, CheckConfig.self, TestDestination.self, HealthCheck.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -186,6 +190,100 @@ struct CheckConfig: ParsableCommand {
             for problem in error.problems { print("\(problem.setting): \(problem.reason)", to: &standardError) }
             throw ExitCode(2)
         }
+    }
+}
+
+/// `test-destination`: one synthetic trace to each destination (or the named ones) with its real settings and
+/// credentials; prints what each answered and a hint for a failure; exits 0 only if all accepted it.
+struct TestDestination: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test-destination",
+        abstract: "Send one small synthetic trace to each destination and report what it answered.",
+        discussion: """
+            The trace is one span named "\(DestinationCheck.spanName)", sent once (no retries) with the
+            destination's real endpoint, protocol, headers and TLS settings. Secrets are never printed. Exit
+            status: 0 when every destination accepted it, 1 when one did not, 2 for a configuration problem.
+            """
+    )
+
+    @Argument(help: "Destinations to check, by name (default: all).")
+    var names: [String] = []
+
+    @OptionGroup var options: ProxyOptions
+
+    func run() async throws {
+        var standardError = FileHandle.standardError
+        let configuration: ProxyConfiguration
+        do {
+            configuration = try options.loadConfiguration(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            for problem in error.problems { print("\(problem.setting): \(problem.reason)", to: &standardError) }
+            throw ExitCode(2)
+        }
+        let known = configuration.destinations.map(\.name)
+        if let unknown = names.first(where: { !known.contains($0) }) {
+            print("no destination named \"\(unknown)\"; configured: \(known.isEmpty ? "none" : known.joined(separator: ", "))", to: &standardError)
+            throw ExitCode(2)
+        }
+        let selected = configuration.destinations.filter { names.isEmpty || names.contains($0.name) }
+        guard !selected.isEmpty else {
+            print("no destinations are configured (OTEL_EXPORTER_OTLP_* variables or `destinations` in the file)", to: &standardError)
+            throw ExitCode(2)
+        }
+        var logger = Logger(label: "mlflow-otel-proxy") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .critical
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        var resource = configuration.resource.attributes.filter { $0.key != "service.name" }
+        resource.insert(KeyValuePair("service.name", configuration.resource.serviceName ?? "mlflow-otel-proxy"), at: 0)
+        var failed = 0
+        for destination in selected {
+            let result = await DestinationCheck.run(destination, resourceAttributes: resource, client: client, logger: logger)
+            let milliseconds = Double(result.latency.components.attoseconds) / 1e15 + Double(result.latency.components.seconds) * 1000
+            print("\(result.succeeded ? "OK  " : "FAIL") \(result.destination)")
+            print("     endpoint: \(result.endpoint) (\(result.transport))")
+            // The answer's first lines, indented under the label.
+            let lines = result.outcome.split(separator: "\n", omittingEmptySubsequences: true).prefix(6)
+            print("     result:   " + lines.joined(separator: "\n               "))
+            print("     latency:  \(Int(milliseconds.rounded())) ms")
+            if let hint = result.hint { print("     hint:     \(hint)") }
+            if !result.succeeded { failed += 1 }
+        }
+        try? await client.shutdown()
+        print(failed == 0 ? "all \(selected.count) destination(s) accepted the trace" : "\(failed) of \(selected.count) destination(s) failed")
+        if failed > 0 { throw ExitCode(1) }
+    }
+}
+
+/// `healthcheck`: exit 0 when the admin listener's `/healthz` answers 200 (the container image's `HEALTHCHECK`,
+/// so the image needs no curl).
+struct HealthCheck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "healthcheck",
+        abstract: "Exit 0 when the proxy's /healthz answers (for a container HEALTHCHECK)."
+    )
+
+    @Option(help: "The admin listener's URL (default: http:// + MLFLOW_OTEL_PROXY_ADMIN_LISTEN, else http://127.0.0.1:9464).")
+    var admin: String?
+
+    @Option(help: "Seconds to wait for the answer (default 3).")
+    var timeout: Int = 3
+
+    func run() async throws {
+        var standardError = FileHandle.standardError
+        let listen = ProcessInfo.processInfo.environment["MLFLOW_OTEL_PROXY_ADMIN_LISTEN"].flatMap { $0.isEmpty || $0 == "off" ? nil : $0 }
+        let base = admin ?? "http://" + (listen ?? "127.0.0.1:9464").replacingOccurrences(of: "0.0.0.0:", with: "127.0.0.1:")
+        let url = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/healthz"
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        var healthy = false
+        do {
+            let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(Int64(max(timeout, 1))))
+            healthy = response.status == .ok
+            if !healthy { print("\(url) answered \(response.status.code)", to: &standardError) }
+        } catch {
+            print("\(url) did not answer: \(error)", to: &standardError)
+        }
+        try? await client.shutdown()
+        if !healthy { throw ExitCode(1) }
     }
 }
 

@@ -75,6 +75,9 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
         }
     }
 
+    /// Closes the connections (for a caller that runs ``run()`` outside a service group); ``run()`` then returns.
+    public func stop() { client.beginGracefulShutdown() }
+
     /// Sends the batch, retrying as described on the type.
     public func export(_ batch: ExportBatch) async throws(ExportFailure) -> Int {
         let request = try batch.request()

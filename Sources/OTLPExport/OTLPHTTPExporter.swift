@@ -127,7 +127,7 @@ public struct OTLPHTTPExporter: SpanExporter {
             let failure = ExportFailure(
                 reason: status >= 500 ? "http_5xx" : "http_4xx",
                 message: "\(destination.endpoint) answered \(status): \(destination.maskingCredentials(in: Self.describeErrorBody(answer)))",
-                credentialsRejected: status == 401 || status == 403
+                credentialsRejected: status == 401 || status == 403, httpStatus: status
             )
             switch status {
             case 429, 502, 503, 504:

@@ -58,11 +58,14 @@ public struct ExportFailure: Error, Sendable, CustomStringConvertible {
     /// Whether the destination rejected the proxy's credentials (HTTP 401/403, gRPC `UNAUTHENTICATED`/
     /// `PERMISSION_DENIED`): a pipeline may hold the batch (``ProxyConfig/AuthFailurePolicy``).
     public var credentialsRejected: Bool
+    /// The HTTP status the destination answered, when it answered over HTTP.
+    public var httpStatus: Int?
     /// Creates a failure.
-    public init(reason: String, message: String, credentialsRejected: Bool = false) {
+    public init(reason: String, message: String, credentialsRejected: Bool = false, httpStatus: Int? = nil) {
         self.reason = reason
         self.message = message
         self.credentialsRejected = credentialsRejected
+        self.httpStatus = httpStatus
     }
     /// `reason: message`.
     public var description: String { "\(reason): \(message)" }

@@ -2,7 +2,9 @@
 binary built with the Dockerfile's flags runs the image's entry command (no Docker engine runs here, so the
 image itself is not built; the same binary and command are run on the host)."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -52,6 +54,14 @@ def run_the_image_entry_command(binary, tmp_path):
             wait_for(healthy, timeout=30, message="/healthz of the image's entry command")
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=5) as response:
                 assert response.read().decode() == "3.17.2"  # standalone: the embedded default
+            # The image's HEALTHCHECK command, as written in the Dockerfile, with the image's admin variable.
+            healthcheck = json.loads(re.search(r"^HEALTHCHECK .* CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.M).group(1))
+            assert healthcheck[0] == "/usr/local/bin/mlflow-otel-proxy" and "curl" not in (ROOT / "Dockerfile").read_text()
+            probe_env = clean_environment(MLFLOW_OTEL_PROXY_ADMIN_LISTEN=f"0.0.0.0:{admin}")
+            assert subprocess.run([binary, *healthcheck[1:]], env=probe_env, capture_output=True).returncode == 0
+            closed = clean_environment(MLFLOW_OTEL_PROXY_ADMIN_LISTEN=f"127.0.0.1:{free_port()}")
+            failed = subprocess.run([binary, *healthcheck[1:]], env=closed, capture_output=True, text=True)
+            assert failed.returncode == 1 and "did not answer" in failed.stderr
         finally:
             process.terminate()
             assert process.wait(timeout=30) == 0

@@ -1,0 +1,88 @@
+"""What a platform team runs before traffic flows (issue #21): `test-destination` sends one synthetic trace to
+each destination with its real settings and says what each answered, with a hint for the usual causes and never
+a secret; `healthcheck` is the image's health probe."""
+
+import json
+import subprocess
+
+from conftest import KNOWN_SECRETS, Proxy, clean_environment, free_port
+from grpc_receiver import GRPCReceiver
+from otlp_receiver import OTLPReceiver
+
+DD_KEY = "dd-check-key-0b7e55aa"
+KNOWN_SECRETS.add(DD_KEY)
+
+
+def test_destination(tmp_path, document, *names, env=None):
+    path = tmp_path / "check.yaml"
+    path.write_text(json.dumps(document))
+    return subprocess.run([Proxy.BINARY, "test-destination", *names, "--config", str(path)], capture_output=True, text=True,
+                          env=clean_environment(**(env or {})), timeout=60)
+
+
+test_destination.__test__ = False  # a helper, not a test
+
+
+def test_every_destination_is_checked_and_reported_with_hints_and_no_secret(tmp_path):
+    healthy, refusing, grpc = OTLPReceiver(), OTLPReceiver(), GRPCReceiver()
+    refusing.status = 403
+    closed = free_port()
+    try:
+        document = {"destinations": {
+            "collector": {"endpoint": healthy.url, "protocol": "http/protobuf"},
+            "datadog": {"profile": "datadog", "endpoint": refusing.url + "/v1/traces", "api_key": DD_KEY},
+            "grpc": {"endpoint": f"http://127.0.0.1:{grpc.port}", "protocol": "grpc", "headers": {"x-team": "search"}},
+            "down": {"endpoint": f"http://127.0.0.1:{closed}", "protocol": "grpc"},
+        }}
+        result = test_destination(tmp_path, document)
+        output = result.stdout + result.stderr
+        assert result.returncode == 1, output
+        assert "OK   collector" in output and "OK   grpc" in output
+        assert "FAIL datadog" in output and "answered 403" in output and "check `site`" in output
+        assert "FAIL down" in output and f"nothing listens at 127.0.0.1:{closed}" in output
+        assert "2 of 4 destination(s) failed" in output
+        assert DD_KEY not in output
+        # What arrived is one clearly named span, with the destination's real headers.
+        spans = [span for _, _, span in healthy.accepted_spans()]
+        assert [span.name for span in spans] == ["mlflow-otel-proxy connectivity check"]
+        assert grpc.all_spans()[0].name == "mlflow-otel-proxy connectivity check"
+        assert grpc.requests[0][0]["x-team"] == "search"
+        assert refusing.requests[0].headers["dd-api-key"] == DD_KEY
+        # Only the named ones; all accepted: exit 0.
+        result = test_destination(tmp_path, document, "collector", "grpc")
+        assert result.returncode == 0 and "all 2 destination(s) accepted the trace" in result.stdout
+        # An unknown name is a usage error.
+        result = test_destination(tmp_path, document, "colector")
+        assert result.returncode == 2 and 'no destination named "colector"' in result.stderr
+    finally:
+        healthy.close()
+        refusing.close()
+        grpc.close()
+
+
+def test_the_variables_destination_and_the_port_of_the_other_protocol(tmp_path):
+    receiver = OTLPReceiver()
+    try:
+        result = test_destination(tmp_path, {}, env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                                                     "OTEL_SERVICE_NAME": "checkout"})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "OK   otlp" in result.stdout and f"{receiver.url}/v1/traces (http/protobuf)" in result.stdout
+        resource = {kv.key: kv.value.string_value for kv in receiver.requests[0].message.resource_spans[0].resource.attributes}
+        assert resource["service.name"] == "checkout"
+        # OTLP/HTTP aimed at 4317, the gRPC port: the hint names the mistake.
+        result = test_destination(tmp_path, {"destinations": {"c": {"endpoint": "http://127.0.0.1:4317", "protocol": "http/protobuf",
+                                                                     "timeout": "2s"}}})
+        assert result.returncode == 1 and "port 4317 is the OTLP/gRPC port" in result.stdout
+        result = test_destination(tmp_path, {})
+        assert result.returncode == 2 and "no destinations are configured" in result.stderr
+    finally:
+        receiver.close()
+
+
+def test_healthcheck_follows_the_admin_listener(start_proxy):
+    proxy = start_proxy()
+    ok = subprocess.run([Proxy.BINARY, "healthcheck", "--admin", proxy.admin_url], capture_output=True, timeout=30)
+    assert ok.returncode == 0
+    down = subprocess.run([Proxy.BINARY, "healthcheck", "--admin", f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True,
+                          timeout=30)
+    assert down.returncode == 1 and "did not answer" in down.stderr

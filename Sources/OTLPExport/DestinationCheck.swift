@@ -138,8 +138,8 @@ public enum DestinationCheck {
             return "port 4318 is the OTLP/HTTP port and this destination speaks gRPC: set protocol: http/protobuf, or use port 4317"
         }
         if refused {
-            return "nothing listens at \(destination.endpoint.host):\(port.map(String.init) ?? "default port"): check the host, the port and that the "
-                + "collector is running"
+            let address = "\(destination.endpoint.host):\(port.map(String.init) ?? "default port")"
+            return "nothing listens at \(address): check the host, the port and that the collector is running"
         }
         if failure.reason == "tls" {
             return "TLS failed: an https:// endpoint needs a server with TLS (a plaintext collector takes http://), and a private CA needs "

@@ -86,3 +86,30 @@ def test_healthcheck_follows_the_admin_listener(start_proxy):
     down = subprocess.run([Proxy.BINARY, "healthcheck", "--admin", f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True,
                           timeout=30)
     assert down.returncode == 1 and "did not answer" in down.stderr
+
+
+EXAMPLE_SECRETS = {"DD_API_KEY": "example-dd-key-1", "SPLUNK_ACCESS_TOKEN": "example-sf-2", "NEW_RELIC_LICENSE_KEY": "example-nr-3",
+                   "HONEYCOMB_API_KEY": "example-hc-4", "SIGNOZ_INGESTION_KEY": "example-sz-5", "LIGHTSTEP_ACCESS_TOKEN": "example-ls-6",
+                   "DT_API_TOKEN": "example-dt-7"}
+
+
+def test_every_example_configuration_is_valid(tmp_path):
+    import re
+    from conftest import ROOT
+    examples = sorted((ROOT / "deploy" / "examples").glob("*.yaml"))
+    profiles = {"datadog", "grafana", "splunk", "newrelic", "honeycomb", "signoz", "lightstep", "dynatrace"}
+    assert {path.stem for path in examples} >= profiles | {"fan-out", "otlp-grpc-collector"}
+    for path in examples:
+        # Secret files named under /run/secrets are stand-ins here.
+        text = re.sub(r"\$\{file:/run/secrets/([a-z-]+)\}", lambda m: "${file:" + str(tmp_path / m.group(1)) + "}", path.read_text())
+        for name in re.findall(r"\$\{file:" + re.escape(str(tmp_path)) + r"/([a-z-]+)\}", text):
+            (tmp_path / name).write_text(f"file-secret-{name}\n")
+        config = tmp_path / path.name
+        config.write_text(text)
+        result = subprocess.run([Proxy.BINARY, "check-config", "--config", str(config)], capture_output=True, text=True,
+                                env=clean_environment(**EXAMPLE_SECRETS), timeout=30)
+        assert result.returncode == 0, f"{path.name}: {result.stderr}"
+        for secret in list(EXAMPLE_SECRETS.values()) + ["file-secret-"]:
+            assert secret not in result.stdout, f"{path.name} shows a secret"
+        if path.stem in profiles:
+            assert f"profile: {path.stem}" in result.stdout, path.name

@@ -53,6 +53,9 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ProxyOptions
 
+    @Flag(help: "Reload when the configuration file or a file it reads changes (as on SIGHUP). Default: MLFLOW_OTEL_PROXY_WATCH_CONFIG.")
+    var watchConfig = false
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let levelText = options.logLevel ?? environment["MLFLOW_OTEL_PROXY_LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 } ?? "info"
@@ -102,8 +105,25 @@ struct Serve: AsyncParsableCommand {
         let reload = ReloadOnSignal(reloader: runtime.reloader, logger: logger) { () throws(ConfigurationError) in
             try options.loadConfiguration(environment: environment)
         }
+        var services: [any Service] = runtime.services + [reload]
+        let watchVariable = environment["MLFLOW_OTEL_PROXY_WATCH_CONFIG"].flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        guard watchVariable == nil || ["true", "false", "1", "0"].contains(watchVariable ?? "") else {
+            logger.critical("invalid configuration", metadata: ["setting": "MLFLOW_OTEL_PROXY_WATCH_CONFIG", "error": "expected true or false"])
+            throw ExitCode(2)
+        }
+        if watchConfig || watchVariable == "true" || watchVariable == "1" {
+            let files = ConfigurationWatcher.files(of: configuration)
+            if files.isEmpty {
+                logger.warning("--watch-config: no configuration file or secret file to watch")
+            } else {
+                services.append(
+                    ConfigurationWatcher(reloader: runtime.reloader, files: files, logger: logger) { () throws(ConfigurationError) in
+                        try options.loadConfiguration(environment: environment)
+                    })
+            }
+        }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: (runtime.services + [reload]).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
         let group = ServiceGroup(configuration: groupConfiguration)

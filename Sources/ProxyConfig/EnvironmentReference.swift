@@ -77,6 +77,13 @@ public enum EnvironmentReference {
             meaning: #"where the proxy listens"#
         ),
         Variable(
+            names: ["MLFLOW_OTEL_PROXY_WATCH_CONFIG"],
+            flag: #"`--watch-config`"#,
+            defaultValue: #"`false`"#,
+            meaning: #"`true`: reload when the configuration file or a file it reads (a `${file:…}` secret, a certificate) "#
+                + #"changes, as on `SIGHUP`; Kubernetes' symlink swaps of ConfigMap and Secret volumes included"#
+        ),
+        Variable(
             names: ["MLFLOW_OTEL_PROXY_ADMIN_LISTEN"],
             flag: #"`--admin-listen HOST:PORT`"#,
             defaultValue: #"`127.0.0.1:9464`"#,

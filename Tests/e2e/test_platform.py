@@ -113,3 +113,57 @@ def test_every_example_configuration_is_valid(tmp_path):
             assert secret not in result.stdout, f"{path.name} shows a secret"
         if path.stem in profiles:
             assert f"profile: {path.stem}" in result.stdout, path.name
+
+
+def test_a_configmap_style_symlink_swap_reloads_without_a_restart_and_drops_nothing(tmp_path, start_proxy):
+    import os
+    import time
+    from conftest import wait_for
+    old, new = "watch-old-key-5d1e", "watch-new-key-93ac"
+    KNOWN_SECRETS.update([old, new])
+    first, second = OTLPReceiver(), OTLPReceiver()
+    first.accepted_keys = {old}
+    mount = tmp_path / "config"
+    mount.mkdir()
+
+    def publish(version, key, receivers):
+        """As the kubelet updates a volume: a new timestamped directory, then one atomic rename of `..data`."""
+        data = mount / f"..{version}"
+        data.mkdir()
+        (data / "api-key").write_text(key + "\n")
+        destinations = {name: {"endpoint": receiver.url, "protocol": "http/protobuf", "headers": {"api-key": "${file:" + str(mount / "api-key") + "}"},
+                               "retry_on_failure": {"initial_interval": "200ms", "max_interval": "300ms"}}
+                        for name, receiver in receivers.items()}
+        (data / "proxy.yaml").write_text(json.dumps({"mode": "opentelemetry-only", "destinations": destinations}))
+        os.symlink(data.name, mount / "..data_tmp")
+        os.replace(mount / "..data_tmp", mount / "..data")
+        for name in ("api-key", "proxy.yaml"):
+            if not (mount / name).is_symlink():
+                os.symlink(f"..data/{name}", mount / name)
+
+    try:
+        publish("v1", old, {"main": first})
+        proxy = start_proxy(["--config", str(mount / "proxy.yaml"), "--watch-config"])
+        from test_delivery import upload
+        assert upload(proxy.port, 1) == 200
+        wait_for(lambda: len(first.accepted_spans()) == 5, message="the first trace delivered with the old key")
+        # The vendor rotates the key; a trace queues (held: credentials rejected), then the new key and a second
+        # destination arrive by a volume update, without SIGHUP or a restart.
+        first.accepted_keys = {new}
+        assert upload(proxy.port, 2) == 200
+        wait_for(lambda: any(r.status == 401 for r in first.requests), message="the old key rejected")
+        pid = proxy.process.pid
+        publish("v2", new, {"main": first, "second": second})
+        wait_for(lambda: len(first.accepted_spans()) == 10, timeout=20, message="the held trace delivered with the new key")
+        assert upload(proxy.port, 3) == 200
+        wait_for(lambda: len(second.accepted_spans()) == 5, message="the added destination in use")
+        assert proxy.process.pid == pid and proxy.process.poll() is None
+        assert proxy.log().count("a configuration file changed: reloading the configuration") == 1
+        assert {r.headers["api-key"] for r in first.requests if r.status == 200} == {old, new}
+        time.sleep(0.5)
+        import urllib.request
+        metrics = urllib.request.urlopen(proxy.admin_url + "/metrics", timeout=10).read().decode()
+        assert not [line for line in metrics.splitlines() if line.startswith("mlflow_otel_proxy_spans_dropped_total") and not line.endswith(" 0")]
+    finally:
+        first.close()
+        second.close()

@@ -10,7 +10,9 @@ Tests/scripts/helm-template, a small program on the engine helm itself uses (Go'
 No Kubernetes cluster runs here either: the pod is run by laying out its volumes, a stand-in for the kubelet."""
 
 import base64
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,8 +112,13 @@ def test_default_values_render_a_gateway(helm_template, tmp_path):
     hpa = only(objects, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "prod-mlflow-otel-proxy"}
     config = yaml.safe_load(only(objects, "ConfigMap")["data"]["config.yaml"])
-    assert config["upstream"]["url"] == "http://mlflow.mlflow.svc.cluster.local:5000"
+    # Defaults that start: standalone (no upstream), traces written to a file in the spool volume.
+    assert "upstream" not in config and config["mode"] == "auto"
+    assert config["traces_file"] == "/var/lib/mlflow-otel-proxy/spool/traces.jsonl"
     assert config["sending_queue"]["spool"]["max_bytes"] == 1073741824
+    # Configuration changes are reloaded in place: no checksum that would roll the pods.
+    assert "--watch-config" in container["args"]
+    assert "checksum/config" not in deployment["spec"]["template"]["metadata"].get("annotations", {})
 
 
 def test_full_values_render_a_statefulset_with_a_spool_volume_per_replica(helm_template, tmp_path):
@@ -144,10 +151,11 @@ def test_full_values_render_a_statefulset_with_a_spool_volume_per_replica(helm_t
     assert config["destinations"] == FULL_VALUES["destinations"]
 
 
-def test_a_changed_configuration_rolls_the_pods(helm_template, tmp_path):
-    _, before = render(helm_template, tmp_path)
-    _, after = render(helm_template, tmp_path, {"config": {"trace_info_wait": "3s"}})
-    _, same = render(helm_template, tmp_path, {"replicaCount": 5})
+def test_without_watch_config_a_changed_configuration_rolls_the_pods(helm_template, tmp_path):
+    _, before = render(helm_template, tmp_path, {"watchConfig": False})
+    _, after = render(helm_template, tmp_path, {"watchConfig": False, "config": {"trace_info_wait": "3s"}})
+    _, same = render(helm_template, tmp_path, {"watchConfig": False, "replicaCount": 5})
+    assert "--watch-config" not in only(before, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
 
     def checksum(objects):
         return only(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
@@ -171,6 +179,108 @@ def test_options_switch_objects_off(helm_template, tmp_path):
     assert "spool" not in {volume["name"] for volume in pod["volumes"]}
     assert only(objects, "Service")["spec"]["sessionAffinity"] == "None"
     assert "sending_queue" not in yaml.safe_load(only(objects, "ConfigMap")["data"]["config.yaml"])
+
+
+def schema_errors(values):
+    import jsonschema
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    merged = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def merge(base, extra):
+        for key, value in extra.items():
+            base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        return base
+
+    merge(merged, values)
+    validator = jsonschema.Draft7Validator(schema)
+    return sorted(f"{'.'.join(str(p) for p in error.absolute_path)}: {error.message}" for error in validator.iter_errors(merged))
+
+
+def test_the_values_schema_covers_every_value_and_rejects_mistakes():
+    assert schema_errors({}) == [] and schema_errors(FULL_VALUES) == []
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def covered(values, node, path):
+        for key, value in values.items():
+            assert key in node.get("properties", {}), f"{path}{key} has no schema"
+            if isinstance(value, dict) and "properties" in node["properties"][key]:
+                covered(value, node["properties"][key], f"{path}{key}.")
+
+    covered(yaml.safe_load((CHART / "values.yaml").read_text()), schema, "")
+    errors = schema_errors({"destinatons": {}, "mode": "turbo", "image": {"digest": "latest"}, "upstream": {"url": "mlflow:5000"},
+                            "service": {"port": 70000}})
+    assert [error.split(":")[0] for error in errors] == ["", "image.digest", "mode", "service.port", "upstream.url"], errors
+    assert "destinatons" in errors[0]
+
+
+def readme_examples():
+    text = (CHART / "README.md").read_text()
+    return [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+
+
+def test_each_vendor_example_of_the_chart_readme_renders_and_its_configuration_is_accepted(helm_template, tmp_path):
+    examples = readme_examples()
+    profiles = {destination.get("profile") for example in examples for destination in example["destinations"].values()}
+    assert profiles >= {"datadog", "grafana", "splunk", "newrelic", "honeycomb", "signoz", "lightstep", "dynatrace", None}
+    for index, values in enumerate(examples):
+        assert schema_errors(values) == [], values
+        path, objects = render(helm_template, tmp_path, values)
+        validate(path)
+        workload = objects.get(("Deployment", "prod-mlflow-otel-proxy")) or only(objects, "StatefulSet")
+        args, environment = lay_out_pod(objects, workload, tmp_path / f"example-{index}")
+        check = subprocess.run([Proxy.BINARY, "check-config", "--config", args[args.index("--config") + 1]],
+                               env=clean_environment(**environment), capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "mode: dual" in check.stdout and "replace-me" not in check.stdout
+
+
+def test_optional_objects_and_pod_settings(helm_template, tmp_path):
+    values = {"nameOverride": "tracing", "image": {"digest": "sha256:" + "a" * 64}, "priorityClassName": "platform-critical",
+              "envFrom": [{"secretRef": {"name": "otel-variables"}}],
+              "extraVolumes": [{"name": "ca", "configMap": {"name": "internal-ca"}}],
+              "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/internal", "readOnly": True}],
+              "networkPolicy": {"enabled": True, "ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "ml"}}}],
+                                "adminFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}}
+    assert schema_errors(values) == []
+    path, objects = render(helm_template, tmp_path, values)
+    validate(path)
+    deployment = objects[("Deployment", "prod-tracing")]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "registry.example.com/mlflow-otel-proxy@sha256:" + "a" * 64
+    assert pod["priorityClassName"] == "platform-critical"
+    assert container["envFrom"] == values["envFrom"]
+    assert {"name": "ca", "mountPath": "/etc/ssl/internal", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "ca", "configMap": {"name": "internal-ca"}} in pod["volumes"]
+    policy = only(objects, "NetworkPolicy")
+    assert [rule["ports"][0]["port"] for rule in policy["spec"]["ingress"]] == ["http", "admin"]
+    _, renamed = render(helm_template, tmp_path, {"fullnameOverride": "mlflow-gateway"})
+    assert ("Deployment", "mlflow-gateway") in renamed and ("Service", "mlflow-gateway") in renamed
+    # The ServiceMonitor (a Prometheus Operator CRD: not in kubernetes-validate's schemas) scrapes the admin Service.
+    _, monitored = render(helm_template, tmp_path, {"adminService": {"enabled": True}, "serviceMonitor": {"enabled": True, "labels": {"release": "kps"},
+                                                    "bearerTokenSecret": {"name": "prod-mlflow-otel-proxy", "key": "admin-token"}}})
+    monitor = only(monitored, "ServiceMonitor")
+    admin = monitored[("Service", "prod-mlflow-otel-proxy-admin")]
+    assert all(admin["metadata"]["labels"][key] == value for key, value in monitor["spec"]["selector"]["matchLabels"].items())
+    assert monitor["spec"]["endpoints"][0]["authorization"]["credentials"] == {"name": "prod-mlflow-otel-proxy", "key": "admin-token"}
+    assert "app.kubernetes.io/component" not in monitored[("Service", "prod-mlflow-otel-proxy")]["metadata"]["labels"]
+    failed = subprocess.run([str(helm_template), "-name", "prod", "-namespace", "mlflow", "--set", "serviceMonitor.enabled=true", str(CHART)],
+                            capture_output=True, text=True)
+    assert failed.returncode != 0 and "needs adminService.enabled" in failed.stderr
+
+
+def test_the_default_pod_runs_until_ready(helm_template, tmp_path):
+    path, objects = render(helm_template, tmp_path)
+    args, environment = lay_out_pod(objects, only(objects, "Deployment"), tmp_path / "pod")
+    proxy = Proxy(tmp_path / "run", args=args, env=environment)
+    try:
+        wait_for(lambda: urllib.request.urlopen(proxy.admin_url + "/readyz", timeout=10).status == 200, timeout=30, message="/readyz")
+        assert "watching the configuration files for changes" in proxy.log()
+        expected, _ = run_workload(proxy.url, WORKLOAD_EXPERIMENT="helm-defaults")
+        traces = tmp_path / "pod" / "spool" / "traces.jsonl"
+        wait_for(lambda: traces.exists() and len(traces.read_text().splitlines()) >= 1, timeout=30, message="traces in the spool volume's file")
+    finally:
+        assert proxy.stop() == 0
 
 
 def lay_out_pod(objects, workload, root):

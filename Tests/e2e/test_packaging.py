@@ -81,3 +81,17 @@ def test_release_binary_links_swift_statically_and_runs_the_image_entry_command(
     linked = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
     assert "libswiftCore" not in linked, "the Swift standard library must be linked statically"
     run_the_image_entry_command(binary, tmp_path)
+
+
+def test_the_sidecar_manifests_start_the_proxy_first_and_give_it_a_spool():
+    import yaml
+    native = [d for d in yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "sidecar.yaml").read_text()) if d["kind"] == "Deployment"][0]
+    pod = native["spec"]["template"]["spec"]
+    proxy = pod["initContainers"][0]
+    assert proxy["name"] == "mlflow-otel-proxy" and proxy["restartPolicy"] == "Always" and proxy["startupProbe"]
+    assert [container["name"] for container in pod["containers"]] == ["app"]
+    assert {"name": "spool", "mountPath": "/var/lib/mlflow-otel-proxy/spool"} in proxy["volumeMounts"]
+    assert any(volume["name"] == "spool" for volume in pod["volumes"])
+    legacy = [d for d in yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "sidecar-legacy.yaml").read_text()) if d["kind"] == "Deployment"][0]
+    containers = {container["name"]: container for container in legacy["spec"]["template"]["spec"]["containers"]}
+    assert {"name": "spool", "mountPath": "/var/lib/mlflow-otel-proxy/spool"} in containers["mlflow-otel-proxy"]["volumeMounts"]

@@ -381,12 +381,9 @@ struct TraceIntake: Sendable {
             context.logger.warning(
                 "request bodies held in memory at their limit; asking the client to retry later",
                 metadata: ["route": "\(route.name)", "max_body_bytes_in_memory": "\(budget)"])
-            let message = "mlflow-otel-proxy holds its limit of request bodies in memory (\(budget) bytes); retry shortly"
-            response =
-                route == .otlpTraces
-                ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
-                : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
-            response.headers[.retryAfter] = "1"
+            response = retryLater(
+                "mlflow-otel-proxy holds its limit of request bodies in memory (\(budget) bytes); retry shortly", route: route, json: json,
+                after: 1)
             response.headers[.connection] = "close"
             return response
         }
@@ -400,25 +397,23 @@ struct TraceIntake: Sendable {
     func spoolUnwritable(_ problem: String, route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
         counters.increment("rejected_requests", "spool_write")
         context.logger.warning("a destination's spool cannot be written; asking the client to retry later", metadata: ["route": "\(route.name)"])
-        let message = "mlflow-otel-proxy cannot store uploads right now (\(problem)); retry later"
-        var response =
-            route == .otlpTraces
-            ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
-            : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
-        response.headers[.retryAfter] = "5"
-        return response
+        return retryLater("mlflow-otel-proxy cannot store uploads right now (\(problem)); retry later", route: route, json: json, after: 5)
     }
 
     /// The answer when the export queue is full: 503 with `Retry-After`, which MLflow clients honour.
     func overloaded(route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
         counters.increment("rejected_requests", "overloaded")
         context.logger.warning("export queue is full; asking the client to retry later", metadata: ["route": "\(route.name)"])
-        let message = "mlflow-otel-proxy is overloaded (its export queue is full); retry later"
+        return retryLater("mlflow-otel-proxy is overloaded (its export queue is full); retry later", route: route, json: json, after: 5)
+    }
+
+    /// 503 with `Retry-After` in the route's error format (OTLP's on `/v1/traces`, MLflow's elsewhere).
+    func retryLater(_ message: String, route: MLflowRoute, json: Bool, after seconds: Int) -> Response {
         var response =
             route == .otlpTraces
             ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
             : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
-        response.headers[.retryAfter] = "5"
+        response.headers[.retryAfter] = "\(seconds)"
         return response
     }
 

@@ -43,6 +43,15 @@ def wait_for(predicate, timeout=30.0, interval=0.1, message="condition"):
 SANITIZER = os.environ.get("MLFLOW_OTEL_PROXY_SANITIZER")
 
 
+def get_json(url, timeout=30):
+    """GET `url`: (status, parsed JSON body), also for an error status."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 def clean_environment(**extra):
     """The caller's environment without any MLflow or OpenTelemetry settings, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}

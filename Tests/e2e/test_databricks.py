@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import KNOWN_SECRETS, run_workload, wait_for
+from conftest import KNOWN_SECRETS, get_json, run_workload, wait_for
 from databricks_front import DatabricksFront
 
 PAT = "dapi-e2e-personal-token-4c1f"
@@ -21,11 +21,7 @@ KNOWN_SECRETS.update([PAT, CLIENT_SECRET])  # every proxy log of the suite is sc
 
 
 def experiment(proxy):
-    try:
-        with urllib.request.urlopen(proxy.url + "/api/2.0/mlflow/experiments/get?experiment_id=0", timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return get_json(proxy.url + "/api/2.0/mlflow/experiments/get?experiment_id=0")
 
 
 def no_tokens_logged(proxy):

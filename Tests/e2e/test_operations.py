@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import KNOWN_SECRETS, run_workload, wait_for
+from conftest import KNOWN_SECRETS, get_json, run_workload, wait_for
 from grpc_receiver import GRPCReceiver
 from otlp_receiver import OTLPReceiver
 
@@ -169,11 +169,7 @@ def test_dual_copies_started_just_before_sigterm_are_exported(mlflow_server, rec
 
 
 def readiness(proxy):
-    try:
-        with urllib.request.urlopen(proxy.admin_url + "/readyz", timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return get_json(proxy.admin_url + "/readyz", timeout=10)
 
 
 @pytest.mark.serial

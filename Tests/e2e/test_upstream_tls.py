@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from conftest import MLflowServer, run_workload
+from conftest import MLflowServer, get_json, run_workload
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +27,7 @@ pytestmark = pytest.mark.xdist_group("upstream-tls")  # the module's servers sta
 
 
 def get_experiment(proxy):
-    try:
-        with urllib.request.urlopen(proxy.url + "/api/2.0/mlflow/experiments/get?experiment_id=0", timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return get_json(proxy.url + "/api/2.0/mlflow/experiments/get?experiment_id=0")
 
 
 def test_the_server_ca_from_mlflow_tracking_server_cert_path(tls_servers, pki, start_proxy):

@@ -1,6 +1,7 @@
 import DequeModule
 import ExportQueue
 import Logging
+import NIOConcurrencyHelpers
 import OTLPJSON
 import OTLPProto
 import ProxyConfig
@@ -78,7 +79,7 @@ public actor ExportPipeline: Service {
     /// Spans submitted and not yet taken from the input (bounded by the queue's span bound).
     private nonisolated let inputBacklog = Atomic<Int>(0)
     /// Why the spool cannot be written now (`nil`: it can, or there is none), for `/readyz` and intake.
-    private nonisolated let spoolProblemText = Mutex<String?>(nil)
+    private nonisolated let spoolProblemText = NIOLockedValueBox<String?>(nil)  // NIO's lock: TSan sees it
     /// Set when spans were dropped because the spool could not be written: from then on nothing is reported as
     /// sealed (``sealSubmitted()`` waits), so the intake journal keeps every upload for the next start.
     private var lostUnsealedSpans = false
@@ -119,7 +120,7 @@ public actor ExportPipeline: Service {
 
     /// Why this destination's spool cannot be written now, or `nil`. While it is set, uploads the proxy answers
     /// itself get 503 (the intake journal keeps what was acknowledged) and `/readyz` is not ready.
-    public nonisolated var spoolProblem: String? { spoolProblemText.withLock { $0 } }
+    public nonisolated var spoolProblem: String? { spoolProblemText.withLockedValue { $0 } }
 
     /// Queues translated spans for export; returns at once. While the pipeline cannot take its input (a reload's
     /// handover of the spool), at most the queue's span bound waits; spans beyond it are dropped and counted
@@ -314,7 +315,7 @@ public actor ExportPipeline: Service {
             recordAppend(outcome, spans: first.spans)
         }
         if spoolProblem != nil {
-            spoolProblemText.withLock { $0 = nil }
+            spoolProblemText.withLockedValue { $0 = nil }
             logger.info("the spool can be written again", metadata: ["destination": "\(name)"])
         }
         updateGauges()
@@ -336,7 +337,7 @@ public actor ExportPipeline: Service {
     /// from then on nothing counts as sealed, so the intake journal keeps every upload for the next start.
     private func spoolWriteFailed(_ error: SpoolDirectory.SpoolError) {
         if spoolProblem == nil {
-            spoolProblemText.withLock { $0 = "the spool of destination \(name) cannot be written" }
+            spoolProblemText.withLockedValue { $0 = "the spool of destination \(name) cannot be written" }
             logger.error(
                 "could not write a batch to the spool; uploads get 503 until it can be written, the intake journal keeps them",
                 metadata: ["destination": "\(name)", "error": "\(error)"])

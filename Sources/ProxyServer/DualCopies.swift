@@ -1,5 +1,5 @@
+import NIOConcurrencyHelpers
 import ServiceLifecycle
-import Synchronization
 
 /// The dual-mode copies being decoded and assembled after their upload was answered (``ProxyResponder``), so
 /// that shutdown waits for them before the assembler releases what it holds: a copy started just before SIGTERM
@@ -11,14 +11,14 @@ final class DualCopies: Service, Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())  // NIO's lock: TSan sees it (not Synchronization.Mutex)
 
     /// Copies running now.
-    var running: Int { state.withLock { $0.running } }
+    var running: Int { state.withLockedValue { $0.running } }
 
     /// Runs `work` as a tracked copy, in its own task (the client's answer does not wait for it).
     func start(_ work: @escaping @Sendable () async -> Void) {
-        state.withLock { $0.running += 1 }
+        state.withLockedValue { $0.running += 1 }
         Task {
             await work()
             self.finished()
@@ -26,7 +26,7 @@ final class DualCopies: Service, Sendable {
     }
 
     private func finished() {
-        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { state in
+        let waiters: [CheckedContinuation<Void, Never>] = state.withLockedValue { state in
             state.running -= 1
             guard state.running == 0 else { return [] }
             defer { state.waiters = [] }
@@ -38,7 +38,7 @@ final class DualCopies: Service, Sendable {
     /// Returns once no copy is running.
     func idle() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLock { state in
+            let resumeNow = state.withLockedValue { state in
                 if state.running == 0 { return true }
                 state.waiters.append(continuation)
                 return false

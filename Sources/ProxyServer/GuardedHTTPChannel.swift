@@ -487,15 +487,23 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     // MARK: Timers
 
     /// Arms the one timer for the earliest deadline.
+    ///
+    /// A timer already armed for an earlier or equal instant is kept: when it fires before the deadline that now
+    /// applies it re-arms itself, so the common calls (every read of a body, every writability change of a large
+    /// answer) schedule nothing.
     private func arm(context: ChannelHandlerContext) {
+        guard let (deadline, _) = nextExpiry() else { return }  // a timer still armed fires, finds nothing due, and stops
+        if timer != nil, let armed = armedDeadline, armed <= deadline { return }
         timer?.cancel()
-        timer = nil
-        guard let (deadline, _) = nextExpiry() else { return }
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        armedDeadline = deadline
         timer = context.eventLoop.scheduleTask(deadline: deadline) {
             bound.value.handler.timerFired(context: bound.value.context)
         }
     }
+
+    /// When the armed timer fires.
+    private var armedDeadline: NIODeadline?
 
     /// The earliest deadline now and what it is for.
     private func nextExpiry() -> (NIODeadline, Expiry)? {
@@ -528,6 +536,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     private func timerFired(context: ChannelHandlerContext) {
         timer = nil
+        armedDeadline = nil
         guard let (deadline, expiry) = nextExpiry() else { return }
         guard deadline <= .now() else {
             arm(context: context)

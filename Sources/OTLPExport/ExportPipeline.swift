@@ -83,6 +83,12 @@ public actor ExportPipeline: Service {
     /// Set when spans were dropped because the spool could not be written: from then on nothing is reported as
     /// sealed (``sealSubmitted()`` waits), so the intake journal keeps every upload for the next start.
     private var lostUnsealedSpans = false
+    /// Set when ``submit(_:)`` dropped spans because the input was full: as above, nothing counts as sealed from
+    /// then on, so the intake journal keeps the uploads they came from for the next start.
+    private nonisolated let droppedAtInput = Atomic<Bool>(false)
+
+    /// Whether spans this pipeline was given were lost before they reached the queue (the journal must keep them).
+    private var lostSpans: Bool { lostUnsealedSpans || droppedAtInput.load(ordering: .sequentiallyConsistent) }
 
     /// Creates a pipeline.
     /// - Parameter spoolPath: this destination's spool directory (opened when the pipeline runs); `nil` for a
@@ -124,11 +130,14 @@ public actor ExportPipeline: Service {
 
     /// Queues translated spans for export; returns at once. While the pipeline cannot take its input (a reload's
     /// handover of the spool), at most the queue's span bound waits; spans beyond it are dropped and counted
-    /// (`queue_full`), and with the `refuse` policy ``isSaturated`` asks clients to retry instead.
+    /// (`queue_full`; with the spool on, the intake journal then keeps every upload until the next start replays
+    /// it), and with the `refuse` policy ``isSaturated`` asks clients to retry instead.
     public nonisolated func submit(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
         guard !resourceSpans.isEmpty else { return }
         let count = resourceSpans.reduce(0) { $0 + $1.scopeSpans.reduce(0) { $0 + $1.spans.count } }
-        if inputBacklog.load(ordering: .relaxed) + count > settings.maxQueueSize && inputBacklog.load(ordering: .relaxed) > 0 {
+        let backlog = inputBacklog.load(ordering: .relaxed)
+        if backlog > 0 && backlog + count > settings.maxQueueSize {
+            droppedAtInput.store(true, ordering: .sequentiallyConsistent)
             counters.increment("spans_dropped", labels: [self.name, "queue_full"], by: count)
             logger.warning(
                 "export input is full (the pipeline is waiting for its spool); spans dropped",
@@ -375,7 +384,7 @@ public actor ExportPipeline: Service {
 
     /// Seals what was processed so far and records it for ``sealSubmitted()``.
     private func sealProcessed() {
-        if seal() && !lostUnsealedSpans { sealedCount.store(processedCount, ordering: .sequentiallyConsistent) }
+        if seal() && !lostSpans { sealedCount.store(processedCount, ordering: .sequentiallyConsistent) }
     }
 
     private func beginDraining() {
@@ -388,7 +397,7 @@ public actor ExportPipeline: Service {
         }
         sealProcessed()
         if queue.isSpooled {
-            if unsealed.isEmpty && !lostUnsealedSpans { spooledEverythingFlag.store(true, ordering: .sequentiallyConsistent) }
+            if unsealed.isEmpty && !lostSpans { spooledEverythingFlag.store(true, ordering: .sequentiallyConsistent) }
             retryStop.stop()  // deliver what goes through; what needs retries waits on disk for the next start
         }
     }

@@ -13,14 +13,11 @@ DD_KEY = "dd-check-key-0b7e55aa"
 KNOWN_SECRETS.add(DD_KEY)
 
 
-def test_destination(tmp_path, document, *names, env=None):
+def run_check(tmp_path, document, *names, env=None):
     path = tmp_path / "check.yaml"
     path.write_text(json.dumps(document))
     return subprocess.run([Proxy.BINARY, "test-destination", *names, "--config", str(path)], capture_output=True, text=True,
                           env=clean_environment(**(env or {})), timeout=60)
-
-
-test_destination.__test__ = False  # a helper, not a test
 
 
 def test_every_destination_is_checked_and_reported_with_hints_and_no_secret(tmp_path):
@@ -34,7 +31,7 @@ def test_every_destination_is_checked_and_reported_with_hints_and_no_secret(tmp_
             "grpc": {"endpoint": f"http://127.0.0.1:{grpc.port}", "protocol": "grpc", "headers": {"x-team": "search"}},
             "down": {"endpoint": f"http://127.0.0.1:{closed}", "protocol": "grpc"},
         }}
-        result = test_destination(tmp_path, document)
+        result = run_check(tmp_path, document)
         output = result.stdout + result.stderr
         assert result.returncode == 1, output
         assert "OK   collector" in output and "OK   grpc" in output
@@ -49,10 +46,10 @@ def test_every_destination_is_checked_and_reported_with_hints_and_no_secret(tmp_
         assert grpc.requests[0][0]["x-team"] == "search"
         assert refusing.requests[0].headers["dd-api-key"] == DD_KEY
         # Only the named ones; all accepted: exit 0.
-        result = test_destination(tmp_path, document, "collector", "grpc")
+        result = run_check(tmp_path, document, "collector", "grpc")
         assert result.returncode == 0 and "all 2 destination(s) accepted the trace" in result.stdout
         # An unknown name is a usage error.
-        result = test_destination(tmp_path, document, "colector")
+        result = run_check(tmp_path, document, "colector")
         assert result.returncode == 2 and 'no destination named "colector"' in result.stderr
     finally:
         healthy.close()
@@ -63,17 +60,17 @@ def test_every_destination_is_checked_and_reported_with_hints_and_no_secret(tmp_
 def test_the_variables_destination_and_the_port_of_the_other_protocol(tmp_path):
     receiver = OTLPReceiver()
     try:
-        result = test_destination(tmp_path, {}, env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        result = run_check(tmp_path, {}, env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                                                      "OTEL_SERVICE_NAME": "checkout"})
         assert result.returncode == 0, result.stdout + result.stderr
         assert "OK   otlp" in result.stdout and f"{receiver.url}/v1/traces (http/protobuf)" in result.stdout
         resource = {kv.key: kv.value.string_value for kv in receiver.requests[0].message.resource_spans[0].resource.attributes}
         assert resource["service.name"] == "checkout"
         # OTLP/HTTP aimed at 4317, the gRPC port: the hint names the mistake.
-        result = test_destination(tmp_path, {"destinations": {"c": {"endpoint": "http://127.0.0.1:4317", "protocol": "http/protobuf",
+        result = run_check(tmp_path, {"destinations": {"c": {"endpoint": "http://127.0.0.1:4317", "protocol": "http/protobuf",
                                                                      "timeout": "2s"}}})
         assert result.returncode == 1 and "port 4317 is the OTLP/gRPC port" in result.stdout
-        result = test_destination(tmp_path, {})
+        result = run_check(tmp_path, {})
         assert result.returncode == 2 and "no destinations are configured" in result.stderr
     finally:
         receiver.close()

@@ -155,12 +155,40 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Access to the upstream MLflow server: OAuth client-credentials tokens (a Databricks service principal).
+        .target(
+            name: "UpstreamAccess",
+            dependencies: [
+                "ProxyConfig", "JSONText",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Backfill: traces already stored in MLflow, read with MLflow's REST API, decoded into what the live path
+        // assembles, translated, shaped and delivered to the destinations, with a checkpoint of what was delivered.
+        .target(
+            name: "Backfill",
+            dependencies: [
+                "ProxyConfig", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanShaping", "OTLPExport", "ExportQueue",
+                "OTLPProto", "JSONText", "UpstreamAccess",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The HTTP server: passthrough to the upstream, interception of trace uploads, standalone answers.
         .target(
             name: "ProxyServer",
             dependencies: [
                 "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
-                "OTLPProto", "OTLPJSON", "ExportQueue", "SpanShaping", "JSONText",
+                "OTLPProto", "OTLPJSON", "ExportQueue", "SpanShaping", "JSONText", "UpstreamAccess",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -185,7 +213,7 @@ let package = Package(
         .executableTarget(
             name: "MLflowOTelProxy",
             dependencies: [
-                "ProxyConfig", "ProxyServer", "ProxyObservability", "OTLPExport",
+                "ProxyConfig", "ProxyServer", "ProxyObservability", "OTLPExport", "Backfill", "OTLPTranslation", "SpanShaping", "UpstreamAccess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -206,6 +234,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BackfillTests",
+            dependencies: [
+                "Backfill", "MLflowWire", "TraceAssembly", "OTLPTranslation", "OTLPProto", "ProxyConfig", "JSONText", "OTLPExport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings

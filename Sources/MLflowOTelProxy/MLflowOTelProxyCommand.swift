@@ -20,7 +20,7 @@ struct MLflowOTelProxyCommand: AsyncParsableCommand {
         commandName: "mlflow-otel-proxy",
         abstract: "A drop-in MLflow tracking URI that exports MLflow traces over OpenTelemetry (OTLP).",
         version: ProxyVersion.current,
-        subcommands: [Serve.self, CheckConfig.self, TestDestination.self, HealthCheck.self],
+        subcommands: [Serve.self, CheckConfig.self, TestDestination.self, HealthCheck.self, BackfillCommand.self],
         defaultSubcommand: Serve.self
     )
 }

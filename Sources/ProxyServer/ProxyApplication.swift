@@ -17,6 +17,7 @@ import ServiceLifecycle
 import SpanMetrics
 import Synchronization
 import TraceAssembly
+import UpstreamAccess
 
 /// Builds the proxy's services from a configuration.
 ///

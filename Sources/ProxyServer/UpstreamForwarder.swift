@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import ProxyConfig
 import ProxyObservability
+import UpstreamAccess
 
 /// Forwards a request to the upstream MLflow server and streams its answer back unchanged.
 ///

@@ -17,6 +17,18 @@ public struct AssembledSpan: Sendable {
 
     /// Whether the span is a root (no parent).
     public var isRoot: Bool { span.parentSpanID.isEmpty }
+
+    /// Creates a span record.
+    public init(
+        span: Opentelemetry_Proto_Trace_V1_Span, encoding: AttributeEncoding, resourceAttributes: [Opentelemetry_Proto_Common_V1_KeyValue] = [],
+        experimentID: String? = nil, scope: Opentelemetry_Proto_Common_V1_InstrumentationScope? = nil
+    ) {
+        self.span = span
+        self.encoding = encoding
+        self.resourceAttributes = resourceAttributes
+        self.experimentID = experimentID
+        self.scope = scope
+    }
 }
 
 /// Why a trace left the assembler.
@@ -47,6 +59,14 @@ public struct AssembledTrace: Sendable {
     public var info: TraceInfo?
     /// Why it left the assembler.
     public var completion: TraceCompletion
+
+    /// Creates a trace.
+    public init(traceID: Data, spans: [AssembledSpan], info: TraceInfo?, completion: TraceCompletion) {
+        self.traceID = traceID
+        self.spans = spans
+        self.info = info
+        self.completion = completion
+    }
 
     /// The MLflow trace id (`tr-…`).
     public var mlflowTraceID: String { info?.traceID ?? MLflowTraceID.from(otelTraceID: traceID) }

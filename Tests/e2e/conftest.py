@@ -86,12 +86,17 @@ class MLflowServer:
             if tls.get("ca"):
                 options += f" --ssl-ca-certs {tls['ca']} --ssl-cert-reqs 2"  # 2: ssl.CERT_REQUIRED
             args += ["--uvicorn-opts", options]
-        self.log = open(self.dir / "server.log", "wb")
+        self.args = args
+        self.env = env
+        self._start()
+
+    def _start(self):
+        self.log = open(self.dir / "server.log", "ab")
         # Its own process group: `mlflow server` starts gunicorn/uvicorn workers, which stop() ends with it.
         # MLflow 3.x starts about ten job-runner processes (huey consumers, each importing mlflow) for server-side
         # jobs that no test here uses; they cost ~20 CPU-seconds per server start on a 2-core machine.
-        environment = clean_environment(**{"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})})
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=environment,
+        environment = clean_environment(**{"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(self.env or {})})
+        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=environment,
                                         cwd=self.dir, start_new_session=True)
         wait_for(self._healthy, timeout=120, message="mlflow server /health")
 
@@ -132,6 +137,11 @@ class MLflowServer:
             pass
         self.process.wait()
         self.log.close()
+
+    def restart(self):
+        """A new server process on the same port, database and artifacts."""
+        self.stop()
+        self._start()
 
 
 class Proxy:
@@ -203,8 +213,14 @@ def run_workload(tracking_uri, script="agent.py", timeout=180, client="3.17.2", 
     """Runs a workload with the real MLflow client of version `client`; returns what it reports (trace ids and
     expected spans) and its stderr."""
     environment = clean_environment(MLFLOW_TRACKING_URI=tracking_uri, **env)
-    completed = subprocess.run([client_python(client), str(WORKLOADS / script)], env=environment, capture_output=True,
-                               text=True, timeout=timeout)
+    try:
+        completed = subprocess.run([client_python(client), str(WORKLOADS / script)], env=environment, capture_output=True,
+                                   text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as expired:
+        def text(output):
+            return (output.decode(errors="replace") if isinstance(output, bytes) else output or "")[-4000:]
+        raise AssertionError(f"workload {script} did not finish in {timeout}s (MLFLOW_TRACKING_URI={tracking_uri}):\n"
+                             f"stdout:\n{text(expired.stdout)}\nstderr:\n{text(expired.stderr)}") from None
     assert completed.returncode == 0, f"workload failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
     for line in completed.stdout.splitlines():
         if line.startswith("WORKLOAD_RESULT "):
@@ -230,11 +246,52 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): tests sharing an expensive module fixture run on one pytest-xdist worker")
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def failed(request):
+    """Whether the test that `request` belongs to failed in its setup or call."""
+    return any(getattr(getattr(request.node, f"report_{when}", None), "failed", False) for when in ("setup", "call"))
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     server = MLflowServer(tmp_path_factory.mktemp("mlflow-server"))
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def shared_mlflow_server_still_answers(request):
+    """After a test that used the worker's shared MLflow server: the server must still answer `/health`. One that
+    stopped answering fails the test that left it so (with the server log's end) and is restarted, so the tests
+    after it are not charged with it. After a failed test the log's end is printed too."""
+    yield
+    if "mlflow_server" not in request.fixturenames:
+        return
+    server = request.getfixturevalue("mlflow_server")
+
+    def answers():
+        try:
+            return server._healthy()
+        except AssertionError:
+            return False
+
+    deadline = time.monotonic() + 15
+    healthy = answers()
+    while not healthy and time.monotonic() < deadline:
+        time.sleep(0.5)
+        healthy = answers()
+    log_end = (server.dir / "server.log").read_text(errors="replace")[-3000:]
+    if failed(request) or not healthy:
+        print(f"--- shared mlflow server {server.url}: /health ok={healthy}; server.log ends:\n{log_end}")
+    if not healthy:
+        server.restart()
+        raise AssertionError(f"the shared mlflow server stopped answering /health during this test (restarted); its log ends:\n{log_end}")
 
 
 @pytest.fixture()
@@ -245,7 +302,7 @@ def receiver():
 
 
 @pytest.fixture()
-def start_proxy(tmp_path):
+def start_proxy(tmp_path, request):
     started = []
 
     def start(args=(), env=None, expect_start=True, log_level="debug", listen="127.0.0.1:0"):
@@ -257,6 +314,8 @@ def start_proxy(tmp_path):
     for proxy in started:
         if proxy.process.poll() is None:
             proxy.stop()
+        if failed(request):
+            print(f"--- proxy log {proxy.log_path} ends:\n" + proxy.log_path.read_text(errors="replace")[-6000:])
         # Every log the suite produced (at debug level) is checked for every secret any test configured.
         log = proxy.log_path.read_text(errors="replace")
         # With a sanitized binary, any report fails the test that produced it, even one at shutdown.

@@ -8,11 +8,12 @@ import ProxyConfig
 /// Access tokens for the upstream from OAuth client credentials (a Databricks service principal): the
 /// client-credentials grant at the token URL, the token cached and fetched again before it expires (a fifth of its
 /// lifetime, at most five minutes, before), one fetch at a time however many requests wait for it. Neither the
-/// secret nor a token is ever logged or put in an error.
-actor UpstreamTokenSource {
+/// secret nor a token is ever logged or put in an error. Used by the passthrough and by `backfill`.
+public actor UpstreamTokenSource {
     /// Why no token could be had, in words safe to show a client and to log.
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        /// What went wrong, without the secret or a token.
+        public var description: String
     }
 
     private let credentials: OAuthClientCredentials
@@ -20,13 +21,14 @@ actor UpstreamTokenSource {
     private var cached: (token: String, refreshAt: ContinuousClock.Instant)?
     private var fetching: Task<(String, Duration), any Error>?
 
-    init(credentials: OAuthClientCredentials, client: HTTPClient) {
+    /// Creates a source; nothing is fetched before the first ``accessToken()``.
+    public init(credentials: OAuthClientCredentials, client: HTTPClient) {
         self.credentials = credentials
         self.client = client
     }
 
     /// The current access token, fetched when there is none or it is due for refresh.
-    func accessToken() async throws(Failure) -> String {
+    public func accessToken() async throws(Failure) -> String {
         if let cached, ContinuousClock.now < cached.refreshAt { return cached.token }
         let task: Task<(String, Duration), any Error>
         if let fetching {
@@ -52,7 +54,7 @@ actor UpstreamTokenSource {
     }
 
     /// Forgets `token` if it is the cached one (the upstream answered 401 to it): the next request fetches a new one.
-    func invalidate(_ token: String) {
+    public func invalidate(_ token: String) {
         if cached?.token == token { cached = nil }
     }
 

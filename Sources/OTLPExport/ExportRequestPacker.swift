@@ -1,0 +1,100 @@
+import ExportQueue
+import OTLPProto
+import SpanShaping
+import SwiftProtobuf
+
+/// Packs translated (and shaped) traces into export requests by a span count and a byte bound, as a pipeline
+/// batches them: each `ResourceSpans` serialized once and framed into the request being formed; a trace bigger
+/// than a request is split by spans (a span that alone is too big is trimmed). Pure: the caller decides when a
+/// partial request is due and what to do with a full one.
+public struct ExportRequestPacker: Sendable {
+    /// A request ready to send.
+    public struct Request: Sendable {
+        /// The request's protobuf bytes.
+        public var bytes: [UInt8]
+        /// Spans in it.
+        public var spans: Int
+        /// The tags of the traces whose last part is in this request (``add(_:tag:)``).
+        public var completedTags: [String]
+    }
+
+    /// What one ``add(_:tag:)`` produced.
+    public struct Addition: Sendable {
+        /// Requests that became full, oldest first.
+        public var full: [Request] = []
+        /// Values trimmed so that a span fits a request.
+        public var trimmed = 0
+        /// Spans that could not be encoded (dropped).
+        public var unencodable = 0
+        /// Nothing of the trace is to be sent (shaping left no span): it is done at once.
+        public var nothingToSend = false
+    }
+
+    private let maxSpans: Int
+    private let maxBytes: Int
+    private var pending: [UInt8] = []
+    private var pendingSpans = 0
+    private var pendingTags: [String] = []
+
+    /// Creates a packer. - Parameters: `maxSpans`: spans per request; `maxBytes`: bytes per request.
+    public init(maxSpans: Int, maxBytes: Int) {
+        self.maxSpans = max(1, maxSpans)
+        self.maxBytes = max(1024, maxBytes)
+    }
+
+    /// Spans in the request being formed.
+    public var pendingSpanCount: Int { pendingSpans }
+
+    /// Adds one trace's `ResourceSpans`; `tag` (a trace id) is reported with the request holding its last part.
+    public mutating func add(_ trace: [Opentelemetry_Proto_Trace_V1_ResourceSpans], tag: String) -> Addition {
+        var addition = Addition()
+        var items = trace
+        var index = 0
+        while index < items.count {
+            let item = items[index]
+            index += 1
+            let spans = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
+            let bytes: [UInt8]
+            do {
+                bytes = try item.serializedBytes()
+            } catch {
+                addition.unencodable += spans
+                continue
+            }
+            let framed = bytes.count + ExportRequestEncoding.fieldOverhead(length: bytes.count)
+            if framed > maxBytes {
+                let (pieces, trimmed) = DestinationShaper.split(item, budget: maxBytes - ExportRequestEncoding.fieldOverhead(length: maxBytes))
+                addition.trimmed += trimmed
+                if pieces.count > 1 || trimmed > 0 {
+                    items.replaceSubrange((index - 1)..<index, with: pieces)
+                    index -= 1
+                    continue
+                }
+            }
+            if pendingSpans > 0 && pending.count + framed > maxBytes, let request = takeRequest() { addition.full.append(request) }
+            ExportRequestEncoding.append(bytes, to: &pending)
+            pendingSpans += spans
+            if pendingSpans >= maxSpans || pending.count >= maxBytes, let request = takeRequest() { addition.full.append(request) }
+        }
+        // The trace is done when the request holding its last part is: the one being formed, or the last full one.
+        if pendingSpans > 0 {
+            pendingTags.append(tag)
+        } else if !addition.full.isEmpty {
+            addition.full[addition.full.count - 1].completedTags.append(tag)
+        } else {
+            addition.nothingToSend = true
+        }
+        return addition
+    }
+
+    /// The request being formed, if it holds anything.
+    public mutating func takeRequest() -> Request? {
+        guard pendingSpans > 0 else { return nil }
+        defer {
+            pending = []
+            pendingSpans = 0
+            pendingTags = []
+        }
+        return Request(bytes: pending, spans: pendingSpans, completedTags: pendingTags)
+    }
+}

@@ -29,6 +29,11 @@ public final class BackfillCheckpoint {
             }
             // Only complete lines count: a crash may have cut the last one short.
             let complete = text.hasSuffix("\n") ? Substring(text) : text[..<(text.lastIndex(of: "\n") ?? text.startIndex)]
+            if text.isEmpty && !readOnly {
+                guard manager.createFile(atPath: path, contents: Data((Self.header + "\n").utf8)) else {
+                    throw BackfillError("cannot write the checkpoint \(path)")
+                }
+            }
             for line in complete.split(separator: "\n") where !line.hasPrefix("#") {
                 let parts = line.split(separator: "\t", maxSplits: 1)
                 guard parts.count == 2 else { continue }

@@ -40,8 +40,12 @@ public enum StoredTraceDecoder {
     /// Tags the MLflow server sets itself (the client never sends them), left out of the exported trace as the live
     /// export never sees them.
     public static let serverTags: Set<String> = ["mlflow.artifactLocation", "mlflow.trace.spansLocation"]
-    /// Metadata the MLflow server sets itself.
-    public static let serverMetadata: Set<String> = ["mlflow.trace.infoFinalized"]
+    /// Metadata the MLflow server sets itself (`mlflow.trace.cost` it computes from the token usage when spans are
+    /// logged).
+    public static let serverMetadata: Set<String> = ["mlflow.trace.infoFinalized", "mlflow.trace.cost"]
+    /// Span attributes the MLflow server adds when it stores spans sent to `/v1/traces` (`mlflow.llm.cost`, from the
+    /// model and token usage).
+    public static let serverSpanAttributes: Set<String> = ["mlflow.llm.cost"]
 
     /// One page of a trace search (`SearchTracesV3` or the v2 `SearchTraces`; both answer `traces` and
     /// `next_page_token`).
@@ -124,7 +128,9 @@ public enum StoredTraceDecoder {
             }
             var spans: [Opentelemetry_Proto_Trace_V1_Span] = []
             for (spanIndex, element) in (trace["spans"]?.arrayValue ?? []).enumerated() {
-                spans.append(try span(protoJSON: element, path: "traces[\(index)].spans[\(spanIndex)]"))
+                var span = try span(protoJSON: element, path: "traces[\(index)].spans[\(spanIndex)]")
+                span.attributes.removeAll { serverSpanAttributes.contains($0.key) }
+                spans.append(span)
             }
             result[id] = try spanBatch(spans)
         }

@@ -5,6 +5,10 @@ and the same OTLP as live export of the same traces."""
 
 import datetime
 import json
+import os
+import pty
+import re
+import select
 import signal
 import subprocess
 import time
@@ -27,7 +31,9 @@ def destination_env(receiver, **extra):
 
 
 def backfill_command(server, receiver, tmp_path, *args, checkpoint="run.checkpoint"):
-    return [Proxy.BINARY, "backfill", "--upstream", server.url, "--checkpoint", str(tmp_path / checkpoint), *args], \
+    """`server` `None`: the upstream comes from the environment (MLFLOW_TRACKING_URI)."""
+    upstream = ["--upstream", server.url] if server else []
+    return [Proxy.BINARY, "backfill", *upstream, "--checkpoint", str(tmp_path / checkpoint), *args], \
         clean_environment(**destination_env(receiver))
 
 
@@ -156,6 +162,15 @@ def test_selection_by_filter_time_range_and_dry_run(stored, tmp_path):
         assert earlier.returncode == 0, earlier.stdout + earlier.stderr
         check_delivered(receiver, logged["early"])
 
+        # At most 4 MLflow requests a second: the run cannot be faster than its requests allow.
+        receiver.clear()
+        started = time.monotonic()
+        paced = backfill(server, receiver, tmp_path, "--experiment-name", "backfill-time", "--rate", "4", checkpoint="paced.checkpoint")
+        elapsed = time.monotonic() - started
+        assert paced.returncode == 0, paced.stdout + paced.stderr
+        requests = int(re.search(r"MLflow requests: +(\d+)", paced.stdout).group(1))
+        assert requests >= 4 and elapsed >= (requests - 1) / 4, (requests, elapsed)
+
         receiver.clear()
         dry = backfill(server, receiver, tmp_path, "--experiment-name", "backfill-time", "--dry-run", checkpoint="dry.checkpoint")
         assert dry.returncode == 0, dry.stdout + dry.stderr
@@ -227,12 +242,31 @@ def test_a_destination_down_during_the_run_pauses_it_and_loses_nothing(stored, t
         receiver.status = 503
         command, environment = backfill_command(server, receiver, tmp_path, "--experiment-name", "backfill-outage")
         environment["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = "6"
-        run = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stderr on a terminal: the progress line is redrawn in place and says what it waits for.
+        terminal, terminal_side = pty.openpty()
+        run = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=terminal_side, text=True)
+        os.close(terminal_side)
+        shown = bytearray()
+
+        def read_terminal():
+            while select.select([terminal], [], [], 0)[0]:
+                try:
+                    chunk = os.read(terminal, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                shown.extend(chunk)
+
         wait_for(lambda: len(receiver.requests) >= 5, timeout=60, message="retries against the down destination")
+        wait_for(lambda: read_terminal() or b"waiting for destination otlp" in shown, timeout=30, message="the progress line to say why it waits")
         assert run.poll() is None, "the backfill must wait for the destination, not give up"
+        assert b"\r\x1b[Kbackfill: 0/10 traces" in shown or b"\r\x1b[Kbackfill: 2/10 traces" in shown, bytes(shown[-500:])
         receiver.status = 200
-        out, err = run.communicate(timeout=120)
-        assert run.returncode == 0, out + err
+        out, _ = run.communicate(timeout=120)
+        read_terminal()
+        os.close(terminal)
+        assert run.returncode == 0, out + shown.decode(errors="replace")[-3000:]
         check_delivered(receiver, expected)
     finally:
         receiver.close()
@@ -257,7 +291,19 @@ def test_a_backfill_exports_what_live_export_exported(stored, tmp_path, start_pr
         assert sorted(live_spans) == sorted(backfilled_spans) and len(live_spans) == total
         for span_id, (live_resource, live_scope, live_span) in live_spans.items():
             resource, scope, span = backfilled_spans[span_id]
-            assert span == live_span, f"span {live_span.name} differs:\nlive:\n{live_span}\nbackfilled:\n{span}"
+            for field in ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano", "end_time_unix_nano", "status",
+                          "links", "trace_state", "flags"):
+                assert getattr(span, field) == getattr(live_span, field), f"{field} of span {live_span.name}"
+            events = [(event.time_unix_nano, event.name, attributes(event), kinds(event)) for event in span.events]
+            assert events == [(event.time_unix_nano, event.name, attributes(event), kinds(event)) for event in live_span.events], \
+                f"events of span {live_span.name}"
+            # Attributes with their types; their order is not part of the data.
+            typed = {key: (kinds(span)[key], value) for key, value in attributes(span).items()}
+            live_typed = {key: (kinds(live_span)[key], value) for key, value in attributes(live_span).items()}
+            assert typed == live_typed, f"attributes of span {live_span.name}: only live {live_typed.keys() - typed.keys()}, " \
+                                        f"only backfilled {typed.keys() - live_typed.keys()}, different " \
+                                        f"{[key for key in typed.keys() & live_typed.keys() if typed[key] != live_typed[key]]}"
+            assert len(span.attributes) == len(live_span.attributes)
             assert scope == live_scope
             sdk = {key: value for key, value in attributes(live_resource).items() if not key.startswith("telemetry.sdk.")}
             assert attributes(resource) == sdk
@@ -283,3 +329,28 @@ def test_a_2x_server_and_client(tmp_path_factory, tmp_path):
     finally:
         receiver.close()
         server.stop()
+
+
+def test_a_databricks_workspace_with_oauth_machine_to_machine_credentials(stored, tmp_path):
+    """`MLFLOW_TRACKING_URI=databricks` with a service principal, as for serve. No workspace can be reached here:
+    `databricks_front.DatabricksFront` (a mock, said there) demands the Bearer token it issued in front of the
+    real MLflow server."""
+    from databricks_front import DatabricksFront
+    server, logged = stored
+    client_id, client_secret = "e2e-backfill-principal", "dose-e2e-backfill-secret-51c2"
+    front = DatabricksFront(server.port, client_id=client_id, client_secret=client_secret)
+    receiver = OTLPReceiver()
+    try:
+        result = backfill(None, receiver, tmp_path, "--experiment-name", "backfill-a",
+                          env={"MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": front.url, "DATABRICKS_CLIENT_ID": client_id,
+                               "DATABRICKS_CLIENT_SECRET": client_secret})
+        assert result.returncode == 0, result.stdout + result.stderr
+        check_delivered(receiver, logged["a"])
+        assert front.token_requests == 1 and front.forwarded
+        assert all(auth.startswith("Bearer dbx-oauth-token-") for _, _, auth in front.forwarded)
+        assert client_secret not in result.stdout + result.stderr and "dbx-oauth-token-" not in result.stdout + result.stderr
+        # No credential of MLflow's reaches the destination.
+        assert all("Authorization" not in request.headers for request in receiver.requests)
+    finally:
+        receiver.close()
+        front.close()

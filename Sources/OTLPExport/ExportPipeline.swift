@@ -59,9 +59,8 @@ public actor ExportPipeline: Service {
 
     private var queue: BatchQueue
     /// The batch being formed: serialized `ResourceSpans`, framed as request fields.
-    private var pending: [UInt8] = []
-    private var pendingSpans = 0
-    private var pendingTraceIDs: Set<String> = []
+    private var packer: ExportRequestPacker
+    private var pendingSpans: Int { packer.pendingSpanCount }
     private var pendingSince: ContinuousClock.Instant?
     private var draining = false
     private nonisolated let queuedSpansGauge = Atomic<Int>(0)
@@ -108,6 +107,7 @@ public actor ExportPipeline: Service {
         self.logger = logger
         self.spoolPath = spoolPath
         queue = BatchQueue(maxBytes: settings.maxQueueBytes, maxSpans: settings.maxQueueSize)
+        packer = ExportRequestPacker(maxSpans: settings.maxExportBatchSize, maxBytes: maxBatchBytes)
         (input, inputContinuation) = AsyncStream.makeStream()
     }
 
@@ -253,40 +253,20 @@ public actor ExportPipeline: Service {
             resourceSpans = shaped
             count(outcome)
         }
-        var index = 0
-        while index < resourceSpans.count {
-            let item = resourceSpans[index]
-            index += 1
-            let spans = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
-            let bytes: [UInt8]
-            do {
-                bytes = try item.serializedBytes()
-            } catch {
-                counters.increment("spans_dropped", labels: [name, "encoding"], by: spans)
-                logDrop(cause: "encoding", "translated spans could not be encoded; dropped", metadata: ["error": "\(error)"])
-                continue
-            }
-            let framed = bytes.count + ExportRequestEncoding.fieldOverhead(length: bytes.count)
-            if framed > maxBatchBytes {
-                // One trace bigger than a request may be: split it by spans, trimming a span that alone is too big.
-                let (pieces, trimmed) = DestinationShaper.split(
-                    item, budget: maxBatchBytes - ExportRequestEncoding.fieldOverhead(length: maxBatchBytes))
-                if trimmed > 0 { counters.increment("values_trimmed", labels: [name], by: trimmed) }
-                if pieces.count > 1 || trimmed > 0 {
-                    resourceSpans.replaceSubrange((index - 1)..<index, with: pieces)
-                    index -= 1
-                    continue
-                }
-            }
-            if pendingSpans > 0 && pending.count + framed > maxBatchBytes { seal() }
-            ExportRequestEncoding.append(bytes, to: &pending)
-            pendingSpans += spans
-            if status != nil {
-                for scope in item.scopeSpans { for span in scope.spans { pendingTraceIDs.insert(HexID.string(span.traceID)) } }
-            }
-            if pendingSince == nil { pendingSince = .now }
-            if pendingSpans >= settings.maxExportBatchSize || pending.count >= maxBatchBytes { seal() }
+        guard let first = resourceSpans.first?.scopeSpans.first?.spans.first else { return }
+        let addition = packer.add(resourceSpans, tag: status != nil ? HexID.string(first.traceID) : "")
+        if addition.trimmed > 0 { counters.increment("values_trimmed", labels: [name], by: addition.trimmed) }
+        if addition.unencodable > 0 {
+            counters.increment("spans_dropped", labels: [name, "encoding"], by: addition.unencodable)
+            logDrop(cause: "encoding", "translated spans could not be encoded; dropped", metadata: ["spans": "\(addition.unencodable)"])
         }
+        for request in addition.full { keepSealed(request) }
+        if !addition.full.isEmpty {
+            // The request being formed now starts with what the trace left over.
+            pendingSince = nil
+            flushUnsealed()
+        }
+        if pendingSpans > 0 && pendingSince == nil { pendingSince = .now }
         updateGauges()
     }
 
@@ -303,14 +283,16 @@ public actor ExportPipeline: Service {
     /// - Returns: false when the spool could not write them (they wait in memory and are tried again).
     @discardableResult
     private func seal() -> Bool {
-        if pendingSpans > 0 {
-            unsealed.append(UnsealedBatch(bytes: pending, spans: pendingSpans, traceIDs: pendingTraceIDs))
-            unsealedBytes += pending.count
-            pending = []
-            pendingSpans = 0
-            pendingTraceIDs = []
+        if let request = packer.takeRequest() {
+            keepSealed(request)
             pendingSince = nil
         }
+        return flushUnsealed()
+    }
+
+    /// Moves sealed batches into the queue, oldest first. - Returns: false when the spool could not write them.
+    @discardableResult
+    private func flushUnsealed() -> Bool {
         lastSealAttempt = .now
         while let first = unsealed.first {
             let outcome = queue.append(first.bytes, spans: first.spans, traceIDs: first.traceIDs, refuseWhenFull: settings.fullPolicy == .refuse)
@@ -329,6 +311,12 @@ public actor ExportPipeline: Service {
         }
         updateGauges()
         return true
+    }
+
+    /// A request the packer completed, in line for the queue.
+    private func keepSealed(_ request: ExportRequestPacker.Request) {
+        unsealed.append(UnsealedBatch(bytes: request.bytes, spans: request.spans, traceIDs: Set(request.completedTags.filter { !$0.isEmpty })))
+        unsealedBytes += request.bytes.count
     }
 
     /// Sealed batches the spool has not written yet, oldest first (empty unless the spool is failing).
@@ -404,7 +392,7 @@ public actor ExportPipeline: Service {
 
     private func updateGauges() {
         queuedSpansGauge.store(queue.storedSpans + pendingSpans + unsealed.reduce(0) { $0 + $1.spans }, ordering: .relaxed)
-        queuedBytesGauge.store(queue.storedBytes + pending.count + unsealedBytes, ordering: .relaxed)
+        queuedBytesGauge.store(queue.storedBytes + packer.pendingByteCount + unsealedBytes, ordering: .relaxed)
         saturatedFlag.store(!queue.hasRoom(bytes: settings.maxExportBatchBytes, spans: settings.maxExportBatchSize), ordering: .relaxed)
     }
 

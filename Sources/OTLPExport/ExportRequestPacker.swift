@@ -9,7 +9,7 @@ import SwiftProtobuf
 /// partial request is due and what to do with a full one.
 public struct ExportRequestPacker: Sendable {
     /// A request ready to send.
-    public struct Request: Sendable {
+    public struct Request: Sendable, Equatable {
         /// The request's protobuf bytes.
         public var bytes: [UInt8]
         /// Spans in it.
@@ -44,6 +44,8 @@ public struct ExportRequestPacker: Sendable {
 
     /// Spans in the request being formed.
     public var pendingSpanCount: Int { pendingSpans }
+    /// Bytes of the request being formed.
+    public var pendingByteCount: Int { pending.count }
 
     /// Adds one trace's `ResourceSpans`; `tag` (a trace id) is reported with the request holding its last part.
     public mutating func add(_ trace: [Opentelemetry_Proto_Trace_V1_ResourceSpans], tag: String) -> Addition {

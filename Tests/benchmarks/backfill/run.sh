@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Backfill benchmark: TRACES traces (default 10,000; 3 spans each, logged by MLflow's own tracing into a SQLite
-# tracking store) served by `mlflow server`, backfilled by the proxy's release build to an nginx receiver that
+# Backfill benchmark: TRACES traces (default 10,000; 3 spans each, loaded through the server's own /v1/traces into
+# a SQLite tracking store) served by `mlflow server`, backfilled by the proxy's release build to an nginx receiver that
 # discards; then, in the same run, the peer: MLflow's own client reading the same traces with their spans
 # (`MlflowClient.search_traces`, page by page). Prints traces/s, the backfill's CPU, the MLflow server's CPU during
 # each, and the ratio. Usage: Tests/benchmarks/backfill/run.sh
@@ -28,9 +28,6 @@ TICKS=$(getconf CLK_TCK)
 # CPU ticks of a process group (the MLflow server and its uvicorn worker).
 group_ticks() { ps -o pid= -g "$1" | while read -r pid; do awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || true; done | awk '{s+=$1} END {print s+0}'; }
 
-echo "== loading $TRACES traces into a SQLite tracking store"
-env -i PATH="$PATH" HOME="$WORK" TRACES="$TRACES" .venv/bin/python "$HERE/load.py" "sqlite:///$WORK/mlflow.db"
-
 source "$ROOT/Tests/benchmarks/discard-receiver.sh"
 start_discard_receiver
 
@@ -40,6 +37,8 @@ env -i PATH="$PATH" HOME="$WORK" MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid
   > "$WORK/mlflow.log" 2>&1 & MLFLOW_PID=$!
 PIDS+=($MLFLOW_PID)
 for _ in $(seq 600); do curl -fsS "http://127.0.0.1:$MLFLOW_PORT/health" >/dev/null 2>&1 && break; sleep 0.2; done
+echo "== loading $TRACES traces through the server's /v1/traces"
+env -i PATH="$PATH" HOME="$WORK" TRACES="$TRACES" .venv/bin/python "$HERE/load.py" "http://127.0.0.1:$MLFLOW_PORT"
 sleep 2
 
 echo "== backfill (release build) to nginx"

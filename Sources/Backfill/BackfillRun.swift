@@ -219,7 +219,8 @@ public actor BackfillRun {
             let toSend = summary.selected - summary.alreadyDelivered
             progress.setTotals(traces: toSend, spans: spansKnown ? totalSpans : nil)
             logger.info(
-                "backfill selection", metadata: ["traces": "\(summary.selected)", "already_delivered": "\(summary.alreadyDelivered)", "filter": "\(filter)"])
+                "backfill selection",
+                metadata: ["traces": "\(summary.selected)", "already_delivered": "\(summary.alreadyDelivered)", "filter": "\(filter)"])
             if dryRun {
                 summary.exported = toSend
                 summary.spansExported = totalSpans

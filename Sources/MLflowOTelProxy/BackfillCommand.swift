@@ -125,12 +125,16 @@ struct BackfillCommand: AsyncParsableCommand {
         let now = Date()
         var sinceDate: Date?
         if let since {
-            guard let parsed = BackfillTime.parse(since, now: now) else { throw fail("--since", "expected ISO-8601 or a time ago like 24h, got \"\(since)\"") }
+            guard let parsed = BackfillTime.parse(since, now: now) else {
+                throw fail("--since", "expected ISO-8601 or a time ago like 24h, got \"\(since)\"")
+            }
             sinceDate = parsed
         }
         var untilDate = now
         if let until {
-            guard let parsed = BackfillTime.parse(until, now: now) else { throw fail("--until", "expected ISO-8601 or a time ago like 24h, got \"\(until)\"") }
+            guard let parsed = BackfillTime.parse(until, now: now) else {
+                throw fail("--until", "expected ISO-8601 or a time ago like 24h, got \"\(until)\"")
+            }
             untilDate = parsed
         }
         if let rate, !(rate > 0) { throw fail("--rate", "must be above 0") }
@@ -178,7 +182,8 @@ struct BackfillCommand: AsyncParsableCommand {
                     grpcExporters.append(grpc)
                     exporter = grpc
                 } else {
-                    exporter = try OTLPHTTPExporter(destination: destination, client: exportClient, retry: delivery.retry, logger: logger, status: status)
+                    exporter = try OTLPHTTPExporter(
+                        destination: destination, client: exportClient, retry: delivery.retry, logger: logger, status: status)
                 }
             } catch {
                 await shutDownClients()
@@ -214,7 +219,11 @@ struct BackfillCommand: AsyncParsableCommand {
             ])
 
         let summary = await withTaskGroup(of: BackfillSummary?.self) { group in
-            for grpc in grpcExporters { group.addTask { try? await grpc.run(); return nil } }
+            for grpc in grpcExporters {
+                group.addTask {
+                    try? await grpc.run(); return nil
+                }
+            }
             let interrupted = await UnixSignalsSequence(trapping: .sigint, .sigterm)
             let runTask = Task { await backfill.run(selection, dryRun: dryRun) }
             group.addTask {

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 RUNS=""
 if [ "${1:-}" = "--runs" ]; then RUNS="$2"; shift 2; fi
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(otlp-protobuf otlp-json otlp-gzip traces-json trace-info-v3 trace-info-v2 genai-json config-file)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(otlp-protobuf otlp-json otlp-gzip traces-json trace-info-v3 trace-info-v2 genai-json config-file mlflow-read)
 
 export MLFLOW_OTEL_PROXY_FUZZ=1
 swift build -c release --scratch-path .build-fuzz --product ProxyFuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
@@ -38,6 +38,9 @@ destinations:
   grpc: { endpoint: "collector:4317", protocol: grpc, tls: { insecure: true } }
 YAML
 printf 'destinations:\n  a: { profile: honeycomb, api_key: k }\n  b: { profile: newrelic, api_key: k, region: eu }\n' > "$SEEDS/config-file/profiles.yaml"
+# What a 3.17.2 server answered when the client read a trace back (captured), as the backfill reads it.
+mkdir -p "$SEEDS/mlflow-read"
+cp Tests/BackfillTests/Fixtures/readback-traces-get.json "$SEEDS/mlflow-read/"
 
 for target in "${TARGETS[@]}"; do
   corpus=".build-fuzz/corpus/$target"

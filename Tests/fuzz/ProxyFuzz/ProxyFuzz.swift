@@ -1,3 +1,4 @@
+import Backfill
 import Foundation
 import MLflowWire
 import NIOCore
@@ -56,6 +57,17 @@ let targets: [String: @Sendable (UnsafeBufferPointer<UInt8>) -> Void] = [
             item.scopeSpans = [Opentelemetry_Proto_Trace_V1_ScopeSpans()]
             item.scopeSpans[0].spans = [span]
             shape([item])
+        }
+    },
+    // What an MLflow server answers a backfill (search pages, BatchGetTraces), into assembly and translation.
+    "mlflow-read": { bytes in
+        let body = [UInt8](bytes)
+        let page = try? StoredTraceDecoder.searchPage(body)
+        for (id, batch) in (try? StoredTraceDecoder.batchGet(body)) ?? [:] {
+            let stored = page?.traces.first ?? StoredTraceInfo(info: TraceInfo(traceID: id), spansLocation: .trackingStore)
+            if case .success(let trace) = StoredTraceDecoder.assemble(stored, spans: batch) {
+                shape(OTLPTraceTranslator.translate(trace, settings: TranslationSettings(serviceName: "fuzz", scopeVersion: "0")))
+            }
         }
     },
     // The YAML configuration file.

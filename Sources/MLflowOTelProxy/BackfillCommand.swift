@@ -92,18 +92,13 @@ struct BackfillCommand: AsyncParsableCommand {
             return ExitCode(2)
         }
         // The configuration, loaded as serve loads it.
-        let path = config ?? environment["MLFLOW_OTEL_PROXY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
-        var fileText: String?
-        if let path {
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-                throw fail(config != nil ? "--config" : "MLFLOW_OTEL_PROXY_CONFIG", "cannot read \(path)")
-            }
-            fileText = text
-        }
         let configuration: ProxyConfiguration
+        let path: String?
         do {
+            let file = try ProxyOptions.configurationFile(flag: config, environment: environment)
+            path = file.path
             configuration = try ProxyConfiguration.load(
-                environment: environment, flags: CommandLineSettings(upstream: upstream, configFile: path), fileText: fileText)
+                environment: environment, flags: CommandLineSettings(upstream: upstream, configFile: file.path), fileText: file.text)
         } catch {
             for problem in error.problems { print("\(problem.setting): \(problem.reason)", to: &standardError) }
             throw ExitCode(2)

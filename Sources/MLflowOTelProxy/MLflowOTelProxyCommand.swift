@@ -171,14 +171,7 @@ struct ProxyOptions: ParsableArguments {
 
     /// The configuration from the environment, the configuration file and these flags.
     func loadConfiguration(environment: [String: String]) throws(ConfigurationError) -> ProxyConfiguration {
-        let path = config ?? environment["MLFLOW_OTEL_PROXY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
-        var fileText: String?
-        if let path {
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-                throw ConfigurationError(setting: config != nil ? "--config" : "MLFLOW_OTEL_PROXY_CONFIG", reason: "cannot read \(path)")
-            }
-            fileText = text
-        }
+        let (path, fileText) = try Self.configurationFile(flag: config, environment: environment)
         return try ProxyConfiguration.load(
             environment: environment,
             flags: CommandLineSettings(
@@ -188,6 +181,17 @@ struct ProxyOptions: ParsableArguments {
             ).with(adminListen: adminListen),
             fileText: fileText
         )
+    }
+}
+
+extension ProxyOptions {
+    /// The configuration file `--config` (else `MLFLOW_OTEL_PROXY_CONFIG`) names, and its text; `(nil, nil)` without one.
+    static func configurationFile(flag: String?, environment: [String: String]) throws(ConfigurationError) -> (path: String?, text: String?) {
+        guard let path = flag ?? environment["MLFLOW_OTEL_PROXY_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) else { return (nil, nil) }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigurationError(setting: flag != nil ? "--config" : "MLFLOW_OTEL_PROXY_CONFIG", reason: "cannot read \(path)")
+        }
+        return (path, text)
     }
 }
 

@@ -14,16 +14,7 @@ if ! command -v nginx >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
 fi
 Tests/scripts/setup-python.sh
-if [ -z "${PROXY_BIN:-}" ]; then
-  swift build -c release --product mlflow-otel-proxy >/dev/null
-  PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
-fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$ROOT/Tests/benchmarks/common.sh"
 TICKS=$(getconf CLK_TCK)
 # CPU ticks of a process group (the MLflow server and its uvicorn worker).
 group_ticks() { ps -o pid= -g "$1" | while read -r pid; do awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || true; done | awk '{s+=$1} END {print s+0}'; }

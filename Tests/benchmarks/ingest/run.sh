@@ -15,17 +15,7 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
 fi
 Tests/scripts/setup-python.sh
-# PROXY_BIN=path measures another build (a baseline for a before/after in the same session).
-if [ -z "${PROXY_BIN:-}" ]; then
-  swift build -c release --product mlflow-otel-proxy >/dev/null
-  PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
-fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$ROOT/Tests/benchmarks/common.sh"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICKS=$(getconf CLK_TCK)
 

@@ -12,17 +12,7 @@ cd "$ROOT"
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
 fi
-# PROXY_BIN=path measures another build (a baseline for a before/after in the same session).
-if [ -z "${PROXY_BIN:-}" ]; then
-  swift build -c release --product mlflow-otel-proxy >/dev/null
-  PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
-fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$ROOT/Tests/benchmarks/common.sh"
 
 UPSTREAM=$(port); NGINX_PROXY=$(port); PROXY=$(port); ADMIN=$(port)
 mkdir -p "$WORK/www/api/2.0/mlflow-artifacts/artifacts/0"

@@ -86,6 +86,19 @@ public actor ExportPipeline: Service {
     /// then on, so the intake journal keeps the uploads they came from for the next start.
     private nonisolated let droppedAtInput = Atomic<Bool>(false)
 
+    /// Wakes the delivery loop when there may be work: a batch was queued, draining began.
+    private let deliveryWake: AsyncStream<Void>
+    private let deliveryWakeContinuation: AsyncStream<Void>.Continuation
+    /// Wakes the sealing timer when a deadline may have appeared: a batch started forming, a spool write failed.
+    private let sealWake: AsyncStream<Void>
+    private let sealWakeContinuation: AsyncStream<Void>.Continuation
+    /// The timer's and a credentials hold's current sleeps, cut short when draining begins.
+    private enum Sleeper: Hashable { case timer, credentialsHold }
+    private var sleeps: [Sleeper: Task<Void, Never>] = [:]
+    /// ``sealSubmitted()`` callers waiting, by id: the submission count each waits to see sealed.
+    private nonisolated let sealWaiters = NIOLockedValueBox<[UInt64: (target: UInt64, continuation: CheckedContinuation<Void, Never>)]>([:])
+    private nonisolated let nextSealWaiter = Atomic<UInt64>(0)
+
     /// Whether spans this pipeline was given were lost before they reached the queue (the journal must keep them).
     private var lostSpans: Bool { lostUnsealedSpans || droppedAtInput.load(ordering: .sequentiallyConsistent) }
 
@@ -109,6 +122,8 @@ public actor ExportPipeline: Service {
         queue = BatchQueue(maxBytes: settings.maxQueueBytes, maxSpans: settings.maxQueueSize)
         packer = ExportRequestPacker(maxSpans: settings.maxExportBatchSize, maxBytes: maxBatchBytes)
         (input, inputContinuation) = AsyncStream.makeStream()
+        (deliveryWake, deliveryWakeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+        (sealWake, sealWakeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Spans waiting (queued and in the batch being formed).
@@ -159,9 +174,34 @@ public actor ExportPipeline: Service {
     public nonisolated func sealSubmitted() async {
         let target = submittedCount.load(ordering: .sequentiallyConsistent)
         guard case .enqueued = inputContinuation.yield(.seal) else { return }
-        while sealedCount.load(ordering: .sequentiallyConsistent) < target && !endedFlag.load(ordering: .relaxed) && !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(10))
+        let id = nextSealWaiter.add(1, ordering: .relaxed).newValue
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let done = sealWaiters.withLockedValue { waiters in
+                    if sealedCount.load(ordering: .sequentiallyConsistent) >= target || endedFlag.load(ordering: .sequentiallyConsistent)
+                        || Task.isCancelled
+                    {
+                        return true
+                    }
+                    waiters[id] = (target, continuation)
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        } onCancel: {
+            sealWaiters.withLockedValue { $0.removeValue(forKey: id) }?.continuation.resume()
         }
+    }
+
+    /// Resumes the ``sealSubmitted()`` callers whose submissions are sealed; all of them once the pipeline ended.
+    private nonisolated func resumeSealWaiters() {
+        let ready = sealWaiters.withLockedValue { waiters in
+            let sealed = sealedCount.load(ordering: .sequentiallyConsistent)
+            let ended = endedFlag.load(ordering: .sequentiallyConsistent)
+            let ids = waiters.filter { ended || $0.value.target <= sealed }.map(\.key)
+            return ids.compactMap { waiters.removeValue(forKey: $0)?.continuation }
+        }
+        for continuation in ready { continuation.resume() }
     }
 
     /// Whether intake has ended and everything this pipeline was given is sealed into its spool (so a journal
@@ -185,7 +225,7 @@ public actor ExportPipeline: Service {
                     await self.beginDraining()
                 }
                 group.addTask { await self.deliveryLoop() }
-                group.addTask { await self.sealingLoop() }
+                group.addTask { await self.sealingTimer() }
                 await group.waitForAll()
             }
         } onGracefulShutdown: {
@@ -197,6 +237,7 @@ public actor ExportPipeline: Service {
             finishShutdown()
         }
         endedFlag.store(true, ordering: .sequentiallyConsistent)
+        resumeSealWaiters()
         for exporter in exporters { await exporter.shutdown() }
     }
 
@@ -241,6 +282,7 @@ public actor ExportPipeline: Service {
                 metadata: ["spans": "\(evicted)", "queue_bytes": "\(queueBound)"])
         }
         updateGauges()
+        deliveryWakeContinuation.yield()
     }
 
     // MARK: Intake and batching
@@ -266,7 +308,10 @@ public actor ExportPipeline: Service {
             pendingSince = nil
             flushUnsealed()
         }
-        if pendingSpans > 0 && pendingSince == nil { pendingSince = .now }
+        if pendingSpans > 0 && pendingSince == nil {
+            pendingSince = .now
+            sealWakeContinuation.yield()
+        }
         updateGauges()
     }
 
@@ -283,10 +328,8 @@ public actor ExportPipeline: Service {
     /// - Returns: false when the spool could not write them (they wait in memory and are tried again).
     @discardableResult
     private func seal() -> Bool {
-        if let request = packer.takeRequest() {
-            keepSealed(request)
-            pendingSince = nil
-        }
+        if let request = packer.takeRequest() { keepSealed(request) }
+        pendingSince = nil
         return flushUnsealed()
     }
 
@@ -294,11 +337,13 @@ public actor ExportPipeline: Service {
     @discardableResult
     private func flushUnsealed() -> Bool {
         lastSealAttempt = .now
+        defer { if !queue.isEmpty { deliveryWakeContinuation.yield() } }
         while let first = unsealed.first {
             let outcome = queue.append(first.bytes, spans: first.spans, traceIDs: first.traceIDs, refuseWhenFull: settings.fullPolicy == .refuse)
             if case .failed(let error) = outcome {
                 spoolWriteFailed(error)
                 updateGauges()
+                sealWakeContinuation.yield()  // the timer tries again in a second
                 return false
             }
             unsealed.removeFirst()
@@ -372,11 +417,20 @@ public actor ExportPipeline: Service {
 
     /// Seals what was processed so far and records it for ``sealSubmitted()``.
     private func sealProcessed() {
-        if seal() && !lostSpans { sealedCount.store(processedCount, ordering: .sequentiallyConsistent) }
+        if seal() && !lostSpans {
+            sealedCount.store(processedCount, ordering: .sequentiallyConsistent)
+            resumeSealWaiters()
+        }
     }
 
     private func beginDraining() {
         draining = true
+        defer {
+            // The timer and a credentials hold stop waiting; the delivery loop looks at the queue once more.
+            for sleep in sleeps.values { sleep.cancel() }
+            sealWakeContinuation.yield()
+            deliveryWakeContinuation.yield()
+        }
         if successor != nil {
             // Retired by a reload: nothing more is delivered with the old settings; the queue goes to the successor.
             handingOver = true
@@ -396,17 +450,42 @@ public actor ExportPipeline: Service {
         saturatedFlag.store(!queue.hasRoom(bytes: settings.maxExportBatchBytes, spans: settings.maxExportBatchSize), ordering: .relaxed)
     }
 
-    /// Seals the forming batch once its oldest span has waited `scheduleDelay`, also while a delivery is being
-    /// retried, so that spans reach the queue (and the spool) on time. Ends when draining starts.
-    private func sealingLoop() async {
+    /// Seals the forming batch once its oldest span has waited `scheduleDelay` (also while a delivery is being
+    /// retried, so that spans reach the queue and the spool on time), and retries a failed spool write every second:
+    /// a timer armed for the next such deadline, woken by the events that create one. Ends when draining starts.
+    private func sealingTimer() async {
+        var wakes = sealWake.makeAsyncIterator()
         while !draining && !Task.isCancelled {
-            if let since = pendingSince, ContinuousClock.now - since >= settings.scheduleDelay {
-                seal()
-            } else if !unsealed.isEmpty && ContinuousClock.now - lastSealAttempt >= .seconds(1) {
-                seal()  // the spool failed: try again
+            let deadline: ContinuousClock.Instant?
+            if let since = pendingSince {
+                deadline = since + settings.scheduleDelay
+            } else if !unsealed.isEmpty {
+                deadline = lastSealAttempt + .seconds(1)  // the spool failed: try again
+            } else {
+                deadline = nil
             }
-            try? await Task.sleep(for: .milliseconds(20))
+            guard let deadline else {
+                guard await wakes.next(isolation: self) != nil else { return }
+                continue
+            }
+            if ContinuousClock.now < deadline {
+                await sleep(until: deadline, as: .timer)
+                continue  // the batch may have been sealed (or another one started) meanwhile
+            }
+            seal()
         }
+    }
+
+    /// Sleeps until `deadline`, or until draining or cancellation cuts the sleep short.
+    private func sleep(until deadline: ContinuousClock.Instant, as sleeper: Sleeper) async {
+        let sleep = Task<Void, Never> { try? await Task.sleep(until: deadline, clock: .continuous) }
+        sleeps[sleeper] = sleep
+        await withTaskCancellationHandler {
+            await sleep.value
+        } onCancel: {
+            sleep.cancel()
+        }
+        sleeps[sleeper] = nil
     }
 
     // MARK: Delivery
@@ -414,10 +493,11 @@ public actor ExportPipeline: Service {
     /// Delivers the oldest batch while there is one. Ends when draining found the queue empty, on a reload's
     /// handover, or on cancellation (the shutdown deadline).
     private func deliveryLoop() async {
+        var wakes = deliveryWake.makeAsyncIterator()
         while !Task.isCancelled && !handingOver {
             guard let (batch, bytes) = queue.nextForDelivery() else {
                 if draining && pendingSpans == 0 && unsealed.isEmpty { return }
-                try? await Task.sleep(for: .milliseconds(20))
+                guard await wakes.next(isolation: self) != nil else { return }  // nil: cancelled
                 continue
             }
             switch bytes {
@@ -521,12 +601,9 @@ public actor ExportPipeline: Service {
     /// because the pipeline is stopping (shutdown, handover): held batches then stay in the spool, or go to the
     /// successor; a memory queue's are counted as dropped at shutdown.
     private func waitForCredentialsRetry() async -> Bool {
-        let until = ContinuousClock.now + settings.authRetryInterval
-        while ContinuousClock.now < until {
-            if Task.isCancelled || handingOver || draining { return false }
-            try? await Task.sleep(for: min(.milliseconds(100), until - ContinuousClock.now))
-        }
-        return true
+        if Task.isCancelled || handingOver || draining { return false }
+        await sleep(until: .now + settings.authRetryInterval, as: .credentialsHold)
+        return !(Task.isCancelled || handingOver || draining)
     }
 
     // MARK: Spool and shutdown

@@ -94,6 +94,7 @@ struct OlderClientsTests {
             #expect(info.traceID.count == 32)  // the server's request id, not the client's tr- id
             #expect(info.metadata["mlflow.trace_schema.version"] == "3")
             let requestIDs = trace.spans.compactMap { $0.span.attributes.first { $0.key == "mlflow.traceRequestId" }?.value.stringValue }
+            #expect(requestIDs.count == trace.spans.count)  // allSatisfy alone would hold for none
             #expect(requestIDs.allSatisfy { $0 == "\"tr-\(HexID.string(trace.traceID))\"" })
         }
     }

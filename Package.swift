@@ -259,7 +259,7 @@ if Context.environment["MLFLOW_OTEL_PROXY_FUZZ"] != nil {
         .executableTarget(
             name: "ProxyFuzz",
             dependencies: [
-                "MLflowWire", "TraceAssembly", "OTLPTranslation", "ProxyConfig", "SpanShaping", "OTLPProto", "JSONText", "Backfill",
+                "MLflowWire", "TraceAssembly", "OTLPTranslation", "ProxyConfig", "SpanShaping", "OTLPProto", "JSONText",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/fuzz/ProxyFuzz",

@@ -53,13 +53,18 @@ public final class IntakeJournal: Sendable {
 
     private let database: JournalDatabase
     private let state = NIOLockedValueBox(State())
+    /// Told when entries may have become settled: an entry was recorded, or the assembler released traces.
+    public let changes: JournalChanges
     /// Creates the directory and holds its lock while the journal is open.
     private let directory: SpoolDirectory
 
     /// Opens (creating) and locks the journal in `path`.
     /// - Throws: ``SpoolDirectory/SpoolError`` when the directory cannot be created or locked, or the database
     ///   cannot be opened.
-    public init(path: String, fsync: Bool) throws(SpoolDirectory.SpoolError) {
+    /// - Parameter changes: the signal the checkpoint waits on (shared with the assembler's output, which tells it
+    ///   when traces leave); a new one by default.
+    public init(path: String, fsync: Bool, changes: JournalChanges = JournalChanges()) throws(SpoolDirectory.SpoolError) {
+        self.changes = changes
         directory = try SpoolDirectory(path: path, fsync: false, suffix: ".none")
         database = try JournalDatabase(path: path + "/journal.sqlite", synchronousFull: fsync)
     }
@@ -100,7 +105,11 @@ public final class IntakeJournal: Sendable {
             state.ingestedAt[sequence] = .now
             state.keys[sequence] = keys
         }
+        changes.notify()
     }
+
+    /// When the oldest entry held was ingested, or `nil` when none is.
+    public var oldestIngestion: ContinuousClock.Instant? { state.withLockedValue { $0.ingestedAt.values.min() } }
 
     /// Records what a replayed entry added to the assembler.
     public func track(_ sequence: UInt64, keys: Set<String>) {
@@ -297,4 +306,19 @@ private final class JournalDatabase: @unchecked Sendable {
     private func failure(_ what: String) -> SpoolDirectory.SpoolError {
         SpoolDirectory.SpoolError(locked: false, description: "\(what) the intake journal \(path): \(String(cString: sqlite3_errmsg(handle)))")
     }
+}
+
+/// A wake-up signal for the journal's checkpoint: any number of notifications between two waits are one wake-up.
+public final class JournalChanges: Sendable {
+    /// The wake-ups, for one consumer.
+    public let wakes: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    /// Creates a signal with no wake-up pending.
+    public init() {
+        (wakes, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Says that entries may have become settled.
+    public func notify() { continuation.yield() }
 }

@@ -6,10 +6,12 @@ import ProxyObservability
 import ServiceLifecycle
 import TraceAssembly
 
-/// Keeps the ``IntakeJournal`` honest: replays what a previous run left (a crash), then, four times a second, deletes
-/// the entries whose traces can no longer be held by the assembler once every destination's pipeline has
-/// sealed what it was given into its spool. At shutdown, once the assembler released everything and every
-/// pipeline sealed its last batch into its spool, the journal is emptied.
+/// Keeps the ``IntakeJournal`` honest: replays what a previous run left (a crash), then, whenever the journal's
+/// ``JournalChanges`` says entries may have settled (an entry was recorded, the assembler released traces, or the
+/// oldest entry reached the longest time the assembler can hold it), deletes the entries whose traces the
+/// assembler no longer holds once every destination's pipeline has sealed what it was given into its spool; at
+/// most four times a second, wake-ups in between taken together. At shutdown, once the assembler released
+/// everything and every pipeline sealed its last batch into its spool, the journal is emptied.
 struct IntakeCheckpoint: Service {
     let journal: IntakeJournal
     let intake: TraceIntake
@@ -23,11 +25,28 @@ struct IntakeCheckpoint: Service {
 
     func run() async throws {
         await replay()
+        journal.changes.notify()  // a first look: replayed entries may be settled already
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
+            var wakes = journal.changes.wakes.makeAsyncIterator()
+            var holdTimer: Task<Void, Never>?
+            while await wakes.next() != nil {
+                holdTimer?.cancel()
+                await checkpoint()
+                if let oldest = journal.oldestIngestion {
+                    // Entries remain: the oldest is settled by the bound at the latest when the assembler can no
+                    // longer hold its traces (a v2 record whose spans never came leaves no release event).
+                    let changes = journal.changes
+                    let due = oldest + hold + .milliseconds(10)
+                    holdTimer = Task {
+                        try? await Task.sleep(until: due, clock: .continuous)
+                        if !Task.isCancelled { changes.notify() }
+                    }
+                }
+                // A pause before the next checkpoint, so that a busy proxy deletes entries in batches (wake-ups
+                // meanwhile are kept as one), not one transaction per upload.
                 try? await Task.sleep(for: .milliseconds(250))
-                if !Task.isCancelled { await checkpoint() }
             }
+            holdTimer?.cancel()
         }
         // This service stops after the fan-out (or is cancelled at the shutdown deadline). Once every pipeline
         // sealed its last batch into its spool (after the assembler released everything), the journal is not

@@ -134,7 +134,10 @@ public enum ProxyApplication {
             maxWait: configuration.traceInfoWait, maxTracesInFlight: limits.maxTracesInFlight, maxSpansPerTrace: limits.maxSpansPerTrace,
             maxBytesHeld: limits.maxBytesHeld
         )
+        // The intake journal's checkpoint (spool on) is told when traces leave the assembler.
+        let journalChanges = JournalChanges()
         let assembler = TraceAssembler(settings: assemblySettings, logger: logger) { traces in
+            defer { journalChanges.notify() }
             for trace in traces {
                 let translated = OTLPTraceTranslator.translate(trace, settings: translation)
                 fanOut.submit(translated)
@@ -189,7 +192,8 @@ public enum ProxyApplication {
             let journal: IntakeJournal
             do {
                 journal = try IntakeJournal(
-                    path: (spool.directory.hasSuffix("/") ? spool.directory : spool.directory + "/") + ".intake", fsync: spool.fsync)
+                    path: (spool.directory.hasSuffix("/") ? spool.directory : spool.directory + "/") + ".intake", fsync: spool.fsync,
+                    changes: journalChanges)
             } catch {
                 throw ConfigurationError(setting: "sending_queue.spool.directory", reason: error.description)
             }

@@ -1,4 +1,3 @@
-import Backfill
 import Foundation
 import MLflowWire
 import NIOCore
@@ -62,13 +61,8 @@ let targets: [String: @Sendable (UnsafeBufferPointer<UInt8>) -> Void] = [
     // What an MLflow server answers a backfill (search pages, BatchGetTraces), into assembly and translation.
     "mlflow-read": { bytes in
         let body = [UInt8](bytes)
-        let page = try? StoredTraceDecoder.searchPage(body)
-        for (id, batch) in (try? StoredTraceDecoder.batchGet(body)) ?? [:] {
-            let stored = page?.traces.first ?? StoredTraceInfo(info: TraceInfo(traceID: id), spansLocation: .trackingStore)
-            if case .success(let trace) = StoredTraceDecoder.assemble(stored, spans: batch) {
-                shape(OTLPTraceTranslator.translate(trace, settings: TranslationSettings(serviceName: "fuzz", scopeVersion: "0")))
-            }
-        }
+        _ = try? StoredTraceDecoder.searchPage(body)
+        assembleAndTranslate((try? StoredTraceDecoder.batchGet(body)).map { Array($0.values) })
     },
     // The YAML configuration file.
     "config-file": { bytes in

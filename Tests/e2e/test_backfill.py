@@ -192,6 +192,12 @@ def test_bad_selections_are_refused_with_the_setting_named(stored, tmp_path):
         missing = backfill(server, receiver, tmp_path, "--experiment-name", "no-such-experiment")
         assert missing.returncode == 1 and "no-such-experiment" in missing.stdout and "RESOURCE_DOES_NOT_EXIST" in missing.stdout
         assert receiver.requests == []
+        # A destination that refuses for good (a 400 is not retried) stops the run: exit 1, nothing recorded.
+        receiver.status = 400
+        refused = backfill(server, receiver, tmp_path, "--experiment-name", "backfill-a", checkpoint="refused.checkpoint")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "stopped: destination otlp refused a request" in refused.stdout and len(receiver.requests) == 1
+        assert (tmp_path / "refused.checkpoint").read_text().splitlines()[1:] == []
     finally:
         receiver.close()
 

@@ -222,9 +222,11 @@ struct BackfillCommand: AsyncParsableCommand {
             let interrupted = await UnixSignalsSequence(trapping: .sigint, .sigterm)
             let runTask = Task { await backfill.run(selection, dryRun: dryRun) }
             group.addTask {
+                // The first Ctrl-C (or SIGTERM) stops the run cleanly (summary, checkpoint); a second one quits at once.
+                var signals = 0
                 for await _ in interrupted {
-                    runTask.cancel()
-                    break
+                    signals += 1
+                    if signals == 1 { runTask.cancel() } else { Foundation.exit(130) }
                 }
                 return nil
             }

@@ -202,16 +202,23 @@ def test_bad_selections_are_refused_with_the_setting_named(stored, tmp_path):
         receiver.close()
 
 
-def test_killed_and_interrupted_runs_resume_without_a_span_twice_or_missing(stored, tmp_path):
+def an_outage(stored, tmp_path, experiment, traces, accepted):
+    """`traces` traces of many_traces.py in a new experiment, a receiver that accepts `accepted` requests and is then
+    down (503), and the backfill command for them in requests of 6 spans (two traces)."""
     server, _ = stored
-    expected, _ = run_workload(server.url, "many_traces.py", WORKLOAD_EXPERIMENT="backfill-resume", WORKLOAD_TRACES="24")
+    expected, _ = run_workload(server.url, "many_traces.py", WORKLOAD_EXPERIMENT=experiment, WORKLOAD_TRACES=str(traces))
     receiver = OTLPReceiver()
+    receiver.script = [200] * accepted
+    receiver.status = 503
+    command, environment = backfill_command(server, receiver, tmp_path, "--experiment-name", experiment)
+    environment["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = "6"
+    return server, expected, receiver, command, environment
+
+
+def test_killed_and_interrupted_runs_resume_without_a_span_twice_or_missing(stored, tmp_path):
+    # Two requests of 6 spans (two traces each) are accepted, then the destination is down: the run pauses.
+    server, expected, receiver, command, environment = an_outage(stored, tmp_path, "backfill-resume", traces=24, accepted=2)
     try:
-        # Two requests of 6 spans (two traces each) are accepted, then the destination is down: the run pauses.
-        receiver.script = [200, 200]
-        receiver.status = 503
-        command, environment = backfill_command(server, receiver, tmp_path, "--experiment-name", "backfill-resume")
-        environment["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = "6"
         first = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: len(receiver.requests) >= 4, timeout=60, message="the backfill to retry against the down destination")
         first.kill()  # kill -9 while paused
@@ -240,14 +247,9 @@ def test_killed_and_interrupted_runs_resume_without_a_span_twice_or_missing(stor
 
 
 def test_a_destination_down_during_the_run_pauses_it_and_loses_nothing(stored, tmp_path):
-    server, _ = stored
-    expected, _ = run_workload(server.url, "many_traces.py", WORKLOAD_EXPERIMENT="backfill-outage", WORKLOAD_TRACES="10")
-    receiver = OTLPReceiver()
+    # The first request goes through, then an outage.
+    _, expected, receiver, command, environment = an_outage(stored, tmp_path, "backfill-outage", traces=10, accepted=1)
     try:
-        receiver.script = [200]  # the first request goes through, then an outage
-        receiver.status = 503
-        command, environment = backfill_command(server, receiver, tmp_path, "--experiment-name", "backfill-outage")
-        environment["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = "6"
         # stderr on a terminal: the progress line is redrawn in place and says what it waits for.
         terminal, terminal_side = pty.openpty()
         run = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=terminal_side, text=True)

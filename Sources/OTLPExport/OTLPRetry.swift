@@ -1,7 +1,7 @@
 import Logging
+import NIOConcurrencyHelpers
 import ProxyConfig
 import ProxyObservability
-import Synchronization
 
 /// What one delivery attempt came to.
 enum AttemptOutcome: Sendable {
@@ -14,18 +14,51 @@ enum AttemptOutcome: Sendable {
 }
 
 /// Tells a delivery's retry loop to stop waiting: once set, a failed attempt is not retried (the delivery
-/// fails as cancelled, so its batch stays queued). A draining pipeline with a spool sets it: what is on disk
-/// waits for the next start instead of holding up shutdown or a reload's handover.
+/// fails as cancelled, so its batch stays queued), and a wait in progress ends at once. A draining pipeline with a
+/// spool sets it: what is on disk waits for the next start instead of holding up shutdown or a reload's handover.
 public final class RetryStop: Sendable {
-    private let flag = Atomic<Bool>(false)
+    private struct State {
+        var stopped = false
+        var sleeps: [UInt64: Task<Void, Never>] = [:]
+        var nextID: UInt64 = 0
+    }
+    private let state = NIOLockedValueBox(State())  // NIO's lock: TSan sees it
     /// Creates a signal, not set.
     public init() {}
-    /// Sets it.
-    public func stop() { flag.store(true, ordering: .sequentiallyConsistent) }
+    /// Sets it, ending every wait in progress.
+    public func stop() {
+        let sleeps = state.withLockedValue { state in
+            state.stopped = true
+            defer { state.sleeps = [:] }
+            return Array(state.sleeps.values)
+        }
+        for sleep in sleeps { sleep.cancel() }
+    }
     /// Whether it is set.
-    public var isStopped: Bool { flag.load(ordering: .sequentiallyConsistent) }
+    public var isStopped: Bool { state.withLockedValue { $0.stopped } }
     /// The signal of the current delivery, if its pipeline gave one.
     @TaskLocal public static var current: RetryStop?
+
+    /// Waits `duration`, or less when the signal is set or the task is cancelled meanwhile.
+    func wait(for duration: Duration) async {
+        let sleep = Task<Void, Never> { try? await Task.sleep(for: duration) }
+        let id: UInt64? = state.withLockedValue { state in
+            guard !state.stopped else { return nil }
+            state.nextID += 1
+            state.sleeps[state.nextID] = sleep
+            return state.nextID
+        }
+        guard let id else {
+            sleep.cancel()
+            return
+        }
+        await withTaskCancellationHandler {
+            await sleep.value
+        } onCancel: {
+            sleep.cancel()
+        }
+        state.withLockedValue { _ = $0.sleeps.removeValue(forKey: id) }
+    }
 }
 
 /// The retry loop both transports share, as the OpenTelemetry Collector's `retry_on_failure` does it:
@@ -65,13 +98,14 @@ enum OTLPRetry {
                     "export failed, retrying",
                     metadata: ["destination": "\(destination)", "attempt": "\(number)", "wait": "\(wait)", "error": "\(failure)"]
                 )
-                // The wait, in slices so that a stop signal ends it within 100 ms.
-                let until = clock.now + wait
-                while clock.now < until {
-                    if RetryStop.current?.isStopped == true || Task.isCancelled {
-                        throw ExportFailure(reason: "cancelled", message: "shutdown while waiting to retry (\(failure.message))")
-                    }
-                    try? await Task.sleep(for: min(.milliseconds(100), until - clock.now), clock: clock)
+                // The wait, which a stop signal or cancellation ends at once.
+                if let stop = RetryStop.current {
+                    await stop.wait(for: wait)
+                } else {
+                    try? await Task.sleep(for: wait, clock: clock)
+                }
+                if RetryStop.current?.isStopped == true || Task.isCancelled {
+                    throw ExportFailure(reason: "cancelled", message: "shutdown while waiting to retry (\(failure.message))")
                 }
                 interval = min(interval * policy.multiplier, policy.maxInterval)
                 number += 1

@@ -68,6 +68,24 @@ public final class BodyMemoryBudget: Sendable {
         case unreadable
     }
 
+    /// The largest refused body whose rest is read and discarded before the answer (see ``discardDeclaredBody(of:)``).
+    static let lingeringLimit = 256 * 1024 * 1024
+
+    /// Reads and discards the body of a request refused before its body was read (a declared length over the
+    /// route's limit or the budget), when the declared length is at most ``lingeringLimit``: clients that write
+    /// their whole body before they read (Python's `http.client`, `requests`, so MLflow's client) then get the 413
+    /// or 503 instead of a reset, which they would retry (nginx's lingering close). Nothing is kept; the connection's
+    /// body deadlines still apply. A longer body, or one without a declared length, is not read (the connection
+    /// closes after the answer).
+    static func discardDeclaredBody(of request: inout Request) async {
+        guard let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared <= lingeringLimit else { return }
+        do {
+            for try await _ in request.body {}
+        } catch {
+            return  // the client went away: nothing to answer
+        }
+    }
+
     /// Reads the request's body whole (at most `limit` bytes) into memory taken from the budget, and puts it back
     /// into the request as a buffer, so the handlers that read it later get it at once.
     func collect(_ request: inout Request, limit: Int) async throws(Refusal) -> Reservation {

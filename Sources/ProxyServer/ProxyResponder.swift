@@ -89,6 +89,7 @@ struct ProxyResponder: HTTPResponder {
                 do {
                     reservation = try await bodyBudget.collect(&request, limit: intake.maxBodyBytes)
                 } catch {
+                    if error != .unreadable { await BodyMemoryBudget.discardDeclaredBody(of: &request) }
                     return intake.refused(error, route: route, json: json, budget: bodyBudget.capacity, context: context)
                 }
             }

@@ -49,11 +49,11 @@ public final class BackfillDestination {
     let exporter: any SpanExporter
     let shaper: DestinationShaper
     var packer: ExportRequestPacker
-    /// What shaping and delivery did, for the summary.
+    /// Spans the destination's policy left out (routing, sampling), could not be encoded, or the destination
+    /// rejected in a partial success: for the summary.
     var filtered = 0
+    var unencodable = 0
     var rejected = 0
-    var trimmed = 0
-    var dropped = 0
 
     /// Creates a destination. - Parameters: `maxSpans`/`maxBytes`: the request bounds (the delivery settings' batch
     /// size and bytes, and the destination's request limit).
@@ -77,8 +77,9 @@ public struct BackfillSummary: Sendable {
     public var alreadyDelivered = 0
     /// Traces not exported, by reason.
     public var skipped: [String: Int] = [:]
-    /// Spans a destination rejected in a partial success, by destination.
-    public var rejectedSpans: [String: Int] = [:]
+    /// Spans not sent to a destination although their trace was, by destination and why (its policy filtered them,
+    /// they could not be encoded, it rejected them in a partial success).
+    public var spansLeftOut: [String: Int] = [:]
     /// Why the run stopped early, if it did.
     public var stoppedBecause: String?
     /// Whether the run was interrupted (`Ctrl-C`, `SIGTERM`).
@@ -104,7 +105,6 @@ public final class BackfillProgress: Sendable {
         var tracesDone = 0
         var spansDone = 0
         var waitingFor: (destination: String, since: ContinuousClock.Instant)?
-        var phase = "counting"
     }
     private let state = NIOLockedValueBox(State())
     private let started = ContinuousClock.now
@@ -116,7 +116,6 @@ public final class BackfillProgress: Sendable {
         state.withLockedValue {
             $0.totalTraces = traces
             $0.totalSpans = spans
-            $0.phase = "exporting"
         }
     }
 
@@ -230,7 +229,7 @@ public actor BackfillRun {
         } catch is CancellationError {
             summary.interrupted = true
         } catch let error as BackfillError {
-            if Task.isCancelled || error.description == "cancelled" {
+            if Task.isCancelled || error.isCancellation {
                 summary.interrupted = true
             } else {
                 summary.stoppedBecause = error.description
@@ -251,7 +250,7 @@ public actor BackfillRun {
         let pages = AsyncThrowingChannel<LoadedPage, any Error>()
         let destinationNames = destinations.map(\.name)
         // What earlier runs delivered everywhere is left out before spans are fetched.
-        let alreadyDone = AlreadyDelivered(checkpoint: checkpoint, destinations: destinationNames)
+        let alreadyDone = checkpoint.deliveredEverywhere(destinationNames)
         let reader = self.reader
         let concurrency = self.concurrency
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -294,10 +293,8 @@ public actor BackfillRun {
                     for destination in pending {
                         let (shaped, outcome) = destination.shaper.shape(translated)
                         destination.filtered += outcome.filtered + outcome.sampledOut
-                        destination.trimmed += outcome.trimmed
                         let addition = destination.packer.add(shaped, tag: id)
-                        destination.trimmed += addition.trimmed
-                        destination.dropped += addition.unencodable
+                        destination.unencodable += addition.unencodable
                         if addition.nothingToSend { try finished([id], at: destination, outstanding: &outstanding, summary: &summary) }
                         for request in addition.full {
                             try await deliver(request, to: destination, outstanding: &outstanding, summary: &summary)
@@ -312,7 +309,11 @@ public actor BackfillRun {
             }
             try await group.waitForAll()
         }
-        for destination in destinations where destination.rejected > 0 { summary.rejectedSpans[destination.name] = destination.rejected }
+        for destination in destinations {
+            if destination.filtered > 0 { summary.spansLeftOut["\(destination.name): filtered by its policy", default: 0] += destination.filtered }
+            if destination.unencodable > 0 { summary.spansLeftOut["\(destination.name): not encodable", default: 0] += destination.unencodable }
+            if destination.rejected > 0 { summary.spansLeftOut["\(destination.name): rejected by it", default: 0] += destination.rejected }
+        }
     }
 
     /// Sends one request (the exporter retries a retryable failure for as long as it takes) and records the traces it
@@ -383,16 +384,4 @@ public actor BackfillRun {
         }
         return traces.map { ($0, spans[$0.info.traceID]) }
     }
-}
-
-/// The traces an earlier run delivered to every destination, read once from the checkpoint (a value the page reader
-/// can hold while the exporting side appends to the checkpoint).
-struct AlreadyDelivered: Sendable {
-    private let ids: Set<String>
-
-    init(checkpoint: BackfillCheckpoint, destinations: [String]) {
-        ids = checkpoint.deliveredEverywhere(destinations)
-    }
-
-    func contains(_ id: String) -> Bool { ids.contains(id) }
 }

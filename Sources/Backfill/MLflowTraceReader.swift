@@ -12,8 +12,16 @@ import UpstreamAccess
 public struct BackfillError: Error, Sendable, CustomStringConvertible {
     /// What went wrong.
     public var description: String
+    /// Whether the run was interrupted (`Ctrl-C`, `SIGTERM`) rather than failed.
+    public var isCancellation = false
     /// Creates an error.
     public init(_ description: String) { self.description = description }
+    /// The run was interrupted.
+    public static let cancelled: BackfillError = {
+        var error = BackfillError("interrupted")
+        error.isCancellation = true
+        return error
+    }()
 }
 
 /// Spaces MLflow requests to at most `rate` per second (`--rate`): each request takes the next free slot, so
@@ -223,7 +231,7 @@ public actor MLflowTraceReader {
             do {
                 try await pacer.wait()
             } catch {
-                throw BackfillError("cancelled")
+                throw .cancelled
             }
             requests += 1
             var request = HTTPClientRequest(url: url)
@@ -253,9 +261,9 @@ public actor MLflowTraceReader {
                 problem = "HTTP \(status)"
                 retryAfter = response.headers.first(name: "retry-after").flatMap(Double.init).map { .milliseconds(Int64(min($0, 60) * 1000)) }
             } catch is CancellationError {
-                throw BackfillError("cancelled")
+                throw .cancelled
             } catch {
-                if Task.isCancelled { throw BackfillError("cancelled") }
+                if Task.isCancelled { throw .cancelled }
                 problem = "\(error)"
             }
             guard attempt < maxAttempts else {
@@ -267,7 +275,7 @@ public actor MLflowTraceReader {
             do {
                 try await Task.sleep(for: delay)
             } catch {
-                throw BackfillError("cancelled")
+                throw .cancelled
             }
             wait = min(wait * 2, .seconds(30))
             attempt += 1

@@ -270,9 +270,7 @@ struct BackfillCommand: AsyncParsableCommand {
         lines.append("  already delivered:   \(summary.alreadyDelivered) (checkpoint)")
         lines.append("  \(summary.dryRun ? "would be exported:" : "exported now:     ")   \(summary.exported) traces, \(summary.spansExported) spans")
         for (reason, count) in summary.skipped.sorted(by: { $0.key < $1.key }) { lines.append("  skipped (\(reason)): \(count)") }
-        for (destination, count) in summary.rejectedSpans.sorted(by: { $0.key < $1.key }) {
-            lines.append("  spans rejected by \(destination): \(count)")
-        }
+        for (what, count) in summary.spansLeftOut.sorted(by: { $0.key < $1.key }) { lines.append("  spans left out at \(what): \(count)") }
         lines.append("  MLflow requests:     \(summary.mlflowRequests)")
         lines.append(String(format: "  time:                %.1f s", seconds))
         if summary.interrupted { lines.append("  interrupted: run it again to go on where it stopped") }

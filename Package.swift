@@ -183,12 +183,28 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The HTTP server: passthrough to the upstream, interception of trace uploads, standalone answers.
+        // Delivery: per destination, the export pipeline (shaping, batching, the queue or spool, delivery with
+        // retries) and the fan-out that hands every translated trace to each destination's pipeline.
         .target(
-            name: "ProxyServer",
+            name: "Delivery",
             dependencies: [
-                "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
-                "OTLPProto", "OTLPJSON", "ExportQueue", "SpanShaping", "JSONText", "UpstreamAccess",
+                "OTLPProto", "ProxyConfig", "ProxyObservability", "ExportQueue", "SpanShaping", "OTLPExport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The guarded HTTP/1 listener every request arrives through: connection limits and deadlines, TLS, the
+        // memory budget of request bodies, the request context, the checks every request passes (path, loop,
+        // inbound token) and the error answers in MLflow's and OTLP's formats.
+        .target(
+            name: "HTTPListener",
+            dependencies: [
+                "ProxyConfig", "ProxyObservability", "OTLPProto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -196,15 +212,77 @@ let package = Package(
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The passthrough: a request forwarded to the upstream MLflow server, its body streamed both ways.
+        .target(
+            name: "Passthrough",
+            dependencies: [
+                "HTTPListener", "ProxyConfig", "ProxyObservability", "UpstreamAccess",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Trace intake: the trace API's routes, their bodies decoded and handed to the assembler, the answers
+        // MLflow's clients expect, attachments, standalone experiments, and the journal of acknowledged uploads.
+        .target(
+            name: "Intake",
+            dependencies: [
+                "HTTPListener", "MLflowWire", "TraceAssembly", "ExportQueue", "ProxyObservability", "OTLPProto", "OTLPJSON", "JSONText",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The admin listener: health, readiness, Prometheus metrics and the status page.
+        .target(
+            name: "AdminSite",
+            dependencies: [
+                "HTTPListener", "Delivery", "TraceAssembly", "ProxyConfig", "ProxyObservability",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The wiring: the services built from a configuration in start order, the request router that joins the
+        // passthrough and the intake by export mode, the stage after the assembler, and configuration reload.
+        .target(
+            name: "ProxyServer",
+            dependencies: [
+                "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
+                "OTLPProto", "ExportQueue", "SpanShaping", "UpstreamAccess", "HTTPListener", "Passthrough", "Intake", "Delivery",
+                "AdminSite",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -225,17 +303,229 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(
-            name: "ProxyTests",
+        // Shared by the test targets: the captured MLflow exchanges (../shared/fixtures/mlflow) and their replay.
+        .target(
+            name: "TestSupport",
             dependencies: [
-                "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport", "ProxyServer",
-                "OTLPProto", "OTLPJSON", "ExportQueue", "SpanShaping", "JSONText",
+                "MLflowWire", "TraceAssembly", "OTLPProto", "OTLPExport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/TestSupport",
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        // One test target per module: Tests/<Module>Tests.
+        .testTarget(
+            name: "OTLPProtoTests",
+            dependencies: [
+                "OTLPProto", "TestSupport",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OTLPJSONTests",
+            dependencies: [
+                "OTLPJSON", "OTLPProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProxyObservabilityTests",
+            dependencies: [
+                "ProxyObservability",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProxyConfigTests",
+            dependencies: [
+                "ProxyConfig",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "JSONTextTests",
+            dependencies: [
+                "JSONText", "MLflowWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MLflowWireTests",
+            dependencies: [
+                "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TraceAssemblyTests",
+            dependencies: [
+                "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OTLPTranslationTests",
+            dependencies: [
+                "OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SpanMetricsTests",
+            dependencies: [
+                "SpanMetrics", "OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPProto", "ProxyConfig", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ExportQueueTests",
+            dependencies: [
+                "ExportQueue", "OTLPProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SpanShapingTests",
+            dependencies: [
+                "SpanShaping", "OTLPProto", "ProxyConfig", "JSONText",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OTLPExportTests",
+            dependencies: [
+                "OTLPExport", "OTLPProto", "ProxyConfig", "ProxyObservability", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "UpstreamAccessTests",
+            dependencies: [
+                "UpstreamAccess", "ProxyConfig",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DeliveryTests",
+            dependencies: [
+                "Delivery", "OTLPExport", "ExportQueue", "OTLPProto", "ProxyConfig", "ProxyObservability", "TestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HTTPListenerTests",
+            dependencies: [
+                "HTTPListener", "ProxyConfig", "ProxyObservability", "OTLPProto",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PassthroughTests",
+            dependencies: [
+                "Passthrough", "HTTPListener", "ProxyConfig", "ProxyObservability",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IntakeTests",
+            dependencies: [
+                "Intake", "HTTPListener", "TraceAssembly", "MLflowWire", "ExportQueue", "ProxyObservability", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AdminSiteTests",
+            dependencies: [
+                "AdminSite", "ProxyObservability",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProxyServerTests",
+            dependencies: [
+                "ProxyServer", "ProxyConfig", "ProxyObservability", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -13,54 +13,6 @@ enum AttemptOutcome: Sendable {
     case permanent(ExportFailure)
 }
 
-/// Tells a delivery's retry loop to stop waiting: once set, a failed attempt is not retried (the delivery
-/// fails as cancelled, so its batch stays queued), and a wait in progress ends at once. A draining pipeline with a
-/// spool sets it: what is on disk waits for the next start instead of holding up shutdown or a reload's handover.
-public final class RetryStop: Sendable {
-    private struct State {
-        var stopped = false
-        var sleeps: [UInt64: Task<Void, Never>] = [:]
-        var nextID: UInt64 = 0
-    }
-    private let state = NIOLockedValueBox(State())  // NIO's lock: TSan sees it
-    /// Creates a signal, not set.
-    public init() {}
-    /// Sets it, ending every wait in progress.
-    public func stop() {
-        let sleeps = state.withLockedValue { state in
-            state.stopped = true
-            defer { state.sleeps = [:] }
-            return Array(state.sleeps.values)
-        }
-        for sleep in sleeps { sleep.cancel() }
-    }
-    /// Whether it is set.
-    public var isStopped: Bool { state.withLockedValue { $0.stopped } }
-    /// The signal of the current delivery, if its pipeline gave one.
-    @TaskLocal public static var current: RetryStop?
-
-    /// Waits `duration`, or less when the signal is set or the task is cancelled meanwhile.
-    func wait(for duration: Duration) async {
-        let sleep = Task<Void, Never> { try? await Task.sleep(for: duration) }
-        let id: UInt64? = state.withLockedValue { state in
-            guard !state.stopped else { return nil }
-            state.nextID += 1
-            state.sleeps[state.nextID] = sleep
-            return state.nextID
-        }
-        guard let id else {
-            sleep.cancel()
-            return
-        }
-        await withTaskCancellationHandler {
-            await sleep.value
-        } onCancel: {
-            sleep.cancel()
-        }
-        state.withLockedValue { _ = $0.sleeps.removeValue(forKey: id) }
-    }
-}
-
 /// The retry loop both transports share, as the OpenTelemetry Collector's `retry_on_failure` does it:
 /// exponential backoff (`initialInterval` × `multiplier`ⁿ up to `maxInterval`) with ±`randomizationFactor`
 /// jitter; a server's requested delay is waited at least; and once the next wait would take the batch past
@@ -68,7 +20,7 @@ public final class RetryStop: Sendable {
 enum OTLPRetry {
     static func run(
         policy: RetryPolicy, destination: String, logger: Logger, status: StatusBoard? = nil, counters: ProxyCounters? = nil,
-        clock: ContinuousClock = ContinuousClock(), attempt: () async -> AttemptOutcome
+        clock: any DeliveryClock = SystemDeliveryClock(), attempt: () async -> AttemptOutcome
     ) async throws(ExportFailure) -> Int {
         let started = clock.now
         var interval = policy.initialInterval
@@ -81,7 +33,7 @@ enum OTLPRetry {
                 throw failure
             case .retryable(var failure, let retryAfter):
                 guard policy.enabled else { throw failure }
-                if RetryStop.current?.isStopped == true {
+                if StopSignal.retries?.isStopped == true {
                     throw ExportFailure(reason: "cancelled", message: "not retried while shutting down (\(failure.message))")
                 }
                 let wait = nextWait(backoff: interval, retryAfter: retryAfter, policy: policy)
@@ -99,12 +51,12 @@ enum OTLPRetry {
                     metadata: ["destination": "\(destination)", "attempt": "\(number)", "wait": "\(wait)", "error": "\(failure)"]
                 )
                 // The wait, which a stop signal or cancellation ends at once.
-                if let stop = RetryStop.current {
-                    await stop.wait(for: wait)
+                if let stop = StopSignal.retries {
+                    await stop.wait(until: clock.now + wait)
                 } else {
-                    try? await Task.sleep(for: wait, clock: clock)
+                    try? await clock.sleep(until: clock.now + wait)
                 }
-                if RetryStop.current?.isStopped == true || Task.isCancelled {
+                if StopSignal.retries?.isStopped == true || Task.isCancelled {
                     throw ExportFailure(reason: "cancelled", message: "shutdown while waiting to retry (\(failure.message))")
                 }
                 interval = min(interval * policy.multiplier, policy.maxInterval)

@@ -1,7 +1,12 @@
+import AdminSite
+import Delivery
 import Foundation
+import HTTPListener
+import Intake
 import Logging
 import NIOCore
 import NIOPosix
+import Passthrough
 import ProxyConfig
 import ServiceLifecycle
 

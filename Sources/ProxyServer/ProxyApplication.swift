@@ -1,9 +1,13 @@
+import AdminSite
 import AsyncHTTPClient
 import CoreMetrics
+import Delivery
 import ExportQueue
 import Foundation
+import HTTPListener
 import Hummingbird
 import HummingbirdCore
+import Intake
 import Logging
 import MLflowWire
 import NIOCore
@@ -11,6 +15,7 @@ import OTLPExport
 import OTLPJSON
 import OTLPProto
 import OTLPTranslation
+import Passthrough
 import ProxyConfig
 import ProxyObservability
 import ServiceLifecycle
@@ -203,7 +208,8 @@ public enum ProxyApplication {
             replayIntake.isReplay = true
             journalServices.append(
                 IntakeCheckpoint(
-                    journal: journal, intake: replayIntake, fanOut: fanOut, assembler: assembler, hold: configuration.traceInfoWait * 2 + .seconds(2),
+                    journal: journal, intake: replayIntake, delivery: fanOut, assembler: assembler,
+                    hold: configuration.traceInfoWait * 2 + .seconds(2),
                     counters: counters,
                     logger: logger))
         }
@@ -280,3 +286,7 @@ struct HTTPClientService: Service {
         try await client.shutdown()
     }
 }
+
+/// The journal checkpoint (intake) waits on delivery's seal events through this seam, so intake does not import
+/// the stage downstream of it.
+extension ExportFanOut: SpooledDelivery {}

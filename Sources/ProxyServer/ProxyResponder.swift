@@ -1,9 +1,14 @@
+import AdminSite
+import Delivery
 import Foundation
+import HTTPListener
 import HTTPTypes
 import Hummingbird
+import Intake
 import Logging
 import MLflowWire
 import NIOCore
+import Passthrough
 import ProxyConfig
 import ProxyObservability
 

@@ -1,4 +1,4 @@
-"""Replays captured client exchanges (Tests/ProxyTests/Fixtures/mlflow) against a running proxy, the way the
+"""Replays captured client exchanges (Tests/TestSupport/Fixtures/mlflow) against a running proxy, the way the
 client would: v2 request ids the proxy hands out replace the captured ones in later paths."""
 
 import base64
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-FIXTURES = Path(__file__).resolve().parents[1] / "ProxyTests" / "Fixtures" / "mlflow"
+FIXTURES = Path(__file__).resolve().parents[1] / "TestSupport" / "Fixtures" / "mlflow"
 FORWARDED_HEADERS = ("content-type", "content-encoding", "x-mlflow-experiment-id", "user-agent")
 
 

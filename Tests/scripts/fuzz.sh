@@ -20,7 +20,7 @@ BIN="$(swift build -c release --scratch-path .build-fuzz --show-bin-path)/ProxyF
 # Seed corpora: the request bodies every captured client sent, by the decoder that reads them.
 SEEDS=.build-fuzz/seeds
 rm -rf "$SEEDS"
-python3 Tests/scripts/fuzz_seeds.py Tests/ProxyTests/Fixtures/mlflow "$SEEDS"
+python3 Tests/scripts/fuzz_seeds.py Tests/TestSupport/Fixtures/mlflow "$SEEDS"
 mkdir -p "$SEEDS/config-file" .build-fuzz/crashes
 cat > "$SEEDS/config-file/full.yaml" <<'YAML'
 listen: 127.0.0.1:5000

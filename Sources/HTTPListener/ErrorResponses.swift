@@ -1,0 +1,53 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import OTLPProto
+import SwiftProtobuf
+
+/// Error answers in the formats clients understand.
+public enum ErrorResponses {
+    /// MLflow's JSON error body `{"error_code": "...", "message": "..."}`.
+    ///
+    /// `code` must be a name MLflow's `ErrorCode` enum knows: the Python client turns the name back into
+    /// the enum and fails on unknown names.
+    public static func mlflow(status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) -> Response {
+        let object: [String: String] = ["error_code": code, "message": message]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// OTLP/HTTP's error body: a `google.rpc.Status`, as protobuf or JSON to match the request.
+    public static func otlp(status: HTTPResponse.Status, message: String, json: Bool) -> Response {
+        var rpcStatus = Google_Rpc_Status()
+        rpcStatus.code = grpcCode(for: status.code)
+        rpcStatus.message = message
+        let bytes: [UInt8]
+        if json {
+            bytes = Array((try? rpcStatus.jsonUTF8Data()) ?? Data("{}".utf8))
+        } else {
+            bytes = (try? rpcStatus.serializedBytes()) ?? []
+        }
+        return Response(
+            status: status,
+            headers: [.contentType: json ? "application/json" : "application/x-protobuf"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+
+    /// The gRPC status code matching an HTTP status (INVALID_ARGUMENT for 400, and so on).
+    public static func grpcCode(for httpStatus: Int) -> Int32 {
+        switch httpStatus {
+        case 400, 415: 3  // INVALID_ARGUMENT
+        case 404: 5  // NOT_FOUND
+        case 413: 8  // RESOURCE_EXHAUSTED
+        case 429: 8
+        case 501: 12  // UNIMPLEMENTED
+        case 503: 14  // UNAVAILABLE
+        case 504: 4  // DEADLINE_EXCEEDED
+        default: 13  // INTERNAL
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+
+/// Makes a request target safe to route and to forward: the path the upstream sees is exactly the one the
+/// request names, with no way to step outside it.
+///
+/// - Dot segments (`.`, `..`, also percent-encoded as `%2e`) are resolved as RFC 3986 §5.2.4 says, the way
+///   nginx does before `proxy_pass`; a `..` that would climb above `/` is rejected.
+/// - An encoded NUL (`%00`), a raw control character or a backslash in the path is rejected: no MLflow route
+///   has one, and servers disagree on what they mean.
+/// - A target that is not origin-form (`/path?query`) is rejected; absolute-form targets
+///   (`http://host/path`) already arrive as their path (the HTTP/1 codec drops the authority), so no request
+///   can choose a host.
+/// The query is kept byte for byte.
+public enum RequestPathNormalizer {
+    /// The outcome for one target.
+    public enum Outcome: Equatable, Sendable {
+        /// Safe as it is.
+        case unchanged
+        /// Safe once rewritten to this target.
+        case normalized(String)
+        /// Not forwardable; the reason is for the client's error message.
+        case rejected(String)
+    }
+
+    /// Normalizes `target` (`/path?query`).
+    public static func normalize(_ target: String) -> Outcome {
+        guard target.hasPrefix("/") else { return .rejected("the request target must be a path starting with /") }
+        let path: Substring
+        let query: Substring?
+        if let mark = target.firstIndex(of: "?") {
+            path = target[..<mark]
+            query = target[target.index(after: mark)...]
+        } else {
+            path = target[...]
+            query = nil
+        }
+        for scalar in path.unicodeScalars where scalar.value < 0x20 || scalar.value == 0x7F || scalar == "\\" {
+            return .rejected("the path contains a control character or a backslash")
+        }
+        if path.range(of: "%00") != nil { return .rejected("the path contains an encoded NUL (%00)") }
+
+        let segments = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        guard segments.contains(where: { dotSegmentKind($0) != nil }) else { return .unchanged }
+        var output: [Substring] = []
+        var endsInDirectory = false
+        for segment in segments {
+            endsInDirectory = false
+            switch dotSegmentKind(segment) {
+            case .current?:
+                endsInDirectory = true
+            case .parent?:
+                guard !output.isEmpty else { return .rejected("the path climbs above the root with ..") }
+                output.removeLast()
+                endsInDirectory = true
+            case nil:
+                output.append(segment)
+            }
+        }
+        var normalized = "/" + output.joined(separator: "/")
+        if endsInDirectory && !normalized.hasSuffix("/") { normalized += "/" }
+        if let query { normalized += "?" + query }
+        return .normalized(normalized)
+    }
+
+    enum DotSegment { case current, parent }
+
+    /// Whether a segment is `.` or `..`, in any mix of literal and percent-encoded dots.
+    static func dotSegmentKind(_ segment: Substring) -> DotSegment? {
+        guard segment.count <= 6, segment.first == "." || segment.first == "%" else { return nil }
+        let decoded = segment.lowercased().replacingOccurrences(of: "%2e", with: ".")
+        switch decoded {
+        case ".": return .current
+        case "..": return .parent
+        default: return nil
+        }
+    }
+}

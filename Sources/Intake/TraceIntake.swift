@@ -1,0 +1,448 @@
+import ExportQueue
+import Foundation
+import HTTPListener
+import HTTPTypes
+import Hummingbird
+import JSONText
+import Logging
+import MLflowWire
+import NIOCore
+import NIOPosix
+import OTLPJSON
+import OTLPProto
+import ProxyObservability
+import TraceAssembly
+
+/// Decodes trace uploads and feeds them to the assembler; builds the proxy's own answers to them.
+///
+/// Bad input is answered with a 4xx that says what was wrong (OTLP's `google.rpc.Status` on
+/// `/v1/traces`, MLflow's JSON error elsewhere), logged, and counted under `rejected_requests{reason}`.
+/// What an upload added: its span count and the keys of the traces it touched (`t:<trace id hex>`, or
+/// `r:<request id>` for v2 records), which the intake journal asks the assembler about.
+public struct SpanIngest: Sendable {
+    /// Spans added.
+    public var spans: Int
+    /// The assembler keys of the traces it touched.
+    public var keys: Set<String>
+}
+
+/// The trace API's uploads: each route's body decoded (``MLflowWire``), its spans and trace info handed to the
+/// assembler, the answer the client expects, errors in MLflow's or OTLP's format with a counter and a log line.
+public struct TraceIntake: Sendable {
+    let assembler: TraceAssembler
+    let counters: ProxyCounters
+    /// The largest trace upload body taken.
+    public let maxBodyBytes: Int
+    let attachments: AttachmentStore
+    let status: StatusBoard
+    /// Where acknowledged uploads are kept until their spans are in every destination's spool (spool on, and the
+    /// proxy answering uploads itself); `nil` otherwise.
+    public var journal: IntakeJournal?
+    /// Set on the copy that replays the journal (it has no journal of its own but needs the keys).
+    public var isReplay = false
+
+    /// An intake that hands what it decodes to `assembler`; bodies over `maxBodyBytes` are refused.
+    public init(assembler: TraceAssembler, counters: ProxyCounters, maxBodyBytes: Int, attachments: AttachmentStore, status: StatusBoard) {
+        self.assembler = assembler
+        self.counters = counters
+        self.maxBodyBytes = maxBodyBytes
+        self.attachments = attachments
+        self.status = status
+    }
+
+    // MARK: POST /v1/traces
+
+    /// Decodes an OTLP upload and adds its spans. Returns the decode error instead of throwing it, so
+    /// dual mode can log it while the upstream's answer stands.
+    public func ingestOTLP(body: ByteBuffer, headers: HTTPFields) async -> Result<SpanIngest, WireError> {
+        do throws(WireError) {
+            let format = try OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])
+            let plain = try OTLPRequestDecoder.decompress(body, contentEncoding: headers[.contentEncoding], limit: maxBodyBytes)
+            let experimentID = headers[HTTPField.Name("x-mlflow-experiment-id")!]  // a valid literal header name
+            var batches = try OTLPRequestDecoder.decode(plain, format: format, experimentID: experimentID)
+            let spans = batches.reduce(0) { $0 + $1.spans.count }
+            for index in batches.indices { batches[index].bytesPerSpan = plain.readableBytes / max(spans, 1) }
+            await assembler.add(batches)
+            counters.increment("spans_received", "otlp", by: spans)
+            status.spansReceived(spans)
+            // The journal's keys only when a journal reads them (not on the plain export path).
+            let keys = journal == nil && !isReplay ? [] : Set(batches.flatMap { $0.spans.map { "t:" + HexID.string($0.traceID) } })
+            return .success(SpanIngest(spans: spans, keys: keys))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The proxy's own answer to `POST /v1/traces` (OpenTelemetry-only and standalone modes).
+    public func answerOTLP(_ request: inout Request, context: ProxyRequestContext) async -> Response {
+        let json = (try? OTLPRequestDecoder.bodyFormat(contentType: request.headers[.contentType])) == .json
+        guard request.headers[HTTPField.Name("x-mlflow-experiment-id")!] != nil else {  // a valid literal header name
+            return rejectOTLP(WireError(.missingHeader, "the x-mlflow-experiment-id header is required"), json: json, context: context)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: maxBodyBytes)
+        } catch {
+            return rejectOTLP(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), json: json, context: context)
+        }
+        switch await ingestOTLP(body: body, headers: request.headers) {
+        case .success(let ingested):
+            if let unavailable = await persist("otlp", body: body, headers: request.headers, keys: ingested.keys, context: context) {
+                return unavailable
+            }
+            context.logger.debug("spans received", metadata: ["route": "/v1/traces", "spans": "\(ingested.spans)"])
+            // An empty ExportTraceServiceResponse: 0 bytes in protobuf, {} in JSON (full success).
+            return Response(
+                status: .ok,
+                headers: [.contentType: json ? "application/json" : "application/x-protobuf"],
+                body: .init(byteBuffer: ByteBuffer(string: json ? "{}" : ""))
+            )
+        case .failure(let error):
+            return rejectOTLP(error, json: json, context: context)
+        }
+    }
+
+    // MARK: POST /api/3.0/mlflow/traces
+
+    /// Decodes a `StartTraceV3` body and adds its trace info.
+    /// - Returns: the decoded record, the parsed `trace_info` object, and whether the trace's spans had already arrived.
+    public func ingestStartTraceV3(body: ByteBuffer) async -> Result<(info: TraceInfo, hadSpans: Bool), WireError> {
+        do throws(WireError) {
+            let decoded = try StartTraceV3Decoder.decode(Data(body.readableBytesView))
+            let hadSpans = await assembler.add(info: decoded.info)
+            counters.increment("trace_infos_received", "v3")
+            return .success((decoded.info, hadSpans))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The proxy's own answer to `StartTraceV3`: the request's trace info echoed, with the artifact location
+    /// the proxy serves, and `spansLocation=TRACKING_STORE` only when the spans already came over
+    /// `/v1/traces` (otherwise the client uploads them as `traces.json`, which the proxy accepts).
+    public func answerStartTraceV3(_ request: inout Request, context: ProxyRequestContext) async -> Response {
+        guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
+            return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
+        }
+        let decoded: StartTraceV3Decoder.Decoded
+        do {
+            decoded = try StartTraceV3Decoder.decode(Array(body.readableBytesView))
+        } catch {
+            return rejectMLflow(error, context: context)
+        }
+        let hadSpans = await assembler.add(info: decoded.info)
+        counters.increment("trace_infos_received", "v3")
+        let keys: Set<String> = decoded.info.otelTraceID.map { ["t:" + HexID.string($0)] } ?? []
+        if let unavailable = await persist("start_trace_v3", body: body, headers: request.headers, keys: keys, context: context) {
+            return unavailable
+        }
+        // The record as the client sent it (member order and number text kept), with the tags the MLflow server adds.
+        var tags = JSONValue.object(decoded.traceInfoObject["tags"]?.objectMembers ?? [])
+        let experiment = decoded.info.experimentID ?? "0"
+        tags = tags.setting("mlflow.artifactLocation", to: .string("mlflow-artifacts:/\(experiment)/traces/\(decoded.info.traceID)/artifacts"))
+        if hadSpans { tags = tags.setting("mlflow.trace.spansLocation", to: .string("TRACKING_STORE")) }
+        return jsonResponse(.object([("trace", .object([("trace_info", decoded.traceInfoObject.setting("tags", to: tags))]))]))
+    }
+
+    // MARK: PUT …/traces.json
+
+    /// Decodes a `traces.json` artifact and adds its spans, after checking they belong to the trace the path names.
+    public func ingestTracesArtifact(body: ByteBuffer, headers: HTTPFields, experimentID: String?, traceID: String) async -> Result<
+        SpanIngest, WireError
+    > {
+        do throws(WireError) {
+            let otelTraceID = MLflowTraceID.otelTraceID(traceID)
+            guard otelTraceID != nil || Self.isRequestID(traceID) else {
+                throw WireError(
+                    .unknownTrace, "unknown trace id \"\(traceID)\": expected tr- followed by 32 hex digits, or a 32-hex-digit request id"
+                )
+            }
+            var batch = try TracesArtifactDecoder.decode(Data(body.readableBytesView), experimentID: experimentID)
+            batch.resourceAttributes = ClientResource.attributes(userAgent: headers[.userAgent])
+            batch.mlflowTraceID = traceID
+            batch.bytesPerSpan = body.readableBytes / max(batch.spans.count, 1)
+            if let expected = otelTraceID.map({ Data($0) }), let stray = batch.spans.first(where: { $0.traceID != expected }) {
+                throw WireError(.invalidID, "span \"\(stray.name)\" belongs to another trace than \(traceID)")
+            }
+            // v2 ids (server request ids) are unrelated to the spans' trace id, but one artifact is one trace.
+            if let first = batch.spans.first?.traceID, let stray = batch.spans.first(where: { $0.traceID != first }) {
+                throw WireError(.invalidID, "span \"\(stray.name)\" belongs to another trace than the other spans of \(traceID)")
+            }
+            await assembler.add([batch])
+            counters.increment("spans_received", "traces_json", by: batch.spans.count)
+            status.spansReceived(batch.spans.count)
+            var keys = Set(batch.spans.prefix(1).map { "t:" + HexID.string($0.traceID) })
+            if otelTraceID == nil { keys.insert("r:" + traceID) }
+            return .success(SpanIngest(spans: batch.spans.count, keys: keys))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The proxy's own answer to the `traces.json` PUT: 200 with an empty body, as MLflow's artifact server.
+    public func answerTracesArtifact(_ request: inout Request, context: ProxyRequestContext, experimentID: String?, traceID: String) async -> Response
+    {
+        guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
+            return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
+        }
+        switch await ingestTracesArtifact(body: body, headers: request.headers, experimentID: experimentID, traceID: traceID) {
+        case .success(let ingested):
+            var parameters = ["trace_id": traceID]
+            if let experimentID { parameters["experiment_id"] = experimentID }
+            if let unavailable = await persist(
+                "traces_artifact", body: body, headers: request.headers, parameters: parameters, keys: ingested.keys, context: context)
+            {
+                return unavailable
+            }
+            return Response(status: .ok)
+        case .failure(let error): return rejectMLflow(error, context: context)
+        }
+    }
+
+    /// Attachments when the proxy answers uploads itself: stored under the attachments directory when one is
+    /// configured, otherwise accepted and discarded (counted, logged at debug). The `mlflow-attachment://`
+    /// reference stays in the span attribute either way.
+    public func answerAttachment(_ request: Request, context: ProxyRequestContext, traceID: String, attachmentID: String) async -> Response {
+        do {
+            _ = try await attachments.receive(
+                request.body, traceID: traceID, attachmentID: attachmentID, declaredLength: request.headers[.contentLength].flatMap(Int.init),
+                logger: context.logger
+            )
+        } catch {
+            return rejectMLflow(WireError(.malformedBody, "the attachment body could not be read"), context: context)
+        }
+        return Response(status: .ok)
+    }
+
+    // MARK: v2 StartTrace / EndTrace (2.x and 3.0–3.3 clients)
+
+    /// Decodes a v2 `StartTrace` and adds the trace info it announces under `requestID`.
+    public func ingestStartTraceV2(body: ByteBuffer, requestID: String) async -> Result<TraceInfoV2Decoder.StartTrace, WireError> {
+        do throws(WireError) {
+            let start = try TraceInfoV2Decoder.decodeStartTrace(Data(body.readableBytesView))
+            await assembler.add(info: start.traceInfo(requestID: requestID))
+            counters.increment("trace_infos_received", "v2_start")
+            return .success(start)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The proxy's own answer to `StartTrace`: a new request id (as the MLflow server makes them: a UUID's 32
+    /// hex digits) and the artifact location the proxy serves for it. This call blocks the client's root
+    /// span from starting, so it does no I/O.
+    public func answerStartTraceV2(_ request: inout Request, context: ProxyRequestContext) async -> Response {
+        guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
+            return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
+        }
+        let requestID = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        switch await ingestStartTraceV2(body: body, requestID: requestID) {
+        case .failure(let error):
+            return rejectMLflow(error, context: context)
+        case .success(let start):
+            if let unavailable = await persist(
+                "start_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], keys: ["r:" + requestID],
+                context: context)
+            {
+                return unavailable
+            }
+            let experiment = start.experimentID ?? "0"
+            let tags = start.tags + [("mlflow.artifactLocation", "mlflow-artifacts:/\(experiment)/traces/\(requestID)/artifacts")]
+            let traceInfo = JSONValue.object([
+                ("request_id", .string(requestID)), ("experiment_id", .string(experiment)),
+                ("timestamp_ms", .number(String(start.timestampMillis ?? 0))), ("execution_time_ms", .number("0")),
+                ("status", .string("IN_PROGRESS")), ("request_metadata", Self.keyValueList(start.metadata)), ("tags", Self.keyValueList(tags)),
+            ])
+            return jsonResponse(.object([("trace_info", traceInfo)]))
+        }
+    }
+
+    /// Decodes a v2 `EndTrace` and adds the final trace info.
+    public func ingestEndTraceV2(body: ByteBuffer, requestID: String) async -> Result<TraceInfo, WireError> {
+        do throws(WireError) {
+            guard !requestID.isEmpty else {
+                throw WireError(.malformedBody, "the request id is missing from the path (PATCH /api/2.0/mlflow/traces/<request_id>)")
+            }
+            let info = try TraceInfoV2Decoder.decodeEndTrace(Data(body.readableBytesView), requestID: requestID)
+            await assembler.add(info: info)
+            counters.increment("trace_infos_received", "v2_end")
+            return .success(info)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The proxy's own answer to `EndTrace`: the final trace info (the client reads nothing from it).
+    public func answerEndTraceV2(_ request: inout Request, context: ProxyRequestContext, requestID: String) async -> Response {
+        guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
+            return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
+        }
+        switch await ingestEndTraceV2(body: body, requestID: requestID) {
+        case .failure(let error):
+            return rejectMLflow(error, context: context)
+        case .success(let info):
+            if let unavailable = await persist(
+                "end_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], keys: ["r:" + requestID],
+                context: context)
+            {
+                return unavailable
+            }
+            let traceInfo = JSONValue.object([
+                ("request_id", .string(requestID)), ("status", .string(info.state ?? "OK")),
+                ("request_metadata", Self.keyValueList(info.metadata.sorted { $0.key < $1.key })),
+                ("tags", Self.keyValueList(info.tags.sorted { $0.key < $1.key })),
+            ])
+            return jsonResponse(.object([("trace_info", traceInfo)]))
+        }
+    }
+
+    // MARK: Intake journal
+
+    /// The headers decoding reads, kept with a journal entry.
+    public static let journaledHeaders: [HTTPField.Name] = [.contentType, .contentEncoding, .userAgent, HTTPField.Name("x-mlflow-experiment-id")!]
+
+    /// Writes an ingested upload to the journal before it is acknowledged.
+    /// - Returns: `nil` when written (or no journal); otherwise the answer: 503 with `Retry-After`, so the client
+    ///   retries (the spans it already gave are deduplicated then).
+    public func persist(
+        _ route: String, body: ByteBuffer, headers: HTTPFields, parameters: [String: String] = [:], keys: Set<String>,
+        context: ProxyRequestContext
+    ) async -> Response? {
+        guard let journal else { return nil }
+        var kept: [String: String] = [:]
+        for name in Self.journaledHeaders { if let value = headers[name] { kept[name.canonicalName] = value } }
+        let entry = IntakeJournal.Entry(route: route, headers: kept, parameters: parameters, body: Data(body.readableBytesView))
+        do {
+            // A disk write (synced with the spool's fsync setting): on NIO's blocking-I/O pool, so the
+            // concurrency pool keeps serving other requests meanwhile.
+            try await NIOThreadPool.singleton.runIfActive { try journal.record(entry, keys: keys) }
+            return nil
+        } catch {
+            counters.increment("spool_errors", "intake")
+            counters.increment("rejected_requests", "journal_write")
+            context.logger.error("could not write an upload to the intake journal; answered 503", metadata: ["error": "\(error)"])
+            let message = "mlflow-otel-proxy could not store the upload durably; retry later"
+            let json = headers[.contentType]?.contains("json") ?? false
+            var response =
+                route == "otlp"
+                ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
+                : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
+            response.headers[.retryAfter] = "5"
+            return response
+        }
+    }
+
+    /// Feeds a journaled upload through the same decoding as when it arrived.
+    /// - Returns: the keys of what it added to the assembler (see ``IntakeJournal/record(_:keys:)``), or `nil`
+    ///   when it did not decode.
+    public func replay(_ entry: IntakeJournal.Entry) async -> Set<String>? {
+        let body = ByteBuffer(bytes: entry.body)
+        var headers = HTTPFields()
+        for (name, value) in entry.headers { if let field = HTTPField.Name(name) { headers[field] = value } }
+        let requestID = entry.parameters["request_id"] ?? ""
+        switch entry.route {
+        case "otlp":
+            return try? await ingestOTLP(body: body, headers: headers).get().keys
+        case "start_trace_v3":
+            guard let info = try? await ingestStartTraceV3(body: body).get().info else { return nil }
+            return info.otelTraceID.map { ["t:" + HexID.string($0)] } ?? []
+        case "traces_artifact":
+            let result = await ingestTracesArtifact(
+                body: body, headers: headers, experimentID: entry.parameters["experiment_id"], traceID: entry.parameters["trace_id"] ?? "")
+            return try? result.get().keys
+        case "start_trace_v2":
+            return (try? await ingestStartTraceV2(body: body, requestID: requestID).get()) == nil ? nil : ["r:" + requestID]
+        case "end_trace_v2":
+            return (try? await ingestEndTraceV2(body: body, requestID: requestID).get()) == nil ? nil : ["r:" + requestID]
+        default:
+            return nil
+        }
+    }
+
+    /// Whether an id has the shape of a v2 request id (32 hex digits).
+    public static func isRequestID(_ id: String) -> Bool {
+        id.utf8.count == 32 && id.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) }
+    }
+
+    // MARK: Errors
+
+    func rejectOTLP(_ error: WireError, json: Bool, context: ProxyRequestContext) -> Response {
+        record(error, route: "/v1/traces", context: context)
+        return ErrorResponses.otlp(status: .init(code: error.httpStatus), message: error.message, json: json)
+    }
+
+    func rejectMLflow(_ error: WireError, context: ProxyRequestContext) -> Response {
+        record(error, route: "mlflow", context: context)
+        return ErrorResponses.mlflow(status: .init(code: error.httpStatus), code: error.mlflowErrorCode, message: error.message)
+    }
+
+    /// Counts and logs a rejected upload.
+    public func record(_ error: WireError, route: String, context: ProxyRequestContext) {
+        counters.increment("rejected_requests", error.kind.rawValue)
+        context.logger.warning(
+            "rejected a trace upload", metadata: ["route": "\(route)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"])
+    }
+
+    /// The answer to a trace upload whose body was not read (``BodyMemoryBudget/collect(_:limit:)``), in the route's
+    /// error format, with `Connection: close` (the rest of the body is not read): 413 for a body over the limit,
+    /// 503 with `Retry-After` when the proxy holds its budget of request bodies already (MLflow clients and OTLP
+    /// exporters retry it), 400 for a body the connection broke off.
+    public func refused(_ refusal: BodyMemoryBudget.Refusal, route: MLflowRoute, json: Bool, budget: Int, context: ProxyRequestContext) -> Response {
+        let error: WireError
+        var response: Response
+        switch refusal {
+        case .tooLarge:
+            error = WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes")
+        case .unreadable:
+            error = WireError(.malformedBody, "the body could not be read whole")
+        case .overBudget:
+            counters.increment("rejected_requests", "body_memory_budget")
+            context.logger.warning(
+                "request bodies held in memory at their limit; asking the client to retry later",
+                metadata: ["route": "\(route.name)", "max_body_bytes_in_memory": "\(budget)"])
+            response = retryLater(
+                "mlflow-otel-proxy holds its limit of request bodies in memory (\(budget) bytes); retry shortly", route: route, json: json,
+                after: 1)
+            response.headers[.connection] = "close"
+            return response
+        }
+        response = route == .otlpTraces ? rejectOTLP(error, json: json, context: context) : rejectMLflow(error, context: context)
+        response.headers[.connection] = "close"
+        return response
+    }
+
+    /// The answer while a destination's spool cannot be written (a full or read-only disk): 503 with `Retry-After`,
+    /// as when the journal cannot be written; what was acknowledged before stays in the journal.
+    public func spoolUnwritable(_ problem: String, route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
+        counters.increment("rejected_requests", "spool_write")
+        context.logger.warning("a destination's spool cannot be written; asking the client to retry later", metadata: ["route": "\(route.name)"])
+        return retryLater("mlflow-otel-proxy cannot store uploads right now (\(problem)); retry later", route: route, json: json, after: 5)
+    }
+
+    /// The answer when the export queue is full: 503 with `Retry-After`, which MLflow clients honour.
+    public func overloaded(route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
+        counters.increment("rejected_requests", "overloaded")
+        context.logger.warning("export queue is full; asking the client to retry later", metadata: ["route": "\(route.name)"])
+        return retryLater("mlflow-otel-proxy is overloaded (its export queue is full); retry later", route: route, json: json, after: 5)
+    }
+
+    /// 503 with `Retry-After` in the route's error format (OTLP's on `/v1/traces`, MLflow's elsewhere).
+    public func retryLater(_ message: String, route: MLflowRoute, json: Bool, after seconds: Int) -> Response {
+        var response =
+            route == .otlpTraces
+            ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
+            : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
+        response.headers[.retryAfter] = "\(seconds)"
+        return response
+    }
+
+    /// A 200 with `value` as its JSON body.
+    public func jsonResponse(_ value: JSONValue) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: value.text)))
+    }
+
+    /// MLflow 2.x's `[{"key": …, "value": …}]` form of key-value pairs, in their order.
+    public static func keyValueList(_ pairs: [(key: String, value: String)]) -> JSONValue {
+        .array(pairs.map { .object([("key", .string($0.key)), ("value", .string($0.value))]) })
+    }
+}

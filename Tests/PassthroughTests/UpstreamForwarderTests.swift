@@ -1,0 +1,105 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPListener
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Passthrough
+import ProxyConfig
+import ProxyObservability
+import Testing
+
+/// The forwarder in-process: a client → the forwarder on a live listener → an upstream on 127.0.0.1 that echoes what
+/// it received (a stand-in for MLflow's server, which the e2e passthrough tests use instead).
+@Suite(.timeLimit(.minutes(1))) struct UpstreamForwarderTests {
+    /// Answers 201 with what it received: method, path with query, headers (lower-cased names) and the body.
+    static func echoUpstream() -> some ApplicationProtocol {
+        let router = Router()
+        router.on("/**", method: .post) { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 16 * 1024 * 1024)
+            var headers: [String: String] = [:]
+            for field in request.headers {
+                headers[field.name.canonicalName, default: ""] += (headers[field.name.canonicalName] == nil ? "" : ",") + field.value
+            }
+            let object: [String: Any] = ["path": request.uri.description, "headers": headers, "body": String(buffer: body)]
+            let data = try JSONSerialization.data(withJSONObject: object)
+            return Response(
+                status: .created, headers: [.contentType: "application/json", .init("X-Upstream")!: "yes"],
+                body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    /// Every request to the forwarder.
+    struct Forwarding: HTTPResponder {
+        typealias Context = ProxyRequestContext
+        let forwarder: UpstreamForwarder
+        func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
+            await forwarder.forward(request, context: context)
+        }
+    }
+
+    static func proxy(
+        upstreamPort: Int, client: HTTPClient, maxBodyBytes: Int? = nil, timeout: Duration = .seconds(10), counters: ProxyCounters = ProxyCounters()
+    ) throws
+        -> some ApplicationProtocol
+    {
+        let upstream = try #require(UpstreamURL("http://127.0.0.1:\(upstreamPort)"))
+        let live = LiveSettings(try ProxyConfiguration.load(environment: [:]))
+        let forwarder = UpstreamForwarder(
+            upstream: upstream, client: client, timeout: timeout, counters: counters, live: live, maxBodyBytes: maxBodyBytes,
+            tokenSource: nil, trustedProxies: [], listenerIsTLS: false)
+        return Application(responder: Forwarding(forwarder: forwarder), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    @Test func endToEndHeadersPassAndHopByHopOnesDoNot() async throws {
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        try await Self.echoUpstream().test(.live) { upstream in
+            try await Self.proxy(upstreamPort: try #require(upstream.port), client: http).test(.live) { client in
+                let response = try await client.execute(
+                    uri: "/api/2.0/mlflow/runs/create?x=1&y=%2F", method: .post,
+                    headers: [
+                        .contentType: "application/json", .init("X-Keep")!: "kept", .init("Proxy-Authorization")!: "Basic cHJveHk6cHc=",
+                        .init("TE")!: "trailers", .init("Keep-Alive")!: "timeout=5", .init("X-Forwarded-For")!: "203.0.113.9",
+                    ],
+                    body: ByteBuffer(string: #"{"experiment_id":"1"}"#))
+                #expect(response.status == .created)
+                #expect(response.headers[.init("X-Upstream")!] == "yes")
+                let echo = try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+                let headers = try #require(echo["headers"] as? [String: String])
+                #expect(echo["path"] as? String == "/api/2.0/mlflow/runs/create?x=1&y=%2F")
+                #expect(echo["body"] as? String == #"{"experiment_id":"1"}"#)
+                #expect(headers["x-keep"] == "kept")
+                // Hop-by-hop fields stay on the client's connection (those a `Connection` header names are tested end to
+                // end with raw sockets in Tests/e2e: this test client manages `Connection` itself).
+                #expect(headers["proxy-authorization"] == nil && headers["keep-alive"] == nil && headers["te"] == nil)
+                #expect(headers["via"]?.contains(LoopGuard.token) == true)
+                // An untrusted client's X-Forwarded-For is replaced by the address it connected from.
+                #expect(headers["x-forwarded-for"] == "127.0.0.1")
+                #expect(headers["x-forwarded-proto"] == "http")
+            }
+        }
+        try await http.shutdown()
+    }
+
+    @Test func aBodyOverTheLimitGets413AndAnUnreachableUpstream502() async throws {
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        try await Self.echoUpstream().test(.live) { upstream in
+            try await Self.proxy(upstreamPort: try #require(upstream.port), client: http, maxBodyBytes: 1024).test(.live) { client in
+                let response = try await client.execute(
+                    uri: "/api/2.0/mlflow/artifacts/upload", method: .post, body: ByteBuffer(repeating: 0x41, count: 4096))
+                #expect(response.status == .contentTooLarge)
+                #expect(String(buffer: response.body).contains("\"error_code\""))
+            }
+        }
+        // Port 9 (discard) on loopback: nothing listens there.
+        // (The client retries connecting until the call's timeout, as the proxy's own upstream client does.)
+        try await Self.proxy(upstreamPort: 9, client: http, timeout: .seconds(1)).test(.live) { client in
+            let response = try await client.execute(uri: "/api/2.0/mlflow/experiments/search", method: .post, body: ByteBuffer(string: "{}"))
+            #expect(response.status == .badGateway)
+            let error = try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+            #expect(error["error_code"] as? String != nil && error["message"] as? String != nil)
+        }
+        try await http.shutdown()
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import MLflowWire
+import OTLPProto
+import OTLPTranslation
+import ProxyConfig
+import SpanMetrics
+import TestSupport
+import Testing
+import TraceAssembly
+
+struct SpanMetricsTests {
+    func translatedSync() throws -> [(resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans], info: TraceInfo?)] {
+        let (traces, _) = CaptureReplay.assemble(try CaptureReplay.uploads(try CaptureReplay.exchanges("01_sync")))
+        return traces.map { (OTLPTraceTranslator.translate($0, settings: TranslationSettings(scopeVersion: "1")), $0.info) }
+    }
+
+    func metric(_ request: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest?, _ name: String)
+        -> Opentelemetry_Proto_Metrics_V1_Metric?
+    {
+        request?.resourceMetrics.flatMap(\.scopeMetrics).flatMap(\.metrics).first { $0.name == name }
+    }
+
+    func attributes(_ point: Opentelemetry_Proto_Metrics_V1_HistogramDataPoint) -> [String: String] {
+        Dictionary(
+            uniqueKeysWithValues: point.attributes.map { attribute in
+                (
+                    attribute.key,
+                    attribute.value.stringValue.isEmpty && attribute.key == "root" ? "\(attribute.value.boolValue)" : attribute.value.stringValue
+                )
+            })
+    }
+
+    @Test func spanDurationHistogramMatchesTheSpans() throws {
+        var aggregator = SpanMetricsAggregator(startTimeUnixNano: 1)
+        var expected: [String: (count: UInt64, sum: Double)] = [:]
+        for (resourceSpans, info) in try translatedSync() {
+            aggregator.record(resourceSpans, info: info)
+            for span in resourceSpans.flatMap({ $0.scopeSpans.flatMap(\.spans) }) {
+                let type = span.attributes.first { $0.key == "mlflow.spanType" }!.value.stringValue
+                let key = "\(span.parentSpanID.isEmpty)|\(type)|\(span.status.code == .error ? "ERROR" : "OK")"
+                expected[key, default: (0, 0)].count += 1
+                expected[key, default: (0, 0)].sum += Double(span.endTimeUnixNano - span.startTimeUnixNano) / 1_000_000
+            }
+        }
+        let request = aggregator.collect(nowUnixNano: 100, cumulative: true, resource: [], scopeVersion: "1")
+        let histogram = try #require(metric(request, "mlflow.trace.span.duration"))
+        #expect(histogram.unit == "ms")
+        #expect(histogram.histogram.aggregationTemporality == .cumulative)
+        #expect(request?.resourceMetrics.first?.scopeMetrics.first?.scope.name == "mlflow.tracing")
+        var seen: [String: (count: UInt64, sum: Double)] = [:]
+        for point in histogram.histogram.dataPoints {
+            let values = attributes(point)
+            #expect(values["experiment_id"] == "1")
+            #expect(point.explicitBounds == SpanMetricsAggregator.spanDurationBounds)
+            #expect(point.bucketCounts.reduce(0, +) == point.count)
+            #expect(point.startTimeUnixNano == 1 && point.timeUnixNano == 100)
+            seen["\(values["root"]!)|\(values["span_type"]!)|\(values["span_status"]!)"] = (point.count, point.sum)
+        }
+        #expect(Set(seen.keys) == Set(expected.keys))
+        for (key, value) in expected {
+            #expect(seen[key]?.count == value.count, "\(key)")
+            #expect(abs((seen[key]?.sum ?? 0) - value.sum) < 0.001, "\(key)")
+        }
+        #expect(expected.values.reduce(0) { $0 + $1.count } == 8)
+    }
+
+    @Test func genAIHistogramsForModelSpansWithTokenUsage() throws {
+        var aggregator = SpanMetricsAggregator(startTimeUnixNano: 1)
+        for (resourceSpans, info) in try translatedSync() { aggregator.record(resourceSpans, info: info) }
+        let request = aggregator.collect(nowUnixNano: 2, cumulative: true, resource: [], scopeVersion: "1")
+        let tokens = try #require(metric(request, "gen_ai.client.token.usage"))
+        let byType = Dictionary(uniqueKeysWithValues: tokens.histogram.dataPoints.map { (attributes($0)["gen_ai.token.type"]!, $0) })
+        #expect(byType["input"]?.sum == 12 && byType["output"]?.sum == 5)
+        #expect(byType["input"].map(attributes)?["gen_ai.operation.name"] == "chat")
+        #expect(byType["input"].map(attributes)?["gen_ai.request.model"] == "gpt-4o-mini")
+        let duration = try #require(metric(request, "gen_ai.client.operation.duration"))
+        #expect(duration.unit == "s" && duration.histogram.dataPoints.first?.count == 1)
+    }
+
+    @Test func deltaStartsANewPeriodAfterEachCollection() throws {
+        var aggregator = SpanMetricsAggregator(startTimeUnixNano: 1)
+        let traces = try translatedSync()
+        aggregator.record(traces[0].resourceSpans, info: traces[0].info)
+        let first = aggregator.collect(nowUnixNano: 10, cumulative: false, resource: [], scopeVersion: "1")
+        #expect(metric(first, "mlflow.trace.span.duration")?.histogram.aggregationTemporality == .delta)
+        #expect(metric(first, "mlflow.trace.span.duration")?.histogram.dataPoints.reduce(0) { $0 + $1.count } == 3)
+        #expect(aggregator.collect(nowUnixNano: 20, cumulative: false, resource: [], scopeVersion: "1") == nil)
+        aggregator.record(traces[1].resourceSpans, info: traces[1].info)
+        let third = aggregator.collect(nowUnixNano: 30, cumulative: false, resource: [], scopeVersion: "1")
+        let points = metric(third, "mlflow.trace.span.duration")?.histogram.dataPoints ?? []
+        #expect(points.reduce(0) { $0 + $1.count } == 2)
+        #expect(points.allSatisfy { $0.startTimeUnixNano == 20 && $0.timeUnixNano == 30 })
+    }
+
+    @Test func traceTagsAndMetadataOnlyWhenConfigured() throws {
+        var aggregator = SpanMetricsAggregator(startTimeUnixNano: 1, traceTagKeys: ["team"], traceMetadataKeys: ["mlflow.trace.session"])
+        let traces = try translatedSync()
+        aggregator.record(traces[0].resourceSpans, info: traces[0].info)
+        let points =
+            metric(aggregator.collect(nowUnixNano: 2, cumulative: true, resource: [], scopeVersion: "1"), "mlflow.trace.span.duration")?
+            .histogram.dataPoints ?? []
+        #expect(!points.isEmpty)  // allSatisfy holds for no points at all
+        #expect(points.allSatisfy { attributes($0)["tags.team"] == "wire" && attributes($0)["metadata.mlflow.trace.session"] == "session-123" })
+    }
+
+    @Test func metricsSettingsFollowTheStandardVariables() throws {
+        func metrics(_ env: [String: String]) throws -> MetricsSettings? {
+            try ProxyConfiguration.load(environment: env.merging(["OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"]) { old, _ in old }).metrics
+        }
+        #expect(try metrics([:]) == nil)
+        #expect(try metrics(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"])?.destination.endpoint.description == "http://c:4318/v1/metrics")
+        #expect(
+            try metrics(["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://m:4318/custom"])?.destination.endpoint.description == "http://m:4318/custom")
+        #expect(try metrics(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_METRICS_EXPORTER": "none"]) == nil)
+        let settings = try #require(
+            try metrics([
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_METRIC_EXPORT_INTERVAL": "500",
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "Delta", "OTEL_EXPORTER_OTLP_METRICS_HEADERS": "k=v",
+            ]))
+        #expect(settings.interval == .milliseconds(500) && settings.temporality == .delta)
+        #expect(settings.destination.headers == [KeyValuePair("k", "v")])
+        #expect(throws: ConfigurationError.self) {
+            try metrics(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_METRICS_EXPORTER": "prometheus"])
+        }
+    }
+}

@@ -49,13 +49,14 @@ let package = Package(
         // OTLP/JSON as the OTLP specification defines it: hex ids, integer enums, lowerCamelCase keys.
         .target(
             name: "OTLPJSON",
-            dependencies: ["OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["OTLPProto", "JSONText", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: swiftSettings
         ),
         // Counters every stage increments (by name and reason), read by logs, tests and later /metrics.
         .target(
             name: "ProxyObservability",
             dependencies: [
+                "JSONText",
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
@@ -64,7 +65,7 @@ let package = Package(
         // Settings: environment variables and flags turned into one validated value (pure).
         .target(
             name: "ProxyConfig",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["SpanShaping", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         // JSON values that keep member order and number text: parse, edit, write (pure, no dependencies).
@@ -84,7 +85,7 @@ let package = Package(
         .target(
             name: "TraceAssembly",
             dependencies: [
-                "MLflowWire", "OTLPProto",
+                "MLflowWire", "OTLPProto", "OTLPJSON",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,12 +101,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The stage between assembly and delivery: released traces through a bounded buffer, translated off the
+        // upload's answer, handed on.
+        .target(
+            name: "TranslationStage",
+            dependencies: [
+                "TraceAssembly", "OTLPTranslation", "OTLPProto",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Span metrics: MLflow's span-duration histogram and the GenAI client histograms, aggregated from
         // translated spans into OTLP metrics (pure, no I/O).
         .target(
             name: "SpanMetrics",
             dependencies: [
-                "MLflowWire", "OTLPProto", "JSONText", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "OTLPProto", "JSONText", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -129,7 +142,7 @@ let package = Package(
         .target(
             name: "SpanShaping",
             dependencies: [
-                "OTLPProto", "ProxyConfig", "OTLPTranslation", "JSONText",
+                "OTLPProto", "JSONText",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
@@ -204,7 +217,7 @@ let package = Package(
         .target(
             name: "HTTPListener",
             dependencies: [
-                "ProxyConfig", "ProxyObservability", "OTLPProto",
+                "ProxyConfig", "ProxyObservability", "OTLPProto", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -254,7 +267,7 @@ let package = Package(
         .target(
             name: "AdminSite",
             dependencies: [
-                "HTTPListener", "Delivery", "TraceAssembly", "ProxyConfig", "ProxyObservability",
+                "HTTPListener", "Delivery", "TraceAssembly", "ProxyConfig", "ProxyObservability", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -273,7 +286,7 @@ let package = Package(
             dependencies: [
                 "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
                 "OTLPProto", "ExportQueue", "SpanShaping", "UpstreamAccess", "HTTPListener", "Passthrough", "Intake", "Delivery",
-                "AdminSite",
+                "AdminSite", "TranslationStage", "OTLPJSON", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -349,7 +362,7 @@ let package = Package(
         .testTarget(
             name: "ProxyConfigTests",
             dependencies: [
-                "ProxyConfig",
+                "ProxyConfig", "SpanShaping",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -393,6 +406,16 @@ let package = Package(
                 "OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TranslationStageTests",
+            dependencies: [
+                "TranslationStage", "TraceAssembly", "OTLPTranslation", "OTLPProto", "MLflowWire", "TestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

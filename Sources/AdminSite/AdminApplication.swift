@@ -5,6 +5,7 @@ import HTTPListener
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import JSONText
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -82,19 +83,30 @@ public enum AdminApplication {
             // A spool that cannot be written (full or read-only disk) refuses uploads: out of rotation until it can.
             let spoolProblems = state.fanOut.spoolProblems
             let ready = listening && (upstreamOK || !upstreamRequired) && spoolProblems.isEmpty
-            let body: [String: Any] = [
-                "ready": ready,
-                "checks": [
-                    "listening": ["ok": listening],
-                    "configuration": ["ok": true],
-                    "upstream": ["ok": upstreamOK, "required": upstreamRequired, "detail": upstreamDetail],
-                    "spool": ["ok": spoolProblems.isEmpty, "detail": spoolProblems.isEmpty ? "writable" : spoolProblems.joined(separator: "; ")],
-                ],
-            ]
-            let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
+            let body = JSONValue.object([
+                (
+                    "checks",
+                    .object([
+                        ("configuration", .object([("ok", .bool(true))])),
+                        ("listening", .object([("ok", .bool(listening))])),
+                        (
+                            "spool",
+                            .object([
+                                ("detail", .string(spoolProblems.isEmpty ? "writable" : spoolProblems.joined(separator: "; "))),
+                                ("ok", .bool(spoolProblems.isEmpty)),
+                            ])
+                        ),
+                        (
+                            "upstream",
+                            .object([("detail", .string(upstreamDetail)), ("ok", .bool(upstreamOK)), ("required", .bool(upstreamRequired))])
+                        ),
+                    ])
+                ),
+                ("ready", .bool(ready)),
+            ])
             return Response(
                 status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(bytes: data))
+                body: .init(byteBuffer: ByteBuffer(string: body.text))
             )
         }
         router.get("/metrics") { _, _ -> Response in

@@ -163,7 +163,7 @@ public actor ExportPipeline: Service {
         let backlog = inputBacklog.load(ordering: .relaxed)
         if backlog > 0 && backlog + count > settings.maxQueueSize {
             droppedAtInput.store(true, ordering: .sequentiallyConsistent)
-            counters.increment("spans_dropped", labels: [self.name, "queue_full"], by: count)
+            counters.increment(.spansDropped, labels: [self.name, "queue_full"], by: count)
             logger.warning(
                 "export input is full (the pipeline is waiting for its spool); spans dropped",
                 metadata: ["destination": "\(name)", "spans": "\(count)", "max_queue_size": "\(settings.maxQueueSize)"])
@@ -174,7 +174,7 @@ public actor ExportPipeline: Service {
         submittedCount.add(1, ordering: .sequentiallyConsistent)  // after the yield: a barrier's target never counts an item not yet queued
         if case .terminated = outcome {
             inputBacklog.subtract(count, ordering: .relaxed)
-            counters.increment("spans_dropped", labels: [self.name, "shutting_down"], by: count)
+            counters.increment(.spansDropped, labels: [self.name, "shutting_down"], by: count)
             logger.warning("spans arrived after shutdown began and were dropped", metadata: ["spans": "\(count)"])
         }
     }
@@ -287,7 +287,7 @@ public actor ExportPipeline: Service {
     func adopt(_ batches: [BatchQueue.Batch]) {
         let evicted = queue.adopt(batches)
         if evicted > 0 {
-            counters.increment("spans_dropped", labels: [name, "queue_full"], by: evicted)
+            counters.increment(.spansDropped, labels: [name, "queue_full"], by: evicted)
             logDrop(
                 cause: "queue_full", "export queue is full after a reload handed over its predecessor's batches; the oldest were dropped",
                 metadata: ["spans": "\(evicted)", "queue_bytes": "\(queueBound)"])
@@ -308,9 +308,9 @@ public actor ExportPipeline: Service {
         }
         guard let first = resourceSpans.first?.scopeSpans.first?.spans.first else { return }
         let addition = packer.add(resourceSpans, tag: status != nil ? HexID.string(first.traceID) : "")
-        if addition.trimmed > 0 { counters.increment("values_trimmed", labels: [name], by: addition.trimmed) }
+        if addition.trimmed > 0 { counters.increment(.valuesTrimmed, labels: [name], by: addition.trimmed) }
         if addition.unencodable > 0 {
-            counters.increment("spans_dropped", labels: [name, "encoding"], by: addition.unencodable)
+            counters.increment(.spansDropped, labels: [name, "encoding"], by: addition.unencodable)
             logDrop(cause: "encoding", "translated spans could not be encoded; dropped", metadata: ["spans": "\(addition.unencodable)"])
         }
         for request in addition.full { keepSealed(request) }
@@ -328,11 +328,11 @@ public actor ExportPipeline: Service {
 
     /// Counts what the destination's policy did (filtered spans are not drops: the policy chose them).
     private func count(_ outcome: DestinationShaper.Outcome) {
-        if outcome.filtered > 0 { counters.increment("spans_filtered", labels: [name, "routing"], by: outcome.filtered) }
-        if outcome.sampledOut > 0 { counters.increment("spans_filtered", labels: [name, "sampling"], by: outcome.sampledOut) }
-        if outcome.masked > 0 { counters.increment("values_masked", labels: [name], by: outcome.masked) }
-        if outcome.redacted > 0 { counters.increment("attributes_redacted", labels: [name], by: outcome.redacted) }
-        if outcome.trimmed > 0 { counters.increment("values_trimmed", labels: [name], by: outcome.trimmed) }
+        if outcome.filtered > 0 { counters.increment(.spansFiltered, labels: [name, "routing"], by: outcome.filtered) }
+        if outcome.sampledOut > 0 { counters.increment(.spansFiltered, labels: [name, "sampling"], by: outcome.sampledOut) }
+        if outcome.masked > 0 { counters.increment(.valuesMasked, labels: [name], by: outcome.masked) }
+        if outcome.redacted > 0 { counters.increment(.attributesRedacted, labels: [name], by: outcome.redacted) }
+        if outcome.trimmed > 0 { counters.increment(.valuesTrimmed, labels: [name], by: outcome.trimmed) }
     }
 
     /// Moves the batch being formed into the queue, after any batches the spool could not write yet.
@@ -394,11 +394,11 @@ public actor ExportPipeline: Service {
             logger.error(
                 "could not write a batch to the spool; uploads get 503 until it can be written, the intake journal keeps them",
                 metadata: ["destination": "\(name)", "error": "\(error)"])
-            counters.increment("spool_errors", name)
+            counters.increment(.spoolErrors, name)
         }
         while unsealedBytes > settings.maxQueueBytes, let oldest = unsealed.popFirst() {
             unsealedBytes -= oldest.bytes.count
-            counters.increment("spans_dropped", labels: [name, "spool_write"], by: oldest.spans)
+            counters.increment(.spansDropped, labels: [name, "spool_write"], by: oldest.spans)
             logDrop(
                 cause: "spool_write", "the spool stayed unwritable past the memory bound; spans dropped (the intake journal keeps their uploads)",
                 metadata: ["spans": "\(oldest.spans)", "error": "\(error)"])
@@ -411,13 +411,13 @@ public actor ExportPipeline: Service {
         switch outcome {
         case .stored(let evicted):
             if evicted > 0 {
-                counters.increment("spans_dropped", labels: [name, "queue_full"], by: evicted)
+                counters.increment(.spansDropped, labels: [name, "queue_full"], by: evicted)
                 logDrop(
                     cause: "queue_full", "export queue is full; the oldest spans were dropped to make room",
                     metadata: ["spans": "\(evicted)", "queue_bytes": "\(queueBound)"])
             }
         case .full:
-            counters.increment("spans_dropped", labels: [name, "queue_full"], by: spans)
+            counters.increment(.spansDropped, labels: [name, "queue_full"], by: spans)
             logDrop(cause: "queue_full", "export queue is full; spans dropped", metadata: ["spans": "\(spans)", "queue_bytes": "\(queueBound)"])
         case .failed:
             break  // handled by `spoolWriteFailed`
@@ -501,7 +501,7 @@ public actor ExportPipeline: Service {
             }
             switch bytes {
             case .failure(let error):
-                counters.increment("spans_dropped", labels: [name, "spool_read"], by: batch.spans)
+                counters.increment(.spansDropped, labels: [name, "spool_read"], by: batch.spans)
                 logDrop(
                     cause: "spool_read", "a spooled batch could not be read; dropped", metadata: ["spans": "\(batch.spans)", "error": "\(error)"])
                 queue.remove(batch)
@@ -545,9 +545,9 @@ public actor ExportPipeline: Service {
                     }
                 }
                 let rejected = try outcome.get()
-                counters.observe("export_duration_seconds", exporter.name, seconds: (ContinuousClock.now - started).seconds)
-                counters.increment("spans_exported", exporter.name, by: batch.spans - rejected)
-                if rejected > 0 { counters.increment("spans_rejected", exporter.name, by: rejected) }
+                counters.observe(.exportDurationSeconds, exporter.name, seconds: (ContinuousClock.now - started).seconds)
+                counters.increment(.spansExported, exporter.name, by: batch.spans - rejected)
+                if rejected > 0 { counters.increment(.spansRejected, exporter.name, by: rejected) }
                 status?.delivered(to: exporter.name, spans: batch.spans, otelTraceIDs: traceIDs)
                 if credentialsRejected {
                     credentialsRejected = false
@@ -559,19 +559,19 @@ public actor ExportPipeline: Service {
                 }
                 lastDeliveryOK = true
                 loggedDropCauses.removeAll()
-                counters.increment("export_requests", labels: [exporter.name, "ok"])
+                counters.increment(.exportRequests, labels: [exporter.name, "ok"])
             } catch  where error.isCancellation {
                 return .interrupted
             } catch  where error.credentialsRejected && settings.onAuthFailure == .hold {
-                counters.increment("export_requests", labels: [exporter.name, error.reason])
+                counters.increment(.exportRequests, labels: [exporter.name, error.reason.label])
                 return .held(error)
             } catch {
                 lastDeliveryOK = false
-                counters.increment("spans_dropped", labels: [exporter.name, error.reason], by: batch.spans)
-                counters.increment("export_requests", labels: [exporter.name, error.reason])
+                counters.increment(.spansDropped, labels: [exporter.name, error.reason.label], by: batch.spans)
+                counters.increment(.exportRequests, labels: [exporter.name, error.reason.label])
                 status?.failed(destination: exporter.name, error: error.message, final: true)
                 logDrop(
-                    cause: error.reason, "export failed; spans dropped",
+                    cause: error.reason.label, "export failed; spans dropped",
                     metadata: ["destination": "\(exporter.name)", "spans": "\(batch.spans)", "error": "\(error.message)"])
             }
         }
@@ -637,7 +637,7 @@ public actor ExportPipeline: Service {
                 logger.error(
                     "the spool cannot be used; this destination queues in memory only",
                     metadata: ["destination": "\(name)", "error": "\(error)"])
-                counters.increment("spool_errors", name)
+                counters.increment(.spoolErrors, name)
                 return
             }
         }
@@ -667,7 +667,7 @@ public actor ExportPipeline: Service {
                 metadata: ["destination": "\(name)", "batches": "\(queue.count)", "spans": "\(queue.storedSpans)"])
         } else {
             let spans = queue.removeAll()
-            counters.increment("spans_dropped", labels: [name, "shutdown"], by: spans)
+            counters.increment(.spansDropped, labels: [name, "shutdown"], by: spans)
             logger.error(
                 "shutdown deadline reached before the queue was delivered; spans dropped",
                 metadata: ["destination": "\(name)", "spans": "\(spans)"])

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JSONText
 import NIOCore
 import OTLPProto
 import SwiftProtobuf
@@ -12,11 +13,14 @@ public enum ErrorResponses {
     /// `code` must be a name MLflow's `ErrorCode` enum knows: the Python client turns the name back into
     /// the enum and fails on unknown names.
     public static func mlflow(status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) -> Response {
-        let object: [String: String] = ["error_code": code, "message": message]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         var fields = headers
         fields[.contentType] = "application/json"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: mlflowBody(code: code, message: message))))
+    }
+
+    /// The text of MLflow's JSON error body.
+    public static func mlflowBody(code: String, message: String) -> String {
+        JSONValue.object([("error_code", .string(code)), ("message", .string(message))]).text
     }
 
     /// OTLP/HTTP's error body: a `google.rpc.Status`, as protobuf or JSON to match the request.

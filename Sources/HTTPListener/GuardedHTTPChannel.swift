@@ -376,7 +376,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
             return
         case (.head, _):
             if rejectAsOverLimit {
-                counters.increment("rejected_requests", "too_many_connections")
+                counters.increment(.rejectedRequests, "too_many_connections")
                 if gauge.shouldLogOverLimit() {
                     logger.warning(
                         "connection limit reached with every connection busy; answering 503 to connections over it",
@@ -442,13 +442,13 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
             return
         }
         if case .headerOverflow = parserError {
-            counters.increment("rejected_requests", "header_too_large")
+            counters.increment(.rejectedRequests, "header_too_large")
             logger.info("request head over the limit; answered 431", metadata: ["max_header_bytes": "\(limits.maxHeaderBytes)"])
             answerAndClose(
                 context: context, status: .init(code: 431, reasonPhrase: "Request Header Fields Too Large"), code: "INVALID_PARAMETER_VALUE",
                 message: "The request's headers exceed the proxy's limit of \(limits.maxHeaderBytes) bytes.")
         } else {
-            counters.increment("rejected_requests", "malformed_http")
+            counters.increment(.rejectedRequests, "malformed_http")
             logger.info("malformed HTTP request; answered 400", metadata: ["error": "\(parserError)"])
             answerAndClose(
                 context: context, status: .badRequest, code: "BAD_REQUEST", message: "The request is not valid HTTP/1.1 (\(parserError)).")
@@ -476,7 +476,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
             slot?.evictionRequested.store(false, ordering: .relaxed)
             return
         }
-        counters.increment("connections_closed", "evicted_for_new_connection")
+        counters.increment(.connectionsClosed, "evicted_for_new_connection")
         logger.debug("closing a connection that sent no request in time for a new connection at the limit")
         enter(.closing)
         timer?.cancel()
@@ -544,32 +544,32 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
         switch expiry {
         case .idle:
-            counters.increment("connections_closed", "idle_timeout")
+            counters.increment(.connectionsClosed, "idle_timeout")
             logger.debug("closing an idle connection")
             close(context: context)
         case .head:
-            counters.increment("rejected_requests", "request_read_timeout")
+            counters.increment(.rejectedRequests, "request_read_timeout")
             let timeout = min(limits.requestReadTimeout, limits.requestTimeout ?? limits.requestReadTimeout)
             logger.info("request head not received in time; answered 408", metadata: ["timeout": "\(timeout)"])
             answerAndClose(
                 context: context, status: .requestTimeout, code: "BAD_REQUEST", message: "The request did not arrive within \(timeout).")
         case .bodyStalled:
-            counters.increment("connections_closed", "body_read_timeout")
+            counters.increment(.connectionsClosed, "body_read_timeout")
             logger.info("request body stalled; connection closed", metadata: ["timeout": "\(limits.requestReadTimeout)"])
             close(context: context)
         case .bodyTooSlow:
-            counters.increment("connections_closed", "body_too_slow")
+            counters.increment(.connectionsClosed, "body_too_slow")
             logger.info(
                 "request body arriving below the minimum rate; connection closed",
                 metadata: ["min_body_rate": "\(limits.minBodyBytesPerSecond ?? 0)", "body_bytes": "\(bodyBytes)"])
             close(context: context)
         case .requestTimeout:
-            counters.increment("connections_closed", "request_timeout")
+            counters.increment(.connectionsClosed, "request_timeout")
             logger.info(
                 "request not received within the request timeout; connection closed", metadata: ["timeout": "\(limits.requestTimeout ?? .zero)"])
             close(context: context)
         case .responseWrite:
-            counters.increment("connections_closed", "response_write_timeout")
+            counters.increment(.connectionsClosed, "response_write_timeout")
             logger.info("client stopped reading the answer; connection closed", metadata: ["timeout": "\(limits.responseWriteTimeout ?? .zero)"])
             close(context: context)
         }
@@ -588,8 +588,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         enter(.closing)
         timer?.cancel()
         timer = nil
-        let object = ["error_code": code, "message": message]
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let body = Array(ErrorResponses.mlflowBody(code: code, message: message).utf8)
         var fields = extraHeaders
         fields[.contentType] = "application/json"
         fields[.contentLength] = "\(body.count)"

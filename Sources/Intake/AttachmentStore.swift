@@ -101,7 +101,7 @@ public final class AttachmentStore: Sendable {
             } else {
                 try FileManager.default.moveItem(at: temporary, to: final)
             }
-            counters.increment("attachments_stored")
+            counters.increment(.attachmentsStored)
             logger.debug("attachment stored", metadata: ["trace_id": "\(traceID)", "attachment": "\(attachmentID)", "bytes": "\(written)"])
             return true
         } catch {
@@ -119,7 +119,7 @@ public final class AttachmentStore: Sendable {
     }
 
     private func discard(reason: String, traceID: String, attachmentID: String, bytes: Int, logger: Logger, level: Logger.Level) {
-        counters.increment("attachments_discarded", reason)
+        counters.increment(.attachmentsDiscarded, reason)
         logger.log(
             level: level, "attachment accepted and discarded",
             metadata: ["reason": "\(reason)", "trace_id": "\(traceID)", "attachment": "\(attachmentID)", "bytes": "\(bytes)"]

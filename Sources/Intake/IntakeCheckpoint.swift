@@ -84,18 +84,18 @@ public struct IntakeCheckpoint: Service {
         } catch {
             logger.error(
                 "the intake journal cannot be read; uploads acknowledged before the last stop may be missing", metadata: ["error": "\(error)"])
-            counters.increment("spool_errors", "intake")
+            counters.increment(.spoolErrors, "intake")
             return
         }
         for problem in recovered.problems {
             logger.error("an intake journal entry was unreadable and removed", metadata: ["error": "\(problem)"])
-            counters.increment("spool_errors", "intake")
+            counters.increment(.spoolErrors, "intake")
         }
         guard !recovered.entries.isEmpty else { return }
         var replayed = 0
         for (sequence, entry) in recovered.entries {
             guard let keys = await intake.replay(entry) else { continue }
-            journal.track(sequence, keys: keys)
+            journal.track(sequence, keys: Set(keys.map(\.journalText)))
             replayed += 1
         }
         logger.info(
@@ -108,7 +108,9 @@ public struct IntakeCheckpoint: Service {
         var settled = Set(journal.settled(before: .now - hold))
         let open = journal.unsettled(excluding: settled)
         if !open.isEmpty {
-            let held = await assembler.holding(open.reduce(into: Set<String>()) { $0.formUnion($1.keys) })
+            // The journal keeps keys as text; one that names no key (a newer proxy's) holds nothing here.
+            let keys = open.reduce(into: Set<AssemblyKey>()) { keys, entry in keys.formUnion(entry.keys.compactMap(AssemblyKey.init(journalText:))) }
+            let held = Set(await assembler.holding(keys).map(\.journalText))
             for entry in open where entry.keys.isDisjoint(with: held) { settled.insert(entry.sequence) }
         }
         guard !settled.isEmpty else { return }
@@ -123,7 +125,7 @@ public struct IntakeCheckpoint: Service {
                 try journal.checkpointWAL()
             }
         } catch {
-            counters.increment("spool_errors", "intake")
+            counters.increment(.spoolErrors, "intake")
             logger.error("could not delete settled intake journal entries", metadata: ["error": "\(error)"])
         }
     }

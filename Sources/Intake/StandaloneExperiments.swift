@@ -1,5 +1,6 @@
 import Foundation
 import HTTPListener
+import JSONText
 import NIOConcurrencyHelpers
 
 /// The experiment calls a tracing client makes, answered without an upstream (standalone mode).
@@ -79,17 +80,17 @@ public final class StandaloneExperiments: Sendable {
     }
 
     /// The `{"experiment": {...}}` answer body.
-    public static func json(_ experiment: Experiment) -> [String: Any] {
-        [
-            "experiment": [
-                "experiment_id": experiment.id,
-                "name": experiment.name,
-                "artifact_location": "mlflow-artifacts:/\(experiment.id)",
-                "lifecycle_stage": "active",
-                "creation_time": experiment.createdMillis,
-                "last_update_time": experiment.createdMillis,
-                "tags": [] as [Any],
-            ] as [String: Any]
-        ]
+    public static func json(_ experiment: Experiment) -> JSONValue {
+        .object([
+            (
+                "experiment",
+                .object([
+                    ("artifact_location", .string("mlflow-artifacts:/\(experiment.id)")),
+                    ("creation_time", .number(String(experiment.createdMillis))), ("experiment_id", .string(experiment.id)),
+                    ("last_update_time", .number(String(experiment.createdMillis))), ("lifecycle_stage", .string("active")),
+                    ("name", .string(experiment.name)), ("tags", .array([])),
+                ])
+            )
+        ])
     }
 }

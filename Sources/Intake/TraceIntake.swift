@@ -17,13 +17,28 @@ import TraceAssembly
 ///
 /// Bad input is answered with a 4xx that says what was wrong (OTLP's `google.rpc.Status` on
 /// `/v1/traces`, MLflow's JSON error elsewhere), logged, and counted under `rejected_requests{reason}`.
+/// The routes the intake journal files uploads under (its stored text: the raw value), each replayed through the
+/// decoding it had when it arrived.
+public enum JournalRoute: String, Sendable {
+    /// `POST /v1/traces`.
+    case otlp
+    /// `StartTraceV3`.
+    case startTraceV3 = "start_trace_v3"
+    /// A `traces.json` upload.
+    case tracesArtifact = "traces_artifact"
+    /// v2 `StartTrace`.
+    case startTraceV2 = "start_trace_v2"
+    /// v2 `EndTrace`.
+    case endTraceV2 = "end_trace_v2"
+}
+
 /// What an upload added: its span count and the keys of the traces it touched (`t:<trace id hex>`, or
 /// `r:<request id>` for v2 records), which the intake journal asks the assembler about.
 public struct SpanIngest: Sendable {
     /// Spans added.
     public var spans: Int
     /// The assembler keys of the traces it touched.
-    public var keys: Set<String>
+    public var keys: Set<AssemblyKey>
 }
 
 /// The trace API's uploads: each route's body decoded (``MLflowWire``), its spans and trace info handed to the
@@ -63,10 +78,10 @@ public struct TraceIntake: Sendable {
             let spans = batches.reduce(0) { $0 + $1.spans.count }
             for index in batches.indices { batches[index].bytesPerSpan = plain.readableBytes / max(spans, 1) }
             await assembler.add(batches)
-            counters.increment("spans_received", "otlp", by: spans)
+            counters.increment(.spansReceived, "otlp", by: spans)
             status.spansReceived(spans)
             // The journal's keys only when a journal reads them (not on the plain export path).
-            let keys = journal == nil && !isReplay ? [] : Set(batches.flatMap { $0.spans.map { "t:" + HexID.string($0.traceID) } })
+            let keys = journal == nil && !isReplay ? [] : Set(batches.flatMap { $0.spans.map { AssemblyKey.trace($0.traceID) } })
             return .success(SpanIngest(spans: spans, keys: keys))
         } catch {
             return .failure(error)
@@ -87,7 +102,7 @@ public struct TraceIntake: Sendable {
         }
         switch await ingestOTLP(body: body, headers: request.headers) {
         case .success(let ingested):
-            if let unavailable = await persist("otlp", body: body, headers: request.headers, keys: ingested.keys, context: context) {
+            if let unavailable = await persist(.otlp, body: body, headers: request.headers, keys: ingested.keys, context: context) {
                 return unavailable
             }
             context.logger.debug("spans received", metadata: ["route": "/v1/traces", "spans": "\(ingested.spans)"])
@@ -110,7 +125,7 @@ public struct TraceIntake: Sendable {
         do throws(WireError) {
             let decoded = try StartTraceV3Decoder.decode(Data(body.readableBytesView))
             let hadSpans = await assembler.add(info: decoded.info)
-            counters.increment("trace_infos_received", "v3")
+            counters.increment(.traceInfosReceived, "v3")
             return .success((decoded.info, hadSpans))
         } catch {
             return .failure(error)
@@ -131,9 +146,9 @@ public struct TraceIntake: Sendable {
             return rejectMLflow(error, context: context)
         }
         let hadSpans = await assembler.add(info: decoded.info)
-        counters.increment("trace_infos_received", "v3")
-        let keys: Set<String> = decoded.info.otelTraceID.map { ["t:" + HexID.string($0)] } ?? []
-        if let unavailable = await persist("start_trace_v3", body: body, headers: request.headers, keys: keys, context: context) {
+        counters.increment(.traceInfosReceived, "v3")
+        let keys: Set<AssemblyKey> = decoded.info.otelTraceID.map { [.trace(Data($0))] } ?? []
+        if let unavailable = await persist(.startTraceV3, body: body, headers: request.headers, keys: keys, context: context) {
             return unavailable
         }
         // The record as the client sent it (member order and number text kept), with the tags the MLflow server adds.
@@ -169,10 +184,10 @@ public struct TraceIntake: Sendable {
                 throw WireError(.invalidID, "span \"\(stray.name)\" belongs to another trace than the other spans of \(traceID)")
             }
             await assembler.add([batch])
-            counters.increment("spans_received", "traces_json", by: batch.spans.count)
+            counters.increment(.spansReceived, "traces_json", by: batch.spans.count)
             status.spansReceived(batch.spans.count)
-            var keys = Set(batch.spans.prefix(1).map { "t:" + HexID.string($0.traceID) })
-            if otelTraceID == nil { keys.insert("r:" + traceID) }
+            var keys = Set(batch.spans.prefix(1).map { AssemblyKey.trace($0.traceID) })
+            if otelTraceID == nil { keys.insert(.request(traceID)) }
             return .success(SpanIngest(spans: batch.spans.count, keys: keys))
         } catch {
             return .failure(error)
@@ -190,7 +205,7 @@ public struct TraceIntake: Sendable {
             var parameters = ["trace_id": traceID]
             if let experimentID { parameters["experiment_id"] = experimentID }
             if let unavailable = await persist(
-                "traces_artifact", body: body, headers: request.headers, parameters: parameters, keys: ingested.keys, context: context)
+                .tracesArtifact, body: body, headers: request.headers, parameters: parameters, keys: ingested.keys, context: context)
             {
                 return unavailable
             }
@@ -221,7 +236,7 @@ public struct TraceIntake: Sendable {
         do throws(WireError) {
             let start = try TraceInfoV2Decoder.decodeStartTrace(Data(body.readableBytesView))
             await assembler.add(info: start.traceInfo(requestID: requestID))
-            counters.increment("trace_infos_received", "v2_start")
+            counters.increment(.traceInfosReceived, "v2_start")
             return .success(start)
         } catch {
             return .failure(error)
@@ -241,7 +256,7 @@ public struct TraceIntake: Sendable {
             return rejectMLflow(error, context: context)
         case .success(let start):
             if let unavailable = await persist(
-                "start_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], keys: ["r:" + requestID],
+                .startTraceV2, body: body, headers: request.headers, parameters: ["request_id": requestID], keys: [.request(requestID)],
                 context: context)
             {
                 return unavailable
@@ -265,7 +280,7 @@ public struct TraceIntake: Sendable {
             }
             let info = try TraceInfoV2Decoder.decodeEndTrace(Data(body.readableBytesView), requestID: requestID)
             await assembler.add(info: info)
-            counters.increment("trace_infos_received", "v2_end")
+            counters.increment(.traceInfosReceived, "v2_end")
             return .success(info)
         } catch {
             return .failure(error)
@@ -282,7 +297,7 @@ public struct TraceIntake: Sendable {
             return rejectMLflow(error, context: context)
         case .success(let info):
             if let unavailable = await persist(
-                "end_trace_v2", body: body, headers: request.headers, parameters: ["request_id": requestID], keys: ["r:" + requestID],
+                .endTraceV2, body: body, headers: request.headers, parameters: ["request_id": requestID], keys: [.request(requestID)],
                 context: context)
             {
                 return unavailable
@@ -305,26 +320,26 @@ public struct TraceIntake: Sendable {
     /// - Returns: `nil` when written (or no journal); otherwise the answer: 503 with `Retry-After`, so the client
     ///   retries (the spans it already gave are deduplicated then).
     public func persist(
-        _ route: String, body: ByteBuffer, headers: HTTPFields, parameters: [String: String] = [:], keys: Set<String>,
+        _ route: JournalRoute, body: ByteBuffer, headers: HTTPFields, parameters: [String: String] = [:], keys: Set<AssemblyKey>,
         context: ProxyRequestContext
     ) async -> Response? {
         guard let journal else { return nil }
         var kept: [String: String] = [:]
         for name in Self.journaledHeaders { if let value = headers[name] { kept[name.canonicalName] = value } }
-        let entry = IntakeJournal.Entry(route: route, headers: kept, parameters: parameters, body: Data(body.readableBytesView))
+        let entry = IntakeJournal.Entry(route: route.rawValue, headers: kept, parameters: parameters, body: Data(body.readableBytesView))
         do {
             // A disk write (synced with the spool's fsync setting): on NIO's blocking-I/O pool, so the
             // concurrency pool keeps serving other requests meanwhile.
-            try await NIOThreadPool.singleton.runIfActive { try journal.record(entry, keys: keys) }
+            try await NIOThreadPool.singleton.runIfActive { try journal.record(entry, keys: Set(keys.map(\.journalText))) }
             return nil
         } catch {
-            counters.increment("spool_errors", "intake")
-            counters.increment("rejected_requests", "journal_write")
+            counters.increment(.spoolErrors, "intake")
+            counters.increment(.rejectedRequests, "journal_write")
             context.logger.error("could not write an upload to the intake journal; answered 503", metadata: ["error": "\(error)"])
             let message = "mlflow-otel-proxy could not store the upload durably; retry later"
             let json = headers[.contentType]?.contains("json") ?? false
             var response =
-                route == "otlp"
+                route == .otlp
                 ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
                 : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
             response.headers[.retryAfter] = "5"
@@ -335,26 +350,26 @@ public struct TraceIntake: Sendable {
     /// Feeds a journaled upload through the same decoding as when it arrived.
     /// - Returns: the keys of what it added to the assembler (see ``IntakeJournal/record(_:keys:)``), or `nil`
     ///   when it did not decode.
-    public func replay(_ entry: IntakeJournal.Entry) async -> Set<String>? {
+    public func replay(_ entry: IntakeJournal.Entry) async -> Set<AssemblyKey>? {
         let body = ByteBuffer(bytes: entry.body)
         var headers = HTTPFields()
         for (name, value) in entry.headers { if let field = HTTPField.Name(name) { headers[field] = value } }
         let requestID = entry.parameters["request_id"] ?? ""
-        switch entry.route {
-        case "otlp":
+        switch JournalRoute(rawValue: entry.route) {
+        case .otlp:
             return try? await ingestOTLP(body: body, headers: headers).get().keys
-        case "start_trace_v3":
+        case .startTraceV3:
             guard let info = try? await ingestStartTraceV3(body: body).get().info else { return nil }
-            return info.otelTraceID.map { ["t:" + HexID.string($0)] } ?? []
-        case "traces_artifact":
+            return info.otelTraceID.map { [.trace(Data($0))] } ?? []
+        case .tracesArtifact:
             let result = await ingestTracesArtifact(
                 body: body, headers: headers, experimentID: entry.parameters["experiment_id"], traceID: entry.parameters["trace_id"] ?? "")
             return try? result.get().keys
-        case "start_trace_v2":
-            return (try? await ingestStartTraceV2(body: body, requestID: requestID).get()) == nil ? nil : ["r:" + requestID]
-        case "end_trace_v2":
-            return (try? await ingestEndTraceV2(body: body, requestID: requestID).get()) == nil ? nil : ["r:" + requestID]
-        default:
+        case .startTraceV2:
+            return (try? await ingestStartTraceV2(body: body, requestID: requestID).get()) == nil ? nil : [.request(requestID)]
+        case .endTraceV2:
+            return (try? await ingestEndTraceV2(body: body, requestID: requestID).get()) == nil ? nil : [.request(requestID)]
+        case nil:
             return nil
         }
     }
@@ -378,7 +393,7 @@ public struct TraceIntake: Sendable {
 
     /// Counts and logs a rejected upload.
     public func record(_ error: WireError, route: String, context: ProxyRequestContext) {
-        counters.increment("rejected_requests", error.kind.rawValue)
+        counters.increment(.rejectedRequests, error.kind.rawValue)
         context.logger.warning(
             "rejected a trace upload", metadata: ["route": "\(route)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"])
     }
@@ -396,7 +411,7 @@ public struct TraceIntake: Sendable {
         case .unreadable:
             error = WireError(.malformedBody, "the body could not be read whole")
         case .overBudget:
-            counters.increment("rejected_requests", "body_memory_budget")
+            counters.increment(.rejectedRequests, "body_memory_budget")
             context.logger.warning(
                 "request bodies held in memory at their limit; asking the client to retry later",
                 metadata: ["route": "\(route.name)", "max_body_bytes_in_memory": "\(budget)"])
@@ -414,14 +429,14 @@ public struct TraceIntake: Sendable {
     /// The answer while a destination's spool cannot be written (a full or read-only disk): 503 with `Retry-After`,
     /// as when the journal cannot be written; what was acknowledged before stays in the journal.
     public func spoolUnwritable(_ problem: String, route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
-        counters.increment("rejected_requests", "spool_write")
+        counters.increment(.rejectedRequests, "spool_write")
         context.logger.warning("a destination's spool cannot be written; asking the client to retry later", metadata: ["route": "\(route.name)"])
         return retryLater("mlflow-otel-proxy cannot store uploads right now (\(problem)); retry later", route: route, json: json, after: 5)
     }
 
     /// The answer when the export queue is full: 503 with `Retry-After`, which MLflow clients honour.
     public func overloaded(route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
-        counters.increment("rejected_requests", "overloaded")
+        counters.increment(.rejectedRequests, "overloaded")
         context.logger.warning("export queue is full; asking the client to retry later", metadata: ["route": "\(route.name)"])
         return retryLater("mlflow-otel-proxy is overloaded (its export queue is full); retry later", route: route, json: json, after: 5)
     }

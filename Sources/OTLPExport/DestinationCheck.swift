@@ -56,7 +56,7 @@ public enum DestinationCheck {
         } catch let failure as ExportFailure {
             outcome = .failure(failure)
         } catch {
-            outcome = .failure(ExportFailure(reason: "tls", message: "the destination's TLS files cannot be used: \(error)"))
+            outcome = .failure(ExportFailure(reason: .tls, message: "the destination's TLS files cannot be used: \(error)"))
         }
         result.latency = ContinuousClock.now - started
         switch outcome {
@@ -109,7 +109,7 @@ public enum DestinationCheck {
     public static func hint(for failure: ExportFailure, destination: OTLPDestination) -> String? {
         let port = destination.endpoint.port
         let grpc = destination.transportProtocol == .grpc
-        let reason = failure.reason.lowercased()
+        let reason = failure.reason.label.lowercased()
         if failure.credentialsRejected || reason == "grpc_unauthenticated" || reason == "grpc_permissiondenied" {
             if destination.profile == .datadog {
                 return "Datadog answers 403 for an API key it does not know at this site: check `site` (datadoghq.com, datadoghq.eu, us3…, us5…, "
@@ -141,7 +141,7 @@ public enum DestinationCheck {
             let address = "\(destination.endpoint.host):\(port.map(String.init) ?? "default port")"
             return "nothing listens at \(address): check the host, the port and that the collector is running"
         }
-        if failure.reason == "tls" {
+        if failure.reason == .tls {
             return "TLS failed: an https:// endpoint needs a server with TLS (a plaintext collector takes http://), and a private CA needs "
                 + "tls.ca_file"
         }

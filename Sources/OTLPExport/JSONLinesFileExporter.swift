@@ -17,11 +17,11 @@ public final class JSONLinesFileExporter: SpanExporter {
         let manager = FileManager.default
         if !manager.fileExists(atPath: path) {
             guard manager.createFile(atPath: path, contents: nil) else {
-                throw ExportFailure(reason: "io", message: "cannot create \(path)")
+                throw ExportFailure(reason: .io, message: "cannot create \(path)")
             }
         }
         guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw ExportFailure(reason: "io", message: "cannot open \(path) for writing")
+            throw ExportFailure(reason: .io, message: "cannot open \(path) for writing")
         }
         handle.seekToEndOfFile()
         self.handle = NIOLockedValueBox(handle)
@@ -34,12 +34,12 @@ public final class JSONLinesFileExporter: SpanExporter {
         do {
             line = try OTLPJSONCoding.encode(request) + Data("\n".utf8)
         } catch {
-            throw ExportFailure(reason: "encoding", message: "could not encode OTLP/JSON: \(error)")
+            throw ExportFailure(reason: .encoding, message: "could not encode OTLP/JSON: \(error)")
         }
         do {
             try handle.withLockedValue { handle in try handle.write(contentsOf: line) }
         } catch {
-            throw ExportFailure(reason: "io", message: "could not write \(name): \(error)")
+            throw ExportFailure(reason: .io, message: "could not write \(name): \(error)")
         }
         return 0
     }

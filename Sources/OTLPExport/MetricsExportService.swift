@@ -40,9 +40,9 @@ public struct MetricsExportService: Service {
         guard let request = collect() else { return }
         do {
             try await send(request)
-            counters.increment("metrics_exports", "ok")
+            counters.increment(.metricsExports, "ok")
         } catch {
-            counters.increment("metrics_exports", error.reason)
+            counters.increment(.metricsExports, error.reason.label)
             logger.error("metrics export failed", metadata: ["error": "\(error.message)"])
         }
     }

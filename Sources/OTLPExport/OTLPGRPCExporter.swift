@@ -119,7 +119,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
                 return .delivered(rejectedSpans: try await call(metadata, options))
             } catch let error as RPCError {
                 let failure = ExportFailure(
-                    reason: "grpc_\(error.code)",
+                    reason: .grpc("\(error.code)"),
                     message: "\(destination.endpoint) answered \(error.code): \(destination.maskingCredentials(in: error.message))",
                     credentialsRejected: error.code == .unauthenticated || error.code == .permissionDenied)
                 let retryDelay = Self.retryDelay(error)
@@ -128,7 +128,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
                 }
                 return .permanent(failure)
             } catch {
-                return .retryable(ExportFailure(reason: "connection", message: "\(destination.endpoint): \(error)"), retryAfter: nil)
+                return .retryable(ExportFailure(reason: .connection, message: "\(destination.endpoint): \(error)"), retryAfter: nil)
             }
         }
     }

@@ -69,7 +69,7 @@ public struct OTLPHTTPExporter: SpanExporter {
             } catch let failure as ExportFailure {
                 throw failure
             } catch {
-                throw ExportFailure(reason: "encoding", message: "could not encode the export request as OTLP/JSON: \(error)")
+                throw ExportFailure(reason: .encoding, message: "could not encode the export request as OTLP/JSON: \(error)")
             }
         } else {
             encoded = batch.bytes
@@ -86,7 +86,7 @@ public struct OTLPHTTPExporter: SpanExporter {
                 destination.transportProtocol == .httpJSON
                 ? ByteBuffer(bytes: try OTLPJSONCoding.encode(request)) : ByteBuffer(bytes: try request.serializedBytes() as [UInt8])
         } catch {
-            throw ExportFailure(reason: "encoding", message: "could not encode the export request: \(error)")
+            throw ExportFailure(reason: .encoding, message: "could not encode the export request: \(error)")
         }
         _ = try await post(body)
     }
@@ -97,7 +97,7 @@ public struct OTLPHTTPExporter: SpanExporter {
             do {
                 body = try body.compress(with: .gzip())
             } catch {
-                throw ExportFailure(reason: "encoding", message: "could not gzip the export request: \(error)")
+                throw ExportFailure(reason: .encoding, message: "could not gzip the export request: \(error)")
             }
         }
         let compressed = body
@@ -125,7 +125,7 @@ public struct OTLPHTTPExporter: SpanExporter {
                 return .delivered(rejectedSpans: partialSuccess(answer, contentType: response.headers.first(name: "content-type")))
             }
             let failure = ExportFailure(
-                reason: status >= 500 ? "http_5xx" : "http_4xx",
+                reason: status >= 500 ? .http5xx : .http4xx,
                 message: "\(destination.endpoint) answered \(status): \(destination.maskingCredentials(in: Self.describeErrorBody(answer)))",
                 credentialsRejected: status == 401 || status == 403, httpStatus: status
             )
@@ -137,14 +137,14 @@ public struct OTLPHTTPExporter: SpanExporter {
             }
         } catch let error as NIOSSLError {
             let failure = ExportFailure(
-                reason: "tls", message: "TLS with \(destination.endpoint) failed: \(Self.describe(error)); check the destination's tls settings")
+                reason: .tls, message: "TLS with \(destination.endpoint) failed: \(Self.describe(error)); check the destination's tls settings")
             // A certificate that does not verify, or a key that cannot be loaded, will not fix itself by retrying;
             // a reset or an unclean shutdown during the handshake (a network blip, a restarting load balancer) may.
             return Self.isPermanent(error) ? .permanent(failure) : .retryable(failure, retryAfter: nil)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            return .retryable(ExportFailure(reason: "timeout", message: "\(destination.endpoint) did not answer in time"), retryAfter: nil)
+            return .retryable(ExportFailure(reason: .timeout, message: "\(destination.endpoint) did not answer in time"), retryAfter: nil)
         } catch {
-            return .retryable(ExportFailure(reason: "connection", message: "\(destination.endpoint): \(error)"), retryAfter: nil)
+            return .retryable(ExportFailure(reason: .connection, message: "\(destination.endpoint): \(error)"), retryAfter: nil)
         }
     }
 

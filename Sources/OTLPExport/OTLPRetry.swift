@@ -34,7 +34,7 @@ enum OTLPRetry {
             case .retryable(var failure, let retryAfter):
                 guard policy.enabled else { throw failure }
                 if StopSignal.retries?.isStopped == true {
-                    throw ExportFailure(reason: "cancelled", message: "not retried while shutting down (\(failure.message))")
+                    throw ExportFailure(reason: .cancelled, message: "not retried while shutting down (\(failure.message))")
                 }
                 let wait = nextWait(backoff: interval, retryAfter: retryAfter, policy: policy)
                 let elapsed = clock.now - started
@@ -45,7 +45,7 @@ enum OTLPRetry {
                     throw failure
                 }
                 status?.failed(destination: destination, error: failure.message, final: false)
-                counters?.increment("export_retries", destination)
+                counters?.increment(.exportRetries, destination)
                 logger.debug(
                     "export failed, retrying",
                     metadata: ["destination": "\(destination)", "attempt": "\(number)", "wait": "\(wait)", "error": "\(failure)"]
@@ -57,7 +57,7 @@ enum OTLPRetry {
                     try? await clock.sleep(until: clock.now + wait)
                 }
                 if StopSignal.retries?.isStopped == true || Task.isCancelled {
-                    throw ExportFailure(reason: "cancelled", message: "shutdown while waiting to retry (\(failure.message))")
+                    throw ExportFailure(reason: .cancelled, message: "shutdown while waiting to retry (\(failure.message))")
                 }
                 interval = min(interval * policy.multiplier, policy.maxInterval)
                 number += 1

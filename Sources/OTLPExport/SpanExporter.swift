@@ -15,6 +15,46 @@ public protocol SpanExporter: Sendable {
     func shutdown() async
 }
 
+/// Why an export failed, as counters and logs name it (``label``).
+public enum ExportFailureReason: Hashable, Sendable, CustomStringConvertible {
+    /// The destination answered 4xx.
+    case http4xx
+    /// The destination answered 5xx.
+    case http5xx
+    /// The destination answered a gRPC status, by its name.
+    case grpc(String)
+    /// No connection.
+    case connection
+    /// No answer in time.
+    case timeout
+    /// TLS failed.
+    case tls
+    /// The request could not be encoded.
+    case encoding
+    /// A local file (the traces file) could not be written.
+    case io
+    /// Shutdown interrupted it; the batch may be tried again.
+    case cancelled
+
+    /// `http_4xx`, `http_5xx`, `grpc_<status>`, `connection`, `timeout`, `tls`, `encoding`, `io`, `cancelled`.
+    public var label: String {
+        switch self {
+        case .http4xx: "http_4xx"
+        case .http5xx: "http_5xx"
+        case .grpc(let status): "grpc_" + status
+        case .connection: "connection"
+        case .timeout: "timeout"
+        case .tls: "tls"
+        case .encoding: "encoding"
+        case .io: "io"
+        case .cancelled: "cancelled"
+        }
+    }
+
+    /// The label.
+    public var description: String { label }
+}
+
 /// One export request: the serialized `ExportTraceServiceRequest` (as queued and spooled) and its span count.
 public struct ExportBatch: Sendable {
     /// The request's protobuf bytes.
@@ -33,7 +73,7 @@ public struct ExportBatch: Sendable {
         do {
             bytes = try request.serializedBytes()
         } catch {
-            throw ExportFailure(reason: "encoding", message: "could not encode the export request: \(error)")
+            throw ExportFailure(reason: .encoding, message: "could not encode the export request: \(error)")
         }
         spans = request.spanCount
     }
@@ -43,16 +83,15 @@ public struct ExportBatch: Sendable {
         do {
             return try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: bytes)
         } catch {
-            throw ExportFailure(reason: "encoding", message: "a queued batch is not a valid export request (\(error)); dropped")
+            throw ExportFailure(reason: .encoding, message: "a queued batch is not a valid export request (\(error)); dropped")
         }
     }
 }
 
 /// A delivery that failed for good, with a reason class for counters.
 public struct ExportFailure: Error, Sendable, CustomStringConvertible {
-    /// The reason class: `http_4xx`, `http_5xx`, `grpc_…`, `connection`, `timeout`, `tls`, `encoding`, `io`,
-    /// `cancelled`.
-    public var reason: String
+    /// The reason class, the label of drop and request counters.
+    public var reason: ExportFailureReason
     /// What happened, with the destination's answer when there was one (never a header value).
     public var message: String
     /// Whether the destination rejected the proxy's credentials (HTTP 401/403, gRPC `UNAUTHENTICATED`/
@@ -61,7 +100,7 @@ public struct ExportFailure: Error, Sendable, CustomStringConvertible {
     /// The HTTP status the destination answered, when it answered over HTTP.
     public var httpStatus: Int?
     /// Creates a failure.
-    public init(reason: String, message: String, credentialsRejected: Bool = false, httpStatus: Int? = nil) {
+    public init(reason: ExportFailureReason, message: String, credentialsRejected: Bool = false, httpStatus: Int? = nil) {
         self.reason = reason
         self.message = message
         self.credentialsRejected = credentialsRejected
@@ -71,7 +110,7 @@ public struct ExportFailure: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(reason): \(message)" }
 
     /// Shutdown interrupted the delivery (the batch may be tried again).
-    public var isCancellation: Bool { reason == "cancelled" }
+    public var isCancellation: Bool { reason == .cancelled }
 }
 
 extension Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest {

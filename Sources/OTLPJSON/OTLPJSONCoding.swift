@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import OTLPProto
 import SwiftProtobuf
 
@@ -11,54 +12,46 @@ public enum OTLPJSONCoding {
     /// Decodes an OTLP/JSON `ExportTraceServiceRequest` (hex ids; unknown fields ignored).
     /// - Throws: `OTLPJSONError` when the text is not JSON, an id is not hex, or the structure does not match.
     public static func decodeTraceRequest(_ data: Data) throws -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest {
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        } catch {
-            throw OTLPJSONError(message: "the body is not valid JSON")
-        }
-        guard object is [String: Any] else { throw OTLPJSONError(message: "the body is not a JSON object") }
-        let converted = try convertIDs(object, path: "$", transform: hexToBase64)
-        let normalized = try JSONSerialization.data(withJSONObject: converted)
+        guard let value = JSONValue(parsing: [UInt8](data)) else { throw OTLPJSONError(message: "the body is not valid JSON") }
+        guard value.objectMembers != nil else { throw OTLPJSONError(message: "the body is not a JSON object") }
+        let normalized = try convertIDs(value, path: "$", transform: hexToBase64)
         var options = JSONDecodingOptions()
         options.ignoreUnknownFields = true
         do {
-            return try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(jsonUTF8Data: normalized, options: options)
+            return try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(jsonString: normalized.text, options: options)
         } catch {
             throw OTLPJSONError(message: "the JSON does not match ExportTraceServiceRequest: \(error)")
         }
     }
 
-    /// Encodes any OTLP message as OTLP/JSON on one line (hex ids, integer enums).
+    /// Encodes any OTLP message as OTLP/JSON on one line (hex ids, integer enums): SwiftProtobuf's proto3 JSON with
+    /// the id fields rewritten from base64 to hex, member order kept.
     public static func encode(_ message: some SwiftProtobuf.Message) throws -> Data {
         var options = JSONEncodingOptions()
         options.alwaysPrintEnumsAsInts = true
-        let plain = try message.jsonUTF8Data(options: options)
-        let object = try JSONSerialization.jsonObject(with: plain)
-        let converted = try convertIDs(object, path: "$", transform: base64ToHex)
-        return try JSONSerialization.data(withJSONObject: converted, options: [.withoutEscapingSlashes])
+        let plain: [UInt8] = try message.jsonUTF8Bytes(options: options)
+        guard let value = JSONValue(parsing: plain) else { throw OTLPJSONError(message: "the encoder wrote JSON that does not parse") }
+        return Data(try convertIDs(value, path: "$", transform: base64ToHex).text.utf8)
     }
 
-    private static func convertIDs(_ value: Any, path: String, transform: (String) -> String?) throws -> Any {
-        if let dictionary = value as? [String: Any] {
-            var result: [String: Any] = [:]
-            result.reserveCapacity(dictionary.count)
-            for (key, child) in dictionary {
-                if idKeys.contains(key), let text = child as? String {
-                    guard let converted = transform(text) else {
-                        throw OTLPJSONError(message: "\(path).\(key) is not a valid id: expected hex")
+    private static func convertIDs(_ value: JSONValue, path: String, transform: (String) -> String?) throws -> JSONValue {
+        switch value {
+        case .object(let members):
+            return .object(
+                try members.map { member in
+                    if idKeys.contains(member.key), case .string(let text) = member.value {
+                        guard let converted = transform(text) else {
+                            throw OTLPJSONError(message: "\(path).\(member.key) is not a valid id: expected hex")
+                        }
+                        return (member.key, .string(converted))
                     }
-                    result[key] = converted
-                } else {
-                    result[key] = try convertIDs(child, path: "\(path).\(key)", transform: transform)
-                }
-            }
-            return result
+                    return (member.key, try convertIDs(member.value, path: "\(path).\(member.key)", transform: transform))
+                })
+        case .array(let elements):
+            return .array(try elements.enumerated().map { try convertIDs($0.element, path: "\(path)[\($0.offset)]", transform: transform) })
+        default:
+            return value
         }
-        if let array = value as? [Any] {
-            return try array.enumerated().map { try convertIDs($0.element, path: "\(path)[\($0.offset)]", transform: transform) }
-        }
-        return value
     }
 
     static func hexToBase64(_ hex: String) -> String? {

@@ -81,7 +81,7 @@ public struct UpstreamForwarder: Sendable {
             // never read, so the connection cannot carry another request: it closes after this answer (what
             // nginx does), and a body over the passthrough limit can never keep it busy.
             headers[.connection] = "close"
-            counters.increment("connections_closed", "upstream_answered_before_body")
+            counters.increment(.connectionsClosed, "upstream_answered_before_body")
         }
         if request.method != .head, let length = upstreamResponse.headers.first(name: "content-length").flatMap(Int.init),
             length <= Self.wholeAnswerBytes
@@ -165,7 +165,7 @@ public struct UpstreamForwarder: Sendable {
                 issuedToken = token
                 outbound.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token)")
             } catch {
-                counters.increment("upstream_errors", "oauth_token")
+                counters.increment(.upstreamErrors, "oauth_token")
                 context.logger.error("no access token for the upstream", metadata: ["reason": "\(error)"])
                 return .failure(
                     Failure(
@@ -193,8 +193,8 @@ public struct UpstreamForwarder: Sendable {
         do {
             let started = ContinuousClock.now
             let response = try await client.execute(outbound, timeout: TimeAmount(timeout), logger: context.logger)
-            counters.observe("upstream_duration_seconds", request.method.rawValue, seconds: (ContinuousClock.now - started).seconds)
-            counters.increment("upstream_responses", "\(response.status.code / 100)xx")
+            counters.observe(.upstreamDurationSeconds, request.method.rawValue, seconds: (ContinuousClock.now - started).seconds)
+            counters.increment(.upstreamResponses, "\(response.status.code / 100)xx")
             if response.status == .unauthorized, let tokenSource, let issuedToken {
                 // A revoked or rotated token: fetch a new one for the next request instead of using it until its refresh point.
                 await tokenSource.invalidate(issuedToken)
@@ -211,7 +211,7 @@ public struct UpstreamForwarder: Sendable {
 
     /// 502 for an upstream answer that broke off or could not be read whole (counted).
     private func answerUnreadable(_ request: Request) -> Response {
-        counters.increment("upstream_errors", "answer_unreadable")
+        counters.increment(.upstreamErrors, "answer_unreadable")
         return ErrorResponses.mlflow(
             status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
             message: "The upstream MLflow server's answer to \(request.method.rawValue) \(request.uri.path) could not be read."
@@ -220,7 +220,7 @@ public struct UpstreamForwarder: Sendable {
 
     /// 413 for a body over the passthrough limit (counted, logged); the upstream never sees the request whole.
     private func bodyTooLarge(_ request: Request, limit: Int, context: ProxyRequestContext) -> Response {
-        counters.increment("rejected_requests", "passthrough_body_too_large")
+        counters.increment(.rejectedRequests, "passthrough_body_too_large")
         context.logger.info(
             "request body over the passthrough limit; answered 413",
             metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "limit": "\(limit)"])
@@ -270,14 +270,14 @@ public struct UpstreamForwarder: Sendable {
     private func errorResponse(for error: any Error, request: Request, context: ProxyRequestContext) -> Response {
         let target = "\(request.method.rawValue) \(request.uri.path)"
         if let clientError = error as? HTTPClientError, clientError == .deadlineExceeded || clientError == .readTimeout {
-            counters.increment("upstream_errors", "timeout")
+            counters.increment(.upstreamErrors, "timeout")
             context.logger.warning("upstream timed out", metadata: ["request": "\(target)", "upstream": "\(upstream)"])
             return ErrorResponses.mlflow(
                 status: .gatewayTimeout, code: "DEADLINE_EXCEEDED",
                 message: "The upstream MLflow server at \(upstream) did not answer \(target) within \(timeout)."
             )
         }
-        counters.increment("upstream_errors", "unreachable")
+        counters.increment(.upstreamErrors, "unreachable")
         context.logger.warning("upstream unreachable", metadata: ["request": "\(target)", "upstream": "\(upstream)", "error": "\(error)"])
         return ErrorResponses.mlflow(
             status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",

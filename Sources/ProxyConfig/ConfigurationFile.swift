@@ -1,4 +1,5 @@
 import Foundation
+import SpanShaping
 
 /// The YAML configuration file (`--config FILE`, `MLFLOW_OTEL_PROXY_CONFIG`), shaped the way OpenTelemetry
 /// Collector users expect: secrets as `${env:NAME}` or `${file:/path}` references, a map of named
@@ -505,7 +506,7 @@ struct ConfigurationFile {
     ) -> DataPolicy {
         var policy = DataPolicy()
         policy.limits = profile.defaultLimits
-        if profile == .newrelic { policy.genAIResourceAttributes = [KeyValuePair("aiEnabledApp", "true")] }
+        if profile == .newrelic { policy.genAIResourceAttributes = [ResourceAttribute("aiEnabledApp", "true")] }
         if let node = keys["semconv"] {
             let names: [String]
             if case .scalar = node {

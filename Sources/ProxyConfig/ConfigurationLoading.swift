@@ -1,4 +1,5 @@
 import Foundation
+import SpanShaping
 
 /// Settings that stop start-up: every problem found, each naming the variable, flag or configuration key
 /// path at fault and saying why. Messages never include a secret.

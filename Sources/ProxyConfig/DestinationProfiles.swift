@@ -1,4 +1,5 @@
 import Foundation
+import SpanShaping
 
 /// Vendor profiles: fill in endpoint, protocol, auth header and request-size limit from a few keys
 /// (../shared/docs/otlp-and-vendors.md §3). Explicit destination keys (`endpoint`, `protocol`, `headers`, …)

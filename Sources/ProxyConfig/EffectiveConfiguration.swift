@@ -1,4 +1,5 @@
 import Foundation
+import SpanShaping
 
 /// Renders the effective configuration as YAML for `check-config`: every setting after all layers applied,
 /// every header value (and so every credential) shown as `***`.

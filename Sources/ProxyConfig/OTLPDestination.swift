@@ -1,4 +1,5 @@
 import Foundation
+import SpanShaping
 
 /// One OTLP destination: from the configuration file's `destinations`, or the one named `otlp` that the
 /// `OTEL_EXPORTER_OTLP_*` variables describe.

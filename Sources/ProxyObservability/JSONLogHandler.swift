@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import Logging
 
 /// Writes one JSON object per log line to standard error (`--log-format json`): `timestamp`, `level`,
@@ -33,8 +34,7 @@ public struct JSONLogHandler: LogHandler {
         object["label"] = label
         object["message"] = message.description
         object["source"] = source
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
-        data.append(0x0A)
-        FileHandle.standardError.write(data)
+        let line = JSONValue.object(object.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).text + "\n"
+        FileHandle.standardError.write(Data(line.utf8))
     }
 }

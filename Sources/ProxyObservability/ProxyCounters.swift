@@ -1,38 +1,99 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
 
-/// Named counters and histograms with labels, shared by every stage.
+/// Every counter and histogram the proxy keeps: its name (`mlflow_otel_proxy_<name>_total` for counters,
+/// `mlflow_otel_proxy_<name>` for histograms) and the names of its labels, in the order their values are passed.
+public enum ProxyMetric: String, Sendable, CaseIterable {
+    /// Requests answered, by route and status class.
+    case requests
+    /// Requests refused before they were handled, by reason.
+    case rejectedRequests = "rejected_requests"
+    /// Spans taken from uploads, by source route.
+    case spansReceived = "spans_received"
+    /// Trace infos taken, by kind.
+    case traceInfosReceived = "trace_infos_received"
+    /// Traces released by the assembler, by completion.
+    case tracesAssembled = "traces_assembled"
+    /// Spans a destination acknowledged.
+    case spansExported = "spans_exported"
+    /// Spans a destination refused in a partial success.
+    case spansRejected = "spans_rejected"
+    /// Spans lost, by destination and reason.
+    case spansDropped = "spans_dropped"
+    /// Spans a destination's policy left out (routing, sampling).
+    case spansFiltered = "spans_filtered"
+    /// Export requests, by destination and result.
+    case exportRequests = "export_requests"
+    /// Export attempts retried, by destination.
+    case exportRetries = "export_retries"
+    /// Spool and journal errors, by destination (`intake` for the journal).
+    case spoolErrors = "spool_errors"
+    /// Upstream answers, by status class.
+    case upstreamResponses = "upstream_responses"
+    /// Upstream calls that failed, by reason.
+    case upstreamErrors = "upstream_errors"
+    /// Dual-mode copies not exported, by the upstream's answer.
+    case copiesNotExported = "copies_not_exported"
+    /// Attachments stored locally.
+    case attachmentsStored = "attachments_stored"
+    /// Attachments not stored, by reason.
+    case attachmentsDiscarded = "attachments_discarded"
+    /// Metrics exports, by result.
+    case metricsExports = "metrics_exports"
+    /// Connections the listener closed, by reason.
+    case connectionsClosed = "connections_closed"
+    /// Values a destination's policy masked.
+    case valuesMasked = "values_masked"
+    /// Attributes a destination's policy removed.
+    case attributesRedacted = "attributes_redacted"
+    /// Values cut to a destination's limits.
+    case valuesTrimmed = "values_trimmed"
+    /// Export request durations (a histogram), by destination.
+    case exportDurationSeconds = "export_duration_seconds"
+    /// Upstream call durations (a histogram), by method.
+    case upstreamDurationSeconds = "upstream_duration_seconds"
+
+    /// The label names, in the order their values are passed.
+    public var labelNames: [String] {
+        switch self {
+        case .requests: ["route", "status"]
+        case .rejectedRequests, .upstreamErrors, .attachmentsDiscarded, .connectionsClosed, .copiesNotExported: ["reason"]
+        case .spansReceived: ["source"]
+        case .traceInfosReceived: ["kind"]
+        case .tracesAssembled: ["completion"]
+        case .spansExported, .spansRejected, .exportRetries, .spoolErrors, .valuesMasked, .attributesRedacted, .valuesTrimmed,
+            .exportDurationSeconds:
+            ["destination"]
+        case .spansDropped, .spansFiltered: ["destination", "reason"]
+        case .exportRequests: ["destination", "result"]
+        case .upstreamResponses: ["class"]
+        case .attachmentsStored: []
+        case .metricsExports: ["result"]
+        case .upstreamDurationSeconds: ["method"]
+        }
+    }
+}
+
+/// Counters and histograms with labels, shared by every stage.
 ///
 /// Every drop, rejection and export result is counted here with its reason. Each value goes to swift-metrics
 /// (`mlflow_otel_proxy_<name>_total{<label>=…}`, served in Prometheus format on the admin listener) and to an
 /// in-memory snapshot that the shutdown log prints and tests read (`name{value}`).
 public final class ProxyCounters: Sendable {
-    /// A counter name and its label values.
+    /// A counter and its label values.
     public struct Key: Hashable, Sendable, CustomStringConvertible {
-        /// The counter, e.g. `rejected_requests`.
-        public var name: String
+        /// The counter.
+        public var metric: ProxyMetric
         /// The label values, e.g. `["malformed_body"]`.
         public var labels: [String]
         /// Creates a key.
-        public init(_ name: String, _ labels: [String]) {
-            self.name = name
+        public init(_ metric: ProxyMetric, _ labels: [String]) {
+            self.metric = metric
             self.labels = labels
         }
         /// `name{label,label}`.
-        public var description: String { labels.isEmpty ? name : "\(name){\(labels.joined(separator: ","))}" }
+        public var description: String { labels.isEmpty ? metric.rawValue : "\(metric.rawValue){\(labels.joined(separator: ","))}" }
     }
-
-    /// The label names of each counter, in the order its values are passed.
-    static let labelNames: [String: [String]] = [
-        "requests": ["route", "status"], "export_retries": ["destination"], "rejected_requests": ["reason"], "spans_received": ["source"],
-        "spans_exported": ["destination"], "spans_rejected": ["destination"], "spool_errors": ["destination"],
-        "spans_dropped": ["destination", "reason"], "export_requests": ["destination", "result"], "upstream_responses": ["class"],
-        "upstream_errors": ["reason"], "traces_assembled": ["completion"], "trace_infos_received": ["kind"],
-        "attachments_discarded": ["reason"], "attachments_stored": [], "metrics_exports": ["result"],
-        "export_duration_seconds": ["destination"], "upstream_duration_seconds": ["method"],
-        "connections_closed": ["reason"], "spans_filtered": ["destination", "reason"], "values_masked": ["destination"],
-        "attributes_redacted": ["destination"], "values_trimmed": ["destination"],
-    ]
 
     private let values = NIOLockedValueBox<[Key: Int]>([:])
     private let handles = NIOLockedValueBox<[Key: CoreMetrics.Counter]>([:])
@@ -41,18 +102,18 @@ public final class ProxyCounters: Sendable {
     public init() {}
 
     /// Adds `amount` to a counter with one label value.
-    public func increment(_ name: String, _ label: String = "", by amount: Int = 1) {
-        increment(name, labels: label.isEmpty ? [] : [label], by: amount)
+    public func increment(_ metric: ProxyMetric, _ label: String = "", by amount: Int = 1) {
+        increment(metric, labels: label.isEmpty ? [] : [label], by: amount)
     }
 
-    /// Adds `amount` to a counter with several label values (in the order of `labelNames`).
-    public func increment(_ name: String, labels: [String], by amount: Int = 1) {
-        let key = Key(name, labels)
+    /// Adds `amount` to a counter with several label values (in the order of its ``ProxyMetric/labelNames``).
+    public func increment(_ metric: ProxyMetric, labels: [String], by amount: Int = 1) {
+        let key = Key(metric, labels)
         values.withLockedValue { $0[key, default: 0] += amount }
         let counter = handles.withLockedValue { handles in
             if let existing = handles[key] { return existing }
-            let names = Self.labelNames[name] ?? ["label"]
-            let counter = CoreMetrics.Counter(label: "mlflow_otel_proxy_\(name)_total", dimensions: Array(zip(names, labels)))
+            let counter = CoreMetrics.Counter(
+                label: "mlflow_otel_proxy_\(metric.rawValue)_total", dimensions: Array(zip(metric.labelNames, labels)))
             handles[key] = counter
             return counter
         }
@@ -60,14 +121,14 @@ public final class ProxyCounters: Sendable {
     }
 
     /// Records a duration into a histogram (`mlflow_otel_proxy_<name>`).
-    public func observe(_ name: String, _ label: String, seconds: Double) {
-        let names = Self.labelNames[name] ?? ["label"]
-        CoreMetrics.Timer(label: "mlflow_otel_proxy_\(name)", dimensions: Array(zip(names, [label]))).recordNanoseconds(Int64(seconds * 1e9))
+    public func observe(_ metric: ProxyMetric, _ label: String, seconds: Double) {
+        CoreMetrics.Timer(label: "mlflow_otel_proxy_\(metric.rawValue)", dimensions: Array(zip(metric.labelNames, [label])))
+            .recordNanoseconds(Int64(seconds * 1e9))
     }
 
     /// The current value of a counter.
-    public func value(_ name: String, _ label: String = "") -> Int {
-        values.withLockedValue { $0[Key(name, label.isEmpty ? [] : [label])] ?? 0 }
+    public func value(_ metric: ProxyMetric, _ label: String = "") -> Int {
+        values.withLockedValue { $0[Key(metric, label.isEmpty ? [] : [label])] ?? 0 }
     }
 
     /// All counters, sorted by name and labels.

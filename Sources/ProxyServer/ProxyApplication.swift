@@ -22,6 +22,7 @@ import ServiceLifecycle
 import SpanMetrics
 import Synchronization
 import TraceAssembly
+import TranslationStage
 import UpstreamAccess
 
 /// Builds the proxy's services from a configuration.
@@ -131,44 +132,18 @@ public enum ProxyApplication {
         }
         let metricsRecorders = recorders
 
-        // The standalone demo logs one line per trace; otherwise that line is debug detail.
-        let traceSummaryLevel: Logger.Level = configuration.mode == .standalone ? .info : .debug
-
         let limits = configuration.assemblyLimits
         let assemblySettings = AssemblySettings(
             maxWait: configuration.traceInfoWait, maxTracesInFlight: limits.maxTracesInFlight, maxSpansPerTrace: limits.maxSpansPerTrace,
             maxBytesHeld: limits.maxBytesHeld
         )
-        // The intake journal's checkpoint (spool on) is told when traces leave the assembler.
+        // The intake journal's checkpoint (spool on) is told when traces leave translation for delivery.
         let journalChanges = JournalChanges()
-        let assembler = TraceAssembler(settings: assemblySettings, logger: logger) { traces in
-            defer { journalChanges.notify() }
-            for trace in traces {
-                let translated = OTLPTraceTranslator.translate(trace, settings: translation)
-                fanOut.submit(translated)
-                for recorder in metricsRecorders { recorder.record(translated, info: trace.info) }
-                let name = trace.info?.tags["mlflow.traceName"] ?? trace.spans.first(where: \.isRoot)?.span.name ?? "?"
-                status.traceExported(id: trace.mlflowTraceID, otelTraceID: HexID.string(trace.traceID), name: name, spans: trace.spans.count)
-                counters.increment("traces_assembled", trace.completion.rawValue)
-                switch trace.completion {
-                case .traceLimit, .spanLimit, .memoryLimit:
-                    logger.warning(
-                        "assembly limit reached; trace exported with what had arrived",
-                        metadata: ["trace_id": "\(trace.mlflowTraceID)", "reason": "\(trace.completion.rawValue)", "spans": "\(trace.spans.count)"]
-                    )
-                default:
-                    break
-                }
-                let summary: Logger.Metadata = [
-                    "trace_id": "\(trace.mlflowTraceID)",
-                    "name": "\(trace.info?.tags["mlflow.traceName"] ?? trace.spans.first(where: \.isRoot)?.span.name ?? "?")",
-                    "spans": "\(trace.spans.count)",
-                    "state": "\(trace.info?.state ?? "unknown")",
-                    "completion": "\(trace.completion.rawValue)",
-                ]
-                logger.log(level: traceSummaryLevel, "trace", metadata: summary)
-            }
-        }
+        let dispatch = TranslatedTraceDispatch(
+            fanOut: fanOut, metricsRecorders: metricsRecorders, status: status, counters: counters, logger: logger,
+            summaryLevel: configuration.mode == .standalone ? .info : .debug, journalChanges: journalChanges)
+        let translationStage = TranslationStage(settings: translation, output: dispatch.handle)
+        let assembler = TraceAssembler(settings: assemblySettings, logger: logger) { traces in await translationStage.submit(traces) }
 
         let live = LiveSettings(configuration)
         let tokenSource = configuration.upstreamOAuth.map { UpstreamTokenSource(credentials: $0, client: client) }
@@ -208,7 +183,8 @@ public enum ProxyApplication {
             replayIntake.isReplay = true
             journalServices.append(
                 IntakeCheckpoint(
-                    journal: journal, intake: replayIntake, delivery: fanOut, assembler: assembler,
+                    journal: journal, intake: replayIntake, delivery: DownstreamOfAssembly(translation: translationStage, fanOut: fanOut),
+                    assembler: assembler,
                     hold: configuration.traceInfoWait * 2 + .seconds(2),
                     counters: counters,
                     logger: logger))
@@ -271,7 +247,8 @@ public enum ProxyApplication {
         // The intake journal's checkpoint stops after the fan-out, so a clean stop can empty the journal; the dual-mode
         // copies are waited for after the server stopped and before the assembler releases what it holds.
         return ProxyRuntime(
-            services: services + journalServices + [fanOut, assembler, copies] + adminServices + [application], reloader: reloader)
+            services: services + journalServices + [fanOut, translationStage, assembler, copies] + adminServices + [application],
+            reloader: reloader)
     }
 
     static func nowUnixNano() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }
@@ -287,6 +264,54 @@ struct HTTPClientService: Service {
     }
 }
 
-/// The journal checkpoint (intake) waits on delivery's seal events through this seam, so intake does not import
-/// the stage downstream of it.
-extension ExportFanOut: SpooledDelivery {}
+/// What the intake journal's checkpoint waits on (through the ``SpooledDelivery`` seam, so intake imports nothing
+/// downstream of it): every trace the assembler released has left translation, and every destination sealed it
+/// into its spool.
+struct DownstreamOfAssembly: SpooledDelivery {
+    let translation: TranslationStage
+    let fanOut: ExportFanOut
+
+    func sealSubmitted() async {
+        await translation.processedSubmitted()
+        await fanOut.sealSubmitted()
+    }
+
+    var hasSpooledEverything: Bool { fanOut.hasSpooledEverything }
+}
+
+/// Where a translated trace goes: every destination's pipeline, the span metrics, the status page, the counters
+/// and the trace's log line; then the journal checkpoint is told.
+struct TranslatedTraceDispatch: Sendable {
+    let fanOut: ExportFanOut
+    let metricsRecorders: [SpanMetricsRecorder]
+    let status: StatusBoard
+    let counters: ProxyCounters
+    let logger: Logger
+    /// The standalone demo logs one line per trace; otherwise that line is debug detail.
+    let summaryLevel: Logger.Level
+    let journalChanges: JournalChanges
+
+    func handle(_ trace: AssembledTrace, _ translated: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
+        fanOut.submit(translated)
+        for recorder in metricsRecorders { recorder.record(translated) }
+        let name = trace.info?.tags["mlflow.traceName"] ?? trace.spans.first(where: \.isRoot)?.span.name ?? "?"
+        status.traceExported(id: trace.mlflowTraceID, otelTraceID: HexID.string(trace.traceID), name: name, spans: trace.spans.count)
+        counters.increment(.tracesAssembled, trace.completion.rawValue)
+        switch trace.completion {
+        case .traceLimit, .spanLimit, .memoryLimit:
+            logger.warning(
+                "assembly limit reached; trace exported with what had arrived",
+                metadata: ["trace_id": "\(trace.mlflowTraceID)", "reason": "\(trace.completion.rawValue)", "spans": "\(trace.spans.count)"]
+            )
+        default:
+            break
+        }
+        logger.log(
+            level: summaryLevel, "trace",
+            metadata: [
+                "trace_id": "\(trace.mlflowTraceID)", "name": "\(name)", "spans": "\(trace.spans.count)",
+                "state": "\(trace.info?.state ?? "unknown")", "completion": "\(trace.completion.rawValue)",
+            ])
+        journalChanges.notify()
+    }
+}

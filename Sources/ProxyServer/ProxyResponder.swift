@@ -5,6 +5,7 @@ import HTTPListener
 import HTTPTypes
 import Hummingbird
 import Intake
+import JSONText
 import Logging
 import MLflowWire
 import NIOCore
@@ -44,15 +45,15 @@ struct ProxyResponder: HTTPResponder {
             head.path = target
             request = Request(head: head, body: request.body)
         case .rejected(let reason):
-            counters.increment("rejected_requests", "unsafe_path")
-            counters.increment("requests", labels: ["passthrough", "4xx"])
+            counters.increment(.rejectedRequests, "unsafe_path")
+            counters.increment(.requests, labels: ["passthrough", "4xx"])
             context.logger.warning("request path rejected", metadata: ["reason": "\(reason)"])
             return ErrorResponses.mlflow(status: .badRequest, code: "INVALID_PARAMETER_VALUE", message: "Rejected the request path: \(reason).")
         }
         let route = MLflowRoute.classify(method: request.method.rawValue, path: request.uri.path)
         if LoopGuard.hasLooped(request) {
-            counters.increment("rejected_requests", "loop_detected")
-            counters.increment("requests", labels: [route.name, "5xx"])
+            counters.increment(.rejectedRequests, "loop_detected")
+            counters.increment(.requests, labels: [route.name, "5xx"])
             context.logger.error(
                 "request loop: a request this proxy forwarded came back to it; the upstream leads to the proxy itself",
                 metadata: ["path": "\(request.uri.path)"])
@@ -63,14 +64,14 @@ struct ProxyResponder: HTTPResponder {
             case .allowed(let stripped):
                 request = stripped
             case .denied(let response):
-                counters.increment("rejected_requests", "unauthenticated")
+                counters.increment(.rejectedRequests, "unauthenticated")
                 context.logger.warning("request without a valid proxy token", metadata: ["path": "\(request.uri.path)"])
-                counters.increment("requests", labels: [route.name, "4xx"])
+                counters.increment(.requests, labels: [route.name, "4xx"])
                 return response
             }
         }
         let response = await dispatch(request, route: route, context: context)
-        counters.increment("requests", labels: [route.name, "\(response.status.code / 100)xx"])
+        counters.increment(.requests, labels: [route.name, "\(response.status.code / 100)xx"])
         return response
     }
 
@@ -179,7 +180,7 @@ struct ProxyResponder: HTTPResponder {
         default: olderServer = false
         }
         guard (200..<300).contains(status) || status >= 500 || olderServer else {
-            counters.increment("copies_not_exported", "upstream_\(status / 100)xx")
+            counters.increment(.copiesNotExported, "upstream_\(status / 100)xx")
             logger.info(
                 "the upstream refused a trace upload; its copy is not exported", metadata: ["route": "\(route.name)", "status": "\(status)"])
             return response
@@ -205,7 +206,7 @@ struct ProxyResponder: HTTPResponder {
     /// Logs and counts a copy that could not be decoded (dual mode: the upstream got the upload unchanged).
     private func report(_ result: Result<Int, WireError>, route: MLflowRoute, logger: Logger) {
         guard case .failure(let error) = result else { return }
-        counters.increment("rejected_requests", error.kind.rawValue)
+        counters.increment(.rejectedRequests, error.kind.rawValue)
         logger.warning(
             "could not export a copy of a trace upload (the upstream got it unchanged)",
             metadata: ["route": "\(route.name)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"]
@@ -235,31 +236,31 @@ struct ProxyResponder: HTTPResponder {
             return json(StandaloneExperiments.json(experiment))
         case .experimentCreate:
             let body = try? await request.collectBody(upTo: 1024 * 1024)
-            let object = body.flatMap { try? JSONSerialization.jsonObject(with: Data($0.readableBytesView)) as? [String: Any] }
-            guard let name = object?["name"] as? String, !name.isEmpty else {
+            let object = body.flatMap { JSONValue(parsing: Array($0.readableBytesView)) }
+            guard let name = object?["name"]?.stringValue, !name.isEmpty else {
                 return ErrorResponses.mlflow(
                     status: .badRequest, code: "INVALID_PARAMETER_VALUE", message: "Missing value for required parameter 'name'.")
             }
             switch experiments.create(name: name) {
             case .success(let experiment):
-                return json(["experiment_id": experiment.id])
+                return json(.object([("experiment_id", .string(experiment.id))]))
             case .failure(.exists):
                 return ErrorResponses.mlflow(
                     status: .badRequest, code: "RESOURCE_ALREADY_EXISTS", message: "Experiment '\(name)' already exists.")
             case .failure(.nameTooLong):
-                counters.increment("rejected_requests", "experiment_name_too_long")
+                counters.increment(.rejectedRequests, "experiment_name_too_long")
                 return ErrorResponses.mlflow(
                     status: .badRequest, code: "INVALID_PARAMETER_VALUE",
                     message: "Experiment names are limited to \(StandaloneExperiments.maxNameBytes) bytes.")
             case .failure(.tooMany):
-                counters.increment("rejected_requests", "experiments_limit")
+                counters.increment(.rejectedRequests, "experiments_limit")
                 context.logger.warning("standalone experiment limit reached", metadata: ["limit": "\(StandaloneExperiments.maxExperiments)"])
                 return ErrorResponses.mlflow(
                     status: .badRequest, code: "RESOURCE_LIMIT_EXCEEDED",
                     message: "mlflow-otel-proxy keeps at most \(StandaloneExperiments.maxExperiments) experiments without an upstream.")
             }
         default:
-            counters.increment("rejected_requests", "no_upstream")
+            counters.increment(.rejectedRequests, "no_upstream")
             return ErrorResponses.mlflow(
                 status: .notImplemented, code: "NOT_IMPLEMENTED",
                 message: "mlflow-otel-proxy runs without an upstream MLflow server (standalone), so it cannot serve "
@@ -268,8 +269,7 @@ struct ProxyResponder: HTTPResponder {
         }
     }
 
-    private func json(_ object: [String: Any]) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    private func json(_ value: JSONValue) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: value.text)))
     }
 }

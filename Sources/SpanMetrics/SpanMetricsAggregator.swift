@@ -1,6 +1,5 @@
 import Foundation
 import JSONText
-import MLflowWire
 import OTLPProto
 import SwiftProtobuf
 
@@ -88,6 +87,10 @@ public struct SpanMetricsAggregator: Sendable {
     )
     private var periodStart: UInt64
 
+    /// Where translation puts a trace's tags and metadata on its root span (``OTLPTranslation``'s `RootAttribute`).
+    static let tagPrefix = "mlflow.trace.tag."
+    static let metadataPrefix = "mlflow.trace.metadata."
+
     /// Creates an empty aggregator whose first period starts at `startTimeUnixNano`.
     public init(startTimeUnixNano: UInt64, traceTagKeys: [String] = [], traceMetadataKeys: [String] = []) {
         periodStart = startTimeUnixNano
@@ -95,13 +98,25 @@ public struct SpanMetricsAggregator: Sendable {
         self.traceMetadataKeys = traceMetadataKeys
     }
 
-    /// Records the spans of one translated trace.
-    public mutating func record(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans], info: TraceInfo?) {
+    /// Records the spans of one translated trace. Trace tags and metadata are read where translation put them, on
+    /// the root span (`mlflow.trace.tag.<key>`, `mlflow.trace.metadata.<key>`); the experiment from the resource.
+    public mutating func record(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
         var traceAttributes: [Opentelemetry_Proto_Common_V1_KeyValue] = []
-        for key in traceTagKeys { if let value = info?.tags[key] { traceAttributes.append(Self.string("tags.\(key)", value)) } }
-        for key in traceMetadataKeys { if let value = info?.metadata[key] { traceAttributes.append(Self.string("metadata.\(key)", value)) } }
+        if !traceTagKeys.isEmpty || !traceMetadataKeys.isEmpty,
+            let root = resourceSpans.lazy.flatMap(\.scopeSpans).flatMap(\.spans).first(where: \.parentSpanID.isEmpty)
+        {
+            let rootAttributes = Dictionary(root.attributes.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+            for key in traceTagKeys {
+                if let value = rootAttributes[Self.tagPrefix + key]?.stringValue { traceAttributes.append(Self.string("tags.\(key)", value)) }
+            }
+            for key in traceMetadataKeys {
+                if let value = rootAttributes[Self.metadataPrefix + key]?.stringValue {
+                    traceAttributes.append(Self.string("metadata.\(key)", value))
+                }
+            }
+        }
         for item in resourceSpans {
-            let experiment = item.resource.attributes.first { $0.key == "mlflow.experiment_id" }?.value.stringValue ?? info?.experimentID ?? ""
+            let experiment = item.resource.attributes.first { $0.key == "mlflow.experiment_id" }?.value.stringValue ?? ""
             for span in item.scopeSpans.flatMap(\.spans) {
                 let attributes = Dictionary(span.attributes.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
                 let spanType = attributes["mlflow.spanType"]?.stringValue ?? "UNKNOWN"

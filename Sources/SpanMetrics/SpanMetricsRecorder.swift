@@ -1,4 +1,3 @@
-import MLflowWire
 import NIOConcurrencyHelpers
 import OTLPProto
 
@@ -25,8 +24,8 @@ public final class SpanMetricsRecorder: Sendable {
     }
 
     /// Records one translated trace.
-    public func record(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans], info: TraceInfo?) {
-        aggregator.withLockedValue { $0.record(resourceSpans, info: info) }
+    public func record(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]) {
+        aggregator.withLockedValue { $0.record(resourceSpans) }
     }
 
     /// The metrics of the period ending now.

@@ -1,6 +1,5 @@
 import Foundation
 import OTLPProto
-import ProxyConfig
 import SwiftProtobuf
 
 /// Shapes translated spans for one destination by its ``DataPolicy``: routing and sampling, then the

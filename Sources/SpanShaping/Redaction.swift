@@ -1,7 +1,6 @@
 import Foundation
 import JSONText
 import OTLPProto
-import ProxyConfig
 
 /// One destination's redaction (its `redaction` key): attributes dropped by key glob, values masked at JSON
 /// paths inside content and by regular expression everywhere, or everything but metadata removed.

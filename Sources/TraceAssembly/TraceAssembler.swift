@@ -8,56 +8,57 @@ import ServiceLifecycle
 /// releases everything still held.
 public actor TraceAssembler: Service {
     private var state: TraceAssemblyState
-    private let output: @Sendable ([AssembledTrace]) -> Void
+    private let output: @Sendable ([AssembledTrace]) async -> Void
     private let logger: Logger
-    private let tick: Duration
+    /// The timer armed for the state's next deadline (a wait running out), and that deadline.
+    private var timer: Task<Void, Never>?
+    private var timerDeadline: ContinuousClock.Instant?
+    private var stopped = false
 
     /// Creates an assembler.
     /// - Parameters:
     ///   - settings: waits and limits.
-    ///   - tick: how often expired traces are looked for.
-    ///   - output: receives ready traces; must return quickly (it is called on the upload path).
-    public init(
-        settings: AssemblySettings, tick: Duration = .milliseconds(200), logger: Logger,
-        output: @escaping @Sendable ([AssembledTrace]) -> Void
-    ) {
+    ///   - output: receives ready traces (the next stage's bounded input: it may wait while that stage is behind,
+    ///     which holds up the upload that completed them, so memory stays bounded).
+    public init(settings: AssemblySettings, logger: Logger, output: @escaping @Sendable ([AssembledTrace]) async -> Void) {
         self.state = TraceAssemblyState(settings: settings)
         self.output = output
         self.logger = logger
-        self.tick = tick
     }
 
     /// Adds the spans of one upload.
-    public func add(_ batches: [SpanBatch]) {
+    public func add(_ batches: [SpanBatch]) async {
         let now = ContinuousClock.now
         var ready: [AssembledTrace] = []
         for batch in batches { ready.append(contentsOf: state.add(batch, now: now)) }
-        emit(ready)
+        armTimer()
+        await emit(ready)
     }
 
     /// Adds a trace's info (`StartTraceV3`).
     /// - Returns: whether spans of this trace had already arrived (then they came over `/v1/traces`).
     @discardableResult
-    public func add(info: TraceInfo) -> Bool {
+    public func add(info: TraceInfo) async -> Bool {
         let hadSpans = info.otelTraceID.map { state.hasSpans(traceID: Data($0)) } ?? false
         let lateBefore = state.lateTraceInfos
-        emit(state.add(info: info, now: .now))
+        let ready = state.add(info: info, now: .now)
+        armTimer()
         if state.lateTraceInfos > lateBefore {
             logger.info(
                 "trace info arrived after its spans were exported; trace-level attributes are missing from it",
                 metadata: ["trace_id": "\(info.traceID)"])
         }
+        await emit(ready)
         return hadSpans
     }
 
-    /// Which of `keys` the assembler still holds data for: `t:<32 hex>` names a trace id, `r:<id>` a v2 request id.
-    public func holding(_ keys: Set<String>) -> Set<String> {
+    /// Which of `keys` the assembler still holds data for.
+    public func holding(_ keys: Set<AssemblyKey>) -> Set<AssemblyKey> {
         keys.filter { key in
-            if key.hasPrefix("t:"), let traceID = MLflowTraceID.otelTraceID("tr-" + key.dropFirst(2)) {
-                return state.isHolding(traceID: Data(traceID))
+            switch key {
+            case .trace(let traceID): state.isHolding(traceID: traceID)
+            case .request(let requestID): state.isHolding(requestID: requestID)
             }
-            if key.hasPrefix("r:") { return state.isHolding(requestID: String(key.dropFirst(2))) }
-            return false
         }
     }
 
@@ -69,24 +70,43 @@ public actor TraceAssembler: Service {
         (state.duplicateSpans, state.lateTraceInfos, state.tracesInFlight)
     }
 
-    /// Releases expired traces until shutdown, then releases everything.
+    /// Releases traces as their waits run out (a timer armed for the next deadline, re-armed when an upload brings
+    /// an earlier one) until shutdown, then releases everything.
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: self.tick)
-                await self.expire()
-            }
-        }
+        armTimer()
+        try? await gracefulShutdown()
+        stopped = true
+        timer?.cancel()
         let remaining = state.drain(now: .now)
         if !remaining.isEmpty { logger.info("releasing traces held at shutdown", metadata: ["count": "\(remaining.count)"]) }
-        emit(remaining)
+        await emit(remaining)
     }
 
-    private func expire() {
-        emit(state.expire(now: .now))
+    private func expire() async {
+        await emit(state.expire(now: .now))
     }
 
-    private func emit(_ traces: [AssembledTrace]) {
+    /// Arms the timer for the state's next deadline, unless one is armed for that deadline or an earlier one.
+    private func armTimer() {
+        guard !stopped, let deadline = state.nextDeadline() else { return }
+        if let armed = timerDeadline, armed <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        timer = Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            guard !Task.isCancelled else { return }
+            await self.timerFired()
+        }
+    }
+
+    private func timerFired() async {
+        timer = nil
+        timerDeadline = nil
+        await expire()
+        armTimer()
+    }
+
+    private func emit(_ traces: [AssembledTrace]) async {
         guard !traces.isEmpty else { return }
         for trace in traces where trace.completion != .complete {
             logger.debug(
@@ -94,6 +114,6 @@ public actor TraceAssembler: Service {
                 metadata: ["trace_id": "\(trace.mlflowTraceID)", "reason": "\(trace.completion.rawValue)", "spans": "\(trace.spans.count)"]
             )
         }
-        output(traces)
+        await output(traces)
     }
 }

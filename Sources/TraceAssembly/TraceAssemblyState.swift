@@ -205,6 +205,20 @@ public struct TraceAssemblyState: Sendable {
         return ready
     }
 
+    /// The earliest instant at which ``expire(now:)`` has something to do: a held trace's wait runs out, an exported
+    /// trace's ids are forgotten, or an orphaned trace info is dropped. `nil` when nothing is held or remembered.
+    public mutating func nextDeadline() -> ContinuousClock.Instant? {
+        // Finished traces leave their ids at the front of the order queues; drop them so the look is O(1) amortized.
+        while let first = pendingOrder.first, pending[first] == nil { pendingOrder.removeFirst() }
+        while let first = exportedOrder.first, exported[first] == nil { exportedOrder.removeFirst() }
+        while let first = orphanOrder.first, orphanInfos[first] == nil { orphanOrder.removeFirst() }
+        let deadlines = [
+            pendingOrder.first.flatMap { pending[$0]?.deadline }, exportedOrder.first.flatMap { exported[$0]?.forgetAt },
+            orphanOrder.first.flatMap { orphanInfos[$0]?.deadline },
+        ]
+        return deadlines.compactMap { $0 }.min()
+    }
+
     /// Releases traces whose wait has run out and forgets old exported ids and orphaned infos.
     public mutating func expire(now: ContinuousClock.Instant) -> [AssembledTrace] {
         var ready: [AssembledTrace] = []

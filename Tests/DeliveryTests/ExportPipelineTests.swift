@@ -140,7 +140,7 @@ final class RecordingExporter: SpanExporter {
         // Shutdown sealed the last 5 and delivered them.
         let counts = try exporter.delivered.map(Self.spanCount)
         #expect(counts == [10, 5])
-        #expect(counters.value("spans_exported", "memory") == 15)
+        #expect(counters.value(.spansExported, "memory") == 15)
         #expect(pipeline.queuedSpanCount == 0)
     }
 
@@ -162,7 +162,7 @@ final class RecordingExporter: SpanExporter {
 
     @Test func rejectedCredentialsHoldTheBatchUntilTheRetryInterval() async throws {
         let clock = ManualDeliveryClock()
-        let rejected = ExportFailure(reason: "http_4xx", message: "401 Unauthorized", credentialsRejected: true, httpStatus: 401)
+        let rejected = ExportFailure(reason: .http4xx, message: "401 Unauthorized", credentialsRejected: true, httpStatus: 401)
         let exporter = RecordingExporter(name: "vendor", failures: [rejected])
         let status = StatusBoard(destinations: [(name: "vendor", endpoint: "https://vendor.example")])
         let counters = ProxyCounters()
@@ -185,13 +185,13 @@ final class RecordingExporter: SpanExporter {
             #expect(retried.spans == 3)
         }
         #expect(exporter.delivered.count == 1)
-        #expect(counters.value("spans_exported", "vendor") == 3)
-        #expect(counters.snapshot().allSatisfy { $0.key.name != "spans_dropped" })
+        #expect(counters.value(.spansExported, "vendor") == 3)
+        #expect(counters.snapshot().allSatisfy { $0.key.metric != .spansDropped })
         #expect(status.snapshot().destinations[0].state == .healthy)
     }
 
     @Test func aPermanentFailureDropsTheBatchAndCountsItsSpans() async throws {
-        let exporter = RecordingExporter(failures: [ExportFailure(reason: "http_4xx", message: "400 Bad Request", httpStatus: 400)])
+        let exporter = RecordingExporter(failures: [ExportFailure(reason: .http4xx, message: "400 Bad Request", httpStatus: 400)])
         let counters = ProxyCounters()
         let pipeline = ExportPipeline(
             settings: DeliverySettings(scheduleDelay: .seconds(1), maxExportBatchSize: 2), exporters: [exporter], counters: counters,
@@ -203,10 +203,10 @@ final class RecordingExporter: SpanExporter {
             _ = try #require(await batches.next())
             _ = try #require(await batches.next())
         }
-        #expect(counters.value("spans_dropped", "") == 0)
-        let dropped = counters.snapshot().first { $0.key.name == "spans_dropped" }
+        #expect(counters.value(.spansDropped, "") == 0)
+        let dropped = counters.snapshot().first { $0.key.metric == .spansDropped }
         #expect(dropped?.key.labels == ["memory", "http_4xx"] && dropped?.value == 2)
-        #expect(counters.value("spans_exported", "memory") == 2)
+        #expect(counters.value(.spansExported, "memory") == 2)
     }
 
     @Test func theRefusePolicySaturatesInsteadOfDropping() async throws {
@@ -231,8 +231,8 @@ final class RecordingExporter: SpanExporter {
             for _ in 0..<2 { _ = try #require(await batches.next()) }  // the two queued behind the first
         }
         #expect(!pipeline.isSaturated)
-        #expect(exporter.delivered.count == 3 && counters.value("spans_exported", "memory") == 6)
-        let refused = counters.snapshot().first { $0.key.name == "spans_dropped" }
+        #expect(exporter.delivered.count == 3 && counters.value(.spansExported, "memory") == 6)
+        let refused = counters.snapshot().first { $0.key.metric == .spansDropped }
         #expect(refused?.key.labels == ["memory", "queue_full"] && refused?.value == 2)
     }
 }

@@ -100,7 +100,7 @@ import TraceAssembly
             let object = try JSONSerialization.jsonObject(with: Data(info.body.readableBytesView)) as? [String: Any]
             #expect(object?["error_code"] as? String == "INVALID_PARAMETER_VALUE" || object?["error_code"] as? String == "MALFORMED_REQUEST")
         }
-        #expect(harness.counters.snapshot().filter { $0.key.name == "rejected_requests" }.reduce(0) { $0 + $1.value } >= 3)
+        #expect(harness.counters.snapshot().filter { $0.key.metric == .rejectedRequests }.reduce(0) { $0 + $1.value } >= 3)
         #expect(harness.released.withLockedValue { $0.isEmpty })
     }
 }

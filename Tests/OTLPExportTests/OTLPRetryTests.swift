@@ -32,7 +32,7 @@ import Testing
             do {
                 _ = try await OTLPRetry.run(policy: policy, destination: "d", logger: Logger(label: "test"), clock: clock) {
                     attempts.withLockedValue { $0.append(clock.now - started) }
-                    return .retryable(ExportFailure(reason: "http_5xx", message: "503"), retryAfter: nil)
+                    return .retryable(ExportFailure(reason: .http5xx, message: "503"), retryAfter: nil)
                 }
                 return nil
             } catch {
@@ -42,7 +42,7 @@ import Testing
         // Waits of 20, 30, 40, 40 … ms: attempts at 0, 20, 50, 90 … 290 ms; the next wait would end at 330 ms, past
         // the budget, so it is given up at once.
         #expect(attempts.withLockedValue { $0 } == [0, 20, 50, 90, 130, 170, 210, 250, 290].map { Duration.milliseconds($0) })
-        #expect(failure?.reason == "http_5xx" && failure?.message.contains("gave up after 9 attempts") == true)
+        #expect(failure?.reason == .http5xx && failure?.message.contains("gave up after 9 attempts") == true)
         #expect(clock.now - started == .milliseconds(290))
     }
 
@@ -57,7 +57,7 @@ import Testing
                     return attempts.count
                 }
                 return count == 1
-                    ? .retryable(ExportFailure(reason: "http_4xx", message: "429"), retryAfter: .milliseconds(300)) : .delivered(rejectedSpans: 2)
+                    ? .retryable(ExportFailure(reason: .http4xx, message: "429"), retryAfter: .milliseconds(300)) : .delivered(rejectedSpans: 2)
             }
         }
         let times = attempts.withLockedValue { $0 }
@@ -68,7 +68,7 @@ import Testing
         await #expect(throws: ExportFailure.self) {
             _ = try await OTLPRetry.run(policy: policy, destination: "d", logger: Logger(label: "test"), clock: clock) {
                 permanentAttempts += 1
-                return .permanent(ExportFailure(reason: "http_4xx", message: "400"))
+                return .permanent(ExportFailure(reason: .http4xx, message: "400"))
             }
         }
         #expect(permanentAttempts == 1)
@@ -77,7 +77,7 @@ import Testing
         let before = clock.now
         await #expect(throws: ExportFailure.self) {
             _ = try await OTLPRetry.run(policy: short, destination: "d", logger: Logger(label: "test"), clock: clock) {
-                .retryable(ExportFailure(reason: "http_4xx", message: "429"), retryAfter: .seconds(60))
+                .retryable(ExportFailure(reason: .http4xx, message: "429"), retryAfter: .seconds(60))
             }
         }
         #expect(clock.now == before)
@@ -90,7 +90,7 @@ import Testing
                 policy: RetryPolicy(enabled: false), destination: "d", logger: Logger(label: "test"), clock: ManualDeliveryClock()
             ) {
                 attempts += 1
-                return .retryable(ExportFailure(reason: "connection", message: "refused"), retryAfter: nil)
+                return .retryable(ExportFailure(reason: .connection, message: "refused"), retryAfter: nil)
             }
         }
         #expect(attempts == 1)
@@ -106,7 +106,7 @@ import Testing
                 _ = try await StopSignal.$retries.withValue(stop) {
                     try await OTLPRetry.run(policy: policy, destination: "d", logger: Logger(label: "test"), clock: clock) {
                         attempts.withLockedValue { $0 += 1 }
-                        return .retryable(ExportFailure(reason: "http_5xx", message: "503"), retryAfter: nil)
+                        return .retryable(ExportFailure(reason: .http5xx, message: "503"), retryAfter: nil)
                     }
                 }
                 return nil

@@ -1,5 +1,6 @@
 import Foundation
 import ProxyConfig
+import SpanShaping
 import Testing
 
 struct ConfigurationTests {

@@ -6,11 +6,11 @@ import Testing
 @Suite struct ProxyObservabilityTests {
     @Test func countersAreKeptPerNameAndLabels() {
         let counters = ProxyCounters()
-        counters.increment("spans_received", "otlp")
-        counters.increment("spans_received", "otlp", by: 4)
-        counters.increment("spans_dropped", labels: ["honeycomb", "queue_full"], by: 3)
-        #expect(counters.value("spans_received", "otlp") == 5)
-        #expect(counters.value("spans_received", "v3") == 0)
+        counters.increment(.spansReceived, "otlp")
+        counters.increment(.spansReceived, "otlp", by: 4)
+        counters.increment(.spansDropped, labels: ["honeycomb", "queue_full"], by: 3)
+        #expect(counters.value(.spansReceived, "otlp") == 5)
+        #expect(counters.value(.spansReceived, "v3") == 0)
         let snapshot = Dictionary(uniqueKeysWithValues: counters.snapshot().map { ($0.key.description, $0.value) })
         #expect(snapshot["spans_received{otlp}"] == 5)
         #expect(snapshot["spans_dropped{honeycomb,queue_full}"] == 3)

@@ -34,7 +34,7 @@ struct SpanMetricsTests {
         var aggregator = SpanMetricsAggregator(startTimeUnixNano: 1)
         var expected: [String: (count: UInt64, sum: Double)] = [:]
         for (resourceSpans, info) in try translatedSync() {
-            aggregator.record(resourceSpans, info: info)
+            aggregator.record(resourceSpans)
             for span in resourceSpans.flatMap({ $0.scopeSpans.flatMap(\.spans) }) {
                 let type = span.attributes.first { $0.key == "mlflow.spanType" }!.value.stringValue
                 let key = "\(span.parentSpanID.isEmpty)|\(type)|\(span.status.code == .error ? "ERROR" : "OK")"
@@ -66,7 +66,7 @@ struct SpanMetricsTests {
 
     @Test func genAIHistogramsForModelSpansWithTokenUsage() throws {
         var aggregator = SpanMetricsAggregator(startTimeUnixNano: 1)
-        for (resourceSpans, info) in try translatedSync() { aggregator.record(resourceSpans, info: info) }
+        for (resourceSpans, _) in try translatedSync() { aggregator.record(resourceSpans) }
         let request = aggregator.collect(nowUnixNano: 2, cumulative: true, resource: [], scopeVersion: "1")
         let tokens = try #require(metric(request, "gen_ai.client.token.usage"))
         let byType = Dictionary(uniqueKeysWithValues: tokens.histogram.dataPoints.map { (attributes($0)["gen_ai.token.type"]!, $0) })
@@ -80,12 +80,12 @@ struct SpanMetricsTests {
     @Test func deltaStartsANewPeriodAfterEachCollection() throws {
         var aggregator = SpanMetricsAggregator(startTimeUnixNano: 1)
         let traces = try translatedSync()
-        aggregator.record(traces[0].resourceSpans, info: traces[0].info)
+        aggregator.record(traces[0].resourceSpans)
         let first = aggregator.collect(nowUnixNano: 10, cumulative: false, resource: [], scopeVersion: "1")
         #expect(metric(first, "mlflow.trace.span.duration")?.histogram.aggregationTemporality == .delta)
         #expect(metric(first, "mlflow.trace.span.duration")?.histogram.dataPoints.reduce(0) { $0 + $1.count } == 3)
         #expect(aggregator.collect(nowUnixNano: 20, cumulative: false, resource: [], scopeVersion: "1") == nil)
-        aggregator.record(traces[1].resourceSpans, info: traces[1].info)
+        aggregator.record(traces[1].resourceSpans)
         let third = aggregator.collect(nowUnixNano: 30, cumulative: false, resource: [], scopeVersion: "1")
         let points = metric(third, "mlflow.trace.span.duration")?.histogram.dataPoints ?? []
         #expect(points.reduce(0) { $0 + $1.count } == 2)
@@ -95,7 +95,7 @@ struct SpanMetricsTests {
     @Test func traceTagsAndMetadataOnlyWhenConfigured() throws {
         var aggregator = SpanMetricsAggregator(startTimeUnixNano: 1, traceTagKeys: ["team"], traceMetadataKeys: ["mlflow.trace.session"])
         let traces = try translatedSync()
-        aggregator.record(traces[0].resourceSpans, info: traces[0].info)
+        aggregator.record(traces[0].resourceSpans)
         let points =
             metric(aggregator.collect(nowUnixNano: 2, cumulative: true, resource: [], scopeVersion: "1"), "mlflow.trace.span.duration")?
             .histogram.dataPoints ?? []

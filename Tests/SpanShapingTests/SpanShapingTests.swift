@@ -235,7 +235,7 @@ import Testing
 
     @Test func newRelicGetsItsAIMonitoringResourceAttributeOnGenAITracesOnly() {
         var policy = DataPolicy()
-        policy.genAIResourceAttributes = [KeyValuePair("aiEnabledApp", "true")]
+        policy.genAIResourceAttributes = [ResourceAttribute("aiEnabledApp", "true")]
         let shaper = DestinationShaper(policy: policy)
         let genAI = shaper.shape(Self.trace([Self.span("c", type: "CHAT_MODEL")])).spans
         #expect(genAI.first?.resource.attributes.contains { $0.key == "aiEnabledApp" && $0.value.stringValue == "true" } == true)
@@ -263,7 +263,7 @@ import Testing
         #expect(dd.policy.conventions == [.genai] && dd.headers.contains { $0.key == "dd-otlp-source" && $0.value == "llmobs" })
         let nr = try #require(byName["nr"])
         #expect(nr.policy.limits.maxAttributeValueLength == 4095 && nr.policy.conventions == [.mlflow, .genai])
-        #expect(nr.policy.genAIResourceAttributes == [KeyValuePair("aiEnabledApp", "true")])
+        #expect(nr.policy.genAIResourceAttributes == [ResourceAttribute("aiEnabledApp", "true")])
         let custom = try #require(byName["custom"])
         #expect(custom.policy.conventions == [.openinference, .mlflow])
         #expect(custom.policy.redaction.metadataOnly && custom.policy.redaction.maskPatterns == ["preset:email", "\\d{4}"])

@@ -15,7 +15,7 @@ public struct DataPolicy: Sendable, Equatable {
     public var datadogLLMObservability: Bool
     /// Resource attributes the destination's profile needs on resources that carry GenAI spans (New Relic's
     /// AI monitoring: `aiEnabledApp=true`).
-    public var genAIResourceAttributes: [KeyValuePair] = []
+    public var genAIResourceAttributes: [ResourceAttribute] = []
 
     /// Creates a policy (by default: MLflow and GenAI attributes, nothing redacted, no limits, everything routed).
     public init(
@@ -125,6 +125,19 @@ public struct RoutingSettings: Sendable, Equatable {
     public var routesEverything: Bool { self == RoutingSettings() }
 }
 
+/// A string attribute a policy adds to resources.
+public struct ResourceAttribute: Sendable, Equatable {
+    /// The attribute's key.
+    public var key: String
+    /// Its value.
+    public var value: String
+    /// Creates an attribute.
+    public init(_ key: String, _ value: String) {
+        self.key = key
+        self.value = value
+    }
+}
+
 /// A JSON path as redaction uses it: `$`, then `.name`, `['name']`, `[n]`, `[*]`, `.*`, and `..name` (at any
 /// depth), for example `$.messages[*].content` or `$..content`.
 public struct JSONPath: Sendable, Equatable {
@@ -145,10 +158,18 @@ public struct JSONPath: Sendable, Equatable {
     /// The steps, in order.
     public var segments: [Segment]
 
+    /// Why a text is not a path this proxy reads.
+    public struct SyntaxError: Error, Sendable, CustomStringConvertible {
+        /// What is wrong, with the position.
+        public var reason: String
+        /// The reason.
+        public var description: String { reason }
+    }
+
     /// Parses a path.
     /// - Throws: the reason the text is not a path this proxy reads.
-    public init(parsing text: String) throws(ConfigurationError) {
-        func fail(_ reason: String) -> ConfigurationError { ConfigurationError(setting: "json path \(text)", reason: reason) }
+    public init(parsing text: String) throws(SyntaxError) {
+        func fail(_ reason: String) -> SyntaxError { SyntaxError(reason: reason) }
         let characters = Array(text)
         guard characters.first == "$" else { throw fail("a JSON path starts with $") }
         var index = 1
@@ -196,9 +217,10 @@ public struct JSONPath: Sendable, Equatable {
     }
 }
 
-enum JSONPathSyntax {
+/// The configuration loader's check of a redaction JSON path.
+public enum JSONPathSyntax {
     /// Why `text` is not a valid path, or `nil`.
-    static func check(_ text: String) -> String? {
+    public static func check(_ text: String) -> String? {
         do {
             _ = try JSONPath(parsing: text)
             return nil
@@ -208,9 +230,10 @@ enum JSONPathSyntax {
     }
 }
 
-enum RegexSyntax {
+/// The configuration loader's check of a redaction pattern.
+public enum RegexSyntax {
     /// Why `pattern` is not a valid regular expression, or `nil`.
-    static func check(_ pattern: String) -> String? {
+    public static func check(_ pattern: String) -> String? {
         do {
             _ = try NSRegularExpression(pattern: pattern)
             return nil

@@ -1,0 +1,64 @@
+import Foundation
+import Logging
+import MLflowWire
+import OTLPProto
+import Testing
+import TraceAssembly
+
+/// The assembler's deadlines: the next one the state reports, the timer armed for it (a trace whose wait runs out is
+/// released although nothing else happens), and the keys the intake journal asks about.
+@Suite(.timeLimit(.minutes(1))) struct AssemblerTimerTests {
+    static func span(trace: UInt8, id: UInt8, parent: UInt8? = nil) -> Opentelemetry_Proto_Trace_V1_Span {
+        var span = Opentelemetry_Proto_Trace_V1_Span()
+        span.traceID = Data(repeating: trace, count: 16)
+        span.spanID = Data(repeating: id, count: 8)
+        if let parent { span.parentSpanID = Data(repeating: parent, count: 8) }
+        span.name = "span \(id)"
+        return span
+    }
+
+    @Test func theNextDeadlineIsTheOldestWaitAndNoneWhenNothingIsHeld() {
+        var state = TraceAssemblyState(settings: AssemblySettings(maxWait: .seconds(5), rememberExportedFor: .seconds(60)))
+        #expect(state.nextDeadline() == nil)
+        let start = ContinuousClock.now
+        _ = state.add(SpanBatch(spans: [Self.span(trace: 1, id: 2, parent: 1)], encoding: .typed), now: start)
+        _ = state.add(SpanBatch(spans: [Self.span(trace: 2, id: 3, parent: 1)], encoding: .typed), now: start + .seconds(1))
+        #expect(state.nextDeadline() == start + .seconds(5))
+        // Released at its deadline: the next is the second trace's, then (nothing held) the forgetting of the ids.
+        let released = state.expire(now: start + .seconds(5))
+        #expect(released.count == 1)
+        #expect(state.nextDeadline() == start + .seconds(6))
+        _ = state.expire(now: start + .seconds(6))
+        #expect(state.nextDeadline() == start + .seconds(65))
+        _ = state.expire(now: start + .seconds(65))
+        #expect(state.nextDeadline() == start + .seconds(66))
+        _ = state.expire(now: start + .seconds(66))
+        #expect(state.nextDeadline() == nil)
+    }
+
+    @Test func aTraceWhoseWaitRunsOutIsReleasedWithoutAnotherUpload() async throws {
+        let (released, continuation) = AsyncStream<AssembledTrace>.makeStream()
+        let assembler = TraceAssembler(settings: AssemblySettings(maxWait: .milliseconds(200)), logger: Logger(label: "test")) { traces in
+            for trace in traces { continuation.yield(trace) }
+        }
+        let running = Task { try await assembler.run() }
+        let started = ContinuousClock.now
+        await assembler.add([SpanBatch(spans: [Self.span(trace: 7, id: 2, parent: 1)], encoding: .typed)])  // no root: waits
+        #expect(await assembler.holding([.trace(Data(repeating: 7, count: 16))]) == [.trace(Data(repeating: 7, count: 16))])
+        var iterator = released.makeAsyncIterator()
+        let trace = try #require(await iterator.next())
+        #expect(trace.completion == .timedOut && trace.spans.count == 1)
+        #expect(ContinuousClock.now - started >= .milliseconds(200))
+        #expect(await assembler.holding([.trace(Data(repeating: 7, count: 16))]).isEmpty)
+        running.cancel()
+        _ = try? await running.value
+    }
+
+    @Test func journalKeysRoundTripAndForeignTextNamesNone() {
+        let trace = AssemblyKey.trace(Data((0..<16).map { UInt8($0) }))
+        #expect(trace.journalText == "t:000102030405060708090a0b0c0d0e0f")
+        #expect(AssemblyKey(journalText: trace.journalText) == trace)
+        #expect(AssemblyKey(journalText: "r:abc") == .request("abc"))
+        for foreign in ["", "t:", "t:xyz", "t:0011", "r:", "x:1"] { #expect(AssemblyKey(journalText: foreign) == nil, "\(foreign)") }
+    }
+}

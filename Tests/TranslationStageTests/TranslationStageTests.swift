@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import MLflowWire
+import NIOConcurrencyHelpers
+import OTLPProto
+import OTLPTranslation
+import ServiceLifecycle
+import TestSupport
+import Testing
+import TraceAssembly
+import TranslationStage
+
+/// The buffer between assembly and translation, and the stage: order, the bound (a sender waits while it is full),
+/// the end, and the event the journal checkpoint waits on.
+@Suite(.timeLimit(.minutes(1))) struct TranslationStageTests {
+    @Test func theBufferKeepsOrderAndMakesASenderWaitWhileFull() async throws {
+        let buffer = BoundedBuffer<Int>(capacity: 2)
+        #expect(await buffer.send(1))
+        #expect(await buffer.send(2))
+        let third = NIOLockedValueBox(false)
+        let sender = Task {
+            let taken = await buffer.send(3)
+            third.withLockedValue { $0 = true }
+            return taken
+        }
+        for _ in 0..<1000 { await Task.yield() }
+        #expect(!third.withLockedValue { $0 }, "a send into a full buffer returned")
+        #expect(await buffer.next() == 1)  // room: the waiting sender's element moves in
+        #expect(await sender.value)
+        #expect(await buffer.next() == 2)
+        #expect(await buffer.next() == 3)
+        buffer.finish()
+        #expect(await buffer.next() == nil)
+        #expect(await buffer.send(4) == false)  // the consumer has ended: refused, the sender handles it
+    }
+
+    @Test func aWaitingConsumerGetsTheNextElementOrTheEnd() async throws {
+        let buffer = BoundedBuffer<String>(capacity: 1)
+        let consumer = Task { await buffer.next() }
+        for _ in 0..<100 { await Task.yield() }
+        #expect(await buffer.send("a"))
+        #expect(await consumer.value == "a")
+        let ending = Task { await buffer.next() }
+        for _ in 0..<100 { await Task.yield() }
+        buffer.finish()
+        #expect(await ending.value == nil)
+        let cancelled = BoundedBuffer<String>(capacity: 1)
+        let waiting = Task { await cancelled.next() }
+        waiting.cancel()
+        #expect(await waiting.value == nil)
+    }
+
+    /// The captured 3.17.2 session's traces, assembled.
+    static func traces() throws -> [AssembledTrace] {
+        let assembled = CaptureReplay.assemble(try CaptureReplay.uploads(try CaptureReplay.exchanges("01_sync")))
+        return assembled.traces
+    }
+
+    @Test func everyReleasedTraceIsTranslatedInOrderAndShutdownDrainsTheBuffer() async throws {
+        let traces = try Self.traces()
+        try #require(!traces.isEmpty)
+        let settings = TranslationSettings(serviceName: "svc", resourceAttributes: [], scopeVersion: "test")
+        let handed = NIOLockedValueBox<[(id: String, spans: Int)]>([])
+        let stage = TranslationStage(settings: settings, capacity: 1) { trace, translated in
+            handed.withLockedValue { $0.append((trace.mlflowTraceID, translated.reduce(0) { $0 + $1.scopeSpans.reduce(0) { $0 + $1.spans.count } })) }
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: stage)], gracefulShutdownSignals: [], cancellationSignals: [], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        for trace in traces { await stage.submit([trace]) }
+        await stage.processedSubmitted()  // returns once every one submitted before it was handed on
+        #expect(handed.withLockedValue { $0.map(\.id) } == traces.map(\.mlflowTraceID))
+        #expect(handed.withLockedValue { $0.map(\.spans) } == traces.map(\.spans.count))
+        await stage.submit([traces[0]])
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(handed.withLockedValue { $0.count } == traces.count + 1)
+        // After the stage ended, a late release is translated on the caller's task: nothing is left behind.
+        await stage.submit([traces[0]])
+        #expect(handed.withLockedValue { $0.count } == traces.count + 2)
+        await stage.processedSubmitted()
+    }
+
+    @Test func processedSubmittedWaitsForAReleaseStillInTheBuffer() async throws {
+        let traces = try Self.traces()
+        let trace = try #require(traces.first)
+        let stage = TranslationStage(settings: TranslationSettings(serviceName: nil, resourceAttributes: [], scopeVersion: "test")) { _, _ in }
+        await stage.submit([trace])  // buffered: the stage is not running yet
+        let waited = NIOLockedValueBox(false)
+        let waiter = Task {
+            await stage.processedSubmitted()
+            waited.withLockedValue { $0 = true }
+        }
+        for _ in 0..<1000 { await Task.yield() }
+        #expect(!waited.withLockedValue { $0 }, "the checkpoint's event came before the trace was handed on")
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: stage)], gracefulShutdownSignals: [], cancellationSignals: [], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        await waiter.value
+        #expect(waited.withLockedValue { $0 })
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+}

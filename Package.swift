@@ -362,7 +362,7 @@ let package = Package(
         .testTarget(
             name: "ProxyConfigTests",
             dependencies: [
-                "ProxyConfig", "SpanShaping",
+                "ProxyConfig", "SpanShaping", .product(name: "Yams", package: "Yams"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -548,6 +548,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MLflowOTelProxyTests",
+            dependencies: [
+                "MLflowOTelProxy", "ProxyConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),

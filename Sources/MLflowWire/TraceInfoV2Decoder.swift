@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 
 /// Decodes the v2 trace calls of MLflow 2.x and 3.0–3.3 clients (and the 3.17 client's fallback):
 /// `StartTrace` (`POST /api/2.0/mlflow/traces`), its `trace_info` answer, and `EndTrace`
@@ -58,11 +59,11 @@ public enum TraceInfoV2Decoder {
 
     /// Reads the `trace_info` of a v2 answer (`{"trace_info": {"request_id": …}}`); `nil` without a request id.
     public static func decodeTraceInfoAnswer(_ body: Data) -> (requestID: String, info: TraceInfo)? {
-        guard let object = try? jsonObject(body), let traceInfo = object["trace_info"] as? [String: Any],
-            let requestID = traceInfo["request_id"] as? String, !requestID.isEmpty
+        guard let object = try? jsonObject(body), let traceInfo = object["trace_info"], traceInfo.objectMembers != nil,
+            let requestID = traceInfo["request_id"]?.stringValue, !requestID.isEmpty
         else { return nil }
-        var info = TraceInfo(traceID: requestID, experimentID: traceInfo["experiment_id"] as? String)
-        info.state = (traceInfo["status"] as? String).map(stateV3(fromV2:))
+        var info = TraceInfo(traceID: requestID, experimentID: traceInfo["experiment_id"]?.stringValue)
+        info.state = traceInfo["status"]?.stringValue.map(stateV3(fromV2:))
         info.metadata = Dictionary(((try? pairs(traceInfo, "request_metadata")) ?? []).map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
         info.tags = Dictionary(((try? pairs(traceInfo, "tags")) ?? []).map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
         info.schemaVersion = 2
@@ -75,36 +76,37 @@ public enum TraceInfoV2Decoder {
         status == "TRACE_STATUS_UNSPECIFIED" ? "STATE_UNSPECIFIED" : status
     }
 
-    static func jsonObject(_ body: Data) throws(WireError) -> [String: Any] {
-        guard let parsed = try? JSONSerialization.jsonObject(with: body) else {
-            throw WireError(.malformedBody, "the body is not valid JSON")
-        }
-        guard let object = parsed as? [String: Any] else { throw WireError(.malformedBody, "the body must be a JSON object") }
-        return object
+    static func jsonObject(_ body: Data) throws(WireError) -> JSONValue {
+        guard let parsed = JSONValue(parsing: [UInt8](body)) else { throw WireError(.malformedBody, "the body is not valid JSON") }
+        guard parsed.objectMembers != nil else { throw WireError(.malformedBody, "the body must be a JSON object") }
+        return parsed
     }
 
-    static func optionalString(_ object: [String: Any], _ key: String) throws(WireError) -> String? {
-        guard let value = object[key], !(value is NSNull) else { return nil }
-        guard let text = value as? String else { throw WireError(.malformedBody, "\(key) must be a string") }
+    static func optionalString(_ object: JSONValue, _ key: String) throws(WireError) -> String? {
+        guard let value = object[key], value != .null else { return nil }
+        guard let text = value.stringValue else { throw WireError(.malformedBody, "\(key) must be a string") }
         return text
     }
 
-    static func optionalInt(_ object: [String: Any], _ key: String) throws(WireError) -> Int64? {
-        guard let value = object[key], !(value is NSNull) else { return nil }
-        if let number = value as? NSNumber { return number.int64Value }
-        if let text = value as? String, let parsed = Int64(text) { return parsed }
+    static func optionalInt(_ object: JSONValue, _ key: String) throws(WireError) -> Int64? {
+        guard let value = object[key], value != .null else { return nil }
+        if case .number(let text) = value {
+            if let integer = JSONAnyValue.integer(text) { return integer }
+            if let double = Double(text), double.isFinite, abs(double) < 9.2e18 { return Int64(double) }  // truncated, as before
+        }
+        if let text = value.stringValue, let parsed = Int64(text) { return parsed }
         throw WireError(.malformedBody, "\(key) must be an integer")
     }
 
-    static func pairs(_ object: [String: Any], _ key: String) throws(WireError) -> [(key: String, value: String)] {
-        guard let value = object[key], !(value is NSNull) else { return [] }
-        guard let list = value as? [Any] else { throw WireError(.malformedBody, "\(key) must be a list of {key, value} objects") }
+    static func pairs(_ object: JSONValue, _ key: String) throws(WireError) -> [(key: String, value: String)] {
+        guard let value = object[key], value != .null else { return [] }
+        guard let list = value.arrayValue else { throw WireError(.malformedBody, "\(key) must be a list of {key, value} objects") }
         var result: [(key: String, value: String)] = []
-        for (index, element) in list.enumerated() {
-            guard let entry = element as? [String: Any], let entryKey = entry["key"] as? String else {
+        for (index, entry) in list.enumerated() {
+            guard entry.objectMembers != nil, let entryKey = entry["key"]?.stringValue else {
                 throw WireError(.malformedBody, "\(key)[\(index)] must be an object with a string key")
             }
-            result.append((entryKey, entry["value"] as? String ?? ""))
+            result.append((entryKey, entry["value"]?.stringValue ?? ""))
         }
         return result
     }

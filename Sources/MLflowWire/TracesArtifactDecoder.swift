@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import OTLPJSON
 import OTLPProto
 import SwiftProtobuf
@@ -17,59 +18,51 @@ public enum TracesArtifactDecoder {
     /// Decodes the artifact into one batch.
     /// - Parameter experimentID: the experiment named by the artifact path, when known.
     public static func decode(_ body: Data, experimentID: String?) throws(WireError) -> SpanBatch {
-        let root: [String: Any]
-        do {
-            guard let object = try JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-                throw WireError(.malformedBody, "traces.json must be a JSON object")
-            }
-            root = object
-        } catch let error as WireError {
-            throw error
-        } catch {
-            throw WireError(.malformedBody, "traces.json is not valid JSON")
-        }
-        guard let spanObjects = root["spans"] as? [Any] else {
+        guard let root = JSONValue(parsing: [UInt8](body)) else { throw WireError(.malformedBody, "traces.json is not valid JSON") }
+        guard root.objectMembers != nil else { throw WireError(.malformedBody, "traces.json must be a JSON object") }
+        guard let spanObjects = root["spans"]?.arrayValue else {
             throw WireError(.malformedBody, "traces.json has no \"spans\" array")
         }
         var spans: [Opentelemetry_Proto_Trace_V1_Span] = []
         spans.reserveCapacity(spanObjects.count)
         for (index, element) in spanObjects.enumerated() {
-            guard let object = element as? [String: Any] else {
-                throw WireError(.malformedBody, "spans[\(index)] is not an object")
-            }
-            spans.append(try span(from: object, path: "spans[\(index)]"))
+            guard element.objectMembers != nil else { throw WireError(.malformedBody, "spans[\(index)] is not an object") }
+            spans.append(try span(from: element, path: "spans[\(index)]"))
         }
         var batch = SpanBatch(spans: spans, encoding: .jsonText, experimentID: experimentID)
         batch.containsWholeTrace = true
         return batch
     }
 
-    static func span(from object: [String: Any], path: String) throws(WireError) -> Opentelemetry_Proto_Trace_V1_Span {
+    static func span(from object: JSONValue, path: String) throws(WireError) -> Opentelemetry_Proto_Trace_V1_Span {
         var span = Opentelemetry_Proto_Trace_V1_Span()
-        span.name = object["name"] as? String ?? ""
-        if let context = object["context"] as? [String: Any] {
+        span.name = object["name"]?.stringValue ?? ""
+        if let context = object["context"], context.objectMembers != nil {
             // 2.x layout.
             span.traceID = try id(context["trace_id"], bytes: 16, path: "\(path).context.trace_id", required: true)
             span.spanID = try id(context["span_id"], bytes: 8, path: "\(path).context.span_id", required: true)
             span.parentSpanID = try id(object["parent_id"], bytes: 8, path: "\(path).parent_id", required: false)
             span.startTimeUnixNano = try nanos(object["start_time"], path: "\(path).start_time")
             span.endTimeUnixNano = try nanos(object["end_time"], path: "\(path).end_time")
-            span.status.code = statusCode(object["status_code"] as? String)
-            span.status.message = object["status_message"] as? String ?? ""
+            span.status.code = statusCode(object["status_code"]?.stringValue)
+            span.status.message = object["status_message"]?.stringValue ?? ""
         } else {
             span.traceID = try id(object["trace_id"], bytes: 16, path: "\(path).trace_id", required: true)
             span.spanID = try id(object["span_id"], bytes: 8, path: "\(path).span_id", required: true)
             span.parentSpanID = try id(object["parent_span_id"], bytes: 8, path: "\(path).parent_span_id", required: false)
             span.startTimeUnixNano = try nanos(object["start_time_unix_nano"], path: "\(path).start_time_unix_nano")
             span.endTimeUnixNano = try nanos(object["end_time_unix_nano"], path: "\(path).end_time_unix_nano")
-            if let status = object["status"] as? [String: Any] {
-                span.status.code = statusCode(status["code"] as? String)
-                span.status.message = status["message"] as? String ?? ""
+            if let status = object["status"], status.objectMembers != nil {
+                span.status.code = statusCode(status["code"]?.stringValue)
+                span.status.message = status["message"]?.stringValue ?? ""
             }
         }
-        if let attributes = object["attributes"] as? [String: Any] {
-            for key in attributes.keys.sorted() {
-                guard let text = attributes[key] as? String else {
+        if let attributes = object["attributes"]?.objectMembers {
+            // Sorted by key, a key written twice keeping its last value (as before, when the object was a dictionary).
+            var last: [String: JSONValue] = [:]
+            for member in attributes { last[member.key] = member.value }
+            for key in last.keys.sorted() {
+                guard let text = last[key]?.stringValue else {
                     throw WireError(.malformedBody, "\(path).attributes.\(key) must be a JSON-encoded string")
                 }
                 span.attributes.append(
@@ -78,25 +71,25 @@ public enum TracesArtifactDecoder {
                     })
             }
         }
-        for (index, element) in (object["events"] as? [Any] ?? []).enumerated() {
-            guard let event = element as? [String: Any] else { throw WireError(.malformedBody, "\(path).events[\(index)] is not an object") }
+        for (index, event) in (object["events"]?.arrayValue ?? []).enumerated() {
+            guard event.objectMembers != nil else { throw WireError(.malformedBody, "\(path).events[\(index)] is not an object") }
             span.events.append(
                 .with {
-                    $0.name = event["name"] as? String ?? ""
+                    $0.name = event["name"]?.stringValue ?? ""
                     $0.timeUnixNano = eventNanos(event["time_unix_nano"] ?? event["timestamp"], spanStart: span.startTimeUnixNano)
-                    $0.attributes = JSONAnyValue.keyValues(from: event["attributes"] as? [String: Any] ?? [:])
+                    $0.attributes = JSONAnyValue.keyValues(from: event["attributes"]?.objectMembers ?? [])
                 }
             )
         }
-        for (index, element) in (object["links"] as? [Any] ?? []).enumerated() {
-            guard let link = element as? [String: Any] else { throw WireError(.malformedBody, "\(path).links[\(index)] is not an object") }
+        for (index, link) in (object["links"]?.arrayValue ?? []).enumerated() {
+            guard link.objectMembers != nil else { throw WireError(.malformedBody, "\(path).links[\(index)] is not an object") }
             var linkTrace = link["trace_id"]
-            if let text = linkTrace as? String, let otel = MLflowTraceID.otelTraceID(text) { linkTrace = HexID.string(otel) }
+            if let text = linkTrace?.stringValue, let otel = MLflowTraceID.otelTraceID(text) { linkTrace = .string(HexID.string(otel)) }
             span.links.append(
                 .with {
                     $0.traceID = (try? id(linkTrace, bytes: 16, path: "", required: true)) ?? Data()
                     $0.spanID = (try? id(link["span_id"], bytes: 8, path: "", required: true)) ?? Data()
-                    $0.attributes = JSONAnyValue.keyValues(from: link["attributes"] as? [String: Any] ?? [:])
+                    $0.attributes = JSONAnyValue.keyValues(from: link["attributes"]?.objectMembers ?? [])
                 }
             )
         }
@@ -104,8 +97,8 @@ public enum TracesArtifactDecoder {
     }
 
     /// An id given as base64 or hex, of exactly `bytes` bytes; `null`/`""` only when not required.
-    static func id(_ value: Any?, bytes: Int, path: String, required: Bool) throws(WireError) -> Data {
-        guard let text = value as? String, !text.isEmpty else {
+    static func id(_ value: JSONValue?, bytes: Int, path: String, required: Bool) throws(WireError) -> Data {
+        guard let text = value?.stringValue, !text.isEmpty else {
             if required { throw WireError(.invalidID, "\(path) is missing") }
             return Data()
         }
@@ -114,18 +107,24 @@ public enum TracesArtifactDecoder {
         throw WireError(.invalidID, "\(path) is not a \(bytes)-byte id in base64 or hex")
     }
 
-    static func nanos(_ value: Any?, path: String) throws(WireError) -> UInt64 {
-        if let number = value as? NSNumber {
-            let signed = number.int64Value
-            if signed >= 0 { return UInt64(signed) }
+    /// A non-negative count of nanoseconds, written as a JSON number (a fraction or exponent is truncated, as
+    /// reading it as a 64-bit integer did) or as a decimal string.
+    static func nanos(_ value: JSONValue?, path: String) throws(WireError) -> UInt64 {
+        switch value {
+        case .number(let text):
+            if let exact = UInt64(text) { return exact }
+            if let double = Double(text), double >= 0, double < 18_446_744_073_709_551_615 { return UInt64(double) }
+        case .string(let text):
+            if let parsed = UInt64(text) { return parsed }
+        default:
+            break
         }
-        if let text = value as? String, let parsed = UInt64(text) { return parsed }
         throw WireError(.malformedBody, "\(path) must be a non-negative integer of nanoseconds")
     }
 
     /// An event time in ns. 2.x and 3.1.4 clients write `SpanEvent` times in microseconds: a time about
     /// 1000× smaller than its span's start is scaled up.
-    static func eventNanos(_ value: Any?, spanStart: UInt64) -> UInt64 {
+    static func eventNanos(_ value: JSONValue?, spanStart: UInt64) -> UInt64 {
         guard let time = try? nanos(value, path: "") else { return 0 }
         if time > 0, spanStart > 0, time < spanStart / 100 { return time &* 1000 }
         return time

@@ -1,5 +1,6 @@
 import Foundation
 import SpanShaping
+import Yams
 
 /// Renders the effective configuration as YAML for `check-config`: every setting after all layers applied,
 /// every header value (and so every credential) shown as `***`.
@@ -20,8 +21,12 @@ extension ProxyConfiguration {
         func headers(_ list: [KeyValuePair], indent: String) {
             guard !list.isEmpty else { return }
             add("\(indent)headers:")
-            for header in list { add("\(indent)  \(header.key): \"***\"") }
+            for header in list { add("\(indent)  \(Self.yamlScalar(header.key)): \"***\"") }
         }
+        // Text from the operator or the environment (names, paths, URLs, attribute values) goes through `v`, which
+        // YAML-quotes it when it would not read back as itself; `f` also inside a flow mapping `{ … }`.
+        func v(_ value: CustomStringConvertible) -> String { Self.yamlScalar(value.description) }
+        func f(_ value: CustomStringConvertible) -> String { Self.yamlScalar(value.description, inFlow: true) }
         add("mode: \(mode.rawValue)")
         add("listen: \(listen)")
         add("admin_listen: \(adminListen?.description ?? "off")")
@@ -31,14 +36,14 @@ extension ProxyConfiguration {
         } else {
             add("admin: { tokens: \"\(adminTokens.count) token(s): ***\" }")
         }
-        if let configFile { add("config_file: \(configFile)") }
+        if let configFile { add("config_file: \(v(configFile))") }
         if let upstream {
             add("upstream:")
-            add("  url: \(upstream)")
+            add("  url: \(v(upstream))")
             add("  timeout: \(duration(upstreamTimeout))")
             headers(upstreamHeaders, indent: "  ")
             if let upstreamOAuth {
-                add("  oauth: { token_url: \(upstreamOAuth.tokenURL), client_id: \(upstreamOAuth.clientID), client_secret: \"***\" }")
+                add("  oauth: { token_url: \(f(upstreamOAuth.tokenURL)), client_id: \(f(upstreamOAuth.clientID)), client_secret: \"***\" }")
             }
             add("  client_authorization: \(clientAuthorization.rawValue)")
         } else {
@@ -49,9 +54,9 @@ extension ProxyConfiguration {
         } else {
             add("destinations:")
             for destination in destinations {
-                add("  \(destination.name):")
+                add("  \(v(destination.name)):")
                 add("    profile: \(destination.profile.rawValue)")
-                add("    endpoint: \(destination.endpoint)")
+                add("    endpoint: \(v(destination.endpoint))")
                 add("    protocol: \(destination.transportProtocol.rawValue)")
                 headers(destination.headers, indent: "    ")
                 add("    compression: \(destination.compression.rawValue)")
@@ -96,12 +101,12 @@ extension ProxyConfiguration {
                 let tls = destination.tls
                 if tls != TLSSettings() {
                     add("    tls:")
-                    if let value = tls.caFile { add("      ca_file: \(value)") }
-                    if let value = tls.certFile { add("      cert_file: \(value)") }
-                    if let value = tls.keyFile { add("      key_file: \(value)") }
+                    if let value = tls.caFile { add("      ca_file: \(v(value))") }
+                    if let value = tls.certFile { add("      cert_file: \(v(value))") }
+                    if let value = tls.keyFile { add("      key_file: \(v(value))") }
                     if tls.insecure { add("      insecure: true") }
                     if tls.insecureSkipVerify { add("      insecure_skip_verify: true") }
-                    if let value = tls.serverName { add("      server_name: \(value)") }
+                    if let value = tls.serverName { add("      server_name: \(v(value))") }
                 }
             }
         }
@@ -109,11 +114,11 @@ extension ProxyConfiguration {
             add("metrics_exports:")
             for metrics in metricsExports {
                 add(
-                    "  \(metrics.destination.name): { endpoint: \(metrics.destination.endpoint), protocol: \(metrics.destination.transportProtocol.rawValue), "
+                    "  \(v(metrics.destination.name)): { endpoint: \(f(metrics.destination.endpoint)), protocol: \(metrics.destination.transportProtocol.rawValue), "
                         + "temporality: \(metrics.temporality.rawValue), interval: \(duration(metrics.interval)) }")
             }
         }
-        if let localTracesFile { add("traces_file: \(localTracesFile)") }
+        if let localTracesFile { add("traces_file: \(v(localTracesFile))") }
         add("trace_info_wait: \(duration(traceInfoWait))")
         add("shutdown_timeout: \(duration(shutdownTimeout))")
         add("assembly:")
@@ -129,7 +134,7 @@ extension ProxyConfiguration {
         add("  max_bytes: \(delivery.maxQueueBytes)")
         add("  full_policy: \(delivery.fullPolicy.rawValue)")
         if let spool = delivery.spool {
-            add("  spool: { directory: \(spool.directory), max_bytes: \(spool.maxBytes), fsync: \(spool.fsync) }")
+            add("  spool: { directory: \(f(spool.directory)), max_bytes: \(spool.maxBytes), fsync: \(spool.fsync) }")
         } else {
             add("  spool: none  # memory only")
         }
@@ -156,21 +161,49 @@ extension ProxyConfiguration {
         for (key, value) in [("tls", tls), ("admin_tls", adminTLS)] {
             guard let value else { continue }
             add("\(key):")
-            add("  cert_file: \(value.certFile)")
-            add("  key_file: \(value.keyFile)")
+            add("  cert_file: \(v(value.certFile))")
+            add("  key_file: \(v(value.keyFile))")
         }
         add("attachments:")
-        add("  directory: \(attachmentsDirectory ?? "none  # accepted and discarded")")
+        add("  directory: \(attachmentsDirectory.map { v($0) } ?? "none  # accepted and discarded")")
         add("  max_bytes: \(attachmentsMaxBytes)")
         if resource.serviceName != nil || !resource.attributes.isEmpty {
             add("service:")
-            if let name = resource.serviceName { add("  name: \(name)") }
+            if let name = resource.serviceName { add("  name: \(v(name))") }
             if !resource.attributes.isEmpty {
                 add("  resource_attributes:")
-                for attribute in resource.attributes { add("    \(attribute.key): \(attribute.value)") }
+                for attribute in resource.attributes { add("    \(v(attribute.key)): \(v(attribute.value))") }
             }
         }
-        for warning in warnings { add("# warning: \(warning)") }
+        for warning in warnings { add("# warning: \(warning.replacingOccurrences(of: "\n", with: " "))") }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `text` as a YAML scalar: as it is when the YAML parser (Yams) reads it back as the same string, otherwise
+    /// double-quoted with YAML's escapes. Inside a flow mapping, text with `,`, `[`, `]`, `{` or `}` is quoted too.
+    static func yamlScalar(_ text: String, inFlow: Bool = false) -> String {
+        let flowSafe = !inFlow || !text.contains(where: { ",[]{}".contains($0) })
+        if flowSafe, !text.isEmpty, !text.contains(where: { $0.isNewline }), let parsed = try? Yams.load(yaml: "k: " + text) as? [String: Any],
+            parsed["k"] as? String == text
+        {
+            return text
+        }
+        var quoted = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": quoted += "\\\\"
+            case "\"": quoted += "\\\""
+            case "\n": quoted += "\\n"
+            case "\t": quoted += "\\t"
+            case "\r": quoted += "\\r"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    quoted += "\\u" + String(format: "%04X", scalar.value)
+                } else {
+                    quoted.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return quoted + "\""
     }
 }

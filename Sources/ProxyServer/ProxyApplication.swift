@@ -91,116 +91,31 @@ public enum ProxyApplication {
         onServerRunning: @escaping @Sendable (SocketAddress?) async -> Void, onAdminRunning: @escaping @Sendable (SocketAddress?) async -> Void,
         status: StatusBoard, client: HTTPClient, exportClient: HTTPClient, listenerTLS: ListenerTLSContext?, adminTLS: ListenerTLSContext?
     ) throws -> ProxyRuntime {
-
-        // One unit (queue, delivery, exporter) per destination: every trace goes to each of them.
+        let wiring = ServiceWiring(configuration: configuration, counters: counters, logger: logger, status: status)
+        // Delivery: one unit (queue, delivery, exporter) per destination; every trace goes to each of them.
         let unitFactory = ExportUnitFactory(counters: counters, logger: logger, status: status, exportClient: exportClient)
         try unitFactory.checkSpools(for: configuration)
         let fanOut = ExportFanOut(units: try unitFactory.units(for: configuration))
-
-        let translation = TranslationSettings(
-            serviceName: configuration.resource.serviceName,
-            resourceAttributes: configuration.resource.attributes.map { (key: $0.key, value: $0.value) },
-            scopeVersion: ProxyVersion.current
-        )
-        // Span metrics, when a metrics endpoint is configured: recorded from every exported trace, exported
-        // every interval by their own service (which stops after the assembler, so nothing recorded is lost).
-        var metricsServices: [any Service] = []
-        var recorders: [SpanMetricsRecorder] = []
-        for metrics in configuration.metricsExports {
-            // One recorder per export: temporalities can differ (Datadog needs delta).
-            let recorder = SpanMetricsRecorder(
-                cumulative: metrics.temporality == .cumulative, resource: OTLPTraceTranslator.proxyResourceAttributes(settings: translation),
-                scopeVersion: ProxyVersion.current, traceTagKeys: metrics.traceTagAttributes, traceMetadataKeys: metrics.traceMetadataAttributes,
-                startTimeUnixNano: Self.nowUnixNano()
-            )
-            recorders.append(recorder)
-            let send: MetricsExportService.Send
-            if metrics.destination.transportProtocol == .grpc {
-                let grpc = try OTLPGRPCExporter(destination: metrics.destination, logger: logger, counters: counters)
-                metricsServices.append(grpc)
-                send = { request throws(ExportFailure) in try await grpc.exportMetrics(request) }
-            } else {
-                let http = try OTLPHTTPExporter(destination: metrics.destination, client: exportClient, logger: logger, counters: counters)
-                send = { request throws(ExportFailure) in try await http.send(request) }
-            }
-            metricsServices.append(
-                MetricsExportService(
-                    interval: metrics.interval, counters: counters, logger: logger, collect: { recorder.collect(nowUnixNano: Self.nowUnixNano()) },
-                    send: send
-                )
-            )
-        }
-        let metricsRecorders = recorders
-
-        let limits = configuration.assemblyLimits
-        let assemblySettings = AssemblySettings(
-            maxWait: configuration.traceInfoWait, maxTracesInFlight: limits.maxTracesInFlight, maxSpansPerTrace: limits.maxSpansPerTrace,
-            maxBytesHeld: limits.maxBytesHeld
-        )
-        // The intake journal's checkpoint (spool on) is told when traces leave translation for delivery.
-        let journalChanges = JournalChanges()
-        let dispatch = TranslatedTraceDispatch(
-            fanOut: fanOut, metricsRecorders: metricsRecorders, status: status, counters: counters, logger: logger,
-            summaryLevel: configuration.mode == .standalone ? .info : .debug, journalChanges: journalChanges)
-        let translationStage = TranslationStage(settings: translation, output: dispatch.handle)
-        let assembler = TraceAssembler(settings: assemblySettings, logger: logger) { traces in await translationStage.submit(traces) }
-
+        // Span metrics, recorded from every translated trace and exported by services of their own.
+        let metrics = try wiring.spanMetrics(exportClient: exportClient)
+        // Assembly and translation, which hands each translated trace to delivery, the metrics and the status page.
+        let tracePath = wiring.tracePath(fanOut: fanOut, metricsRecorders: metrics.recorders)
+        // The listener's routes: the passthrough, the intake (with its journal when the spool is on) and the router.
         let live = LiveSettings(configuration)
-        let tokenSource = configuration.upstreamOAuth.map { UpstreamTokenSource(credentials: $0, client: client) }
-        let forwarder = configuration.upstream.map {
-            UpstreamForwarder(
-                upstream: $0, client: client, timeout: configuration.upstreamTimeout, counters: counters,
-                live: live, maxBodyBytes: configuration.limits.maxPassthroughBodyBytes, tokenSource: tokenSource,
-                trustedProxies: configuration.trustedProxies, listenerIsTLS: configuration.tls != nil
-            )
-        }
-        let attachments = try AttachmentStore(
-            directory: configuration.attachmentsDirectory, maxBytes: configuration.attachmentsMaxBytes, counters: counters
-        )
-        // Uploads are decoded when traces are exported, and in MLflow-only mode when span metrics are (the copy
-        // then feeds the metrics alone).
-        var intake =
-            configuration.mode.exportsTraces || !configuration.metricsExports.isEmpty
-            ? TraceIntake(
-                assembler: assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes, attachments: attachments, status: status
-            ) : nil
-        // With the spool on, uploads the proxy acknowledges itself are journaled until their spans are spooled.
-        var journalServices: [any Service] = []
-        if let spool = configuration.delivery.spool, configuration.mode.answersTraceCallsLocally, !configuration.destinations.isEmpty,
-            let journalIntake = intake
-        {
-            let journal: IntakeJournal
-            do {
-                journal = try IntakeJournal(
-                    path: (spool.directory.hasSuffix("/") ? spool.directory : spool.directory + "/") + ".intake", fsync: spool.fsync,
-                    changes: journalChanges)
-            } catch {
-                throw ConfigurationError(setting: "sending_queue.spool.directory", reason: error.description)
-            }
-            intake?.journal = journal
-            var replayIntake = journalIntake
-            replayIntake.journal = nil  // a replayed upload is already in the journal
-            replayIntake.isReplay = true
-            journalServices.append(
-                IntakeCheckpoint(
-                    journal: journal, intake: replayIntake, delivery: DownstreamOfAssembly(translation: translationStage, fanOut: fanOut),
-                    assembler: assembler,
-                    hold: configuration.traceInfoWait * 2 + .seconds(2),
-                    counters: counters,
-                    logger: logger))
-        }
-        let bodyBudget = BodyMemoryBudget(capacity: configuration.limits.maxBodyBytesInMemory)
+        let forwarder = wiring.forwarder(client: client, live: live)
+        let intake = try wiring.intake(tracePath: tracePath, fanOut: fanOut)
         let copies = DualCopies()
+        let bodyBudget = BodyMemoryBudget(capacity: configuration.limits.maxBodyBytesInMemory)
         let responder = ProxyResponder(
             // Push back on clients (503) only for a destination whose full policy is `refuse`; with drop_oldest a
             // dead destination never changes the answers clients get (its own queue drops and counts instead).
-            mode: configuration.mode, forwarder: forwarder, intake: intake,
+            mode: configuration.mode, forwarder: forwarder, intake: intake.intake,
             exportIsSaturated: { fanOut.isSaturated }, spoolProblem: { fanOut.spoolProblems.first }, live: live,
             experiments: StandaloneExperiments(), counters: counters, bodyBudget: bodyBudget, copies: copies
         )
-        let adminState = AdminState(configuration: configuration, status: status, fanOut: fanOut, assembler: assembler, client: exportClient)
+        let adminState = AdminState(configuration: configuration, status: status, fanOut: fanOut, assembler: tracePath.assembler, client: exportClient)
         let proxyConnections = ConnectionGauge(listener: "proxy")
-        let application = Application(
+        let server = Application(
             responder: responder,
             server: .guarded(limits: configuration.limits, tls: listenerTLS, connections: proxyConnections, counters: counters),
             configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
@@ -210,45 +125,26 @@ public enum ProxyApplication {
             },
             logger: logger
         )
-        var adminServices: [any Service] = []
-        if let adminAddress = configuration.adminListen {
-            let render: @Sendable () async -> String = {
-                // Gauges are read at scrape time.
-                for pipeline in fanOut.pipelines {
-                    let dimensions = [("destination", pipeline.name)]
-                    Gauge(label: "mlflow_otel_proxy_export_queue_spans", dimensions: dimensions).record(pipeline.queuedSpanCount)
-                    Gauge(label: "mlflow_otel_proxy_export_queue_bytes", dimensions: dimensions).record(pipeline.queuedByteCount)
-                }
-                // One series per destination and state, 1 for the state it is in (`credentials_rejected` to alert on).
-                for destination in status.snapshot().destinations {
-                    for state in StatusBoard.DeliveryState.allCases {
-                        let dimensions = [("destination", destination.name), ("state", state.rawValue)]
-                        Gauge(label: "mlflow_otel_proxy_destination_state", dimensions: dimensions).record(destination.state == state ? 1 : 0)
-                    }
-                }
-                let statistics = await assembler.statistics
-                Gauge(label: "mlflow_otel_proxy_traces_waiting").record(statistics.tracesInFlight)
-                Gauge(label: "mlflow_otel_proxy_connections_open", dimensions: [("listener", "proxy")]).record(proxyConnections.open)
-                Gauge(label: "mlflow_otel_proxy_request_body_bytes_in_memory").record(bodyBudget.bytesHeld)
-                return metricsText()
-            }
-            adminServices.append(
-                AdminApplication.make(
-                    address: adminAddress, state: adminState, renderMetrics: render,
-                    server: .guarded(limits: ConnectionLimits(), tls: adminTLS, connections: ConnectionGauge(listener: "admin"), counters: counters),
-                    logger: logger, onRunning: onAdminRunning)
-            )
-        }
+        let admin = wiring.adminSite(
+            state: adminState, tls: adminTLS, metricsText: metricsText, onRunning: onAdminRunning,
+            gauges: RuntimeGauges(fanOut: fanOut, status: status, assembler: tracePath.assembler, connections: proxyConnections, bodyBudget: bodyBudget))
         let reloader = ProxyReloader(
             running: configuration, fanOut: fanOut, unitFactory: unitFactory, live: live, listenerTLS: listenerTLS, adminTLS: adminTLS,
             status: status, logger: logger)
-        // The fan-out stops after the assembler (which hands it what it holds) and before the HTTP clients.
-        let services: [any Service] = [HTTPClientService(client: client), HTTPClientService(client: exportClient)] + metricsServices
-        // The intake journal's checkpoint stops after the fan-out, so a clean stop can empty the journal; the dual-mode
-        // copies are waited for after the server stopped and before the assembler releases what it holds.
-        return ProxyRuntime(
-            services: services + journalServices + [fanOut, translationStage, assembler, copies] + adminServices + [application],
-            reloader: reloader)
+
+        // The start order; services stop in reverse. So the server stops accepting first; the dual-mode copies finish;
+        // the assembler releases what it holds; translation hands on what is buffered; the fan-out seals and delivers
+        // (a spool keeps the rest); the journal's checkpoint, after the fan-out, can then empty the journal; the
+        // metrics exports send once more; the HTTP clients close last.
+        let startOrder: [[any Service]] = [
+            [HTTPClientService(client: client), HTTPClientService(client: exportClient)],
+            metrics.services,
+            intake.journalServices,
+            [fanOut, tracePath.translation, tracePath.assembler, copies],
+            admin,
+            [server],
+        ]
+        return ProxyRuntime(services: startOrder.flatMap { $0 }, reloader: reloader)
     }
 
     static func nowUnixNano() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000_000) }
@@ -313,5 +209,159 @@ struct TranslatedTraceDispatch: Sendable {
                 "state": "\(trace.info?.state ?? "unknown")", "completion": "\(trace.completion.rawValue)",
             ])
         journalChanges.notify()
+    }
+}
+
+/// The named builders `ProxyApplication` composes: each makes one part of the service graph from the configuration.
+struct ServiceWiring {
+    let configuration: ProxyConfiguration
+    let counters: ProxyCounters
+    let logger: Logger
+    let status: StatusBoard
+
+    /// How assembled traces are translated: the resource and scope every exported span gets.
+    var translationSettings: TranslationSettings {
+        TranslationSettings(
+            serviceName: configuration.resource.serviceName,
+            resourceAttributes: configuration.resource.attributes.map { (key: $0.key, value: $0.value) }, scopeVersion: ProxyVersion.current)
+    }
+
+    /// Span metrics, one recorder per configured metrics export (temporalities can differ: Datadog needs delta), each
+    /// exported every interval by its own service (which stops after the assembler, so nothing recorded is lost).
+    func spanMetrics(exportClient: HTTPClient) throws -> (recorders: [SpanMetricsRecorder], services: [any Service]) {
+        var services: [any Service] = []
+        var recorders: [SpanMetricsRecorder] = []
+        for metrics in configuration.metricsExports {
+            let recorder = SpanMetricsRecorder(
+                cumulative: metrics.temporality == .cumulative, resource: OTLPTraceTranslator.proxyResourceAttributes(settings: translationSettings),
+                scopeVersion: ProxyVersion.current, traceTagKeys: metrics.traceTagAttributes, traceMetadataKeys: metrics.traceMetadataAttributes,
+                startTimeUnixNano: ProxyApplication.nowUnixNano()
+            )
+            recorders.append(recorder)
+            let send: MetricsExportService.Send
+            if metrics.destination.transportProtocol == .grpc {
+                let grpc = try OTLPGRPCExporter(destination: metrics.destination, logger: logger, counters: counters)
+                services.append(grpc)
+                send = { request throws(ExportFailure) in try await grpc.exportMetrics(request) }
+            } else {
+                let http = try OTLPHTTPExporter(destination: metrics.destination, client: exportClient, logger: logger, counters: counters)
+                send = { request throws(ExportFailure) in try await http.send(request) }
+            }
+            services.append(
+                MetricsExportService(
+                    interval: metrics.interval, counters: counters, logger: logger,
+                    collect: { recorder.collect(nowUnixNano: ProxyApplication.nowUnixNano()) }, send: send))
+        }
+        return (recorders, services)
+    }
+
+    /// The stages between intake and delivery.
+    struct TracePath {
+        /// Told when traces leave translation for delivery (the intake journal's checkpoint listens).
+        let journalChanges: JournalChanges
+        let translation: TranslationStage
+        let assembler: TraceAssembler
+    }
+
+    /// The assembler, releasing into the translation stage, which hands each translated trace to ``TranslatedTraceDispatch``.
+    func tracePath(fanOut: ExportFanOut, metricsRecorders: [SpanMetricsRecorder]) -> TracePath {
+        let limits = configuration.assemblyLimits
+        let assemblySettings = AssemblySettings(
+            maxWait: configuration.traceInfoWait, maxTracesInFlight: limits.maxTracesInFlight, maxSpansPerTrace: limits.maxSpansPerTrace,
+            maxBytesHeld: limits.maxBytesHeld)
+        let journalChanges = JournalChanges()
+        let dispatch = TranslatedTraceDispatch(
+            fanOut: fanOut, metricsRecorders: metricsRecorders, status: status, counters: counters, logger: logger,
+            summaryLevel: configuration.mode == .standalone ? .info : .debug, journalChanges: journalChanges)
+        let translation = TranslationStage(settings: translationSettings, output: dispatch.handle)
+        let assembler = TraceAssembler(settings: assemblySettings, logger: logger) { traces in await translation.submit(traces) }
+        return TracePath(journalChanges: journalChanges, translation: translation, assembler: assembler)
+    }
+
+    /// The passthrough to the upstream; `nil` without one (standalone).
+    func forwarder(client: HTTPClient, live: LiveSettings) -> UpstreamForwarder? {
+        let tokenSource = configuration.upstreamOAuth.map { UpstreamTokenSource(credentials: $0, client: client) }
+        return configuration.upstream.map {
+            UpstreamForwarder(
+                upstream: $0, client: client, timeout: configuration.upstreamTimeout, counters: counters, live: live,
+                maxBodyBytes: configuration.limits.maxPassthroughBodyBytes, tokenSource: tokenSource, trustedProxies: configuration.trustedProxies,
+                listenerIsTLS: configuration.tls != nil)
+        }
+    }
+
+    /// The trace intake: uploads are decoded when traces are exported, and in MLflow-only mode when span metrics are
+    /// (the copy then feeds the metrics alone). With the spool on, uploads the proxy acknowledges itself are journaled
+    /// until their spans are spooled, and the journal's checkpoint runs as a service.
+    func intake(tracePath: TracePath, fanOut: ExportFanOut) throws -> (intake: TraceIntake?, journalServices: [any Service]) {
+        guard configuration.mode.exportsTraces || !configuration.metricsExports.isEmpty else { return (nil, []) }
+        let attachments = try AttachmentStore(
+            directory: configuration.attachmentsDirectory, maxBytes: configuration.attachmentsMaxBytes, counters: counters)
+        var intake = TraceIntake(
+            assembler: tracePath.assembler, counters: counters, maxBodyBytes: configuration.maxTraceBodyBytes, attachments: attachments,
+            status: status)
+        guard let spool = configuration.delivery.spool, configuration.mode.answersTraceCallsLocally, !configuration.destinations.isEmpty else {
+            return (intake, [])
+        }
+        let journal: IntakeJournal
+        do {
+            journal = try IntakeJournal(
+                path: (spool.directory.hasSuffix("/") ? spool.directory : spool.directory + "/") + ".intake", fsync: spool.fsync,
+                changes: tracePath.journalChanges)
+        } catch {
+            throw ConfigurationError(setting: "sending_queue.spool.directory", reason: error.description)
+        }
+        var replayIntake = intake
+        replayIntake.isReplay = true  // no journal of its own: a replayed upload is already in the journal
+        intake.journal = journal
+        let checkpoint = IntakeCheckpoint(
+            journal: journal, intake: replayIntake, delivery: DownstreamOfAssembly(translation: tracePath.translation, fanOut: fanOut),
+            assembler: tracePath.assembler, hold: configuration.traceInfoWait * 2 + .seconds(2), counters: counters, logger: logger)
+        return (intake, [checkpoint])
+    }
+
+    /// The admin listener, when one is configured.
+    func adminSite(
+        state: AdminState, tls: ListenerTLSContext?, metricsText: @escaping @Sendable () -> String,
+        onRunning: @escaping @Sendable (SocketAddress?) async -> Void, gauges: RuntimeGauges
+    ) -> [any Service] {
+        guard let address = configuration.adminListen else { return [] }
+        let render: @Sendable () async -> String = {
+            await gauges.record()
+            return metricsText()
+        }
+        return [
+            AdminApplication.make(
+                address: address, state: state, renderMetrics: render,
+                server: .guarded(limits: ConnectionLimits(), tls: tls, connections: ConnectionGauge(listener: "admin"), counters: counters),
+                logger: logger, onRunning: onRunning)
+        ]
+    }
+}
+
+/// The gauges `/metrics` reads at scrape time: queues, destination states, traces waiting, connections, bodies held.
+struct RuntimeGauges: Sendable {
+    let fanOut: ExportFanOut
+    let status: StatusBoard
+    let assembler: TraceAssembler
+    let connections: ConnectionGauge
+    let bodyBudget: BodyMemoryBudget
+
+    func record() async {
+        for pipeline in fanOut.pipelines {
+            let dimensions = [("destination", pipeline.name)]
+            Gauge(label: "mlflow_otel_proxy_export_queue_spans", dimensions: dimensions).record(pipeline.queuedSpanCount)
+            Gauge(label: "mlflow_otel_proxy_export_queue_bytes", dimensions: dimensions).record(pipeline.queuedByteCount)
+        }
+        // One series per destination and state, 1 for the state it is in (`credentials_rejected` to alert on).
+        for destination in status.snapshot().destinations {
+            for state in StatusBoard.DeliveryState.allCases {
+                let dimensions = [("destination", destination.name), ("state", state.rawValue)]
+                Gauge(label: "mlflow_otel_proxy_destination_state", dimensions: dimensions).record(destination.state == state ? 1 : 0)
+            }
+        }
+        let statistics = await assembler.statistics
+        Gauge(label: "mlflow_otel_proxy_traces_waiting").record(statistics.tracesInFlight)
+        Gauge(label: "mlflow_otel_proxy_connections_open", dimensions: [("listener", "proxy")]).record(connections.open)
+        Gauge(label: "mlflow_otel_proxy_request_body_bytes_in_memory").record(bodyBudget.bytesHeld)
     }
 }

@@ -65,7 +65,7 @@ let package = Package(
         // Settings: environment variables and flags turned into one validated value (pure).
         .target(
             name: "ProxyConfig",
-            dependencies: ["SpanShaping", .product(name: "Yams", package: "Yams")],
+            dependencies: ["SpanShaping", "JSONText", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         // JSON values that keep member order and number text: parse, edit, write (pure, no dependencies).

@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import SpanShaping
 import Yams
 
@@ -180,7 +181,7 @@ extension ProxyConfiguration {
     }
 
     /// `text` as a YAML scalar: as it is when the YAML parser (Yams) reads it back as the same string, otherwise
-    /// double-quoted with YAML's escapes. Inside a flow mapping, text with `,`, `[`, `]`, `{` or `}` is quoted too.
+    /// double-quoted with YAML's escapes (those of a JSON string). Inside a flow mapping, text with `,`, `[`, `]`, `{` or `}` is quoted too.
     static func yamlScalar(_ text: String, inFlow: Bool = false) -> String {
         let flowSafe = !inFlow || !text.contains(where: { ",[]{}".contains($0) })
         if flowSafe, !text.isEmpty, !text.contains(where: { $0.isNewline }), let parsed = try? Yams.load(yaml: "k: " + text) as? [String: Any],
@@ -188,22 +189,8 @@ extension ProxyConfiguration {
         {
             return text
         }
-        var quoted = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\\": quoted += "\\\\"
-            case "\"": quoted += "\\\""
-            case "\n": quoted += "\\n"
-            case "\t": quoted += "\\t"
-            case "\r": quoted += "\\r"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    quoted += "\\u" + String(format: "%04X", scalar.value)
-                } else {
-                    quoted.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return quoted + "\""
+        // A JSON string is a YAML double-quoted scalar with the same escapes; DEL, which YAML does not allow as it is,
+        // is escaped too.
+        return JSONValue.string(text).text.replacingOccurrences(of: "\u{7F}", with: "\\u007F")
     }
 }

@@ -113,7 +113,8 @@ public enum ProxyApplication {
             exportIsSaturated: { fanOut.isSaturated }, spoolProblem: { fanOut.spoolProblems.first }, live: live,
             experiments: StandaloneExperiments(), counters: counters, bodyBudget: bodyBudget, copies: copies
         )
-        let adminState = AdminState(configuration: configuration, status: status, fanOut: fanOut, assembler: tracePath.assembler, client: exportClient)
+        let adminState = AdminState(
+            configuration: configuration, status: status, fanOut: fanOut, assembler: tracePath.assembler, client: exportClient)
         let proxyConnections = ConnectionGauge(listener: "proxy")
         let server = Application(
             responder: responder,
@@ -127,7 +128,8 @@ public enum ProxyApplication {
         )
         let admin = wiring.adminSite(
             state: adminState, tls: adminTLS, metricsText: metricsText, onRunning: onAdminRunning,
-            gauges: RuntimeGauges(fanOut: fanOut, status: status, assembler: tracePath.assembler, connections: proxyConnections, bodyBudget: bodyBudget))
+            gauges: RuntimeGauges(
+                fanOut: fanOut, status: status, assembler: tracePath.assembler, connections: proxyConnections, bodyBudget: bodyBudget))
         let reloader = ProxyReloader(
             running: configuration, fanOut: fanOut, unitFactory: unitFactory, live: live, listenerTLS: listenerTLS, adminTLS: adminTLS,
             status: status, logger: logger)

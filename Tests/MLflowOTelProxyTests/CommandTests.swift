@@ -17,7 +17,8 @@ import Testing
     }
 
     @Test func flagsWinOverTheEnvironment() throws {
-        let serve = try #require(try MLflowOTelProxyCommand.parseAsRoot(["serve", "--listen", "127.0.0.1:7001", "--upstream", "http://mlflow:5000"]) as? Serve)
+        let serve = try #require(
+            try MLflowOTelProxyCommand.parseAsRoot(["serve", "--listen", "127.0.0.1:7001", "--upstream", "http://mlflow:5000"]) as? Serve)
         let configuration = try serve.options.loadConfiguration(environment: [
             "MLFLOW_TRACKING_URI": "http://other:5000", "MLFLOW_OTEL_PROXY_LISTEN": "0.0.0.0:9",
         ])

@@ -39,8 +39,10 @@ import Testing
         for (body, fragment) in [
             ("[]", "must be a JSON object"), ("{\"spans\": 1}", "no \"spans\" array"), ("{\"spans\": [1]}", "spans[0] is not an object"),
             ("{\"spans\": [{\"span_id\": \"AAECAwQFBgc=\"}]}", "trace_id is missing"),
-            ("{\"spans\": [{\"trace_id\": \"AAECAwQFBgcICQoLDA0ODw==\", \"span_id\": \"AAECAwQFBgc=\", \"start_time_unix_nano\": -1}]}",
-             "non-negative integer"),
+            (
+                "{\"spans\": [{\"trace_id\": \"AAECAwQFBgcICQoLDA0ODw==\", \"span_id\": \"AAECAwQFBgc=\", \"start_time_unix_nano\": -1}]}",
+                "non-negative integer"
+            ),
             ("{\"spans\": [", "not valid JSON"),
         ] {
             do {
@@ -62,7 +64,8 @@ import Testing
         #expect(throws: WireError.self) { try TraceInfoV2Decoder.decodeStartTrace(Data(#"{"experiment_id": 3}"#.utf8)) }
         #expect(throws: WireError.self) { try TraceInfoV2Decoder.decodeStartTrace(Data(#"{"tags": {"k": "v"}}"#.utf8)) }
         #expect(throws: WireError.self) { try TraceInfoV2Decoder.decodeStartTrace(Data("[]".utf8)) }
-        let answer = TraceInfoV2Decoder.decodeTraceInfoAnswer(Data(#"{"trace_info": {"request_id": "abc", "experiment_id": "1", "status": "IN_PROGRESS"}}"#.utf8))
+        let answer = TraceInfoV2Decoder.decodeTraceInfoAnswer(
+            Data(#"{"trace_info": {"request_id": "abc", "experiment_id": "1", "status": "IN_PROGRESS"}}"#.utf8))
         #expect(answer?.requestID == "abc" && answer?.info.state == "IN_PROGRESS")
         #expect(TraceInfoV2Decoder.decodeTraceInfoAnswer(Data(#"{"trace_info": {}}"#.utf8)) == nil)
     }

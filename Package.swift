@@ -328,237 +328,70 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // One test target per module: Tests/<Module>Tests.
-        .testTarget(
-            name: "OTLPProtoTests",
-            dependencies: [
-                "OTLPProto", "TestSupport",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "OTLPJSONTests",
-            dependencies: [
-                "OTLPJSON", "OTLPProto",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "ProxyObservabilityTests",
-            dependencies: [
-                "ProxyObservability",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "ProxyConfigTests",
-            dependencies: [
-                "ProxyConfig", "SpanShaping", .product(name: "Yams", package: "Yams"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "JSONTextTests",
-            dependencies: [
-                "JSONText", "MLflowWire",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "MLflowWireTests",
-            dependencies: [
-                "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "CompressNIO", package: "compress-nio"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "TraceAssemblyTests",
-            dependencies: [
-                "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "OTLPTranslationTests",
-            dependencies: [
-                "OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "TranslationStageTests",
-            dependencies: [
+        unitTests("OTLPProtoTests", ["OTLPProto", "TestSupport", .product(name: "GRPCCore", package: "grpc-swift-2")]),
+        unitTests("OTLPJSONTests", ["OTLPJSON", "OTLPProto"]),
+        unitTests("ProxyObservabilityTests", ["ProxyObservability"]),
+        unitTests("ProxyConfigTests", ["ProxyConfig", "SpanShaping", .product(name: "Yams", package: "Yams")]),
+        unitTests("JSONTextTests", ["JSONText", "MLflowWire"]),
+        unitTests("MLflowWireTests", ["MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport", .product(name: "CompressNIO", package: "compress-nio")]),
+        unitTests("TraceAssemblyTests", ["TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport"]),
+        unitTests("OTLPTranslationTests", ["OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport"]),
+        unitTests(
+            "TranslationStageTests",
+            [
                 "TranslationStage", "TraceAssembly", "OTLPTranslation", "OTLPProto", "MLflowWire", "TestSupport",
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "SpanMetricsTests",
-            dependencies: [
-                "SpanMetrics", "OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPProto", "ProxyConfig", "TestSupport",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "ExportQueueTests",
-            dependencies: [
-                "ExportQueue", "OTLPProto",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "SpanShapingTests",
-            dependencies: [
-                "SpanShaping", "OTLPProto", "ProxyConfig", "JSONText",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "OTLPExportTests",
-            dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        unitTests("SpanMetricsTests", ["SpanMetrics", "OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPProto", "ProxyConfig", "TestSupport"]),
+        unitTests("ExportQueueTests", ["ExportQueue", "OTLPProto"]),
+        unitTests("SpanShapingTests", ["SpanShaping", "OTLPProto", "ProxyConfig", "JSONText"]),
+        unitTests(
+            "OTLPExportTests",
+            [
                 "OTLPExport", "OTLPProto", "ProxyConfig", "ProxyObservability", "TestSupport",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "UpstreamAccessTests",
-            dependencies: [
-                "UpstreamAccess", "ProxyConfig",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "DeliveryTests",
-            dependencies: [
+            ]),
+        unitTests(
+            "UpstreamAccessTests",
+            [
+                "UpstreamAccess", "ProxyConfig", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
+        unitTests(
+            "DeliveryTests",
+            [
                 "Delivery", "OTLPExport", "ExportQueue", "OTLPProto", "ProxyConfig", "ProxyObservability", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "HTTPListenerTests",
-            dependencies: [
-                "HTTPListener", "ProxyConfig", "ProxyObservability", "OTLPProto",
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
+        unitTests(
+            "HTTPListenerTests",
+            [
+                "HTTPListener", "ProxyConfig", "ProxyObservability", "OTLPProto", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "PassthroughTests",
-            dependencies: [
-                "Passthrough", "HTTPListener", "ProxyConfig", "ProxyObservability",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "IntakeTests",
-            dependencies: [
+            ]),
+        unitTests(
+            "PassthroughTests",
+            [
+                "Passthrough", "HTTPListener", "ProxyConfig", "ProxyObservability", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]),
+        unitTests(
+            "IntakeTests",
+            [
                 "Intake", "HTTPListener", "TraceAssembly", "MLflowWire", "ExportQueue", "ProxyObservability", "TestSupport",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "AdminSiteTests",
-            dependencies: [
-                "AdminSite", "ProxyObservability",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "ProxyServerTests",
-            dependencies: [
-                "ProxyServer", "ProxyConfig", "ProxyObservability", "TestSupport",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "MLflowOTelProxyTests",
-            dependencies: [
-                "MLflowOTelProxy", "ProxyConfig",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: swiftSettings
-        ),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
+        unitTests("AdminSiteTests", ["AdminSite", "ProxyObservability"]),
+        unitTests(
+            "ProxyServerTests",
+            [
+                "ProxyServer", "ProxyConfig", "ProxyObservability", "TestSupport", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
+        unitTests("MLflowOTelProxyTests", ["MLflowOTelProxy", "ProxyConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "BackfillTests",
             dependencies: [
@@ -572,6 +405,18 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+/// One module's unit tests (`Tests/<name>`) with what every test target uses: SwiftProtobuf, NIOCore, Logging.
+func unitTests(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+    .testTarget(
+        name: name,
+        dependencies: dependencies + [
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    )
+}
 
 // libFuzzer targets for every decoder (Tests/scripts/fuzz.sh). Declared only when that script asks, because
 // they link only with `-sanitize=fuzzer`.

@@ -62,10 +62,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Settings: environment variables and flags turned into one validated value (pure).
+        // The settings the stages read: plain value types (no loader, no YAML), built by ProxyConfig.
+        .target(name: "ProxySettings", dependencies: ["SpanShaping"], swiftSettings: swiftSettings),
+        // Settings: environment variables, the configuration file and flags turned into one validated value (pure).
         .target(
             name: "ProxyConfig",
-            dependencies: ["SpanShaping", "JSONText", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ProxySettings", "SpanShaping", "JSONText", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         // JSON values that keep member order and number text: parse, edit, write (pure, no dependencies).
@@ -151,7 +153,7 @@ let package = Package(
         .target(
             name: "OTLPExport",
             dependencies: [
-                "OTLPProto", "OTLPJSON", "ProxyConfig", "ProxyObservability", "ExportQueue", "SpanShaping",
+                "OTLPProto", "OTLPJSON", "ProxySettings", "ProxyObservability", "ExportQueue", "SpanShaping",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -172,7 +174,7 @@ let package = Package(
         .target(
             name: "UpstreamAccess",
             dependencies: [
-                "ProxyConfig", "JSONText",
+                "ProxySettings", "JSONText",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -184,7 +186,7 @@ let package = Package(
         .target(
             name: "Backfill",
             dependencies: [
-                "ProxyConfig", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanShaping", "OTLPExport", "ExportQueue",
+                "ProxySettings", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanShaping", "OTLPExport", "ExportQueue",
                 "OTLPProto", "JSONText", "UpstreamAccess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
@@ -201,7 +203,7 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
-                "OTLPProto", "ProxyConfig", "ProxyObservability", "ExportQueue", "SpanShaping", "OTLPExport",
+                "OTLPProto", "ProxySettings", "ProxyObservability", "ExportQueue", "SpanShaping", "OTLPExport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -217,7 +219,7 @@ let package = Package(
         .target(
             name: "HTTPListener",
             dependencies: [
-                "ProxyConfig", "ProxyObservability", "OTLPProto", "JSONText",
+                "ProxySettings", "ProxyObservability", "OTLPProto", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -236,7 +238,7 @@ let package = Package(
         .target(
             name: "Passthrough",
             dependencies: [
-                "HTTPListener", "ProxyConfig", "ProxyObservability", "UpstreamAccess",
+                "HTTPListener", "ProxySettings", "ProxyObservability", "UpstreamAccess",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -267,7 +269,7 @@ let package = Package(
         .target(
             name: "AdminSite",
             dependencies: [
-                "HTTPListener", "Delivery", "TraceAssembly", "ProxyConfig", "ProxyObservability", "JSONText",
+                "HTTPListener", "Delivery", "TraceAssembly", "ProxySettings", "ProxyObservability", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -284,7 +286,7 @@ let package = Package(
         .target(
             name: "ProxyServer",
             dependencies: [
-                "ProxyConfig", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
+                "ProxySettings", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
                 "OTLPProto", "ExportQueue", "SpanShaping", "UpstreamAccess", "HTTPListener", "Passthrough", "Intake", "Delivery",
                 "AdminSite", "TranslationStage", "OTLPJSON", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -304,7 +306,7 @@ let package = Package(
         .executableTarget(
             name: "MLflowOTelProxy",
             dependencies: [
-                "ProxyConfig", "ProxyServer", "ProxyObservability", "OTLPExport", "Backfill", "OTLPTranslation", "SpanShaping", "UpstreamAccess",
+                "ProxyConfig", "ProxySettings", "ProxyServer", "ProxyObservability", "OTLPExport", "Backfill", "OTLPTranslation", "SpanShaping", "UpstreamAccess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -331,7 +333,8 @@ let package = Package(
         unitTests("OTLPProtoTests", ["OTLPProto", "TestSupport", .product(name: "GRPCCore", package: "grpc-swift-2")]),
         unitTests("OTLPJSONTests", ["OTLPJSON", "OTLPProto"]),
         unitTests("ProxyObservabilityTests", ["ProxyObservability"]),
-        unitTests("ProxyConfigTests", ["ProxyConfig", "SpanShaping", .product(name: "Yams", package: "Yams")]),
+        unitTests("ProxySettingsTests", ["ProxySettings"]),
+        unitTests("ProxyConfigTests", ["ProxyConfig", "ProxySettings", "SpanShaping", .product(name: "Yams", package: "Yams")]),
         unitTests("JSONTextTests", ["JSONText", "MLflowWire"]),
         unitTests("MLflowWireTests", ["MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport", .product(name: "CompressNIO", package: "compress-nio")]),
         unitTests("TraceAssemblyTests", ["TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport"]),
@@ -342,39 +345,39 @@ let package = Package(
                 "TranslationStage", "TraceAssembly", "OTLPTranslation", "OTLPProto", "MLflowWire", "TestSupport",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
-        unitTests("SpanMetricsTests", ["SpanMetrics", "OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPProto", "ProxyConfig", "TestSupport"]),
+        unitTests("SpanMetricsTests", ["SpanMetrics", "OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPProto", "ProxyConfig", "ProxySettings", "TestSupport"]),
         unitTests("ExportQueueTests", ["ExportQueue", "OTLPProto"]),
-        unitTests("SpanShapingTests", ["SpanShaping", "OTLPProto", "ProxyConfig", "JSONText"]),
+        unitTests("SpanShapingTests", ["SpanShaping", "OTLPProto", "ProxyConfig", "ProxySettings", "JSONText"]),
         unitTests(
             "OTLPExportTests",
             [
-                "OTLPExport", "OTLPProto", "ProxyConfig", "ProxyObservability", "TestSupport",
+                "OTLPExport", "OTLPProto", "ProxyConfig", "ProxySettings", "ProxyObservability", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         unitTests(
             "UpstreamAccessTests",
             [
-                "UpstreamAccess", "ProxyConfig", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "UpstreamAccess", "ProxyConfig", "ProxySettings", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         unitTests(
             "DeliveryTests",
             [
-                "Delivery", "OTLPExport", "ExportQueue", "OTLPProto", "ProxyConfig", "ProxyObservability", "TestSupport",
+                "Delivery", "OTLPExport", "ExportQueue", "OTLPProto", "ProxyConfig", "ProxySettings", "ProxyObservability", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         unitTests(
             "HTTPListenerTests",
             [
-                "HTTPListener", "ProxyConfig", "ProxyObservability", "OTLPProto", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "HTTPListener", "ProxyConfig", "ProxySettings", "ProxyObservability", "OTLPProto", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]),
         unitTests(
             "PassthroughTests",
             [
-                "Passthrough", "HTTPListener", "ProxyConfig", "ProxyObservability", .product(name: "Hummingbird", package: "hummingbird"),
+                "Passthrough", "HTTPListener", "ProxyConfig", "ProxySettings", "ProxyObservability", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         unitTests(
@@ -387,11 +390,11 @@ let package = Package(
         unitTests(
             "ProxyServerTests",
             [
-                "ProxyServer", "ProxyConfig", "ProxyObservability", "TestSupport", .product(name: "Hummingbird", package: "hummingbird"),
+                "ProxyServer", "ProxyConfig", "ProxySettings", "ProxyObservability", "TestSupport", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
-        unitTests("MLflowOTelProxyTests", ["MLflowOTelProxy", "ProxyConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        unitTests("MLflowOTelProxyTests", ["MLflowOTelProxy", "ProxyConfig", "ProxySettings", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "BackfillTests",
             dependencies: [
@@ -425,7 +428,7 @@ if Context.environment["MLFLOW_OTEL_PROXY_FUZZ"] != nil {
         .executableTarget(
             name: "ProxyFuzz",
             dependencies: [
-                "MLflowWire", "TraceAssembly", "OTLPTranslation", "ProxyConfig", "SpanShaping", "OTLPProto", "JSONText",
+                "MLflowWire", "TraceAssembly", "OTLPTranslation", "ProxyConfig", "ProxySettings", "SpanShaping", "OTLPProto", "JSONText",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/fuzz/ProxyFuzz",

@@ -11,8 +11,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import OTLPExport
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import Synchronization
 import TraceAssembly
 

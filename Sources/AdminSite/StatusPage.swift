@@ -2,8 +2,8 @@ import Delivery
 import Foundation
 import HTTPListener
 import OTLPExport
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 
 /// The `/status` page: rendered on the server, readable without JavaScript, refreshing itself every 5 s.
 public enum StatusPage {

@@ -5,7 +5,7 @@ import Logging
 import MLflowWire
 import NIOCore
 import NIOHTTP1
-import ProxyConfig
+import ProxySettings
 import UpstreamAccess
 
 /// Why a backfill could not go on, in words for the operator (never a credential).

@@ -2,7 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import OTLPExport
 import OTLPProto
-import ProxyConfig
+import ProxySettings
 import ServiceLifecycle
 
 /// The destinations traces are exported to right now: one unit (export pipeline plus the gRPC connection it

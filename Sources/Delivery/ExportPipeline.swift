@@ -5,8 +5,8 @@ import NIOConcurrencyHelpers
 import OTLPExport
 import OTLPJSON
 import OTLPProto
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import ServiceLifecycle
 import SpanShaping
 import SwiftProtobuf

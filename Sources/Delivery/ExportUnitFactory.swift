@@ -2,8 +2,8 @@ import AsyncHTTPClient
 import ExportQueue
 import Logging
 import OTLPExport
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import ServiceLifecycle
 import SpanShaping
 

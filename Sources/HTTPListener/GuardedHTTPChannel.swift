@@ -9,8 +9,8 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import NIOSSL
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import Synchronization
 
 /// An HTTP/1.1 server channel with the proxy's connection limits (``ConnectionLimits``) and optional TLS.

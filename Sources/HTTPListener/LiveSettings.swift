@@ -1,5 +1,5 @@
 import NIOConcurrencyHelpers
-import ProxyConfig
+import ProxySettings
 
 /// The settings requests read each time, replaceable by a configuration reload: inbound tokens and the
 /// headers injected upstream.

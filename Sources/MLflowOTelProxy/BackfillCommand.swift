@@ -7,6 +7,7 @@ import OTLPExport
 import OTLPTranslation
 import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import SpanShaping
 import UnixSignals
 import UpstreamAccess

@@ -10,6 +10,7 @@ import Prometheus
 import ProxyConfig
 import ProxyObservability
 import ProxyServer
+import ProxySettings
 import ServiceLifecycle
 import UnixSignals
 

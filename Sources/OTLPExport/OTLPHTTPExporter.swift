@@ -7,8 +7,8 @@ import NIOHTTP1
 import NIOSSL
 import OTLPJSON
 import OTLPProto
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import SwiftProtobuf
 
 /// Exports OTLP over HTTP to one destination, with protobuf or JSON bodies (`http/protobuf`, `http/json`).

@@ -1,7 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 
 /// What one delivery attempt came to.
 enum AttemptOutcome: Sendable {

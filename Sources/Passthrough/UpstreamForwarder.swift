@@ -6,8 +6,8 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import UpstreamAccess
 
 /// Forwards a request to the upstream MLflow server and streams its answer back unchanged.

@@ -1,4 +1,5 @@
 import Foundation
+import ProxySettings
 import Yams
 
 /// A parsed YAML document as the configuration loader walks it: scalars stay text (no implicit typing), and

@@ -1,5 +1,6 @@
 import Foundation
 import JSONText
+import ProxySettings
 import SpanShaping
 import Yams
 

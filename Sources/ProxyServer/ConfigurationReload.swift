@@ -8,8 +8,8 @@ import Logging
 import NIOConcurrencyHelpers
 import OTLPExport
 import Passthrough
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import ServiceLifecycle
 import SpanShaping
 import UnixSignals

@@ -7,7 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Passthrough
-import ProxyConfig
+import ProxySettings
 import ServiceLifecycle
 
 #if canImport(Glibc)

@@ -16,8 +16,8 @@ import OTLPJSON
 import OTLPProto
 import OTLPTranslation
 import Passthrough
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import ServiceLifecycle
 import SpanMetrics
 import Synchronization

@@ -10,8 +10,8 @@ import Logging
 import MLflowWire
 import NIOCore
 import Passthrough
-import ProxyConfig
 import ProxyObservability
+import ProxySettings
 
 /// Routes every request by the export mode: pass it through, answer it locally, or forward it and
 /// export a copy (dual mode).

@@ -5,6 +5,7 @@ import OTLPExport
 import OTLPProto
 import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import ServiceLifecycle
 import SwiftProtobuf
 import TestSupport

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ProxyConfig
+import ProxySettings
 import Testing
 
 @testable import MLflowOTelProxy

@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import ProxyConfig
+import ProxySettings
 import TestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import ProxyConfig
+import ProxySettings
 import SpanShaping
 import Testing
 

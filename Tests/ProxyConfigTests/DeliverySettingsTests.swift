@@ -1,4 +1,5 @@
 import ProxyConfig
+import ProxySettings
 import Testing
 
 /// The delivery keys (batch, sending_queue with its spool, retry_on_failure) from the file and the environment.

@@ -1,5 +1,6 @@
 import Foundation
 import ProxyConfig
+import ProxySettings
 import Testing
 
 /// The one table of environment variables (`EnvironmentReference`) against what reads them and what documents

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import ProxyConfig
 import ProxyObservability
+import ProxySettings
 import ServiceLifecycle
 import TestSupport
 import Testing

@@ -3,6 +3,7 @@ import MLflowWire
 import OTLPProto
 import OTLPTranslation
 import ProxyConfig
+import ProxySettings
 import SpanMetrics
 import TestSupport
 import Testing

@@ -2,6 +2,7 @@ import Foundation
 import JSONText
 import OTLPProto
 import ProxyConfig
+import ProxySettings
 import SwiftProtobuf
 import Testing
 

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import NIOConcurrencyHelpers
 import NIOCore
 import ProxyConfig
+import ProxySettings
 import Testing
 import UpstreamAccess
 

@@ -4,6 +4,7 @@ import NIOCore
 import OTLPProto
 import OTLPTranslation
 import ProxyConfig
+import ProxySettings
 import SpanShaping
 import TraceAssembly
 

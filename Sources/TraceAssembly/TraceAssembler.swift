@@ -14,6 +14,10 @@ public actor TraceAssembler: Service {
     private var timer: Task<Void, Never>?
     private var timerDeadline: ContinuousClock.Instant?
     private var stopped = false
+    /// Keys of traces released but not yet taken by the output (it may wait, and the actor serves other calls
+    /// meanwhile): still "held" for ``holding(_:)``, so the intake journal never settles an upload whose trace is
+    /// between the assembler and the next stage.
+    private var releasing: [AssemblyKey: Int] = [:]
 
     /// Creates an assembler.
     /// - Parameters:
@@ -55,9 +59,10 @@ public actor TraceAssembler: Service {
     /// Which of `keys` the assembler still holds data for.
     public func holding(_ keys: Set<AssemblyKey>) -> Set<AssemblyKey> {
         keys.filter { key in
+            if releasing[key] != nil { return true }
             switch key {
-            case .trace(let traceID): state.isHolding(traceID: traceID)
-            case .request(let requestID): state.isHolding(requestID: requestID)
+            case .trace(let traceID): return state.isHolding(traceID: traceID)
+            case .request(let requestID): return state.isHolding(requestID: requestID)
             }
         }
     }
@@ -114,6 +119,11 @@ public actor TraceAssembler: Service {
                 metadata: ["trace_id": "\(trace.mlflowTraceID)", "reason": "\(trace.completion.rawValue)", "spans": "\(trace.spans.count)"]
             )
         }
+        let keys = traces.flatMap { [AssemblyKey.trace($0.traceID), .request($0.mlflowTraceID)] }
+        for key in keys { releasing[key, default: 0] += 1 }
         await output(traces)
+        for key in keys {
+            if let count = releasing[key], count > 1 { releasing[key] = count - 1 } else { releasing[key] = nil }
+        }
     }
 }

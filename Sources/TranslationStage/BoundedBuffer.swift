@@ -16,102 +16,75 @@ public final class BoundedBuffer<Element: Sendable>: Sendable {
     private let state = NIOLockedValueBox(State())  // NIO's lock: TSan sees it
     private let capacity: Int
 
-    private enum SendStep {
-        case taken(CheckedContinuation<Element?, Never>?)
-        case refused
-        case wait
-    }
-
-    private enum NextStep {
-        case element(Element, CheckedContinuation<Bool, Never>?)
-        case end
-        case wait
-    }
-
     /// A buffer of at most `capacity` elements (at least one).
     public init(capacity: Int) { self.capacity = max(1, capacity) }
 
     /// Hands `element` to the consumer, waiting while the buffer is full.
     /// - Returns: false when the consumer has ended (the element was not taken).
     public func send(_ element: Element) async -> Bool {
-        let step: SendStep = state.withLockedValue { state in
-            if state.ended { return .refused }
-            if let consumer = state.consumer {
-                state.consumer = nil
-                return .taken(consumer)
-            }
-            if state.elements.count < capacity && state.senders.isEmpty {
-                state.elements.append(element)
-                return .taken(nil)
-            }
-            return .wait
-        }
-        switch step {
-        case .refused: return false
-        case .taken(let consumer):
-            consumer?.resume(returning: element)
-            return true
-        case .wait:
-            return await withCheckedContinuation { continuation in
-                let refused = state.withLockedValue { state -> Bool in
-                    if state.ended { return true }
-                    state.senders.append((element, continuation))
-                    return false
+        // Decided and registered under one lock: no consumer can take room or wait between the look and the wait.
+        await withCheckedContinuation { (sender: CheckedContinuation<Bool, Never>) in
+            let resume: (() -> Void)? = state.withLockedValue { state in
+                if state.ended { return { sender.resume(returning: false) } }
+                if let consumer = state.consumer {
+                    state.consumer = nil
+                    return {
+                        consumer.resume(returning: element)
+                        sender.resume(returning: true)
+                    }
                 }
-                if refused { continuation.resume(returning: false) }
+                if state.elements.count < capacity && state.senders.isEmpty {
+                    state.elements.append(element)
+                    return { sender.resume(returning: true) }
+                }
+                state.senders.append((element, sender))
+                return nil
             }
+            resume?()
         }
     }
 
     /// The next element, waiting while there is none; `nil` once finished and empty, or when the task is cancelled.
     public func next() async -> Element? {
-        let step: NextStep = state.withLockedValue { state in
-            if let first = state.elements.popFirst() {
-                // Room now: the oldest waiting sender's element moves in.
-                if let sender = state.senders.popFirst() {
-                    state.elements.append(sender.element)
-                    return .element(first, sender.continuation)
-                }
-                return .element(first, nil)
-            }
-            if let sender = state.senders.popFirst() { return .element(sender.element, sender.continuation) }
-            if state.finished {
-                state.ended = true
-                return .end
-            }
-            return .wait
-        }
-        switch step {
-        case .element(let element, let sender):
-            sender?.resume(returning: true)
-            return element
-        case .end:
-            return nil
-        case .wait:
-            return await withTaskCancellationHandler {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Element?, Never>) in
-                    let resumeNil = state.withLockedValue { state -> Bool in
-                        if state.finished || Task.isCancelled {
-                            state.ended = true
-                            return true
+        await withTaskCancellationHandler {
+            // As in `send`: decided and registered under one lock, so an element sent meanwhile is never left behind.
+            await withCheckedContinuation { (consumer: CheckedContinuation<Element?, Never>) in
+                let resume: (() -> Void)? = state.withLockedValue { state in
+                    if let first = state.elements.popFirst() {
+                        // Room now: the oldest waiting sender's element moves in.
+                        guard let sender = state.senders.popFirst() else { return { consumer.resume(returning: first) } }
+                        state.elements.append(sender.element)
+                        return {
+                            sender.continuation.resume(returning: true)
+                            consumer.resume(returning: first)
                         }
-                        state.consumer = continuation
-                        return false
                     }
-                    if resumeNil { continuation.resume(returning: nil) }
-                }
-            } onCancel: {
-                let (consumer, senders) = state.withLockedValue { state in
-                    state.ended = true
-                    defer {
-                        state.consumer = nil
-                        state.senders = []
+                    if let sender = state.senders.popFirst() {
+                        return {
+                            sender.continuation.resume(returning: true)
+                            consumer.resume(returning: sender.element)
+                        }
                     }
-                    return (state.consumer, state.senders.map(\.continuation))
+                    if state.finished || state.ended || Task.isCancelled {
+                        state.ended = true
+                        return { consumer.resume(returning: nil) }
+                    }
+                    state.consumer = consumer
+                    return nil
                 }
-                consumer?.resume(returning: nil)
-                for sender in senders { sender.resume(returning: false) }
+                resume?()
             }
+        } onCancel: {
+            let (consumer, senders) = state.withLockedValue { state in
+                state.ended = true
+                defer {
+                    state.consumer = nil
+                    state.senders = []
+                }
+                return (state.consumer, state.senders.map(\.continuation))
+            }
+            consumer?.resume(returning: nil)
+            for sender in senders { sender.resume(returning: false) }
         }
     }
 

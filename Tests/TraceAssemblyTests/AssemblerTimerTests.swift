@@ -54,6 +54,25 @@ import TraceAssembly
         _ = try? await running.value
     }
 
+    @Test func aTraceOnItsWayToTheNextStageStillCountsAsHeld() async throws {
+        // The next stage is full: the output waits (the actor serves other calls meanwhile). The intake journal must
+        // not settle an upload whose trace is in neither place.
+        let (entered, enteredContinuation) = AsyncStream<Void>.makeStream()
+        let gate = AsyncStream<Void>.makeStream()
+        let assembler = TraceAssembler(settings: AssemblySettings(), logger: Logger(label: "test")) { _ in
+            enteredContinuation.yield()
+            for await _ in gate.stream { break }
+        }
+        let key = AssemblyKey.trace(Data(repeating: 9, count: 16))
+        let adding = Task { await assembler.add([SpanBatch(spans: [Self.span(trace: 9, id: 1)], encoding: .typed)]) }  // a root alone: complete
+        var iterator = entered.makeAsyncIterator()
+        _ = await iterator.next()
+        #expect(await assembler.holding([key]) == [key])
+        gate.continuation.yield()
+        await adding.value
+        #expect(await assembler.holding([key]).isEmpty)
+    }
+
     @Test func journalKeysRoundTripAndForeignTextNamesNone() {
         let trace = AssemblyKey.trace(Data((0..<16).map { UInt8($0) }))
         #expect(trace.journalText == "t:000102030405060708090a0b0c0d0e0f")

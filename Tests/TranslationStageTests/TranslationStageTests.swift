@@ -50,6 +50,33 @@ import TranslationStage
         #expect(await waiting.value == nil)
     }
 
+    @Test func concurrentSendersAndAConsumerLoseAndDuplicateNothing() async {
+        // Capacity 1 and four senders racing one consumer: every look at the state and the wait that follows it must be
+        // one step, or an element is left in the buffer while the consumer waits (or both sides wait forever).
+        let buffer = BoundedBuffer<Int>(capacity: 1)
+        let perSender = 2_500
+        let received = await withTaskGroup(of: [Int].self) { group in
+            for sender in 0..<4 {
+                group.addTask {
+                    for index in 0..<perSender { _ = await buffer.send(sender * perSender + index) }
+                    return []
+                }
+            }
+            group.addTask {
+                var received: [Int] = []
+                while received.count < 4 * perSender, let element = await buffer.next() { received.append(element) }
+                return received
+            }
+            return await group.reduce(into: [Int]()) { $0 += $1 }
+        }
+        #expect(received.count == 4 * perSender && Set(received).count == 4 * perSender)
+        // Each sender's elements arrive in the order it sent them.
+        for sender in 0..<4 {
+            let own = received.filter { $0 / perSender == sender }
+            #expect(own == own.sorted())
+        }
+    }
+
     /// The captured 3.17.2 session's traces, assembled.
     static func traces() throws -> [AssembledTrace] {
         let assembled = CaptureReplay.assemble(try CaptureReplay.uploads(try CaptureReplay.exchanges("01_sync")))

@@ -30,8 +30,9 @@ public final class TranslationStage: Service, Sendable {
     }
     private let progress = NIOLockedValueBox(Progress())  // NIO's lock: TSan sees it
 
-    /// A stage translating with `settings`; at most `capacity` releases wait for translation.
-    public init(settings: TranslationSettings, capacity: Int = 64, output: @escaping Output) {
+    /// A stage translating with `settings`; at most `capacity` releases wait for translation (few: what waits here is
+    /// outside the assembler's byte budget, so the buffer only smooths, it does not store).
+    public init(settings: TranslationSettings, capacity: Int = 8, output: @escaping Output) {
         self.settings = settings
         self.output = output
         buffer = BoundedBuffer(capacity: capacity)

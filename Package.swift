@@ -203,7 +203,7 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
-                "OTLPProto", "ProxySettings", "ProxyObservability", "ExportQueue", "SpanShaping", "OTLPExport",
+                "OTLPProto", "ProxySettings", "ProxyObservability", "ExportQueue", "SpanShaping", "OTLPExport", "OTLPJSON",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -269,7 +269,7 @@ let package = Package(
         .target(
             name: "AdminSite",
             dependencies: [
-                "HTTPListener", "Delivery", "TraceAssembly", "ProxySettings", "ProxyObservability", "JSONText",
+                "HTTPListener", "Delivery", "OTLPExport", "TraceAssembly", "ProxySettings", "ProxyObservability", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -315,6 +315,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -353,19 +354,21 @@ let package = Package(
             [
                 "OTLPExport", "OTLPProto", "ProxyConfig", "ProxySettings", "ProxyObservability", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         unitTests(
             "UpstreamAccessTests",
             [
                 "UpstreamAccess", "ProxyConfig", "ProxySettings", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         unitTests(
             "DeliveryTests",
             [
                 "Delivery", "OTLPExport", "ExportQueue", "OTLPProto", "ProxyConfig", "ProxySettings", "ProxyObservability", "TestSupport",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         unitTests(
             "HTTPListenerTests",
@@ -385,6 +388,7 @@ let package = Package(
             [
                 "Intake", "HTTPListener", "TraceAssembly", "MLflowWire", "ExportQueue", "ProxyObservability", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         unitTests("AdminSiteTests", ["AdminSite", "ProxyObservability"]),
         unitTests(

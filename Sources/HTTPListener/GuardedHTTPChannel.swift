@@ -319,6 +319,9 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         timer?.cancel()
         timer = nil
         if let slot { gauge.unregister(slot) }
+        // The slot's eviction closure holds this handler and its context: keeping it would make a cycle that
+        // outlives the connection (one handler, context and channel leaked per connection).
+        slot = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {

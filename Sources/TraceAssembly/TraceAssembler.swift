@@ -30,6 +30,8 @@ public actor TraceAssembler: Service {
         self.logger = logger
     }
 
+    deinit { timer?.cancel() }
+
     /// Adds the spans of one upload.
     public func add(_ batches: [SpanBatch]) async {
         let now = ContinuousClock.now
@@ -97,10 +99,11 @@ public actor TraceAssembler: Service {
         if let armed = timerDeadline, armed <= deadline { return }
         timer?.cancel()
         timerDeadline = deadline
-        timer = Task {
+        // Weak: a sleeping timer must not keep an assembler nobody runs any more alive (deinit cancels it).
+        timer = Task { [weak self] in
             try? await Task.sleep(until: deadline, clock: .continuous)
             guard !Task.isCancelled else { return }
-            await self.timerFired()
+            await self?.timerFired()
         }
     }
 

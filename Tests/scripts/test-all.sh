@@ -60,6 +60,9 @@ trap report EXIT
 
 # --- installs -----------------------------------------------------------------------------------------------
 phase "install: Debian packages" Tests/scripts/install-system-packages.sh
+# Before any build: a target importing a module Package.swift does not list for it builds only when another
+# target happens to build that module first (one build order passes, another fails).
+phase "package: imports declared" python3 Tests/scripts/check-imports.py
 # The virtualenvs are made while Swift builds (pip waits mostly on the network, the build on the CPU).
 PYTHON_LOG="$(mktemp)"
 Tests/scripts/setup-python.sh >"$PYTHON_LOG" 2>&1 &

@@ -1,4 +1,3 @@
-import DequeModule
 import ExportQueue
 import Logging
 import NIOConcurrencyHelpers
@@ -38,8 +37,6 @@ public actor ExportPipeline: Service {
     public nonisolated let name: String
     /// The destination's data policy (conventions, redaction, limits, routing); `nil`: spans as translated.
     private let shaper: DestinationShaper?
-    /// The largest request the destination takes (`max_request_bytes`); batches are cut to fit it.
-    private let maxBatchBytes: Int
     /// What intake hands the pipeline, in order: spans, or a request to seal everything handed over before it.
     private enum Input: Sendable {
         case spans([Opentelemetry_Proto_Trace_V1_ResourceSpans], spans: Int)
@@ -63,10 +60,8 @@ public actor ExportPipeline: Service {
     private let inputContinuation: AsyncStream<Input>.Continuation
 
     private var queue: BatchQueue
-    /// The batch being formed: serialized `ResourceSpans`, framed as request fields.
-    private var packer: ExportRequestPacker
-    private var pendingSpans: Int { packer.pendingSpanCount }
-    private var pendingSince: ContinuousClock.Instant?
+    /// The batch being formed and sealed batches the spool has not taken yet, with their deadline.
+    private var formation: BatchFormation
     private var draining = false
     private nonisolated let queuedSpansGauge = Atomic<Int>(0)
     private nonisolated let queuedBytesGauge = Atomic<Int>(0)
@@ -117,11 +112,10 @@ public actor ExportPipeline: Service {
         self.clock = clock
         retryStop = StopSignal(clock: clock)
         drainStop = StopSignal(clock: clock)
-        lastSealAttempt = clock.now
         self.status = status
         self.shaper = shaper.flatMap { $0.isIdentity ? nil : $0 }
         // Room for the request's own framing: a batch's bytes are the request's bytes.
-        maxBatchBytes = min(settings.maxExportBatchBytes, maxRequestBytes.map { max($0 - 16, 1024) } ?? Int.max)
+        let maxBatchBytes = min(settings.maxExportBatchBytes, maxRequestBytes.map { max($0 - 16, 1024) } ?? Int.max)
         self.name = exporters.map(\.name).joined(separator: "+")
         self.settings = settings
         self.exporters = exporters
@@ -129,7 +123,8 @@ public actor ExportPipeline: Service {
         self.logger = logger
         self.spoolPath = spoolPath
         queue = BatchQueue(maxBytes: settings.maxQueueBytes, maxSpans: settings.maxQueueSize)
-        packer = ExportRequestPacker(maxSpans: settings.maxExportBatchSize, maxBytes: maxBatchBytes)
+        formation = BatchFormation(
+            maxSpans: settings.maxExportBatchSize, maxBytes: maxBatchBytes, scheduleDelay: settings.scheduleDelay, now: clock.now)
         (input, inputContinuation) = AsyncStream.makeStream()
         (deliveryWake, deliveryWakeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
         (sealWake, sealWakeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -307,22 +302,14 @@ public actor ExportPipeline: Service {
             count(outcome)
         }
         guard let first = resourceSpans.first?.scopeSpans.first?.spans.first else { return }
-        let addition = packer.add(resourceSpans, tag: status != nil ? HexID.string(first.traceID) : "")
+        let addition = formation.add(resourceSpans, tag: status != nil ? HexID.string(first.traceID) : "", now: clock.now)
         if addition.trimmed > 0 { counters.increment(.valuesTrimmed, labels: [name], by: addition.trimmed) }
         if addition.unencodable > 0 {
             counters.increment(.spansDropped, labels: [name, "encoding"], by: addition.unencodable)
             logDrop(cause: "encoding", "translated spans could not be encoded; dropped", metadata: ["spans": "\(addition.unencodable)"])
         }
-        for request in addition.full { keepSealed(request) }
-        if !addition.full.isEmpty {
-            // The request being formed now starts with what the trace left over.
-            pendingSince = nil
-            flushUnsealed()
-        }
-        if pendingSpans > 0 && pendingSince == nil {
-            pendingSince = clock.now
-            sealWakeContinuation.yield()
-        }
+        if addition.sealedRequests > 0 { flushUnsealed() }
+        if addition.startedForming { sealWakeContinuation.yield() }
         updateGauges()
     }
 
@@ -339,17 +326,16 @@ public actor ExportPipeline: Service {
     /// - Returns: false when the spool could not write them (they wait in memory and are tried again).
     @discardableResult
     private func seal() -> Bool {
-        if let request = packer.takeRequest() { keepSealed(request) }
-        pendingSince = nil
+        formation.sealForming()
         return flushUnsealed()
     }
 
     /// Moves sealed batches into the queue, oldest first. - Returns: false when the spool could not write them.
     @discardableResult
     private func flushUnsealed() -> Bool {
-        lastSealAttempt = clock.now
+        formation.flushing(now: clock.now)
         defer { if !queue.isEmpty { deliveryWakeContinuation.yield() } }
-        while let first = unsealed.first {
+        while let first = formation.oldestSealed {
             let outcome = queue.append(first.bytes, spans: first.spans, traceIDs: first.traceIDs, refuseWhenFull: settings.fullPolicy == .refuse)
             if case .failed(let error) = outcome {
                 spoolWriteFailed(error)
@@ -357,8 +343,7 @@ public actor ExportPipeline: Service {
                 sealWakeContinuation.yield()  // the timer tries again in a second
                 return false
             }
-            unsealed.removeFirst()
-            unsealedBytes -= first.bytes.count
+            formation.removeOldestSealed()
             recordAppend(outcome, spans: first.spans)
         }
         if spoolProblem != nil {
@@ -368,22 +353,6 @@ public actor ExportPipeline: Service {
         updateGauges()
         return true
     }
-
-    /// A request the packer completed, in line for the queue.
-    private func keepSealed(_ request: ExportRequestPacker.Request) {
-        unsealed.append(UnsealedBatch(bytes: request.bytes, spans: request.spans, traceIDs: Set(request.completedTags.filter { !$0.isEmpty })))
-        unsealedBytes += request.bytes.count
-    }
-
-    /// Sealed batches the spool has not written yet, oldest first (empty unless the spool is failing).
-    private struct UnsealedBatch {
-        var bytes: [UInt8]
-        var spans: Int
-        var traceIDs: Set<String>
-    }
-    private var unsealed: Deque<UnsealedBatch> = []
-    private var unsealedBytes = 0
-    private var lastSealAttempt: ContinuousClock.Instant
 
     /// Batches the spool could not write wait in memory (tried again every second); uploads are refused meanwhile
     /// (``spoolProblem``). Beyond the memory queue's bound the oldest are dropped and counted (`spool_write`), and
@@ -396,8 +365,7 @@ public actor ExportPipeline: Service {
                 metadata: ["destination": "\(name)", "error": "\(error)"])
             counters.increment(.spoolErrors, name)
         }
-        while unsealedBytes > settings.maxQueueBytes, let oldest = unsealed.popFirst() {
-            unsealedBytes -= oldest.bytes.count
+        for oldest in formation.dropOldestSealed(beyond: settings.maxQueueBytes) {
             counters.increment(.spansDropped, labels: [name, "spool_write"], by: oldest.spans)
             logDrop(
                 cause: "spool_write", "the spool stayed unwritable past the memory bound; spans dropped (the intake journal keeps their uploads)",
@@ -450,14 +418,14 @@ public actor ExportPipeline: Service {
         }
         sealProcessed()
         if queue.isSpooled {
-            if unsealed.isEmpty && !lostSpans { spooledEverythingFlag.store(true, ordering: .sequentiallyConsistent) }
+            if !formation.hasSealed && !lostSpans { spooledEverythingFlag.store(true, ordering: .sequentiallyConsistent) }
             retryStop.stop()  // deliver what goes through; what needs retries waits on disk for the next start
         }
     }
 
     private func updateGauges() {
-        queuedSpansGauge.store(queue.storedSpans + pendingSpans + unsealed.reduce(0) { $0 + $1.spans }, ordering: .relaxed)
-        queuedBytesGauge.store(queue.storedBytes + packer.pendingByteCount + unsealedBytes, ordering: .relaxed)
+        queuedSpansGauge.store(queue.storedSpans + formation.formingSpans + formation.sealedSpans, ordering: .relaxed)
+        queuedBytesGauge.store(queue.storedBytes + formation.formingBytes + formation.sealedBytes, ordering: .relaxed)
         saturatedFlag.store(!queue.hasRoom(bytes: settings.maxExportBatchBytes, spans: settings.maxExportBatchSize), ordering: .relaxed)
     }
 
@@ -467,15 +435,7 @@ public actor ExportPipeline: Service {
     private func sealingTimer() async {
         var wakes = sealWake.makeAsyncIterator()
         while !draining && !Task.isCancelled {
-            let deadline: ContinuousClock.Instant?
-            if let since = pendingSince {
-                deadline = since + settings.scheduleDelay
-            } else if !unsealed.isEmpty {
-                deadline = lastSealAttempt + .seconds(1)  // the spool failed: try again
-            } else {
-                deadline = nil
-            }
-            guard let deadline else {
+            guard let deadline = formation.nextDeadline() else {
                 guard await wakes.next(isolation: self) != nil else { return }
                 continue
             }
@@ -495,7 +455,7 @@ public actor ExportPipeline: Service {
         var wakes = deliveryWake.makeAsyncIterator()
         while !Task.isCancelled && !handingOver {
             guard let (batch, bytes) = queue.nextForDelivery() else {
-                if draining && pendingSpans == 0 && unsealed.isEmpty { return }
+                if draining && formation.isEmpty { return }
                 guard await wakes.next(isolation: self) != nil else { return }  // nil: cancelled
                 continue
             }

@@ -1,197 +1,254 @@
 import Foundation
-import JSONText
 import ProxySettings
 import SpanShaping
 import Yams
 
 /// Renders the effective configuration as YAML for `check-config`: every setting after all layers applied,
-/// every header value (and so every credential) shown as `***`.
+/// every header value (and so every credential) shown as `***`. The document is a Yams node tree written by Yams'
+/// emitter (so any text from the operator or the environment is quoted as YAML needs it); what a value means when
+/// it is not obvious (`upstream: none`) and the configuration's warnings follow as comment lines.
 extension ProxyConfiguration {
     /// The redacted YAML text.
     public var redactedYAML: String {
-        var lines: [String] = []
-        func add(_ line: String) { lines.append(line) }
-        func duration(_ value: Duration?) -> String {
-            guard let value else { return "none" }
-            let (seconds, attoseconds) = value.components
-            let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-            return millis % 1000 == 0 ? "\(millis / 1000)s" : "\(millis)ms"
-        }
-        func quoted(_ list: [String]) -> String {
-            "[" + list.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ") + "]"
-        }
-        func headers(_ list: [KeyValuePair], indent: String) {
-            guard !list.isEmpty else { return }
-            add("\(indent)headers:")
-            for header in list { add("\(indent)  \(Self.yamlScalar(header.key)): \"***\"") }
-        }
-        // Text from the operator or the environment (names, paths, URLs, attribute values) goes through `v`, which
-        // YAML-quotes it when it would not read back as itself; `f` also inside a flow mapping `{ … }`.
-        func v(_ value: CustomStringConvertible) -> String { Self.yamlScalar(value.description) }
-        func f(_ value: CustomStringConvertible) -> String { Self.yamlScalar(value.description, inFlow: true) }
-        add("mode: \(mode.rawValue)")
-        add("listen: \(listen)")
-        add("admin_listen: \(adminListen?.description ?? "off")")
-        add("inbound_auth: \(inboundTokens.isEmpty ? "off" : "\(inboundTokens.count) token(s): \"***\"")")
-        if adminTokens.isEmpty {
-            add("admin: { tokens: [] }  # /status and /metrics are open to anyone who reaches the admin listener")
-        } else {
-            add("admin: { tokens: \"\(adminTokens.count) token(s): ***\" }")
-        }
-        if let configFile { add("config_file: \(v(configFile))") }
+        var notes: [String] = []
+        var root = YAMLMapping()
+        root["mode"] = .plain(mode.rawValue)
+        root["listen"] = .text(listen.description)
+        root["admin_listen"] = .text(adminListen?.description ?? "off")
+        root["inbound_auth"] = inboundTokens.isEmpty ? .plain("off") : .mapping(["tokens": .secret, "count": .plain(inboundTokens.count)])
+        root["admin"] = .mapping(adminTokens.isEmpty ? ["tokens": .plain("none")] : ["tokens": .secret, "count": .plain(adminTokens.count)])
+        if adminTokens.isEmpty { notes.append("admin tokens none: /status and /metrics are open to anyone who reaches the admin listener") }
+        if let configFile { root["config_file"] = .text(configFile) }
         if let upstream {
-            add("upstream:")
-            add("  url: \(v(upstream))")
-            add("  timeout: \(duration(upstreamTimeout))")
-            headers(upstreamHeaders, indent: "  ")
+            var map = YAMLMapping()
+            map["url"] = .text(upstream.description)
+            map["timeout"] = .duration(upstreamTimeout)
+            if !upstreamHeaders.isEmpty { map["headers"] = .redactedHeaders(upstreamHeaders) }
             if let upstreamOAuth {
-                add("  oauth: { token_url: \(f(upstreamOAuth.tokenURL)), client_id: \(f(upstreamOAuth.clientID)), client_secret: \"***\" }")
+                map["oauth"] = .mapping([
+                    "token_url": .text(upstreamOAuth.tokenURL.description), "client_id": .text(upstreamOAuth.clientID), "client_secret": .secret,
+                ])
             }
-            add("  client_authorization: \(clientAuthorization.rawValue)")
+            map["client_authorization"] = .plain(clientAuthorization.rawValue)
+            root["upstream"] = .mapping(map)
         } else {
-            add("upstream: none  # standalone: the proxy answers the trace API itself")
+            root["upstream"] = .plain("none")
+            notes.append("upstream none: standalone, the proxy answers the trace API itself")
         }
-        if destinations.isEmpty {
-            add("destinations: {}")
-        } else {
-            add("destinations:")
-            for destination in destinations {
-                add("  \(v(destination.name)):")
-                add("    profile: \(destination.profile.rawValue)")
-                add("    endpoint: \(v(destination.endpoint))")
-                add("    protocol: \(destination.transportProtocol.rawValue)")
-                headers(destination.headers, indent: "    ")
-                add("    compression: \(destination.compression.rawValue)")
-                add("    timeout: \(duration(destination.timeout))")
-                if let limit = destination.maxRequestBytes { add("    max_request_bytes: \(limit)") }
-                let own = destination.delivery(over: delivery)
-                add("    on_auth_failure: \(own.onAuthFailure.rawValue)")
-                if own.onAuthFailure == .hold { add("    auth_retry_interval: \(duration(own.authRetryInterval))") }
-                let policy = destination.policy
-                add("    semconv: [\(policy.conventions.map(\.rawValue).joined(separator: ", "))]")
-                if policy.datadogLLMObservability { add("    llm_observability: true") }
-                let redaction = policy.redaction
-                if !redaction.isEmpty {
-                    add("    redaction:")
-                    if !redaction.dropAttributes.isEmpty { add("      drop_attributes: \(quoted(redaction.dropAttributes))") }
-                    if !redaction.maskJSONPaths.isEmpty { add("      mask_json_paths: \(quoted(redaction.maskJSONPaths))") }
-                    if !redaction.maskPatterns.isEmpty {
-                        // A pattern may be the very value it masks (a known key): only presets are shown by name.
-                        add("      mask_patterns: \(quoted(redaction.maskPatterns.map { $0.hasPrefix("preset:") ? $0 : "***" }))")
-                    }
-                    if redaction.metadataOnly { add("      metadata_only: true") }
+        var destinationsMap = YAMLMapping()
+        for destination in destinations {
+            var map = YAMLMapping()
+            map["profile"] = .plain(destination.profile.rawValue)
+            map["endpoint"] = .text(destination.endpoint.description)
+            map["protocol"] = .plain(destination.transportProtocol.rawValue)
+            if !destination.headers.isEmpty { map["headers"] = .redactedHeaders(destination.headers) }
+            map["compression"] = .plain(destination.compression.rawValue)
+            map["timeout"] = .duration(destination.timeout)
+            if let limit = destination.maxRequestBytes { map["max_request_bytes"] = .plain(limit) }
+            let own = destination.delivery(over: delivery)
+            map["on_auth_failure"] = .plain(own.onAuthFailure.rawValue)
+            if own.onAuthFailure == .hold { map["auth_retry_interval"] = .duration(own.authRetryInterval) }
+            let policy = destination.policy
+            map["semconv"] = .list(policy.conventions.map(\.rawValue))
+            if policy.datadogLLMObservability { map["llm_observability"] = .plain(true) }
+            let redaction = policy.redaction
+            if !redaction.isEmpty {
+                var redactionMap = YAMLMapping()
+                if !redaction.dropAttributes.isEmpty { redactionMap["drop_attributes"] = .list(redaction.dropAttributes) }
+                if !redaction.maskJSONPaths.isEmpty { redactionMap["mask_json_paths"] = .list(redaction.maskJSONPaths) }
+                if !redaction.maskPatterns.isEmpty {
+                    // A pattern may be the very value it masks (a known key): only presets are shown by name.
+                    redactionMap["mask_patterns"] = .list(redaction.maskPatterns.map { $0.hasPrefix("preset:") ? $0 : "***" })
                 }
-                if policy.limits != SpanSizeLimits() {
-                    add("    limits:")
-                    if let value = policy.limits.maxAttributeValueLength { add("      max_attribute_value_length: \(value)") }
-                    if let value = policy.limits.maxAttributesPerSpan { add("      max_attributes_per_span: \(value)") }
-                }
-                let routing = policy.routing
-                if !routing.routesEverything {
-                    add("    routing:")
-                    for (name, experiments, tags, types) in [
-                        ("include", routing.includeExperimentIDs, routing.includeTags, routing.includeSpanTypes),
-                        ("exclude", routing.excludeExperimentIDs, routing.excludeTags, routing.excludeSpanTypes),
-                    ] where !(experiments.isEmpty && tags.isEmpty && types.isEmpty) {
-                        add("      \(name):")
-                        if !experiments.isEmpty { add("        experiment_ids: \(quoted(experiments))") }
-                        if !tags.isEmpty { add("        tags: \(quoted(tags))") }
-                        if !types.isEmpty { add("        span_types: \(quoted(types))") }
-                    }
-                    if routing.sampleRatio < 1 { add("      sample_ratio: \(routing.sampleRatio)") }
-                }
-                let tls = destination.tls
-                if tls != TLSSettings() {
-                    add("    tls:")
-                    if let value = tls.caFile { add("      ca_file: \(v(value))") }
-                    if let value = tls.certFile { add("      cert_file: \(v(value))") }
-                    if let value = tls.keyFile { add("      key_file: \(v(value))") }
-                    if tls.insecure { add("      insecure: true") }
-                    if tls.insecureSkipVerify { add("      insecure_skip_verify: true") }
-                    if let value = tls.serverName { add("      server_name: \(v(value))") }
-                }
+                if redaction.metadataOnly { redactionMap["metadata_only"] = .plain(true) }
+                map["redaction"] = .mapping(redactionMap)
             }
+            if policy.limits != SpanSizeLimits() {
+                var limitsMap = YAMLMapping()
+                if let value = policy.limits.maxAttributeValueLength { limitsMap["max_attribute_value_length"] = .plain(value) }
+                if let value = policy.limits.maxAttributesPerSpan { limitsMap["max_attributes_per_span"] = .plain(value) }
+                map["limits"] = .mapping(limitsMap)
+            }
+            let routing = policy.routing
+            if !routing.routesEverything {
+                var routingMap = YAMLMapping()
+                for (name, experiments, tags, types) in [
+                    ("include", routing.includeExperimentIDs, routing.includeTags, routing.includeSpanTypes),
+                    ("exclude", routing.excludeExperimentIDs, routing.excludeTags, routing.excludeSpanTypes),
+                ] where !(experiments.isEmpty && tags.isEmpty && types.isEmpty) {
+                    var selection = YAMLMapping()
+                    if !experiments.isEmpty { selection["experiment_ids"] = .list(experiments) }
+                    if !tags.isEmpty { selection["tags"] = .list(tags) }
+                    if !types.isEmpty { selection["span_types"] = .list(types) }
+                    routingMap[name] = .mapping(selection)
+                }
+                if routing.sampleRatio < 1 { routingMap["sample_ratio"] = .plain(routing.sampleRatio) }
+                map["routing"] = .mapping(routingMap)
+            }
+            let tls = destination.tls
+            if tls != TLSSettings() {
+                var tlsMap = YAMLMapping()
+                if let value = tls.caFile { tlsMap["ca_file"] = .text(value) }
+                if let value = tls.certFile { tlsMap["cert_file"] = .text(value) }
+                if let value = tls.keyFile { tlsMap["key_file"] = .text(value) }
+                if tls.insecure { tlsMap["insecure"] = .plain(true) }
+                if tls.insecureSkipVerify { tlsMap["insecure_skip_verify"] = .plain(true) }
+                if let value = tls.serverName { tlsMap["server_name"] = .text(value) }
+                map["tls"] = .mapping(tlsMap)
+            }
+            destinationsMap[text: destination.name] = .mapping(map)
         }
+        root["destinations"] = .mapping(destinationsMap)
         if !metricsExports.isEmpty {
-            add("metrics_exports:")
+            var metricsMap = YAMLMapping()
             for metrics in metricsExports {
-                add(
-                    "  \(v(metrics.destination.name)): { endpoint: \(f(metrics.destination.endpoint)), protocol: \(metrics.destination.transportProtocol.rawValue), "
-                        + "temporality: \(metrics.temporality.rawValue), interval: \(duration(metrics.interval)) }")
+                metricsMap[text: metrics.destination.name] = .mapping([
+                    "endpoint": .text(metrics.destination.endpoint.description), "protocol": .plain(metrics.destination.transportProtocol.rawValue),
+                    "temporality": .plain(metrics.temporality.rawValue), "interval": .duration(metrics.interval),
+                ])
             }
+            root["metrics_exports"] = .mapping(metricsMap)
         }
-        if let localTracesFile { add("traces_file: \(v(localTracesFile))") }
-        add("trace_info_wait: \(duration(traceInfoWait))")
-        add("shutdown_timeout: \(duration(shutdownTimeout))")
-        add("assembly:")
-        add("  max_traces_in_flight: \(assemblyLimits.maxTracesInFlight)")
-        add("  max_spans_per_trace: \(assemblyLimits.maxSpansPerTrace)")
-        add("  max_bytes_held: \(assemblyLimits.maxBytesHeld)")
-        add("batch:")
-        add("  schedule_delay: \(duration(delivery.scheduleDelay))")
-        add("  max_export_batch_size: \(delivery.maxExportBatchSize)")
-        add("  max_export_batch_bytes: \(delivery.maxExportBatchBytes)")
-        add("  max_queue_size: \(delivery.maxQueueSize)")
-        add("sending_queue:")
-        add("  max_bytes: \(delivery.maxQueueBytes)")
-        add("  full_policy: \(delivery.fullPolicy.rawValue)")
+        if let localTracesFile { root["traces_file"] = .text(localTracesFile) }
+        root["trace_info_wait"] = .duration(traceInfoWait)
+        root["shutdown_timeout"] = .duration(shutdownTimeout)
+        root["assembly"] = .mapping([
+            "max_traces_in_flight": .plain(assemblyLimits.maxTracesInFlight), "max_spans_per_trace": .plain(assemblyLimits.maxSpansPerTrace),
+            "max_bytes_held": .plain(assemblyLimits.maxBytesHeld),
+        ])
+        root["batch"] = .mapping([
+            "schedule_delay": .duration(delivery.scheduleDelay), "max_export_batch_size": .plain(delivery.maxExportBatchSize),
+            "max_export_batch_bytes": .plain(delivery.maxExportBatchBytes), "max_queue_size": .plain(delivery.maxQueueSize),
+        ])
+        var queueMap: YAMLMapping = ["max_bytes": .plain(delivery.maxQueueBytes), "full_policy": .plain(delivery.fullPolicy.rawValue)]
         if let spool = delivery.spool {
-            add("  spool: { directory: \(f(spool.directory)), max_bytes: \(spool.maxBytes), fsync: \(spool.fsync) }")
+            queueMap["spool"] = .mapping(["directory": .text(spool.directory), "max_bytes": .plain(spool.maxBytes), "fsync": .plain(spool.fsync)])
         } else {
-            add("  spool: none  # memory only")
+            queueMap["spool"] = .plain("none")
+            notes.append("sending_queue.spool none: queued batches are held in memory only")
         }
+        root["sending_queue"] = .mapping(queueMap)
         let retry = delivery.retry
-        add("retry_on_failure:")
-        add("  enabled: \(retry.enabled)")
-        add("  initial_interval: \(duration(retry.initialInterval))")
-        add("  max_interval: \(duration(retry.maxInterval))")
-        add("  max_elapsed_time: \(retry.maxElapsedTime.map { duration($0) } ?? "0  # until delivered")")
-        add("  multiplier: \(retry.multiplier)")
-        add("  randomization_factor: \(retry.randomizationFactor)")
-        add("limits:")
-        add("  max_trace_body_bytes: \(maxTraceBodyBytes)")
-        add("  max_passthrough_body_bytes: \(limits.maxPassthroughBodyBytes.map(String.init) ?? "none  # streamed without a cap")")
-        add("  max_header_bytes: \(limits.maxHeaderBytes)")
-        add("  request_read_timeout: \(duration(limits.requestReadTimeout))")
-        add("  request_timeout: \(duration(limits.requestTimeout))")
-        add("  min_body_rate: \(limits.minBodyBytesPerSecond.map { "\($0)  # bytes/s" } ?? "0  # none")")
-        add("  min_body_rate_grace_period: \(duration(limits.minBodyRateGracePeriod))")
-        add("  response_write_timeout: \(duration(limits.responseWriteTimeout))")
-        add("  idle_timeout: \(duration(limits.idleTimeout))")
-        add("  max_connections: \(limits.maxConnections)")
-        add("  max_body_bytes_in_memory: \(limits.maxBodyBytesInMemory)")
+        root["retry_on_failure"] = .mapping([
+            "enabled": .plain(retry.enabled), "initial_interval": .duration(retry.initialInterval), "max_interval": .duration(retry.maxInterval),
+            "max_elapsed_time": retry.maxElapsedTime.map { .duration($0) } ?? .plain(0), "multiplier": .plain(retry.multiplier),
+            "randomization_factor": .plain(retry.randomizationFactor),
+        ])
+        if retry.maxElapsedTime == nil { notes.append("retry_on_failure.max_elapsed_time 0: a batch is retried until it is delivered") }
+        root["limits"] = .mapping([
+            "max_trace_body_bytes": .plain(maxTraceBodyBytes),
+            "max_passthrough_body_bytes": limits.maxPassthroughBodyBytes.map { .plain($0) } ?? .plain("none"),
+            "max_header_bytes": .plain(limits.maxHeaderBytes), "request_read_timeout": .duration(limits.requestReadTimeout),
+            "request_timeout": .duration(limits.requestTimeout), "min_body_rate": .plain(limits.minBodyBytesPerSecond ?? 0),
+            "min_body_rate_grace_period": .duration(limits.minBodyRateGracePeriod),
+            "response_write_timeout": .duration(limits.responseWriteTimeout), "idle_timeout": .duration(limits.idleTimeout),
+            "max_connections": .plain(limits.maxConnections), "max_body_bytes_in_memory": .plain(limits.maxBodyBytesInMemory),
+        ])
+        if limits.maxPassthroughBodyBytes == nil {
+            notes.append("limits.max_passthrough_body_bytes none: passthrough bodies are streamed without a cap")
+        }
         for (key, value) in [("tls", tls), ("admin_tls", adminTLS)] {
             guard let value else { continue }
-            add("\(key):")
-            add("  cert_file: \(v(value.certFile))")
-            add("  key_file: \(v(value.keyFile))")
+            root[key] = .mapping(["cert_file": .text(value.certFile), "key_file": .text(value.keyFile)])
         }
-        add("attachments:")
-        add("  directory: \(attachmentsDirectory.map { v($0) } ?? "none  # accepted and discarded")")
-        add("  max_bytes: \(attachmentsMaxBytes)")
+        root["attachments"] = .mapping([
+            "directory": attachmentsDirectory.map { .text($0) } ?? .plain("none"), "max_bytes": .plain(attachmentsMaxBytes),
+        ])
+        if attachmentsDirectory == nil { notes.append("attachments.directory none: trace attachments are accepted and discarded") }
         if resource.serviceName != nil || !resource.attributes.isEmpty {
-            add("service:")
-            if let name = resource.serviceName { add("  name: \(v(name))") }
+            var service = YAMLMapping()
+            if let name = resource.serviceName { service["name"] = .text(name) }
             if !resource.attributes.isEmpty {
-                add("  resource_attributes:")
-                for attribute in resource.attributes { add("    \(v(attribute.key)): \(v(attribute.value))") }
+                var attributes = YAMLMapping()
+                for attribute in resource.attributes { attributes[text: attribute.key] = .text(attribute.value) }
+                service["resource_attributes"] = .mapping(attributes)
             }
+            root["service"] = .mapping(service)
         }
-        for warning in warnings { add("# warning: \(warning.replacingOccurrences(of: "\n", with: " "))") }
-        return lines.joined(separator: "\n") + "\n"
+        let comments = notes.map { "# note: \($0)" } + warnings.map { "# warning: \($0)" }
+        return YAMLValue.mapping(root).document + comments.map { $0.replacingOccurrences(of: "\n", with: " ") + "\n" }.joined()
+    }
+}
+
+/// A value of the dump: Yams nodes with the few shapes the dump needs.
+enum YAMLValue {
+    /// A number, boolean or fixed word, written plain (it reads back as what it is).
+    case plain(any CustomStringConvertible)
+    /// Text from the operator or the environment: quoted whenever YAML would read it as anything but this string.
+    case text(String)
+    /// A hidden value: `"***"`.
+    case secret
+    /// A list of texts, on one line.
+    case list([String])
+    /// A nested mapping.
+    case mapping(YAMLMapping)
+
+    static func duration(_ value: Duration?) -> YAMLValue {
+        guard let value else { return .plain("none") }
+        let (seconds, attoseconds) = value.components
+        let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return .plain(millis % 1000 == 0 ? "\(millis / 1000)s" : "\(millis)ms")
     }
 
-    /// `text` as a YAML scalar: as it is when the YAML parser (Yams) reads it back as the same string, otherwise
-    /// double-quoted with YAML's escapes (those of a JSON string). Inside a flow mapping, text with `,`, `[`, `]`, `{` or `}` is quoted too.
-    static func yamlScalar(_ text: String, inFlow: Bool = false) -> String {
-        let flowSafe = !inFlow || !text.contains(where: { ",[]{}".contains($0) })
-        if flowSafe, !text.isEmpty, !text.contains(where: { $0.isNewline }), let parsed = try? Yams.load(yaml: "k: " + text) as? [String: Any],
-            parsed["k"] as? String == text
-        {
-            return text
+    /// Header names as they are, every value hidden.
+    static func redactedHeaders(_ headers: [KeyValuePair]) -> YAMLValue {
+        var map = YAMLMapping()
+        for header in headers { map[text: header.key] = .secret }
+        return .mapping(map)
+    }
+
+    var node: Node {
+        switch self {
+        case .plain(let value): .scalar(Node.Scalar(value.description))
+        case .text(let text): .scalar(text.represented())
+        case .secret: .scalar(Node.Scalar("***", Tag(.str), .doubleQuoted))
+        case .list(let items): .sequence(Node.Sequence(items.map { .scalar($0.represented()) }, .implicit, .flow))
+        case .mapping(let mapping): .mapping(Node.Mapping(mapping.pairs.map { ($0.key, $0.value.node) }))
         }
-        // A JSON string is a YAML double-quoted scalar with the same escapes; DEL, which YAML does not allow as it is,
-        // is escaped too.
-        return JSONValue.string(text).text.replacingOccurrences(of: "\u{7F}", with: "\\u007F")
+    }
+
+    /// The YAML document (block style, long lines kept whole, Unicode as it is).
+    var document: String {
+        do {
+            return try Yams.serialize(node: node, width: -1, allowUnicode: true)
+        } catch {
+            // The emitter fails only on text that is not valid UTF-8, which a Swift string cannot hold.
+            return "# the effective configuration could not be written as YAML: \(error)\n"
+        }
+    }
+}
+
+/// A mapping of the dump in the order its entries are set (YAML keeps it).
+struct YAMLMapping: ExpressibleByDictionaryLiteral {
+    fileprivate(set) var pairs: [(key: Node, value: YAMLValue)] = []
+
+    init() {}
+
+    init(dictionaryLiteral elements: (String, YAMLValue)...) {
+        pairs = elements.map { (Node.scalar(Node.Scalar($0.0)), $0.1) }
+    }
+
+    /// The entry under one of the dump's own (plain) keys; setting one that exists replaces its value in place.
+    subscript(key: String) -> YAMLValue? {
+        get { value(for: Node.scalar(Node.Scalar(key))) }
+        set { set(Node.scalar(Node.Scalar(key)), newValue) }
+    }
+
+    /// The entry under a key the operator chose (a destination, header or attribute name): quoted as YAML needs.
+    subscript(text key: String) -> YAMLValue? {
+        get { value(for: Node.scalar(key.represented())) }
+        set { set(Node.scalar(key.represented()), newValue) }
+    }
+
+    private func value(for key: Node) -> YAMLValue? { pairs.first { $0.key == key }?.value }
+
+    private mutating func set(_ key: Node, _ value: YAMLValue?) {
+        let index = pairs.firstIndex { $0.key == key }
+        switch (index, value) {
+        case (let index?, let value?): pairs[index].value = value
+        case (let index?, nil): pairs.remove(at: index)
+        case (nil, let value?): pairs.append((key, value))
+        case (nil, nil): break
+        }
     }
 }

@@ -67,7 +67,7 @@ let package = Package(
         // Settings: environment variables, the configuration file and flags turned into one validated value (pure).
         .target(
             name: "ProxyConfig",
-            dependencies: ["ProxySettings", "SpanShaping", "JSONText", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ProxySettings", "SpanShaping", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         // JSON values that keep member order and number text: parse, edit, write (pure, no dependencies).
@@ -186,7 +186,7 @@ let package = Package(
         .target(
             name: "Backfill",
             dependencies: [
-                "ProxySettings", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanShaping", "OTLPExport", "ExportQueue",
+                "ProxySettings", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanShaping", "OTLPExport",
                 "OTLPProto", "JSONText", "UpstreamAccess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
@@ -323,7 +323,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "MLflowWire", "TraceAssembly", "OTLPProto", "OTLPExport", .product(name: "NIOCore", package: "swift-nio"),
+                "MLflowWire", "TraceAssembly", "OTLPExport", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/TestSupport",
@@ -352,7 +352,7 @@ let package = Package(
         unitTests(
             "OTLPExportTests",
             [
-                "OTLPExport", "OTLPProto", "ProxyConfig", "ProxySettings", "ProxyObservability", "TestSupport",
+                "OTLPExport", "OTLPProto", "ProxyConfig", "ProxySettings", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
@@ -367,30 +367,30 @@ let package = Package(
         unitTests(
             "DeliveryTests",
             [
-                "Delivery", "OTLPExport", "ExportQueue", "OTLPProto", "ProxyConfig", "ProxySettings", "ProxyObservability", "TestSupport",
+                "Delivery", "OTLPExport", "OTLPProto", "ProxySettings", "ProxyObservability", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         unitTests(
             "HTTPListenerTests",
             [
-                "HTTPListener", "ProxyConfig", "ProxySettings", "ProxyObservability", "OTLPProto", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "HTTPListener", "OTLPProto", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]),
         unitTests(
             "PassthroughTests",
             [
-                "Passthrough", "HTTPListener", "ProxyConfig", "ProxySettings", "ProxyObservability", .product(name: "Hummingbird", package: "hummingbird"),
+                "Passthrough", "HTTPListener", "ProxySettings", "ProxyObservability", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         unitTests(
             "IntakeTests",
             [
-                "Intake", "HTTPListener", "TraceAssembly", "MLflowWire", "ExportQueue", "ProxyObservability", "TestSupport",
+                "Intake", "HTTPListener", "TraceAssembly", "MLflowWire", "ProxyObservability", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
-        unitTests("AdminSiteTests", ["AdminSite", "ProxyObservability"]),
+        unitTests("AdminSiteTests", ["AdminSite"]),
         unitTests(
             "ProxyServerTests",
             [
@@ -402,7 +402,7 @@ let package = Package(
         .testTarget(
             name: "BackfillTests",
             dependencies: [
-                "Backfill", "MLflowWire", "TraceAssembly", "OTLPTranslation", "OTLPProto", "ProxyConfig", "JSONText", "OTLPExport",
+                "Backfill", "MLflowWire", "TraceAssembly", "OTLPTranslation", "OTLPProto", "JSONText",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

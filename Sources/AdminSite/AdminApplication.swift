@@ -16,10 +16,31 @@ import ProxySettings
 import Synchronization
 import TraceAssembly
 
-/// What the admin endpoints read: the configuration, the status board, the pipelines and assembler (for
-/// gauges), and whether the proxy listener is up.
+/// The admin site's settings: what the status page shows and `/readyz` checks, and the admin tokens. The wiring
+/// builds them from the configuration.
+public struct AdminSettings: Sendable {
+    /// The export mode (shown; in a mode that forwards trace calls, `/readyz` needs the upstream).
+    public var mode: ExportMode
+    /// The upstream MLflow server, `nil` when standalone.
+    public var upstream: UpstreamURL?
+    /// Tokens `/status` and `/metrics` require; empty: open.
+    public var tokens: [String]
+    /// The local traces file, shown when there are no destinations.
+    public var localTracesFile: String?
+
+    /// The settings.
+    public init(mode: ExportMode, upstream: UpstreamURL?, tokens: [String], localTracesFile: String?) {
+        self.mode = mode
+        self.upstream = upstream
+        self.tokens = tokens
+        self.localTracesFile = localTracesFile
+    }
+}
+
+/// What the admin endpoints read: their settings, the status board, the pipelines and assembler (for gauges), and
+/// whether the proxy listener is up.
 public final class AdminState: Sendable {
-    let configuration: ProxyConfiguration
+    let settings: AdminSettings
     let status: StatusBoard
     let fanOut: ExportFanOut
     let assembler: TraceAssembler
@@ -29,8 +50,8 @@ public final class AdminState: Sendable {
     private let upstreamCheck = NIOLockedValueBox<(checkedAt: ContinuousClock.Instant, reachable: Bool, detail: String)?>(nil)
 
     /// The state of one running proxy; `client` checks the upstream's health.
-    public init(configuration: ProxyConfiguration, status: StatusBoard, fanOut: ExportFanOut, assembler: TraceAssembler, client: HTTPClient) {
-        self.configuration = configuration
+    public init(settings: AdminSettings, status: StatusBoard, fanOut: ExportFanOut, assembler: TraceAssembler, client: HTTPClient) {
+        self.settings = settings
         self.status = status
         self.fanOut = fanOut
         self.assembler = assembler
@@ -39,7 +60,7 @@ public final class AdminState: Sendable {
 
     /// Whether the upstream answers `GET /health` (cached for 5 s so probes do not load it).
     public func upstreamReachable() async -> (Bool, String) {
-        guard let upstream = configuration.upstream else { return (true, "no upstream (standalone)") }
+        guard let upstream = settings.upstream else { return (true, "no upstream (standalone)") }
         if let cached = upstreamCheck.withLockedValue({ $0 }), ContinuousClock.now - cached.checkedAt < .seconds(5) {
             return (cached.reachable, cached.detail)
         }
@@ -71,7 +92,7 @@ public enum AdminApplication {
     ) -> some ApplicationProtocol {
         let router = Router()
         router.add(middleware: AdminSecurityHeaders())
-        router.add(middleware: AdminAuthentication(tokens: state.configuration.adminTokens))
+        router.add(middleware: AdminAuthentication(tokens: state.settings.tokens))
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/readyz") { _, _ -> Response in
             let listening = state.listening.load(ordering: .relaxed)
@@ -79,7 +100,7 @@ public enum AdminApplication {
             // Trace intake needs the upstream only where uploads go to it (MLflow-only and dual); in
             // OpenTelemetry-only mode the proxy answers them itself, so an MLflow outage does not take it out of
             // rotation. The check is still shown.
-            let upstreamRequired = !state.configuration.mode.answersTraceCallsLocally
+            let upstreamRequired = !state.settings.mode.answersTraceCallsLocally
             // A spool that cannot be written (full or read-only disk) refuses uploads: out of rotation until it can.
             let spoolProblems = state.fanOut.spoolProblems
             let ready = listening && (upstreamOK || !upstreamRequired) && spoolProblems.isEmpty

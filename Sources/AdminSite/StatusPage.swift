@@ -8,7 +8,7 @@ import ProxySettings
 /// The `/status` page: rendered on the server, readable without JavaScript, refreshing itself every 5 s.
 public enum StatusPage {
     static func render(state: AdminState, tracesWaiting: Int) -> String {
-        let configuration = state.configuration
+        let settings = state.settings
         let (destinations, recent, spansPerSecond) = state.status.snapshot()
         let queues = Dictionary(state.fanOut.pipelines.map { ($0.name, $0.queuedSpanCount) }, uniquingKeysWith: { $1 })
         let formatter = ISO8601DateFormatter()
@@ -24,8 +24,8 @@ public enum StatusPage {
             </style></head><body>
             <h1>mlflow-otel-proxy</h1>
             <table>
-            <tr><th>mode</th><td>\(escape(configuration.mode.rawValue))</td></tr>
-            <tr><th>upstream</th><td>\(escape(configuration.upstream?.description ?? "none (standalone)"))</td></tr>
+            <tr><th>mode</th><td>\(escape(settings.mode.rawValue))</td></tr>
+            <tr><th>upstream</th><td>\(escape(settings.upstream?.description ?? "none (standalone)"))</td></tr>
             <tr><th>spans per second (last minute)</th><td>\(String(format: "%.2f", spansPerSecond))</td></tr>
             <tr><th>traces waiting for their parts</th><td>\(tracesWaiting)</td></tr>
             <tr><th>up since</th><td>\(formatter.string(from: state.status.startedAt))</td></tr>
@@ -35,7 +35,7 @@ public enum StatusPage {
 
             """
         if destinations.isEmpty {
-            html += "<tr><td colspan=\"7\">none configured\(configuration.localTracesFile.map { " (traces go to \(escape($0)))" } ?? "")</td></tr>\n"
+            html += "<tr><td colspan=\"7\">none configured\(settings.localTracesFile.map { " (traces go to \(escape($0)))" } ?? "")</td></tr>\n"
         }
         for destination in destinations {
             html += "<tr><td>\(escape(destination.name))</td><td><code>\(escape(destination.endpoint))</code></td>"

@@ -7,6 +7,24 @@ import ProxySettings
 import ServiceLifecycle
 import SpanShaping
 
+/// What delivery is configured to do: the destinations, the delivery defaults they override, and the local traces
+/// file used when there are none. The wiring builds it from the configuration.
+public struct DeliveryPlan: Sendable, Equatable {
+    /// The destinations, in the configuration's order.
+    public var destinations: [OTLPDestination]
+    /// Batching, queue, spool and retry settings, before each destination's overrides.
+    public var defaults: DeliverySettings
+    /// Where translated traces go when there is no destination (`traces_file`), or `nil`.
+    public var localTracesFile: String?
+
+    /// The plan.
+    public init(destinations: [OTLPDestination], defaults: DeliverySettings, localTracesFile: String?) {
+        self.destinations = destinations
+        self.defaults = defaults
+        self.localTracesFile = localTracesFile
+    }
+}
+
 /// Builds the export unit of each destination (or of the local traces file).
 public struct ExportUnitFactory: Sendable {
     let counters: ProxyCounters
@@ -22,19 +40,19 @@ public struct ExportUnitFactory: Sendable {
         self.exportClient = exportClient
     }
 
-    /// The units `configuration` asks for, in its order.
+    /// The units `plan` asks for, in its order.
     /// - Throws: ``ConfigurationError`` when a destination's TLS files cannot be used or the traces file opened.
-    public func units(for configuration: ProxyConfiguration, reusing existing: [ExportFanOut.Key] = []) throws(ConfigurationError) -> [ExportFanOut
+    public func units(for plan: DeliveryPlan, reusing existing: [ExportFanOut.Key] = []) throws(ConfigurationError) -> [ExportFanOut
         .Unit]
     {
         var units: [ExportFanOut.Unit] = []
-        for destination in configuration.destinations {
-            let delivery = destination.delivery(over: configuration.delivery)
+        for destination in plan.destinations {
+            let delivery = destination.delivery(over: plan.defaults)
             let key = ExportFanOut.Key(destination: destination, delivery: delivery, localFile: nil)
             units.append(existing.contains(key) ? placeholder(key) : try unit(for: destination, delivery: delivery))
         }
-        if configuration.destinations.isEmpty, let path = configuration.localTracesFile {
-            let key = ExportFanOut.Key(destination: nil, delivery: configuration.delivery, localFile: path)
+        if plan.destinations.isEmpty, let path = plan.localTracesFile {
+            let key = ExportFanOut.Key(destination: nil, delivery: plan.defaults, localFile: path)
             if existing.contains(key) {
                 units.append(placeholder(key))
             } else {
@@ -46,7 +64,7 @@ public struct ExportUnitFactory: Sendable {
                 }
                 // With the status board, so /status shows a trace written there as delivered (to `file:<path>`).
                 let pipeline = ExportPipeline(
-                    settings: configuration.delivery, exporters: [exporter], counters: counters, logger: logger, status: status)
+                    settings: plan.defaults, exporters: [exporter], counters: counters, logger: logger, status: status)
                 units.append(ExportFanOut.Unit(key: key, pipeline: pipeline, group: group([pipeline])))
             }
         }
@@ -89,9 +107,9 @@ public struct ExportUnitFactory: Sendable {
 
     /// Checks at start-up that every destination's spool directory can be created, written and locked (so a
     /// second proxy on the same directory stops with the reason instead of delivering the same batches).
-    public func checkSpools(for configuration: ProxyConfiguration) throws(ConfigurationError) {
-        guard let spool = configuration.delivery.spool else { return }
-        for destination in configuration.destinations {
+    public func checkSpools(for plan: DeliveryPlan) throws(ConfigurationError) {
+        guard let spool = plan.defaults.spool else { return }
+        for destination in plan.destinations {
             do {
                 _ = try SpoolDirectory(path: Self.spoolPath(root: spool.directory, destination: destination.name), fsync: false)
             } catch {

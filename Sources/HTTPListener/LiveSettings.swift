@@ -1,8 +1,8 @@
 import NIOConcurrencyHelpers
 import ProxySettings
 
-/// The settings requests read each time, replaceable by a configuration reload: inbound tokens and the
-/// headers injected upstream.
+/// The listener's settings that requests read each time, replaceable by a configuration reload: inbound tokens and
+/// the headers injected upstream. The wiring builds its ``Snapshot`` from the configuration.
 public final class LiveSettings: Sendable {
     /// One consistent set of values.
     public struct Snapshot: Sendable {
@@ -12,25 +12,25 @@ public final class LiveSettings: Sendable {
         public var upstreamHeaders: [KeyValuePair]
         /// Whether a client's own `Authorization` survives an injected one.
         public var clientAuthorization: ClientAuthorizationPolicy
+
+        /// The values; no tokens means no inbound authentication.
+        public init(inboundTokens: [String], upstreamHeaders: [KeyValuePair], clientAuthorization: ClientAuthorizationPolicy) {
+            authentication = inboundTokens.isEmpty ? nil : InboundAuthentication(tokens: Set(inboundTokens))
+            self.upstreamHeaders = upstreamHeaders
+            self.clientAuthorization = clientAuthorization
+        }
     }
 
     private let state: NIOLockedValueBox<Snapshot>
 
-    /// The values of `configuration`.
-    public init(_ configuration: ProxyConfiguration) { state = NIOLockedValueBox(Self.snapshot(of: configuration)) }
+    /// Starts with `snapshot`.
+    public init(_ snapshot: Snapshot) { state = NIOLockedValueBox(snapshot) }
 
     /// The values now.
     public var current: Snapshot { state.withLockedValue { $0 } }
 
     /// Replaces the values for requests from now on.
-    public func update(from configuration: ProxyConfiguration) {
-        let new = Self.snapshot(of: configuration)
-        state.withLockedValue { $0 = new }
-    }
-
-    static func snapshot(of configuration: ProxyConfiguration) -> Snapshot {
-        Snapshot(
-            authentication: configuration.inboundTokens.isEmpty ? nil : InboundAuthentication(tokens: Set(configuration.inboundTokens)),
-            upstreamHeaders: configuration.upstreamHeaders, clientAuthorization: configuration.clientAuthorization)
+    public func update(to snapshot: Snapshot) {
+        state.withLockedValue { $0 = snapshot }
     }
 }

@@ -97,11 +97,11 @@ public final class ProxyReloader: Sendable {
             warnings.append("\(setting.name) changed; it needs a restart, the running value stays")
         }
         // Everything that can fail first, so a failure changes nothing.
-        let units = try unitFactory.units(for: new, reusing: fanOut.keys)
+        let units = try unitFactory.units(for: DeliveryPlan(new), reusing: fanOut.keys)
         if let listenerTLS, let settings = new.tls { try listenerTLS.replace(with: settings, setting: "tls") }
         if let adminTLS, let settings = new.adminTLS { try adminTLS.replace(with: settings, setting: "admin_tls") }
 
-        live.update(from: new)
+        live.update(to: LiveSettings.Snapshot(new))
         status.setDestinations(new.destinations.map { (name: $0.name, endpoint: $0.endpoint.description) })
         let (started, retired) = await fanOut.replace(with: units)
         logger.info(

@@ -94,14 +94,14 @@ public enum ProxyApplication {
         let wiring = ServiceWiring(configuration: configuration, counters: counters, logger: logger, status: status)
         // Delivery: one unit (queue, delivery, exporter) per destination; every trace goes to each of them.
         let unitFactory = ExportUnitFactory(counters: counters, logger: logger, status: status, exportClient: exportClient)
-        try unitFactory.checkSpools(for: configuration)
-        let fanOut = ExportFanOut(units: try unitFactory.units(for: configuration))
+        try unitFactory.checkSpools(for: DeliveryPlan(configuration))
+        let fanOut = ExportFanOut(units: try unitFactory.units(for: DeliveryPlan(configuration)))
         // Span metrics, recorded from every translated trace and exported by services of their own.
         let metrics = try wiring.spanMetrics(exportClient: exportClient)
         // Assembly and translation, which hands each translated trace to delivery, the metrics and the status page.
         let tracePath = wiring.tracePath(fanOut: fanOut, metricsRecorders: metrics.recorders)
         // The listener's routes: the passthrough, the intake (with its journal when the spool is on) and the router.
-        let live = LiveSettings(configuration)
+        let live = LiveSettings(LiveSettings.Snapshot(configuration))
         let forwarder = wiring.forwarder(client: client, live: live)
         let intake = try wiring.intake(tracePath: tracePath, fanOut: fanOut)
         let copies = DualCopies()
@@ -114,7 +114,7 @@ public enum ProxyApplication {
             experiments: StandaloneExperiments(), counters: counters, bodyBudget: bodyBudget, copies: copies
         )
         let adminState = AdminState(
-            configuration: configuration, status: status, fanOut: fanOut, assembler: tracePath.assembler, client: exportClient)
+            settings: AdminSettings(configuration), status: status, fanOut: fanOut, assembler: tracePath.assembler, client: exportClient)
         let proxyConnections = ConnectionGauge(listener: "proxy")
         let server = Application(
             responder: responder,

@@ -3,7 +3,6 @@ import Logging
 import NIOConcurrencyHelpers
 import OTLPExport
 import OTLPProto
-import ProxyConfig
 import ProxyObservability
 import ProxySettings
 import ServiceLifecycle

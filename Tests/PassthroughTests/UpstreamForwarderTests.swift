@@ -5,7 +5,6 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Passthrough
-import ProxyConfig
 import ProxyObservability
 import ProxySettings
 import Testing
@@ -46,7 +45,7 @@ import Testing
         -> some ApplicationProtocol
     {
         let upstream = try #require(UpstreamURL("http://127.0.0.1:\(upstreamPort)"))
-        let live = LiveSettings(try ProxyConfiguration.load(environment: [:]))
+        let live = LiveSettings(LiveSettings.Snapshot(inboundTokens: [], upstreamHeaders: [], clientAuthorization: .keep))
         let forwarder = UpstreamForwarder(
             upstream: upstream, client: client, timeout: timeout, counters: counters, live: live, maxBodyBytes: maxBodyBytes,
             tokenSource: nil, trustedProxies: [], listenerIsTLS: false)

@@ -62,12 +62,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The settings the stages read: plain value types (no loader, no YAML), built by ProxyConfig.
-        .target(name: "ProxySettings", dependencies: ["SpanShaping"], swiftSettings: swiftSettings),
+        // The few setting types several stages read (errors naming a setting, URLs, key/value pairs, the mode).
+        .target(name: "SharedSettings", swiftSettings: swiftSettings),
+        // The proxy's whole configuration as plain values (no loader, no YAML), made of the settings types each stage
+        // owns (the listener's, upstream access', the destinations' transports, delivery's); ProxyConfig builds it.
+        .target(name: "ProxySettings", dependencies: ["SharedSettings", "HTTPListener", "UpstreamAccess", "OTLPExport", "Delivery"], swiftSettings: swiftSettings),
         // Settings: environment variables, the configuration file and flags turned into one validated value (pure).
         .target(
             name: "ProxyConfig",
-            dependencies: ["ProxySettings", "SpanShaping", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ProxySettings", "SharedSettings", "SpanShaping", "HTTPListener", "UpstreamAccess", "OTLPExport", "Delivery", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         // JSON values that keep member order and number text: parse, edit, write (pure, no dependencies).
@@ -153,7 +156,7 @@ let package = Package(
         .target(
             name: "OTLPExport",
             dependencies: [
-                "OTLPProto", "OTLPJSON", "ProxySettings", "ProxyObservability", "ExportQueue", "SpanShaping",
+                "OTLPProto", "OTLPJSON", "SharedSettings", "ProxyObservability", "ExportQueue", "SpanShaping",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -174,7 +177,7 @@ let package = Package(
         .target(
             name: "UpstreamAccess",
             dependencies: [
-                "ProxySettings", "JSONText",
+                "SharedSettings", "JSONText",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -186,7 +189,7 @@ let package = Package(
         .target(
             name: "Backfill",
             dependencies: [
-                "ProxySettings", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanShaping", "OTLPExport",
+                "SharedSettings", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanShaping", "OTLPExport",
                 "OTLPProto", "JSONText", "UpstreamAccess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
@@ -203,7 +206,7 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
-                "OTLPProto", "ProxySettings", "ProxyObservability", "ExportQueue", "SpanShaping", "OTLPExport", "OTLPJSON",
+                "OTLPProto", "SharedSettings", "ProxyObservability", "ExportQueue", "SpanShaping", "OTLPExport", "OTLPJSON",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -219,7 +222,7 @@ let package = Package(
         .target(
             name: "HTTPListener",
             dependencies: [
-                "ProxySettings", "ProxyObservability", "OTLPProto", "JSONText",
+                "SharedSettings", "ProxyObservability", "OTLPProto", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -238,7 +241,7 @@ let package = Package(
         .target(
             name: "Passthrough",
             dependencies: [
-                "HTTPListener", "ProxySettings", "ProxyObservability", "UpstreamAccess",
+                "HTTPListener", "SharedSettings", "ProxyObservability", "UpstreamAccess",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -269,7 +272,7 @@ let package = Package(
         .target(
             name: "AdminSite",
             dependencies: [
-                "HTTPListener", "Delivery", "OTLPExport", "TraceAssembly", "ProxySettings", "ProxyObservability", "JSONText",
+                "HTTPListener", "Delivery", "OTLPExport", "TraceAssembly", "SharedSettings", "ProxyObservability", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -286,7 +289,7 @@ let package = Package(
         .target(
             name: "ProxyServer",
             dependencies: [
-                "ProxySettings", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
+                "ProxySettings", "SharedSettings", "ProxyObservability", "MLflowWire", "TraceAssembly", "OTLPTranslation", "SpanMetrics", "OTLPExport",
                 "OTLPProto", "ExportQueue", "SpanShaping", "UpstreamAccess", "HTTPListener", "Passthrough", "Intake", "Delivery",
                 "AdminSite", "TranslationStage", "OTLPJSON", "JSONText",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -305,8 +308,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "MLflowOTelProxy",
-            dependencies: [
-                "ProxyConfig", "ProxySettings", "ProxyServer", "ProxyObservability", "OTLPExport", "Backfill", "OTLPTranslation", "SpanShaping", "UpstreamAccess",
+            dependencies: ["Delivery", 
+                "ProxyConfig", "ProxySettings", "SharedSettings", "ProxyServer", "ProxyObservability", "OTLPExport", "Backfill", "OTLPTranslation", "SpanShaping", "UpstreamAccess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -334,8 +337,9 @@ let package = Package(
         unitTests("OTLPProtoTests", ["OTLPProto", "TestSupport", .product(name: "GRPCCore", package: "grpc-swift-2")]),
         unitTests("OTLPJSONTests", ["OTLPJSON", "OTLPProto"]),
         unitTests("ProxyObservabilityTests", ["ProxyObservability"]),
-        unitTests("ProxySettingsTests", ["ProxySettings"]),
-        unitTests("ProxyConfigTests", ["ProxyConfig", "ProxySettings", "SpanShaping", .product(name: "Yams", package: "Yams")]),
+        unitTests("ProxySettingsTests", ["ProxySettings", "SharedSettings", "Delivery", "OTLPExport"]),
+        unitTests("SharedSettingsTests", ["SharedSettings"]),
+        unitTests("ProxyConfigTests", ["Delivery", "OTLPExport", "ProxyConfig", "ProxySettings", "SharedSettings", "SpanShaping", "HTTPListener", "UpstreamAccess", .product(name: "Yams", package: "Yams")]),
         unitTests("JSONTextTests", ["JSONText", "MLflowWire"]),
         unitTests("MLflowWireTests", ["MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport", .product(name: "CompressNIO", package: "compress-nio")]),
         unitTests("TraceAssemblyTests", ["TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport"]),
@@ -346,20 +350,20 @@ let package = Package(
                 "TranslationStage", "TraceAssembly", "OTLPTranslation", "OTLPProto", "MLflowWire", "TestSupport",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
-        unitTests("SpanMetricsTests", ["SpanMetrics", "OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPProto", "ProxyConfig", "ProxySettings", "TestSupport"]),
+        unitTests("SpanMetricsTests", ["OTLPExport", "SpanMetrics", "OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPProto", "ProxyConfig", "ProxySettings", "SharedSettings", "TestSupport"]),
         unitTests("ExportQueueTests", ["ExportQueue", "OTLPProto"]),
-        unitTests("SpanShapingTests", ["SpanShaping", "OTLPProto", "ProxyConfig", "ProxySettings", "JSONText"]),
+        unitTests("SpanShapingTests", ["OTLPExport", "SpanShaping", "OTLPProto", "ProxyConfig", "ProxySettings", "SharedSettings", "JSONText"]),
         unitTests(
             "OTLPExportTests",
             [
-                "OTLPExport", "OTLPProto", "ProxyConfig", "ProxySettings", "TestSupport",
+                "OTLPExport", "OTLPProto", "ProxyConfig", "ProxySettings", "SharedSettings", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         unitTests(
             "UpstreamAccessTests",
             [
-                "UpstreamAccess", "ProxyConfig", "ProxySettings", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "UpstreamAccess", "ProxyConfig", "ProxySettings", "SharedSettings", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -367,7 +371,7 @@ let package = Package(
         unitTests(
             "DeliveryTests",
             [
-                "Delivery", "OTLPExport", "OTLPProto", "ProxySettings", "ProxyObservability", "TestSupport",
+                "Delivery", "OTLPExport", "OTLPProto", "ProxySettings", "SharedSettings", "ProxyObservability", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         unitTests(
@@ -380,7 +384,7 @@ let package = Package(
         unitTests(
             "PassthroughTests",
             [
-                "Passthrough", "HTTPListener", "ProxySettings", "ProxyObservability", .product(name: "Hummingbird", package: "hummingbird"),
+                "Passthrough", "HTTPListener", "ProxySettings", "SharedSettings", "ProxyObservability", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         unitTests(
@@ -394,11 +398,11 @@ let package = Package(
         unitTests(
             "ProxyServerTests",
             [
-                "ProxyServer", "ProxyConfig", "ProxySettings", "ProxyObservability", "TestSupport", .product(name: "Hummingbird", package: "hummingbird"),
+                "ProxyServer", "ProxyConfig", "ProxySettings", "SharedSettings", "ProxyObservability", "TestSupport", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
-        unitTests("MLflowOTelProxyTests", ["MLflowOTelProxy", "ProxyConfig", "ProxySettings", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        unitTests("MLflowOTelProxyTests", ["MLflowOTelProxy", "ProxyConfig", "ProxySettings", "SharedSettings", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "BackfillTests",
             dependencies: [

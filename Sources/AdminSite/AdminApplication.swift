@@ -12,7 +12,7 @@ import NIOCore
 import NIOHTTP1
 import OTLPExport
 import ProxyObservability
-import ProxySettings
+import SharedSettings
 import Synchronization
 import TraceAssembly
 

@@ -3,7 +3,7 @@ import Foundation
 import HTTPListener
 import OTLPExport
 import ProxyObservability
-import ProxySettings
+import SharedSettings
 
 /// The `/status` page: rendered on the server, readable without JavaScript, refreshing itself every 5 s.
 public enum StatusPage {

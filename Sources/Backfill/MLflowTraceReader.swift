@@ -5,7 +5,7 @@ import Logging
 import MLflowWire
 import NIOCore
 import NIOHTTP1
-import ProxySettings
+import SharedSettings
 import UpstreamAccess
 
 /// Why a backfill could not go on, in words for the operator (never a credential).

@@ -2,8 +2,8 @@ import Logging
 import NIOConcurrencyHelpers
 import OTLPExport
 import OTLPProto
-import ProxySettings
 import ServiceLifecycle
+import SharedSettings
 
 /// The destinations traces are exported to right now: one unit (export pipeline plus the gRPC connection it
 /// may need) per destination, every trace to each. Units can be added and retired while the proxy runs

@@ -5,8 +5,8 @@ import OTLPExport
 import OTLPJSON
 import OTLPProto
 import ProxyObservability
-import ProxySettings
 import ServiceLifecycle
+import SharedSettings
 import SpanShaping
 import SwiftProtobuf
 import Synchronization

@@ -3,8 +3,8 @@ import ExportQueue
 import Logging
 import OTLPExport
 import ProxyObservability
-import ProxySettings
 import ServiceLifecycle
+import SharedSettings
 import SpanShaping
 
 /// What delivery is configured to do: the destinations, the delivery defaults they override, and the local traces
@@ -14,14 +14,24 @@ public struct DeliveryPlan: Sendable, Equatable {
     public var destinations: [OTLPDestination]
     /// Batching, queue, spool and retry settings, before each destination's overrides.
     public var defaults: DeliverySettings
+    /// Each destination's own delivery keys, by destination name.
+    public var overrides: [String: DeliveryOverrides]
     /// Where translated traces go when there is no destination (`traces_file`), or `nil`.
     public var localTracesFile: String?
 
     /// The plan.
-    public init(destinations: [OTLPDestination], defaults: DeliverySettings, localTracesFile: String?) {
+    public init(
+        destinations: [OTLPDestination], defaults: DeliverySettings, overrides: [String: DeliveryOverrides] = [:], localTracesFile: String?
+    ) {
         self.destinations = destinations
         self.defaults = defaults
+        self.overrides = overrides
         self.localTracesFile = localTracesFile
+    }
+
+    /// The delivery settings `destination` runs with: the defaults with its own keys over them.
+    public func delivery(for destination: OTLPDestination) -> DeliverySettings {
+        (overrides[destination.name] ?? DeliveryOverrides()).applied(to: defaults)
     }
 }
 
@@ -47,7 +57,7 @@ public struct ExportUnitFactory: Sendable {
     {
         var units: [ExportFanOut.Unit] = []
         for destination in plan.destinations {
-            let delivery = destination.delivery(over: plan.defaults)
+            let delivery = plan.delivery(for: destination)
             let key = ExportFanOut.Key(destination: destination, delivery: delivery, localFile: nil)
             units.append(existing.contains(key) ? placeholder(key) : try unit(for: destination, delivery: delivery))
         }

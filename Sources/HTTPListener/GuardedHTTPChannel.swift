@@ -10,7 +10,7 @@ import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import NIOSSL
 import ProxyObservability
-import ProxySettings
+import SharedSettings
 import Synchronization
 
 /// An HTTP/1.1 server channel with the proxy's connection limits (``ConnectionLimits``) and optional TLS.

@@ -1,5 +1,5 @@
 import NIOConcurrencyHelpers
-import ProxySettings
+import SharedSettings
 
 /// The listener's settings that requests read each time, replaceable by a configuration reload: inbound tokens and
 /// the headers injected upstream. The wiring builds its ``Snapshot`` from the configuration.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Backfill
+import Delivery
 import Foundation
 import Logging
 import OTLPExport
@@ -8,6 +9,7 @@ import OTLPTranslation
 import ProxyConfig
 import ProxyObservability
 import ProxySettings
+import SharedSettings
 import SpanShaping
 import UnixSignals
 import UpstreamAccess
@@ -168,7 +170,7 @@ struct BackfillCommand: AsyncParsableCommand {
         var grpcExporters: [OTLPGRPCExporter] = []
         let status = StatusBoard(destinations: selected.map { (name: $0.name, endpoint: $0.endpoint.description) })
         for destination in selected {
-            var delivery = destination.delivery(over: configuration.delivery)
+            var delivery = configuration.delivery(for: destination)
             delivery.retry.enabled = true
             delivery.retry.maxElapsedTime = nil
             let exporter: any SpanExporter

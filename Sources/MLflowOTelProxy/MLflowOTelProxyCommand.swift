@@ -12,6 +12,7 @@ import ProxyObservability
 import ProxyServer
 import ProxySettings
 import ServiceLifecycle
+import SharedSettings
 import UnixSignals
 
 /// `mlflow-otel-proxy`: the command-line entry point; `serve` is the default subcommand.

@@ -2,7 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import OTLPProto
-import ProxySettings
+import SharedSettings
 
 /// `mlflow-otel-proxy test-destination`: one small synthetic trace sent to a destination with its real settings
 /// and credentials, once (no retries), and what came of it, with a hint for the usual causes of a failure.

@@ -4,8 +4,8 @@ import GRPCProtobuf
 import Logging
 import OTLPProto
 import ProxyObservability
-import ProxySettings
 import ServiceLifecycle
+import SharedSettings
 
 /// Exports OTLP over gRPC (`TraceService/Export`) to one destination.
 ///
@@ -21,7 +21,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let traceService: Opentelemetry_Proto_Collector_Trace_V1_TraceService.Client<HTTP2ClientTransport.Posix>
     private let metricsService: Opentelemetry_Proto_Collector_Metrics_V1_MetricsService.Client<HTTP2ClientTransport.Posix>
-    private let retry: ProxySettings.RetryPolicy
+    private let retry: OTLPExport.RetryPolicy
     private let logger: Logger
     private let status: StatusBoard?
     private let counters: ProxyCounters?
@@ -29,7 +29,7 @@ public final class OTLPGRPCExporter: SpanExporter, Service {
     /// Creates an exporter; connections start when ``run()`` runs.
     /// - Throws: when the TLS files cannot be used or the endpoint cannot be resolved.
     public init(
-        destination: OTLPDestination, retry: ProxySettings.RetryPolicy = ProxySettings.RetryPolicy(), logger: Logger, status: StatusBoard? = nil,
+        destination: OTLPDestination, retry: OTLPExport.RetryPolicy = OTLPExport.RetryPolicy(), logger: Logger, status: StatusBoard? = nil,
         counters: ProxyCounters? = nil
     ) throws {
         name = destination.name

@@ -8,7 +8,7 @@ import NIOSSL
 import OTLPJSON
 import OTLPProto
 import ProxyObservability
-import ProxySettings
+import SharedSettings
 import SwiftProtobuf
 
 /// Exports OTLP over HTTP to one destination, with protobuf or JSON bodies (`http/protobuf`, `http/json`).

@@ -1,7 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import ProxyObservability
-import ProxySettings
+import SharedSettings
 
 /// What one delivery attempt came to.
 enum AttemptOutcome: Sendable {

@@ -95,7 +95,7 @@ public struct ExportFailure: Error, Sendable, CustomStringConvertible {
     /// What happened, with the destination's answer when there was one (never a header value).
     public var message: String
     /// Whether the destination rejected the proxy's credentials (HTTP 401/403, gRPC `UNAUTHENTICATED`/
-    /// `PERMISSION_DENIED`): a pipeline may hold the batch (``ProxyConfig/AuthFailurePolicy``).
+    /// `PERMISSION_DENIED`): a pipeline may hold the batch (`Delivery`'s `AuthFailurePolicy`).
     public var credentialsRejected: Bool
     /// The HTTP status the destination answered, when it answered over HTTP.
     public var httpStatus: Int?

@@ -7,7 +7,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import ProxyObservability
-import ProxySettings
+import SharedSettings
 import UpstreamAccess
 
 /// Forwards a request to the upstream MLflow server and streams its answer back unchanged.

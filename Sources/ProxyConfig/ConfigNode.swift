@@ -1,5 +1,6 @@
 import Foundation
 import ProxySettings
+import SharedSettings
 import Yams
 
 /// A parsed YAML document as the configuration loader walks it: scalars stay text (no implicit typing), and

@@ -1,5 +1,9 @@
+import Delivery
 import Foundation
+import HTTPListener
+import OTLPExport
 import ProxySettings
+import SharedSettings
 import SpanShaping
 
 /// The YAML configuration file (`--config FILE`, `MLFLOW_OTEL_PROXY_CONFIG`), shaped the way OpenTelemetry
@@ -47,6 +51,7 @@ struct ConfigurationFile {
     var clientAuthorization: ClientAuthorizationPolicy?
     var mode: ExportMode?
     var destinations: [OTLPDestination] = []
+    var destinationDelivery: [String: DeliveryOverrides] = [:]
     var metricsExports: [MetricsSettings] = []
     var inboundTokens: [String]?
     var tracesFile: String?
@@ -258,8 +263,9 @@ struct ConfigurationFile {
         if let node = top["destinations"] {
             if case .map(let entries, _, _) = node {
                 for entry in entries {
-                    if let destination = destination(named: entry.key, node: entry.value, env: env, problems: &problems) {
+                    if let (destination, delivery) = destination(named: entry.key, node: entry.value, env: env, problems: &problems) {
                         file.destinations.append(destination)
+                        file.destinationDelivery[destination.name] = delivery
                         if case .map(let keys, _, _) = entry.value, let metricsNode = keys.first(where: { $0.key == "metrics" })?.value,
                             let metrics = metricsExport(for: destination, node: metricsNode, env: env, problems: &problems)
                         {
@@ -397,8 +403,10 @@ struct ConfigurationFile {
         return url
     }
 
-    /// One destination: profile defaults first, explicit keys over them.
-    static func destination(named name: String, node: ConfigNode, env: [String: String], problems: inout ConfigProblems) -> OTLPDestination? {
+    /// One destination: profile defaults first, explicit keys over them; and its own delivery keys.
+    static func destination(named name: String, node: ConfigNode, env: [String: String], problems: inout ConfigProblems) -> (
+        OTLPDestination, DeliveryOverrides
+    )? {
         let path = node.path
         let before = problems.errors.count
         // The profile decides which extra keys are allowed, so read it first.
@@ -497,8 +505,7 @@ struct ConfigurationFile {
             timeout: timeout, tls: tls, maxRequestBytes: maxRequestBytes, policy: policy
         )
         destination.metricsHeaders = defaults.metricsHeaders
-        destination.deliveryOverrides = deliveryOverrides(keys, path: path, env: env, problems: &problems)
-        return destination
+        return (destination, deliveryOverrides(keys, path: path, env: env, problems: &problems))
     }
 
     /// A destination's data policy: `semconv`, `redaction`, `limits` and `routing`, over the profile's defaults.
@@ -698,5 +705,6 @@ struct ConfigurationFile {
         }
         let fileNames = Set(destinations.map(\.name))
         config.destinations = config.destinations.filter { !fileNames.contains($0.name) } + destinations
+        config.destinationDelivery = config.destinationDelivery.filter { !fileNames.contains($0.key) }.merging(destinationDelivery) { $1 }
     }
 }

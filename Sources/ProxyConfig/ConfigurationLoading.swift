@@ -1,5 +1,9 @@
+import Delivery
 import Foundation
+import HTTPListener
+import OTLPExport
 import ProxySettings
+import SharedSettings
 import SpanShaping
 
 /// Values given on the command line; each overrides its environment variable.

@@ -1,5 +1,7 @@
 import Foundation
 import ProxySettings
+import SharedSettings
+import UpstreamAccess
 
 /// A Databricks workspace as the upstream, resolved the way MLflow's client resolves the tracking URI
 /// `databricks` or `databricks://PROFILE`: the workspace host with a personal access token, or with OAuth

@@ -1,5 +1,7 @@
 import Foundation
+import OTLPExport
 import ProxySettings
+import SharedSettings
 import SpanShaping
 
 /// What a destination profile fills in from its keys (the loader's side of ``DestinationProfile``).

@@ -1,6 +1,11 @@
+import Delivery
 import Foundation
+import HTTPListener
+import OTLPExport
 import ProxySettings
+import SharedSettings
 import SpanShaping
+import UpstreamAccess
 import Yams
 
 /// Renders the effective configuration as YAML for `check-config`: every setting after all layers applied,
@@ -45,7 +50,7 @@ extension ProxyConfiguration {
             map["compression"] = .plain(destination.compression.rawValue)
             map["timeout"] = .duration(destination.timeout)
             if let limit = destination.maxRequestBytes { map["max_request_bytes"] = .plain(limit) }
-            let own = destination.delivery(over: delivery)
+            let own = self.delivery(for: destination)
             map["on_auth_failure"] = .plain(own.onAuthFailure.rawValue)
             if own.onAuthFailure == .hold { map["auth_retry_interval"] = .duration(own.authRetryInterval) }
             let policy = destination.policy

@@ -1,5 +1,6 @@
 import Foundation
 import ProxySettings
+import SharedSettings
 
 /// Every environment variable the proxy reads, in one table: `--help` prints it, and the README's table of
 /// variables is this table's Markdown (``markdownTable``), checked by the unit tests, so the two cannot drift.

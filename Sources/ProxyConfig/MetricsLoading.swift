@@ -1,5 +1,6 @@
 import Foundation
 import ProxySettings
+import SharedSettings
 
 extension ProxyConfiguration {
     /// The metrics settings the standard variables describe, or `nil` when no endpoint is set or

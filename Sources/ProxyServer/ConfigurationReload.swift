@@ -11,8 +11,10 @@ import Passthrough
 import ProxyObservability
 import ProxySettings
 import ServiceLifecycle
+import SharedSettings
 import SpanShaping
 import UnixSignals
+import UpstreamAccess
 
 /// The proxy's services and the handle that reloads its configuration.
 public struct ProxyRuntime: Sendable {

@@ -6,9 +6,11 @@ import Intake
 import Logging
 import NIOCore
 import NIOPosix
+import OTLPExport
 import Passthrough
 import ProxySettings
 import ServiceLifecycle
+import SharedSettings
 
 #if canImport(Glibc)
     import Glibc

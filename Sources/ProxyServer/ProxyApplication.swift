@@ -19,6 +19,7 @@ import Passthrough
 import ProxyObservability
 import ProxySettings
 import ServiceLifecycle
+import SharedSettings
 import SpanMetrics
 import Synchronization
 import TraceAssembly

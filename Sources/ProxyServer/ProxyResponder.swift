@@ -12,6 +12,7 @@ import NIOCore
 import Passthrough
 import ProxyObservability
 import ProxySettings
+import SharedSettings
 
 /// Routes every request by the export mode: pass it through, answer it locally, or forward it and
 /// export a copy (dual mode).

@@ -2,6 +2,7 @@ import AdminSite
 import Delivery
 import HTTPListener
 import ProxySettings
+import SharedSettings
 
 // The one place the configuration is split into what each stage reads: no stage below the wiring takes the whole
 // `ProxyConfiguration`.
@@ -18,7 +19,9 @@ extension LiveSettings.Snapshot {
 extension DeliveryPlan {
     /// The destinations and delivery settings in `configuration`.
     init(_ configuration: ProxyConfiguration) {
-        self.init(destinations: configuration.destinations, defaults: configuration.delivery, localTracesFile: configuration.localTracesFile)
+        self.init(
+            destinations: configuration.destinations, defaults: configuration.delivery, overrides: configuration.destinationDelivery,
+            localTracesFile: configuration.localTracesFile)
     }
 }
 

@@ -1,3 +1,6 @@
+import OTLPExport
+import SharedSettings
+
 /// OTLP metrics export (span-duration and GenAI histograms), configured by the standard variables:
 /// `OTEL_METRICS_EXPORTER` (`otlp` default, `none`), `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (as is) or
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/metrics`), `OTEL_EXPORTER_OTLP_METRICS_{PROTOCOL,HEADERS,COMPRESSION,

@@ -1,3 +1,9 @@
+import Delivery
+import HTTPListener
+import OTLPExport
+import SharedSettings
+import UpstreamAccess
+
 /// The proxy's complete, validated settings.
 ///
 /// Built once at start-up by ``ProxyConfiguration/load(environment:flags:)`` from the proxy's own
@@ -55,6 +61,14 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var resource: ResourceSettings
     /// Batching of exported spans (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_MAX_QUEUE_SIZE`).
     public var delivery: DeliverySettings
+    /// Each destination's own `retry_on_failure` and `sending_queue` keys, by destination name (file destinations
+    /// only); ``delivery(for:)`` gives the settings a destination runs with.
+    public var destinationDelivery: [String: DeliveryOverrides] = [:]
+
+    /// The delivery settings `destination` runs with: the proxy-wide ones with its own keys over them.
+    public func delivery(for destination: OTLPDestination) -> DeliverySettings {
+        (destinationDelivery[destination.name] ?? DeliveryOverrides()).applied(to: delivery)
+    }
     /// How long a trace waits for its missing parts (spans or trace info) before it is exported anyway.
     /// Flag `--trace-info-wait` (seconds), variable `MLFLOW_OTEL_PROXY_TRACE_INFO_WAIT`; default 10 s.
     public var traceInfoWait: Duration
@@ -145,128 +159,6 @@ public struct AssemblyLimits: Sendable, Equatable {
     public init() {}
 }
 
-/// Limits on what one client connection may cost; each is answered with a clear error when hit.
-///
-/// The defaults follow nginx's (`client_header_timeout`/`client_body_timeout` 60 s, `keepalive_timeout` 75 s)
-/// with room for MLflow's large trace uploads.
-public struct ConnectionLimits: Sendable, Equatable {
-    /// The largest request head (request line and headers), in bytes; beyond it the answer is 431. Default 64 KiB.
-    public var maxHeaderBytes = 64 * 1024
-    /// How long a request may take to arrive: its head from its first byte, and its body between two reads.
-    /// A head that misses it gets 408; a stalled body has its connection closed. Default 60 s.
-    public var requestReadTimeout: Duration = .seconds(60)
-    /// How long a whole request (head and body) may take to arrive, from the head's first byte; `nil`: no cap.
-    /// A request that misses it has its connection closed (408 if the application has not answered). Default 1 h,
-    /// room for multi-gigabyte artifact uploads passed through to the upstream.
-    public var requestTimeout: Duration? = .seconds(3600)
-    /// The slowest a request body may arrive, in bytes per second of time the proxy spent waiting for it (time the
-    /// proxy itself held the body back, e.g. behind a slow upstream, does not count), judged once
-    /// ``minBodyRateGracePeriod`` has passed; `nil`: no minimum. Default 1 KiB/s (Apache's `mod_reqtimeout` uses
-    /// 500 B/s, Kestrel 240 B/s; 1 KiB/s still passes a 64 MiB upload in 18 hours).
-    public var minBodyBytesPerSecond: Int? = 1024
-    /// How long a body may arrive at any rate before ``minBodyBytesPerSecond`` is judged. Default 10 s.
-    public var minBodyRateGracePeriod: Duration = .seconds(10)
-    /// How long an answer may wait for the client to read it (the connection's send buffer full the whole time);
-    /// the connection is then closed, which also frees the upstream connection of a passthrough answer; `nil`:
-    /// forever. Default 60 s (nginx's `send_timeout`).
-    public var responseWriteTimeout: Duration? = .seconds(60)
-    /// How long a keep-alive connection may wait for its next request; `nil`: forever. Default 75 s.
-    public var idleTimeout: Duration? = .seconds(75)
-    /// Connections served at once. A connection over the limit closes the oldest connection that is idle, still
-    /// sending its head, or sending its body below ``minBodyBytesPerSecond`` (as nginx reuses idle
-    /// connections); when every connection is busy it gets 503 with `Retry-After` and is closed. Default 1024.
-    public var maxConnections = 1024
-    /// Request bodies held in memory at once, over all connections (trace uploads are read whole before they are
-    /// decoded); a request that would go over gets 503 with `Retry-After`. Default 256 MiB.
-    public var maxBodyBytesInMemory = 256 * 1024 * 1024
-    /// The largest body of a request passed through to the upstream (artifact uploads included); `nil`: no
-    /// cap, the body streams. Beyond it the answer is 413.
-    public var maxPassthroughBodyBytes: Int?
-    /// Creates the defaults.
-    public init() {}
-}
-
-/// A certificate chain and private key (PEM files) a listener presents.
-public struct ListenerTLS: Sendable, Equatable {
-    /// The certificate chain, leaf first.
-    public var certFile: String
-    /// The private key.
-    public var keyFile: String
-    /// Creates settings.
-    public init(certFile: String, keyFile: String) {
-        self.certFile = certFile
-        self.keyFile = keyFile
-    }
-}
-
-/// How trace uploads are handled; the names follow MLflow's "OpenTelemetry Export" page.
-public enum ExportMode: String, Sendable, Equatable {
-    /// No OTLP endpoint: trace calls pass through to the upstream untouched.
-    case mlflowOnly = "mlflow-only"
-    /// An OTLP endpoint: trace uploads are answered by the proxy and exported; they never reach the upstream.
-    case openTelemetryOnly = "opentelemetry-only"
-    /// An endpoint and the dual-export switch: uploads go upstream unchanged and a copy is exported.
-    case dual
-    /// No upstream and no endpoint: the proxy answers the trace API and writes traces to a local file.
-    case standalone
-
-    /// Whether the proxy answers trace uploads itself instead of forwarding them.
-    public var answersTraceCallsLocally: Bool { self == .openTelemetryOnly || self == .standalone }
-    /// Whether trace uploads are decoded and exported at all.
-    public var exportsTraces: Bool { self != .mlflowOnly }
-}
-
-/// What the proxy does with a client's own `Authorization` header when the configuration injects one upstream.
-public enum ClientAuthorizationPolicy: String, Sendable, Equatable {
-    /// The client's header wins; the configured one is added only when the client sent none.
-    case keep
-    /// The configured header always replaces the client's.
-    case replace
-}
-
-/// A `host:port` pair the proxy listens on.
-public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
-    /// MLflow's own default, so a client's default tracking URI works unchanged.
-    public static let `default` = ListenAddress(host: "127.0.0.1", port: 5000)
-    /// Host name or IP address.
-    public var host: String
-    /// TCP port (0 picks a free one).
-    public var port: Int
-    /// Creates an address.
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-    /// `host:port`, with IPv6 hosts in brackets.
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-
-    /// Whether only this machine can connect (`127.0.0.0/8`, `::1`, `localhost`).
-    public var isLoopback: Bool {
-        let lower = host.lowercased()
-        return lower == "localhost" || lower == "::1" || (AddressRange("127.0.0.0/8")?.contains(lower) ?? false)
-    }
-
-    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces).
-    public static func parse(_ text: String) -> ListenAddress? {
-        var hostPart: Substring
-        let portPart: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return nil }
-            hostPart = text[text.index(after: text.startIndex)..<close]
-            let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":") else { return nil }
-            portPart = rest.dropFirst()
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { return nil }
-            hostPart = text[..<colon]
-            portPart = text[text.index(after: colon)...]
-        }
-        if hostPart.isEmpty { hostPart = "0.0.0.0" }
-        guard let port = Int(portPart), (0...65535).contains(port) else { return nil }
-        return ListenAddress(host: String(hostPart), port: port)
-    }
-}
-
 /// The resource settings from `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`.
 public struct ResourceSettings: Sendable, Equatable {
     /// `OTEL_SERVICE_NAME`; wins over a `service.name` in the attributes.
@@ -277,127 +169,5 @@ public struct ResourceSettings: Sendable, Equatable {
     public init(serviceName: String? = nil, attributes: [KeyValuePair] = []) {
         self.serviceName = serviceName
         self.attributes = attributes
-    }
-}
-
-/// An ordered string key/value pair (headers, resource attributes).
-public struct KeyValuePair: Sendable, Equatable {
-    /// The key.
-    public var key: String
-    /// The value.
-    public var value: String
-    /// Creates a pair.
-    public init(_ key: String, _ value: String) {
-        self.key = key
-        self.value = value
-    }
-}
-
-/// How every destination's spans are batched, queued and retried: one bounded queue per destination, batches
-/// by span count, bytes and time, retries by the OTLP rules within a time budget, optionally a disk spool.
-/// Batching is named after the OpenTelemetry batch span processor's variables, the queue and retries after the
-/// OpenTelemetry Collector's `sending_queue` and `retry_on_failure`.
-public struct DeliverySettings: Sendable, Equatable {
-    /// `OTEL_BSP_SCHEDULE_DELAY` (ms): the longest a span waits for a batch to fill; default 1 s
-    /// (shorter than the SDK's 5 s because the client's own batching already delayed it).
-    public var scheduleDelay: Duration
-    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export request; default 512.
-    public var maxExportBatchSize: Int
-    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans held in memory waiting for export (with the spool off); default 8192.
-    public var maxQueueSize: Int
-    /// `batch.max_export_batch_bytes`: serialized bytes per export request (a single larger trace still goes
-    /// alone); default 4 MiB, the smallest common vendor limit.
-    public var maxExportBatchBytes: Int = 4 * 1024 * 1024
-    /// `sending_queue.max_bytes` (`MLFLOW_OTEL_PROXY_QUEUE_MAX_BYTES`): serialized bytes held in memory per
-    /// destination; default 64 MiB.
-    public var maxQueueBytes: Int = 64 * 1024 * 1024
-    /// `sending_queue.full_policy` (`MLFLOW_OTEL_PROXY_QUEUE_FULL_POLICY`): what happens when a queue is full.
-    public var fullPolicy: QueueFullPolicy = .dropOldest
-    /// `sending_queue.spool` (`MLFLOW_OTEL_PROXY_SPOOL_DIR`, `…_SPOOL_MAX_BYTES`, `…_SPOOL_FSYNC`): batches kept
-    /// on disk until delivered, so they survive a crash or restart; `nil`: memory only.
-    public var spool: SpoolSettings?
-    /// `retry_on_failure`: how failed exports are retried.
-    public var retry = RetryPolicy()
-    /// `on_auth_failure` (per destination): what a rejection of the destination's credentials does to the batch.
-    public var onAuthFailure: AuthFailurePolicy = .hold
-    /// `auth_retry_interval` (per destination): while credentials are rejected, how often the oldest batch is
-    /// tried again; default 30 s.
-    public var authRetryInterval: Duration = .seconds(30)
-    /// Creates settings.
-    public init(scheduleDelay: Duration = .seconds(1), maxExportBatchSize: Int = 512, maxQueueSize: Int = 8192) {
-        self.scheduleDelay = scheduleDelay
-        self.maxExportBatchSize = maxExportBatchSize
-        self.maxQueueSize = maxQueueSize
-    }
-}
-
-/// What a destination does when it rejects the proxy's credentials (HTTP `401`/`403`, gRPC `UNAUTHENTICATED`/
-/// `PERMISSION_DENIED`). The OTLP specification calls these permanent and the OpenTelemetry Collector drops the
-/// batch; a rotated or revoked key is an operator's problem that will be fixed, so the proxy holds by default.
-public enum AuthFailurePolicy: String, Sendable, Equatable, CaseIterable {
-    /// The destination enters the `credentials_rejected` state: its batches stay queued (under the queue's bounds
-    /// and full policy), the oldest is tried again every `auth_retry_interval`, and a reload that changes the
-    /// destination retries at once.
-    case hold
-    /// The batch is dropped and counted, as the Collector does.
-    case drop
-}
-
-/// What a destination's full queue does with more spans.
-public enum QueueFullPolicy: String, Sendable, Equatable, CaseIterable {
-    /// The oldest queued batches make room (the default, as Fluent Bit and the Collector's persistent queue do);
-    /// each dropped span is counted with reason `queue_full`.
-    case dropOldest = "drop_oldest"
-    /// Uploads the proxy answers itself get `503` with `Retry-After` until the queue has room, so the
-    /// client's own retries hold the data; nothing queued is dropped.
-    case refuse
-}
-
-/// The disk spool of every destination's queue: `<directory>/<destination>/`, one file per batch.
-public struct SpoolSettings: Sendable, Equatable {
-    /// The spool's root directory; created when missing.
-    public var directory: String
-    /// The most bytes spooled per destination; default 1 GiB.
-    public var maxBytes: Int
-    /// Whether every batch file (and its directory entry) is fsynced before it counts as stored: survives power
-    /// loss, not just a crash of the proxy, at the cost measured in BENCHMARKS.md. Default off.
-    public var fsync: Bool
-    /// Creates settings.
-    public init(directory: String, maxBytes: Int = 1024 * 1024 * 1024, fsync: Bool = false) {
-        self.directory = directory
-        self.maxBytes = maxBytes
-        self.fsync = fsync
-    }
-}
-
-/// Retries of failed exports, with the OpenTelemetry Collector's `retry_on_failure` keys and defaults:
-/// exponential backoff with jitter from `initialInterval` up to `maxInterval`, a server's requested delay
-/// (`Retry-After`, gRPC `RetryInfo`) honoured, and at most `maxElapsedTime` spent on one batch.
-public struct RetryPolicy: Sendable, Equatable {
-    /// Whether failed exports are retried at all.
-    public var enabled = true
-    /// The first backoff; default 5 s.
-    public var initialInterval: Duration = .seconds(5)
-    /// The largest backoff; default 30 s.
-    public var maxInterval: Duration = .seconds(30)
-    /// The most time spent on one batch, its attempts and waits together; default 300 s; `nil` (0 in the
-    /// file): retry until delivered or shut down.
-    public var maxElapsedTime: Duration? = .seconds(300)
-    /// The backoff's growth per attempt; default 1.5.
-    public var multiplier = 1.5
-    /// The jitter: each wait is drawn from ±this fraction of the backoff; default 0.5.
-    public var randomizationFactor = 0.5
-    /// Creates a policy.
-    public init(
-        enabled: Bool = true, initialInterval: Duration = .seconds(5), maxInterval: Duration = .seconds(30),
-        maxElapsedTime: Duration? = .seconds(300),
-        multiplier: Double = 1.5, randomizationFactor: Double = 0.5
-    ) {
-        self.enabled = enabled
-        self.initialInterval = initialInterval
-        self.maxInterval = maxInterval
-        self.maxElapsedTime = maxElapsedTime
-        self.multiplier = multiplier
-        self.randomizationFactor = randomizationFactor
     }
 }

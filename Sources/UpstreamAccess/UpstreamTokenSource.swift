@@ -3,7 +3,7 @@ import Foundation
 import JSONText
 import NIOCore
 import NIOHTTP1
-import ProxySettings
+import SharedSettings
 
 /// Access tokens for the upstream from OAuth client credentials (a Databricks service principal): the
 /// client-credentials grant at the token URL, the token cached and fetched again before it expires (a fifth of its

@@ -6,6 +6,7 @@ import OTLPProto
 import ProxyObservability
 import ProxySettings
 import ServiceLifecycle
+import SharedSettings
 import SwiftProtobuf
 import TestSupport
 import Testing

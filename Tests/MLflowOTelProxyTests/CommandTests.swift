@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import Testing
 
 @testable import MLflowOTelProxy

@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import TestSupport
 import Testing
 

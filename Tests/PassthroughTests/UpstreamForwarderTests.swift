@@ -7,6 +7,7 @@ import NIOCore
 import Passthrough
 import ProxyObservability
 import ProxySettings
+import SharedSettings
 import Testing
 
 /// The forwarder in-process: a client → the forwarder on a live listener → an upstream on 127.0.0.1 that echoes what

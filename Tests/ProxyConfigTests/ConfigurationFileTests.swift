@@ -1,7 +1,12 @@
+import Delivery
 import Foundation
+import HTTPListener
+import OTLPExport
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import Testing
+import UpstreamAccess
 import Yams
 
 struct ConfigurationFileTests {
@@ -179,8 +184,8 @@ struct ConfigurationFileTests {
               vendor: { endpoint: "http://v:4317", retry_on_failure: { max_elapsed_time: 0s, multiplier: 2 }, sending_queue: { full_policy: refuse } }
               other: { endpoint: "http://o:4317" }
             """)
-        let vendor = try #require(config.destinations.first { $0.name == "vendor" }).delivery(over: config.delivery)
-        let other = try #require(config.destinations.first { $0.name == "other" }).delivery(over: config.delivery)
+        let vendor = config.delivery(for: try #require(config.destinations.first { $0.name == "vendor" }))
+        let other = config.delivery(for: try #require(config.destinations.first { $0.name == "other" }))
         #expect(vendor.retry.initialInterval == .seconds(1) && vendor.retry.maxElapsedTime == nil && vendor.retry.multiplier == 2)
         #expect(vendor.fullPolicy == .refuse && vendor.maxQueueBytes == 1_000_000)
         #expect(other == config.delivery && other.retry.maxElapsedTime == .seconds(60) && other.fullPolicy == .dropOldest)

@@ -1,8 +1,13 @@
+import Delivery
 import Foundation
+import HTTPListener
+import OTLPExport
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import SpanShaping
 import Testing
+import UpstreamAccess
 
 struct ConfigurationTests {
     @Test func noUpstreamAndNoEndpointIsTheStandaloneDemo() throws {

@@ -1,5 +1,8 @@
+import Delivery
+import OTLPExport
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import Testing
 import Yams
 

@@ -1,6 +1,7 @@
 import Foundation
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import Testing
 import Yams
 

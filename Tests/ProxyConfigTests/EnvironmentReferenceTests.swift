@@ -1,6 +1,7 @@
 import Foundation
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import Testing
 
 /// The one table of environment variables (`EnvironmentReference`) against what reads them and what documents

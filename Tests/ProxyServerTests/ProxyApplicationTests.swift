@@ -7,6 +7,7 @@ import ProxyConfig
 import ProxyObservability
 import ProxySettings
 import ServiceLifecycle
+import SharedSettings
 import TestSupport
 import Testing
 

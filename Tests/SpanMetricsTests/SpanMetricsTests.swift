@@ -1,9 +1,11 @@
 import Foundation
 import MLflowWire
+import OTLPExport
 import OTLPProto
 import OTLPTranslation
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import SpanMetrics
 import TestSupport
 import Testing

@@ -1,8 +1,10 @@
 import Foundation
 import JSONText
+import OTLPExport
 import OTLPProto
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import SwiftProtobuf
 import Testing
 

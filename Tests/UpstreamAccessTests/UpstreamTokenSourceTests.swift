@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import Testing
 import UpstreamAccess
 

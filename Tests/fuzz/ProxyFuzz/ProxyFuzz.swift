@@ -5,6 +5,7 @@ import OTLPProto
 import OTLPTranslation
 import ProxyConfig
 import ProxySettings
+import SharedSettings
 import SpanShaping
 import TraceAssembly
 

@@ -1,4 +1,5 @@
 import Foundation
+import SharedSettings
 import SpanShaping
 
 /// Vendor profiles: fill in endpoint, protocol, auth header and request-size limit from a few keys

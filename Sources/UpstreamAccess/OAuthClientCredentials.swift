@@ -1,4 +1,5 @@
 import Foundation
+import SharedSettings
 
 /// OAuth machine-to-machine credentials for the upstream: the proxy exchanges them at `tokenURL` for short-lived
 /// access tokens (client-credentials grant) and sends the current one as `Authorization: Bearer`. The secret is never

@@ -90,7 +90,7 @@ def test_chart_files_lint_clean():
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    version = (ROOT / "Sources" / "ProxySettings" / "ProxyVersion.swift").read_text()
+    version = (ROOT / "Sources" / "SharedSettings" / "ProxyVersion.swift").read_text()
     assert f'current = "{chart["appVersion"]}"' in version, "the chart's appVersion is the proxy's version"
 
 

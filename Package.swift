@@ -62,6 +62,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The clock the proxy's timers read and sleep on: the continuous clock, or a manual one in tests.
+        .target(name: "DeadlineClocks", swiftSettings: swiftSettings),
         // The few setting types several stages read (errors naming a setting, URLs, key/value pairs, the mode).
         .target(name: "SharedSettings", swiftSettings: swiftSettings),
         // The proxy's whole configuration as plain values (no loader, no YAML), made of the settings types each stage
@@ -89,7 +91,7 @@ let package = Package(
         // Trace assembly: spans and trace info from any upload path, per trace, exactly once.
         .target(
             name: "TraceAssembly",
-            dependencies: [
+            dependencies: ["DeadlineClocks", 
                 "MLflowWire", "OTLPProto", "OTLPJSON",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -155,7 +157,7 @@ let package = Package(
         // Export: batching off the request path, OTLP/HTTP transport, the local JSON-lines sink.
         .target(
             name: "OTLPExport",
-            dependencies: [
+            dependencies: ["DeadlineClocks", 
                 "OTLPProto", "OTLPJSON", "SharedSettings", "ProxyObservability", "ExportQueue", "SpanShaping",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -205,7 +207,7 @@ let package = Package(
         // retries) and the fan-out that hands every translated trace to each destination's pipeline.
         .target(
             name: "Delivery",
-            dependencies: [
+            dependencies: ["DeadlineClocks", 
                 "OTLPProto", "SharedSettings", "ProxyObservability", "ExportQueue", "SpanShaping", "OTLPExport", "OTLPJSON",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -325,8 +327,8 @@ let package = Package(
         // Shared by the test targets: the captured MLflow exchanges (../shared/fixtures/mlflow) and their replay.
         .target(
             name: "TestSupport",
-            dependencies: [
-                "MLflowWire", "TraceAssembly", "OTLPExport", .product(name: "NIOCore", package: "swift-nio"),
+            dependencies: ["DeadlineClocks", 
+                "MLflowWire", "TraceAssembly", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/TestSupport",
@@ -339,10 +341,11 @@ let package = Package(
         unitTests("ProxyObservabilityTests", ["ProxyObservability"]),
         unitTests("ProxySettingsTests", ["ProxySettings", "SharedSettings", "Delivery", "OTLPExport"]),
         unitTests("SharedSettingsTests", ["SharedSettings"]),
+        unitTests("DeadlineClocksTests", ["DeadlineClocks", "TestSupport"]),
         unitTests("ProxyConfigTests", ["Delivery", "OTLPExport", "ProxyConfig", "ProxySettings", "SharedSettings", "SpanShaping", "HTTPListener", "UpstreamAccess", .product(name: "Yams", package: "Yams")]),
         unitTests("JSONTextTests", ["JSONText", "MLflowWire"]),
         unitTests("MLflowWireTests", ["MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport", .product(name: "CompressNIO", package: "compress-nio")]),
-        unitTests("TraceAssemblyTests", ["TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport"]),
+        unitTests("TraceAssemblyTests", ["DeadlineClocks", "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport"]),
         unitTests("OTLPTranslationTests", ["OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport"]),
         unitTests(
             "TranslationStageTests",
@@ -355,7 +358,7 @@ let package = Package(
         unitTests("SpanShapingTests", ["OTLPExport", "SpanShaping", "OTLPProto", "ProxyConfig", "ProxySettings", "SharedSettings", "JSONText"]),
         unitTests(
             "OTLPExportTests",
-            [
+            ["DeadlineClocks", 
                 "OTLPExport", "OTLPProto", "ProxyConfig", "ProxySettings", "SharedSettings", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -370,7 +373,7 @@ let package = Package(
             ]),
         unitTests(
             "DeliveryTests",
-            [
+            ["DeadlineClocks", 
                 "Delivery", "OTLPExport", "OTLPProto", "ProxySettings", "SharedSettings", "ProxyObservability", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),

@@ -1,3 +1,4 @@
+import DeadlineClocks
 import ExportQueue
 import Logging
 import NIOConcurrencyHelpers
@@ -55,7 +56,7 @@ public actor ExportPipeline: Service {
     /// Set when draining begins: the batching timer and a credentials hold stop waiting.
     private let drainStop: StopSignal
     /// The time batching deadlines and holds are measured on (the continuous clock; a manual one in tests).
-    private let clock: any DeliveryClock
+    private let clock: any DeadlineClock
     private let input: AsyncStream<Input>
     private let inputContinuation: AsyncStream<Input>.Continuation
 
@@ -107,7 +108,7 @@ public actor ExportPipeline: Service {
     ///   memory queue.
     public init(
         settings: DeliverySettings, exporters: [any SpanExporter], counters: ProxyCounters, logger: Logger, status: StatusBoard? = nil,
-        spoolPath: String? = nil, shaper: DestinationShaper? = nil, maxRequestBytes: Int? = nil, clock: any DeliveryClock = SystemDeliveryClock()
+        spoolPath: String? = nil, shaper: DestinationShaper? = nil, maxRequestBytes: Int? = nil, clock: any DeadlineClock = SystemDeadlineClock()
     ) {
         self.clock = clock
         retryStop = StopSignal(clock: clock)

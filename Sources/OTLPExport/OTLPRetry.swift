@@ -1,3 +1,4 @@
+import DeadlineClocks
 import Logging
 import NIOConcurrencyHelpers
 import ProxyObservability
@@ -20,7 +21,7 @@ enum AttemptOutcome: Sendable {
 enum OTLPRetry {
     static func run(
         policy: RetryPolicy, destination: String, logger: Logger, status: StatusBoard? = nil, counters: ProxyCounters? = nil,
-        clock: any DeliveryClock = SystemDeliveryClock(), attempt: () async -> AttemptOutcome
+        clock: any DeadlineClock = SystemDeadlineClock(), attempt: () async -> AttemptOutcome
     ) async throws(ExportFailure) -> Int {
         let started = clock.now
         var interval = policy.initialInterval

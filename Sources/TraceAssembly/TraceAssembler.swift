@@ -1,3 +1,4 @@
+import DeadlineClocks
 import Foundation
 import Logging
 import MLflowWire
@@ -10,6 +11,8 @@ public actor TraceAssembler: Service {
     private var state: TraceAssemblyState
     private let output: @Sendable ([AssembledTrace]) async -> Void
     private let logger: Logger
+    /// The time waits are measured on and the timer sleeps on (the continuous clock; a manual one in tests).
+    private let clock: any DeadlineClock
     /// The timer armed for the state's next deadline (a wait running out), and that deadline.
     private var timer: Task<Void, Never>?
     private var timerDeadline: ContinuousClock.Instant?
@@ -24,8 +27,13 @@ public actor TraceAssembler: Service {
     ///   - settings: waits and limits.
     ///   - output: receives ready traces (the next stage's bounded input: it may wait while that stage is behind,
     ///     which holds up the upload that completed them, so memory stays bounded).
-    public init(settings: AssemblySettings, logger: Logger, output: @escaping @Sendable ([AssembledTrace]) async -> Void) {
+    ///   - clock: the time waits are measured on.
+    public init(
+        settings: AssemblySettings, logger: Logger, clock: any DeadlineClock = SystemDeadlineClock(),
+        output: @escaping @Sendable ([AssembledTrace]) async -> Void
+    ) {
         self.state = TraceAssemblyState(settings: settings)
+        self.clock = clock
         self.output = output
         self.logger = logger
     }
@@ -34,7 +42,7 @@ public actor TraceAssembler: Service {
 
     /// Adds the spans of one upload.
     public func add(_ batches: [SpanBatch]) async {
-        let now = ContinuousClock.now
+        let now = clock.now
         var ready: [AssembledTrace] = []
         for batch in batches { ready.append(contentsOf: state.add(batch, now: now)) }
         armTimer()
@@ -47,7 +55,7 @@ public actor TraceAssembler: Service {
     public func add(info: TraceInfo) async -> Bool {
         let hadSpans = info.otelTraceID.map { state.hasSpans(traceID: Data($0)) } ?? false
         let lateBefore = state.lateTraceInfos
-        let ready = state.add(info: info, now: .now)
+        let ready = state.add(info: info, now: clock.now)
         armTimer()
         if state.lateTraceInfos > lateBefore {
             logger.info(
@@ -84,13 +92,13 @@ public actor TraceAssembler: Service {
         try? await gracefulShutdown()
         stopped = true
         timer?.cancel()
-        let remaining = state.drain(now: .now)
+        let remaining = state.drain(now: clock.now)
         if !remaining.isEmpty { logger.info("releasing traces held at shutdown", metadata: ["count": "\(remaining.count)"]) }
         await emit(remaining)
     }
 
     private func expire() async {
-        await emit(state.expire(now: .now))
+        await emit(state.expire(now: clock.now))
     }
 
     /// Arms the timer for the state's next deadline, unless one is armed for that deadline or an earlier one.
@@ -100,8 +108,9 @@ public actor TraceAssembler: Service {
         timer?.cancel()
         timerDeadline = deadline
         // Weak: a sleeping timer must not keep an assembler nobody runs any more alive (deinit cancels it).
+        let clock = self.clock
         timer = Task { [weak self] in
-            try? await Task.sleep(until: deadline, clock: .continuous)
+            try? await clock.sleep(until: deadline)
             guard !Task.isCancelled else { return }
             await self?.timerFired()
         }

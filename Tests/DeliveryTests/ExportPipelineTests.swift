@@ -1,3 +1,4 @@
+import DeadlineClocks
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -101,7 +102,7 @@ final class RecordingExporter: SpanExporter {
     }
 
     @Test func aBatchIsSealedWhenItsOldestSpanHasWaitedTheScheduleDelay() async throws {
-        let clock = ManualDeliveryClock()
+        let clock = ManualClock()
         let exporter = RecordingExporter()
         let pipeline = ExportPipeline(
             settings: DeliverySettings(scheduleDelay: .seconds(5), maxExportBatchSize: 100), exporters: [exporter], counters: ProxyCounters(),
@@ -125,7 +126,7 @@ final class RecordingExporter: SpanExporter {
     }
 
     @Test func aFullBatchGoesAtOnceAndShutdownDeliversTheRest() async throws {
-        let clock = ManualDeliveryClock()
+        let clock = ManualClock()
         let exporter = RecordingExporter()
         let counters = ProxyCounters()
         let pipeline = ExportPipeline(
@@ -146,7 +147,7 @@ final class RecordingExporter: SpanExporter {
     }
 
     @Test func sealSubmittedReturnsOnceTheSpansAreQueued() async throws {
-        let clock = ManualDeliveryClock()
+        let clock = ManualClock()
         let exporter = RecordingExporter()
         let pipeline = ExportPipeline(
             settings: DeliverySettings(scheduleDelay: .seconds(3600), maxExportBatchSize: 100), exporters: [exporter], counters: ProxyCounters(),
@@ -162,7 +163,7 @@ final class RecordingExporter: SpanExporter {
     }
 
     @Test func rejectedCredentialsHoldTheBatchUntilTheRetryInterval() async throws {
-        let clock = ManualDeliveryClock()
+        let clock = ManualClock()
         let rejected = ExportFailure(reason: .http4xx, message: "401 Unauthorized", credentialsRejected: true, httpStatus: 401)
         let exporter = RecordingExporter(name: "vendor", failures: [rejected])
         let status = StatusBoard(destinations: [(name: "vendor", endpoint: "https://vendor.example")])
@@ -196,7 +197,7 @@ final class RecordingExporter: SpanExporter {
         let counters = ProxyCounters()
         let pipeline = ExportPipeline(
             settings: DeliverySettings(scheduleDelay: .seconds(1), maxExportBatchSize: 2), exporters: [exporter], counters: counters,
-            logger: Logger(label: "test"), clock: ManualDeliveryClock())
+            logger: Logger(label: "test"), clock: ManualClock())
         try await Self.running(pipeline) {
             pipeline.submit(Self.spans(2, trace: 1))  // a full batch each: sealed at once
             pipeline.submit(Self.spans(2, trace: 2))
@@ -217,7 +218,7 @@ final class RecordingExporter: SpanExporter {
         var settings = DeliverySettings(scheduleDelay: .seconds(1), maxExportBatchSize: 2, maxQueueSize: 6)
         settings.fullPolicy = .refuse
         let pipeline = ExportPipeline(
-            settings: settings, exporters: [exporter], counters: counters, logger: Logger(label: "test"), clock: ManualDeliveryClock())
+            settings: settings, exporters: [exporter], counters: counters, logger: Logger(label: "test"), clock: ManualClock())
         try await Self.running(pipeline) {
             var batches = exporter.batches.makeAsyncIterator()
             pipeline.submit(Self.spans(2))

@@ -1,3 +1,4 @@
+import DeadlineClocks
 import Logging
 import NIOConcurrencyHelpers
 import ProxyConfig
@@ -12,7 +13,7 @@ import Testing
 /// requested delay, permanent failures and the stop signal, exactly and without sleeping.
 @Suite(.timeLimit(.minutes(1))) struct OTLPRetryTests {
     /// Moves `clock` forward a millisecond at a time whenever something sleeps on it, until `body` returns.
-    static func drivingClock<T: Sendable>(_ clock: ManualDeliveryClock, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    static func drivingClock<T: Sendable>(_ clock: ManualClock, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let work = Task { try await body() }
         let driver = Task {
             for _ in 0..<10_000_000 where !Task.isCancelled {
@@ -24,7 +25,7 @@ import Testing
     }
 
     @Test func backoffGrowsToItsCeilingAndStopsBeforeTheBudgetRunsOut() async throws {
-        let clock = ManualDeliveryClock()
+        let clock = ManualClock()
         let started = clock.now
         let policy = RetryPolicy(
             initialInterval: .milliseconds(20), maxInterval: .milliseconds(40), maxElapsedTime: .milliseconds(300), multiplier: 1.5,
@@ -49,7 +50,7 @@ import Testing
     }
 
     @Test func aServersDelayIsWaitedAtLeastAndPermanentFailuresAreNotRetried() async throws {
-        let clock = ManualDeliveryClock()
+        let clock = ManualClock()
         let policy = RetryPolicy(initialInterval: .milliseconds(1), maxElapsedTime: .seconds(10), randomizationFactor: 0)
         let attempts = NIOLockedValueBox<[ContinuousClock.Instant]>([])
         let rejected = try await Self.drivingClock(clock) {
@@ -89,7 +90,7 @@ import Testing
         var attempts = 0
         await #expect(throws: ExportFailure.self) {
             _ = try await OTLPRetry.run(
-                policy: RetryPolicy(enabled: false), destination: "d", logger: Logger(label: "test"), clock: ManualDeliveryClock()
+                policy: RetryPolicy(enabled: false), destination: "d", logger: Logger(label: "test"), clock: ManualClock()
             ) {
                 attempts += 1
                 return .retryable(ExportFailure(reason: .connection, message: "refused"), retryAfter: nil)
@@ -99,7 +100,7 @@ import Testing
     }
 
     @Test func theStopSignalEndsAWaitAndIsNotRetriedAfter() async throws {
-        let clock = ManualDeliveryClock()
+        let clock = ManualClock()
         let stop = StopSignal(clock: clock)
         let policy = RetryPolicy(initialInterval: .seconds(60), maxElapsedTime: nil, randomizationFactor: 0)
         let attempts = NIOLockedValueBox(0)

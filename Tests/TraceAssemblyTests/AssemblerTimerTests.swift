@@ -1,7 +1,9 @@
+import DeadlineClocks
 import Foundation
 import Logging
 import MLflowWire
 import OTLPProto
+import TestSupport
 import Testing
 import TraceAssembly
 
@@ -37,19 +39,23 @@ import TraceAssembly
     }
 
     @Test func aTraceWhoseWaitRunsOutIsReleasedWithoutAnotherUpload() async throws {
+        let clock = ManualClock()
         let (released, continuation) = AsyncStream<AssembledTrace>.makeStream()
-        let assembler = TraceAssembler(settings: AssemblySettings(maxWait: .milliseconds(200)), logger: Logger(label: "test")) { traces in
+        let assembler = TraceAssembler(settings: AssemblySettings(maxWait: .seconds(5)), logger: Logger(label: "test"), clock: clock) { traces in
             for trace in traces { continuation.yield(trace) }
         }
         let running = Task { try await assembler.run() }
-        let started = ContinuousClock.now
+        let key = AssemblyKey.trace(Data(repeating: 7, count: 16))
         await assembler.add([SpanBatch(spans: [Self.span(trace: 7, id: 2, parent: 1)], encoding: .typed)])  // no root: waits
-        #expect(await assembler.holding([.trace(Data(repeating: 7, count: 16))]) == [.trace(Data(repeating: 7, count: 16))])
+        #expect(await assembler.holding([key]) == [key])
+        #expect(await clock.waitForSleepers(), "the timer is armed for the wait's end")
+        clock.advance(by: .seconds(4))
+        #expect(await assembler.holding([key]) == [key], "held until its wait runs out")
+        clock.advance(by: .seconds(1))
         var iterator = released.makeAsyncIterator()
         let trace = try #require(await iterator.next())
         #expect(trace.completion == .timedOut && trace.spans.count == 1)
-        #expect(ContinuousClock.now - started >= .milliseconds(200))
-        #expect(await assembler.holding([.trace(Data(repeating: 7, count: 16))]).isEmpty)
+        #expect(await assembler.holding([key]).isEmpty)
         running.cancel()
         _ = try? await running.value
     }

@@ -1,9 +1,9 @@
+import DeadlineClocks
 import NIOConcurrencyHelpers
-import OTLPExport
 
 /// A clock that moves only when a test advances it: sleepers wake when the time passes their deadline, so batching
 /// deadlines, backoff and holds are tested without sleeping and without races against the wall clock.
-public final class ManualDeliveryClock: DeliveryClock {
+public final class ManualClock: DeadlineClock {
     private struct Sleeper {
         var deadline: ContinuousClock.Instant
         var continuation: CheckedContinuation<Void, any Error>

@@ -1,23 +1,5 @@
+import DeadlineClocks
 import NIOConcurrencyHelpers
-
-/// The time deliveries read and wait on: ``SystemDeliveryClock`` in the proxy, a manual clock in tests (so batching
-/// deadlines, retry backoff and credential holds are tested without sleeping).
-public protocol DeliveryClock: Sendable {
-    /// The current instant.
-    var now: ContinuousClock.Instant { get }
-    /// Sleeps until `deadline`. - Throws: `CancellationError` when the task is cancelled first.
-    func sleep(until deadline: ContinuousClock.Instant) async throws
-}
-
-/// The continuous clock.
-public struct SystemDeliveryClock: DeliveryClock {
-    /// The system's continuous clock.
-    public init() {}
-    /// `ContinuousClock.now`.
-    public var now: ContinuousClock.Instant { .now }
-    /// `Task.sleep(until:clock:)` on the continuous clock.
-    public func sleep(until deadline: ContinuousClock.Instant) async throws { try await Task.sleep(until: deadline, clock: .continuous) }
-}
 
 /// A signal that ends waits: once set, every wait in progress ends at once and later ones return immediately.
 ///
@@ -33,10 +15,10 @@ public final class StopSignal: Sendable {
     }
     private let state = NIOLockedValueBox(State())  // NIO's lock: TSan sees it
     /// The clock waits run on.
-    public let clock: any DeliveryClock
+    public let clock: any DeadlineClock
 
     /// A signal, not set, whose waits run on `clock`.
-    public init(clock: any DeliveryClock = SystemDeliveryClock()) { self.clock = clock }
+    public init(clock: any DeadlineClock = SystemDeadlineClock()) { self.clock = clock }
 
     /// Sets it, ending every wait in progress.
     public func stop() {

@@ -43,14 +43,12 @@ public actor ExportPipeline: Service {
         case spans([Opentelemetry_Proto_Trace_V1_ResourceSpans], spans: Int)
         case seal
     }
-    /// Submissions taken so far, and how many of them are sealed into the queue (for ``sealSubmitted()``).
+    /// Submissions taken so far (a ``sealSubmitted()`` caller waits for this many to be sealed), and how many were processed.
     private nonisolated let submittedCount = Atomic<UInt64>(0)
-    private nonisolated let sealedCount = Atomic<UInt64>(0)
     private var processedCount: UInt64 = 0
     /// Set once intake has ended and the last batch is sealed into the spool: nothing this pipeline was given
     /// is only in memory any more.
     private nonisolated let spooledEverythingFlag = Atomic<Bool>(false)
-    private nonisolated let endedFlag = Atomic<Bool>(false)
     /// Set when draining begins with a spool: deliveries then stop retrying (the spool keeps their batches).
     private let retryStop: StopSignal
     /// Set when draining begins: the batching timer and a credentials hold stop waiting.
@@ -96,9 +94,8 @@ public actor ExportPipeline: Service {
     /// Wakes the sealing timer when a deadline may have appeared: a batch started forming, a spool write failed.
     private let sealWake: AsyncStream<Void>
     private let sealWakeContinuation: AsyncStream<Void>.Continuation
-    /// ``sealSubmitted()`` callers waiting, by id: the submission count each waits to see sealed.
-    private nonisolated let sealWaiters = NIOLockedValueBox<[UInt64: (target: UInt64, continuation: CheckedContinuation<Void, Never>)]>([:])
-    private nonisolated let nextSealWaiter = Atomic<UInt64>(0)
+    /// How many submissions are sealed, and the ``sealSubmitted()`` callers waiting.
+    private nonisolated let sealProgress = SealProgress()
 
     /// Whether spans this pipeline was given were lost before they reached the queue (the journal must keep them).
     private var lostSpans: Bool { lostUnsealedSpans || droppedAtInput.load(ordering: .sequentiallyConsistent) }
@@ -180,34 +177,7 @@ public actor ExportPipeline: Service {
     public nonisolated func sealSubmitted() async {
         let target = submittedCount.load(ordering: .sequentiallyConsistent)
         guard case .enqueued = inputContinuation.yield(.seal) else { return }
-        let id = nextSealWaiter.add(1, ordering: .relaxed).newValue
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let done = sealWaiters.withLockedValue { waiters in
-                    if sealedCount.load(ordering: .sequentiallyConsistent) >= target || endedFlag.load(ordering: .sequentiallyConsistent)
-                        || Task.isCancelled
-                    {
-                        return true
-                    }
-                    waiters[id] = (target, continuation)
-                    return false
-                }
-                if done { continuation.resume() }
-            }
-        } onCancel: {
-            sealWaiters.withLockedValue { $0.removeValue(forKey: id) }?.continuation.resume()
-        }
-    }
-
-    /// Resumes the ``sealSubmitted()`` callers whose submissions are sealed; all of them once the pipeline ended.
-    private nonisolated func resumeSealWaiters() {
-        let ready = sealWaiters.withLockedValue { waiters in
-            let sealed = sealedCount.load(ordering: .sequentiallyConsistent)
-            let ended = endedFlag.load(ordering: .sequentiallyConsistent)
-            let ids = waiters.filter { ended || $0.value.target <= sealed }.map(\.key)
-            return ids.compactMap { waiters.removeValue(forKey: $0)?.continuation }
-        }
-        for continuation in ready { continuation.resume() }
+        await sealProgress.wait(until: target)
     }
 
     /// Whether intake has ended and everything this pipeline was given is sealed into its spool (so a journal
@@ -242,8 +212,7 @@ public actor ExportPipeline: Service {
         } else {
             finishShutdown()
         }
-        endedFlag.store(true, ordering: .sequentiallyConsistent)
-        resumeSealWaiters()
+        sealProgress.end()
         for exporter in exporters { await exporter.shutdown() }
     }
 
@@ -398,8 +367,7 @@ public actor ExportPipeline: Service {
     /// Seals what was processed so far and records it for ``sealSubmitted()``.
     private func sealProcessed() {
         if seal() && !lostSpans {
-            sealedCount.store(processedCount, ordering: .sequentiallyConsistent)
-            resumeSealWaiters()
+            sealProgress.advance(to: processedCount)
         }
     }
 

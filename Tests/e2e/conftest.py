@@ -3,6 +3,7 @@ real MLflow Python client running traced code. Everything listens on 127.0.0.1."
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -23,9 +24,25 @@ WORKLOADS = Path(__file__).resolve().parent / "workloads"
 
 
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range. A port from the ephemeral range (what binding port 0 gives) can
+    be taken between this check and the bind that uses it, by any socket bound to port 0 meanwhile: another test's
+    admin listener, a client connection (it happened under ThreadSanitizer's slow parallel run). Below the range only
+    an explicit bind can take it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            ephemeral_low = int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    low, high = 10000, max(10001, ephemeral_low - 1)
+    for _ in range(500):
+        port = random.randint(low, high)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {low} and {high}")
 
 
 def wait_for(predicate, timeout=30.0, interval=0.1, message="condition"):

@@ -30,6 +30,8 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     let tls: ListenerTLSContext?
     let connections: ConnectionGauge
     let counters: ProxyCounters
+    /// Adds handlers after the guard that take some requests before the application does (the passthrough).
+    let requestHandlers: (@Sendable (any Channel, Logger) throws -> Void)?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -55,6 +57,7 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             // Hummingbird's state handler still runs for graceful shutdown (it closes idle connections and
             // finishes the ones in flight); timeouts are the guard's.
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+            try requestHandlers?(channel, logger)
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }
@@ -66,11 +69,15 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 
 extension HTTPServerBuilder {
     /// The proxy's HTTP/1.1 server: ``GuardedHTTP1Channel`` with these limits and TLS.
-    public static func guarded(limits: ConnectionLimits, tls: ListenerTLSContext?, connections: ConnectionGauge, counters: ProxyCounters)
-        -> HTTPServerBuilder
-    {
+    /// - Parameter requestHandlers: adds handlers to each connection's pipeline, after the guard and before the
+    ///   application, that may answer requests themselves (the listener's passthrough).
+    public static func guarded(
+        limits: ConnectionLimits, tls: ListenerTLSContext?, connections: ConnectionGauge, counters: ProxyCounters,
+        requestHandlers: (@Sendable (any Channel, Logger) throws -> Void)? = nil
+    ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            GuardedHTTP1Channel(responder: responder, limits: limits, tls: tls, connections: connections, counters: counters)
+            GuardedHTTP1Channel(
+                responder: responder, limits: limits, tls: tls, connections: connections, counters: counters, requestHandlers: requestHandlers)
         }
     }
 }

@@ -26,15 +26,30 @@ public struct InboundAuthentication: Sendable {
 
     /// Checks the request. The token never appears in an answer or a log.
     public func check(_ request: Request) -> Outcome {
-        if let token = request.headers[Self.tokenHeader], tokens.contains(token) {
-            return .allowed(Self.removing(Self.tokenHeader, from: request))
+        if let head = allowedHead(request.head) { return .allowed(Request(head: head, body: request.body)) }
+        return .denied(Self.deniedResponse())
+    }
+
+    /// The request head with the proxy's token removed when it carries a valid one; `nil` when it does not.
+    public func allowedHead(_ head: HTTPRequest) -> HTTPRequest? {
+        if let token = head.headerFields[Self.tokenHeader], tokens.contains(token) {
+            var stripped = head
+            stripped.headerFields[Self.tokenHeader] = nil
+            return stripped
         }
-        if request.headers[Self.tokenHeader] == nil, let authorization = request.headers[.authorization],
+        if head.headerFields[Self.tokenHeader] == nil, let authorization = head.headerFields[.authorization],
             authorization.lowercased().hasPrefix("bearer "),
             tokens.contains(String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces))
         {
-            return .allowed(Self.removing(.authorization, from: request))
+            var stripped = head
+            stripped.headerFields[.authorization] = nil
+            return stripped
         }
+        return nil
+    }
+
+    /// The 401 for a request without a valid token.
+    public static func deniedResponse() -> Response {
         var response = ErrorResponses.mlflow(
             status: .unauthorized, code: "UNAUTHENTICATED",
             message:
@@ -44,13 +59,6 @@ public struct InboundAuthentication: Sendable {
         // The connection closes after the answer (the guard sees the header): a client without a token gets no
         // kept-alive connection to hold, and whatever body it was sending is not read.
         response.headers[.connection] = "close"
-        return .denied(response)
-    }
-
-    /// The same request (body included) without one header.
-    public static func removing(_ name: HTTPField.Name, from request: Request) -> Request {
-        var head = request.head
-        head.headerFields[name] = nil
-        return Request(head: head, body: request.body)
+        return response
     }
 }

@@ -18,7 +18,12 @@ public enum LoopGuard {
 
     /// Whether the request has already passed through this proxy.
     public static func hasLooped(_ request: Request) -> Bool {
-        request.headers[values: .via].contains { $0.contains(token) }
+        hasLooped(request.headers)
+    }
+
+    /// Whether headers say the request has already passed through this proxy.
+    public static func hasLooped(_ fields: HTTPFields) -> Bool {
+        fields[.via] != nil && fields[values: .via].contains { $0.contains(token) }
     }
 
     /// The answer for a request that came back: MLflow's format, with `Connection: close`.

@@ -17,7 +17,9 @@ import UpstreamAccess
 /// added, and `Via` with this proxy's `LoopGuard` token. Bodies stream in both directions. An unreachable
 /// upstream answers 502, a timeout 504, each in MLflow's JSON error format.
 public struct UpstreamForwarder: Sendable {
-    let upstream: UpstreamURL
+    /// How requests and answers are rewritten (shared with ``PassthroughHandler``).
+    public let rules: ForwardingRules
+    var upstream: UpstreamURL { rules.upstream }
     let client: HTTPClient
     let timeout: Duration
     let counters: ProxyCounters
@@ -28,33 +30,20 @@ public struct UpstreamForwarder: Sendable {
     public var maxBodyBytes: Int?
     /// Access tokens for an upstream reached with OAuth client credentials (a Databricks service principal).
     public var tokenSource: UpstreamTokenSource?
-    /// Peers whose `X-Forwarded-*` headers are kept and extended; anyone else's are replaced.
-    public var trustedProxies: [AddressRange] = []
-    /// Whether clients reach the proxy over TLS (`X-Forwarded-Proto: https` for untrusted peers).
-    public var listenerIsTLS = false
 
-    /// A forwarder to `upstream` through `client`, each call bounded by `timeout`.
+    /// A forwarder following `rules` through `client`, each call bounded by `timeout`.
     public init(
-        upstream: UpstreamURL, client: HTTPClient, timeout: Duration, counters: ProxyCounters, live: LiveSettings, maxBodyBytes: Int?,
-        tokenSource: UpstreamTokenSource?, trustedProxies: [AddressRange], listenerIsTLS: Bool
+        rules: ForwardingRules, client: HTTPClient, timeout: Duration, counters: ProxyCounters, live: LiveSettings, maxBodyBytes: Int?,
+        tokenSource: UpstreamTokenSource?
     ) {
-        self.upstream = upstream
+        self.rules = rules
         self.client = client
         self.timeout = timeout
         self.counters = counters
         self.live = live
         self.maxBodyBytes = maxBodyBytes
         self.tokenSource = tokenSource
-        self.trustedProxies = trustedProxies
-        self.listenerIsTLS = listenerIsTLS
     }
-
-    /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `Host`, which the
-    /// client sets from the upstream URL.
-    public static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization", "host", "content-length",
-    ]
 
     /// Answers up to this size with a `Content-Length` are read whole before they are passed on (one write).
     public static let wholeAnswerBytes = 64 * 1024
@@ -74,7 +63,7 @@ public struct UpstreamForwarder: Sendable {
             await pump.stop()
             return bodyTooLarge(request, limit: maxBodyBytes ?? 0, context: context)
         }
-        var headers = responseHeaders(of: upstreamResponse)
+        var headers = ForwardingRules.responseFields(upstreamResponse.headers)
         if let pump, !pump.hasReadWholeBody {
             // The upstream answered before the whole request body was passed to it (an early 401, or a server
             // that does not read the body). Its answer goes to the client as is, but the rest of the body is
@@ -126,7 +115,9 @@ public struct UpstreamForwarder: Sendable {
             return (answerUnreadable(request), nil)
         }
         return (
-            Response(status: status(of: upstreamResponse), headers: responseHeaders(of: upstreamResponse), body: .init(byteBuffer: answer)), answer
+            Response(
+                status: status(of: upstreamResponse), headers: ForwardingRules.responseFields(upstreamResponse.headers),
+                body: .init(byteBuffer: answer)), answer
         )
     }
 
@@ -138,28 +129,14 @@ public struct UpstreamForwarder: Sendable {
     private func send(
         _ request: Request, context: ProxyRequestContext, bufferedBody: ByteBuffer?
     ) async -> Result<(HTTPClientResponse, RequestBodyPump?), Failure> {
-        let url = upstream.description.dropLast(upstream.path.count) + upstream.basePath + request.uri.description
+        let url = upstream.description.dropLast(upstream.path.count) + rules.upstreamTarget(request.uri.description)
         var outbound = HTTPClientRequest(url: String(url))
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
-        let connectionTokens = Self.connectionTokens(request.headers[values: .connection])
-        for field in request.headers {
-            let name = field.name.canonicalName
-            if Self.hopByHop.contains(name) || connectionTokens.contains(name) { continue }
-            if name == "x-forwarded-for" || name == "x-forwarded-proto" || name == "x-forwarded-host" { continue }
-            outbound.headers.add(name: field.name.rawName, value: field.value)
-        }
-        addForwardingHeaders(request, context: context, to: &outbound.headers)
-        outbound.headers.add(name: "Via", value: LoopGuard.viaEntry)
         let settings = live.current
-        for header in settings.upstreamHeaders {
-            if header.key.lowercased() == "authorization" && settings.clientAuthorization == .keep && outbound.headers.contains(name: "authorization")
-            {
-                continue
-            }
-            outbound.headers.replaceOrAdd(name: header.key, value: header.value)
-        }
+        outbound.headers = rules.requestHeaders(
+            request.headers, authority: request.head.authority, peer: context.remoteAddress?.ipAddress, settings: settings)
         var issuedToken: String?
-        if let tokenSource, !(settings.clientAuthorization == .keep && outbound.headers.contains(name: "authorization")) {
+        if let tokenSource, ForwardingRules.takesToken(outbound.headers, settings: settings) {
             do {
                 let token = try await tokenSource.accessToken()
                 issuedToken = token
@@ -234,39 +211,6 @@ public struct UpstreamForwarder: Sendable {
         .init(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
     }
 
-    /// The upstream's headers minus its hop-by-hop ones (`Content-Length` is kept: the body is passed on unchanged).
-    private func responseHeaders(of response: HTTPClientResponse) -> HTTPFields {
-        var headers = HTTPFields()
-        let responseTokens = Self.connectionTokens(response.headers["connection"])
-        for header in response.headers {
-            let name = header.name.lowercased()
-            if name != "content-length" && (Self.hopByHop.contains(name) || responseTokens.contains(name)) { continue }
-            guard let fieldName = HTTPField.Name(header.name) else { continue }
-            headers.append(HTTPField(name: fieldName, value: header.value))
-        }
-        return headers
-    }
-
-    /// `X-Forwarded-For`, `-Proto` and `-Host`. From a peer in `trusted_proxies` (a load balancer in front of the
-    /// proxy) they are kept and the peer's address is appended to the `For` chain; from anyone else what the client
-    /// sent is replaced by what the proxy saw (its address, the listener's scheme, the `Host` it asked for), so a
-    /// client cannot make the upstream believe it comes from elsewhere.
-    private func addForwardingHeaders(_ request: Request, context: ProxyRequestContext, to headers: inout HTTPHeaders) {
-        let peer = context.remoteAddress?.ipAddress
-        let trusted = peer.map { address in trustedProxies.contains { $0.contains(address) } } ?? false
-        let forwardedFor = HTTPField.Name("X-Forwarded-For")!  // a valid literal header name
-        let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!  // a valid literal header name
-        let forwardedHost = HTTPField.Name("X-Forwarded-Host")!  // a valid literal header name
-        var chain = trusted ? request.headers[values: forwardedFor].joined(separator: ", ") : ""
-        if let peer { chain = chain.isEmpty ? peer : "\(chain), \(peer)" }
-        if !chain.isEmpty { headers.replaceOrAdd(name: "X-Forwarded-For", value: chain) }
-        let ownProto = listenerIsTLS ? "https" : "http"
-        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: trusted ? request.headers[forwardedProto] ?? ownProto : ownProto)
-        if let host = (trusted ? request.headers[forwardedHost] : nil) ?? request.head.authority {
-            headers.replaceOrAdd(name: "X-Forwarded-Host", value: host)
-        }
-    }
-
     private func errorResponse(for error: any Error, request: Request, context: ProxyRequestContext) -> Response {
         let target = "\(request.method.rawValue) \(request.uri.path)"
         if let clientError = error as? HTTPClientError, clientError == .deadlineExceeded || clientError == .readTimeout {
@@ -283,17 +227,5 @@ public struct UpstreamForwarder: Sendable {
             status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
             message: "The upstream MLflow server at \(upstream) could not be reached for \(target): \(error)"
         )
-    }
-
-    /// Lower-cased header names listed in `Connection` values.
-    public static func connectionTokens(_ values: some Sequence<String>) -> Set<String> {
-        var tokens: Set<String> = []
-        for value in values {
-            for token in value.split(separator: ",") {
-                let trimmed = token.trimmingCharacters(in: .whitespaces).lowercased()
-                if !trimmed.isEmpty { tokens.insert(trimmed) }
-            }
-        }
-        return tokens
     }
 }

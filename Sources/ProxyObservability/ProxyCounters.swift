@@ -97,6 +97,8 @@ public final class ProxyCounters: Sendable {
 
     private let values = NIOLockedValueBox<[Key: Int]>([:])
     private let handles = NIOLockedValueBox<[Key: CoreMetrics.Counter]>([:])
+    /// Histogram handles, made once per metric and label (making one looks it up in the metrics registry).
+    private let timers = NIOLockedValueBox<[Key: CoreMetrics.Timer]>([:])
 
     /// Creates an empty set of counters.
     public init() {}
@@ -122,13 +124,24 @@ public final class ProxyCounters: Sendable {
 
     /// Records a duration into a histogram (`mlflow_otel_proxy_<name>`).
     public func observe(_ metric: ProxyMetric, _ label: String, seconds: Double) {
-        CoreMetrics.Timer(label: "mlflow_otel_proxy_\(metric.rawValue)", dimensions: Array(zip(metric.labelNames, [label])))
-            .recordNanoseconds(Int64(seconds * 1e9))
+        let key = Key(metric, [label])
+        let timer = timers.withLockedValue { timers in
+            if let existing = timers[key] { return existing }
+            let timer = CoreMetrics.Timer(label: "mlflow_otel_proxy_\(metric.rawValue)", dimensions: Array(zip(metric.labelNames, [label])))
+            timers[key] = timer
+            return timer
+        }
+        timer.recordNanoseconds(Int64(seconds * 1e9))
     }
 
     /// The current value of a counter.
     public func value(_ metric: ProxyMetric, _ label: String = "") -> Int {
         values.withLockedValue { $0[Key(metric, label.isEmpty ? [] : [label])] ?? 0 }
+    }
+
+    /// The current value of a counter with several label values.
+    public func value(_ metric: ProxyMetric, labels: [String]) -> Int {
+        values.withLockedValue { $0[Key(metric, labels)] ?? 0 }
     }
 
     /// All counters, sorted by name and labels.

@@ -11,6 +11,7 @@ import Intake
 import Logging
 import MLflowWire
 import NIOCore
+import NIOSSL
 import OTLPExport
 import OTLPJSON
 import OTLPProto
@@ -64,6 +65,9 @@ public enum ProxyApplication {
         } catch {
             throw ConfigurationError(setting: "upstream.tls", reason: "cannot load the TLS files: \(error)")
         }
+        let upstreamPool = try configuration.upstream.map { upstream throws(ConfigurationError) in
+            try ServiceWiring.upstreamPool(upstream, tls: clientConfiguration.tlsConfiguration, timeout: configuration.upstreamTimeout)
+        }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
         // Exports get their own client: their connections never compete with the upstream's, and a failed
         // connection is reported at once (the exporter retries transient failures itself, per OTLP's rules).
@@ -75,8 +79,8 @@ public enum ProxyApplication {
         do {
             return try makeServices(
                 configuration: configuration, counters: counters, logger: logger, metricsText: metricsText, onServerRunning: onServerRunning,
-                onAdminRunning: onAdminRunning, status: status, client: client, exportClient: exportClient, listenerTLS: listenerTLS,
-                adminTLS: adminTLS)
+                onAdminRunning: onAdminRunning, status: status, client: client, exportClient: exportClient, upstreamPool: upstreamPool,
+                listenerTLS: listenerTLS, adminTLS: adminTLS)
         } catch {
             // The clients must be shut down before they go away, even when start-up fails (asynchronously: a
             // blocking shutdown would hold a Swift Concurrency thread, and is refused on an event loop).
@@ -90,7 +94,8 @@ public enum ProxyApplication {
     private static func makeServices(
         configuration: ProxyConfiguration, counters: ProxyCounters, logger: Logger, metricsText: @escaping @Sendable () -> String,
         onServerRunning: @escaping @Sendable (SocketAddress?) async -> Void, onAdminRunning: @escaping @Sendable (SocketAddress?) async -> Void,
-        status: StatusBoard, client: HTTPClient, exportClient: HTTPClient, listenerTLS: ListenerTLSContext?, adminTLS: ListenerTLSContext?
+        status: StatusBoard, client: HTTPClient, exportClient: HTTPClient, upstreamPool: UpstreamConnectionPool?, listenerTLS: ListenerTLSContext?,
+        adminTLS: ListenerTLSContext?
     ) throws -> ProxyRuntime {
         let wiring = ServiceWiring(configuration: configuration, counters: counters, logger: logger, status: status)
         // Delivery: one unit (queue, delivery, exporter) per destination; every trace goes to each of them.
@@ -117,9 +122,16 @@ public enum ProxyApplication {
         let adminState = AdminState(
             settings: AdminSettings(configuration), status: status, fanOut: fanOut, assembler: tracePath.assembler, client: exportClient)
         let proxyConnections = ConnectionGauge(listener: "proxy")
+        // The passthrough runs in each connection's pipeline; the application (`responder`) gets the other requests.
+        let passthrough = upstreamPool.flatMap { pool in
+            forwarder.map { wiring.listenerPassthrough(forwarder: $0, pool: pool, live: live, interceptsTraceUploads: intake.intake != nil) }
+        }
+        var requestHandlers: (@Sendable (any Channel, Logger) throws -> Void)?
+        if let passthrough { requestHandlers = { channel, logger in try passthrough.addHandler(to: channel, logger: logger) } }
         let server = Application(
             responder: responder,
-            server: .guarded(limits: configuration.limits, tls: listenerTLS, connections: proxyConnections, counters: counters),
+            server: .guarded(
+                limits: configuration.limits, tls: listenerTLS, connections: proxyConnections, counters: counters, requestHandlers: requestHandlers),
             configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
             onServerRunning: { channel in
                 adminState.listening.store(true, ordering: .relaxed)
@@ -141,6 +153,7 @@ public enum ProxyApplication {
         // metrics exports send once more; the HTTP clients close last.
         let startOrder: [[any Service]] = [
             [HTTPClientService(client: client), HTTPClientService(client: exportClient)],
+            upstreamPool.map { [UpstreamPoolService(pool: $0)] } ?? [],
             metrics.services,
             intake.journalServices,
             [fanOut, tracePath.translation, tracePath.assembler, copies],
@@ -160,6 +173,16 @@ struct HTTPClientService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         try await client.shutdown()
+    }
+}
+
+/// Closes the passthrough's idle upstream connections when the service group stops.
+struct UpstreamPoolService: Service {
+    let pool: UpstreamConnectionPool
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await pool.closeIdleConnections()
     }
 }
 
@@ -286,9 +309,42 @@ struct ServiceWiring {
         let tokenSource = configuration.upstreamOAuth.map { UpstreamTokenSource(credentials: $0, client: client) }
         return configuration.upstream.map {
             UpstreamForwarder(
-                upstream: $0, client: client, timeout: configuration.upstreamTimeout, counters: counters, live: live,
-                maxBodyBytes: configuration.limits.maxPassthroughBodyBytes, tokenSource: tokenSource, trustedProxies: configuration.trustedProxies,
-                listenerIsTLS: configuration.tls != nil)
+                rules: ForwardingRules(upstream: $0, trustedProxies: configuration.trustedProxies, listenerIsTLS: configuration.tls != nil),
+                client: client, timeout: configuration.upstreamTimeout, counters: counters, live: live,
+                maxBodyBytes: configuration.limits.maxPassthroughBodyBytes, tokenSource: tokenSource)
+        }
+    }
+
+    /// The kept-alive connections of the listener's passthrough (an `https` upstream with the same TLS settings as
+    /// the application's client).
+    static func upstreamPool(_ upstream: UpstreamURL, tls: TLSConfiguration?, timeout: Duration) throws(ConfigurationError) -> UpstreamConnectionPool
+    {
+        var context: NIOSSLContext?
+        if upstream.scheme == "https" {
+            var configuration = tls ?? .makeClientConfiguration()
+            configuration.applicationProtocols = ["http/1.1"]
+            do {
+                context = try NIOSSLContext(configuration: configuration)
+            } catch {
+                throw ConfigurationError(setting: "upstream.tls", reason: "cannot use the TLS settings: \(error)")
+            }
+        }
+        return UpstreamConnectionPool(
+            host: upstream.host, port: upstream.port ?? (upstream.scheme == "https" ? 443 : 80), tls: context,
+            connectTimeout: TimeAmount(min(timeout, .seconds(10))))
+    }
+
+    /// The passthrough in the listener's pipeline: every request the application would forward unread (admitted as
+    /// ``ProxyResponder`` admits it), unless the intake reads it.
+    func listenerPassthrough(forwarder: UpstreamForwarder, pool: UpstreamConnectionPool, live: LiveSettings, interceptsTraceUploads: Bool)
+        -> ListenerPassthrough
+    {
+        ListenerPassthrough(forwarder: forwarder, pool: pool, counters: counters) { head in
+            guard case .admitted(let admitted, let route, _) = RequestAdmission.admit(head, authentication: live.current.authentication) else {
+                return .application  // the application answers the rejection
+            }
+            if route.isTraceUpload && interceptsTraceUploads { return .application }
+            return .forward(admitted, route: route.name)
         }
     }
 

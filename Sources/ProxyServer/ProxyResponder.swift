@@ -36,44 +36,33 @@ struct ProxyResponder: HTTPResponder {
     let copies: DualCopies
 
     func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
-        var request = request
-        switch RequestPathNormalizer.normalize(request.head.path ?? "") {
-        case .unchanged:
-            break
-        case .normalized(let target):
-            context.logger.debug("request path normalized", metadata: ["path": "\(request.uri.path)", "normalized": "\(target)"])
-            var head = request.head
-            head.path = target
-            request = Request(head: head, body: request.body)
-        case .rejected(let reason):
+        switch RequestAdmission.admit(request.head, authentication: live.current.authentication) {
+        case .admitted(let head, let route, let normalizedFrom):
+            if let normalizedFrom {
+                context.logger.debug("request path normalized", metadata: ["path": "\(normalizedFrom)", "normalized": "\(head.path ?? "")"])
+            }
+            let admitted = head == request.head ? request : Request(head: head, body: request.body)
+            let response = await dispatch(admitted, route: route, context: context)
+            counters.increment(.requests, labels: [route.name, "\(response.status.code / 100)xx"])
+            return response
+        case .unsafePath(let reason):
             counters.increment(.rejectedRequests, "unsafe_path")
             counters.increment(.requests, labels: ["passthrough", "4xx"])
             context.logger.warning("request path rejected", metadata: ["reason": "\(reason)"])
             return ErrorResponses.mlflow(status: .badRequest, code: "INVALID_PARAMETER_VALUE", message: "Rejected the request path: \(reason).")
-        }
-        let route = MLflowRoute.classify(method: request.method.rawValue, path: request.uri.path)
-        if LoopGuard.hasLooped(request) {
+        case .looped(let route):
             counters.increment(.rejectedRequests, "loop_detected")
             counters.increment(.requests, labels: [route.name, "5xx"])
             context.logger.error(
                 "request loop: a request this proxy forwarded came back to it; the upstream leads to the proxy itself",
                 metadata: ["path": "\(request.uri.path)"])
             return LoopGuard.loopDetected()
+        case .unauthenticated(let route):
+            counters.increment(.rejectedRequests, "unauthenticated")
+            context.logger.warning("request without a valid proxy token", metadata: ["path": "\(request.uri.path)"])
+            counters.increment(.requests, labels: [route.name, "4xx"])
+            return InboundAuthentication.deniedResponse()
         }
-        if let authentication = live.current.authentication {
-            switch authentication.check(request) {
-            case .allowed(let stripped):
-                request = stripped
-            case .denied(let response):
-                counters.increment(.rejectedRequests, "unauthenticated")
-                context.logger.warning("request without a valid proxy token", metadata: ["path": "\(request.uri.path)"])
-                counters.increment(.requests, labels: [route.name, "4xx"])
-                return response
-            }
-        }
-        let response = await dispatch(request, route: route, context: context)
-        counters.increment(.requests, labels: [route.name, "\(response.status.code / 100)xx"])
-        return response
     }
 
     private func dispatch(_ request: Request, route: MLflowRoute, context: ProxyRequestContext) async -> Response {
@@ -272,5 +261,51 @@ struct ProxyResponder: HTTPResponder {
 
     private func json(_ value: JSONValue) -> Response {
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: value.text)))
+    }
+}
+
+/// The checks every request passes before it is routed, in order: a safe path (normalized as nginx would), no loop
+/// back to this proxy, the proxy's own token when one is required (removed from the request). Pure: the caller
+/// counts, logs and answers. The listener's passthrough (``PassthroughHandler``) and ``ProxyResponder`` both decide
+/// with it, so a request is admitted the same way whichever of them forwards it.
+enum RequestAdmission {
+    /// What the checks decided.
+    enum Outcome {
+        /// Passed; the head to route (path normalized, token removed), its route, and the path before normalizing.
+        case admitted(HTTPRequest, MLflowRoute, normalizedFrom: String?)
+        /// A path that cannot be forwarded safely.
+        case unsafePath(reason: String)
+        /// A request this proxy already forwarded.
+        case looped(MLflowRoute)
+        /// No valid proxy token.
+        case unauthenticated(MLflowRoute)
+    }
+
+    static func admit(_ head: HTTPRequest, authentication: InboundAuthentication?) -> Outcome {
+        var head = head
+        var normalizedFrom: String?
+        switch RequestPathNormalizer.normalize(head.path ?? "") {
+        case .unchanged:
+            break
+        case .normalized(let target):
+            normalizedFrom = head.path
+            head.path = target
+        case .rejected(let reason):
+            return .unsafePath(reason: reason)
+        }
+        let route = MLflowRoute.classify(method: head.method.rawValue, path: path(of: head))
+        if LoopGuard.hasLooped(head.headerFields) { return .looped(route) }
+        if let authentication {
+            guard let allowed = authentication.allowedHead(head) else { return .unauthenticated(route) }
+            head = allowed
+        }
+        return .admitted(head, route, normalizedFrom: normalizedFrom)
+    }
+
+    /// The path without its query (what routes are matched on).
+    static func path(of head: HTTPRequest) -> String {
+        guard let target = head.path, !target.isEmpty else { return "/" }
+        guard let mark = target.firstIndex(where: { $0 == "?" || $0 == "#" }) else { return target }
+        return String(target[..<mark])
     }
 }

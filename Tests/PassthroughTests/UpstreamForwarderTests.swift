@@ -48,8 +48,8 @@ import Testing
         let upstream = try #require(UpstreamURL("http://127.0.0.1:\(upstreamPort)"))
         let live = LiveSettings(LiveSettings.Snapshot(inboundTokens: [], upstreamHeaders: [], clientAuthorization: .keep))
         let forwarder = UpstreamForwarder(
-            upstream: upstream, client: client, timeout: timeout, counters: counters, live: live, maxBodyBytes: maxBodyBytes,
-            tokenSource: nil, trustedProxies: [], listenerIsTLS: false)
+            rules: ForwardingRules(upstream: upstream, trustedProxies: [], listenerIsTLS: false), client: client, timeout: timeout,
+            counters: counters, live: live, maxBodyBytes: maxBodyBytes, tokenSource: nil)
         return Application(responder: Forwarding(forwarder: forwarder), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     }
 

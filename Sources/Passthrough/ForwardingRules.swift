@@ -1,0 +1,128 @@
+import Foundation
+import HTTPListener
+import HTTPTypes
+import NIOHTTP1
+import SharedSettings
+
+/// What a forwarded request and its answer look like: the rules both forwarders follow (``PassthroughHandler``
+/// on the listener's event loop, ``UpstreamForwarder`` for the trace uploads the proxy also reads), kept in one
+/// place so that they cannot drift apart.
+///
+/// Method, target, end-to-end headers and body are kept; hop-by-hop headers (RFC 9110 §7.6.1, plus any named in
+/// `Connection`) are dropped both ways; `X-Forwarded-For`, `-Proto` and `-Host` are set, `Via` gets this proxy's
+/// ``LoopGuard`` entry, and the operator's upstream headers are added. Pure: no I/O.
+public struct ForwardingRules: Sendable {
+    /// The upstream MLflow server; its path is the base every request target is appended to.
+    public let upstream: UpstreamURL
+    /// Peers whose `X-Forwarded-*` headers are kept and extended; anyone else's are replaced.
+    public let trustedProxies: [AddressRange]
+    /// Whether clients reach the proxy over TLS (`X-Forwarded-Proto: https` for untrusted peers).
+    public let listenerIsTLS: Bool
+
+    /// Rules for forwarding to `upstream`.
+    public init(upstream: UpstreamURL, trustedProxies: [AddressRange], listenerIsTLS: Bool) {
+        self.upstream = upstream
+        self.trustedProxies = trustedProxies
+        self.listenerIsTLS = listenerIsTLS
+    }
+
+    /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `Host` (set from the
+    /// upstream URL) and `Content-Length` (set from the body that is actually sent).
+    public static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authenticate", "proxy-authorization", "host", "content-length",
+    ]
+
+    /// The request target the upstream gets: its base path, then the client's path and query.
+    public func upstreamTarget(_ target: String) -> String { upstream.basePath + target }
+
+    /// The `Host` header for the upstream: its host, with the port when one is given.
+    public var upstreamHost: String {
+        let host = upstream.host.contains(":") ? "[\(upstream.host)]" : upstream.host
+        return upstream.port.map { "\(host):\($0)" } ?? host
+    }
+
+    /// The upstream's port (the scheme's default when the URL has none).
+    public var upstreamPort: Int { upstream.port ?? (upstream.scheme == "https" ? 443 : 80) }
+
+    /// The end-to-end headers of a client's request for the upstream, with the forwarding headers, `Via` and the
+    /// operator's upstream headers (a client's own `Authorization` kept over an injected one when `settings` say
+    /// so). `Host`, the body's framing and an OAuth token are the caller's.
+    /// - Parameters:
+    ///   - fields: the client's headers.
+    ///   - authority: the `Host` the client asked for.
+    ///   - peer: the client's address, when known.
+    public func requestHeaders(_ fields: HTTPFields, authority: String?, peer: String?, settings: LiveSettings.Snapshot) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count + 4)
+        let connectionTokens = fields[.connection] == nil ? [] : Self.connectionTokens(fields[values: .connection])
+        for field in fields {
+            let name = field.name.canonicalName
+            if Self.hopByHop.contains(name) || connectionTokens.contains(name) { continue }
+            if name == "x-forwarded-for" || name == "x-forwarded-proto" || name == "x-forwarded-host" { continue }
+            headers.add(name: field.name.rawName, value: field.value)
+        }
+        addForwardingHeaders(fields, authority: authority, peer: peer, to: &headers)
+        headers.add(name: "Via", value: LoopGuard.viaEntry)
+        for header in settings.upstreamHeaders {
+            if header.key.lowercased() == "authorization" && settings.clientAuthorization == .keep && headers.contains(name: "authorization") {
+                continue
+            }
+            headers.replaceOrAdd(name: header.key, value: header.value)
+        }
+        return headers
+    }
+
+    /// Whether an access token from the upstream's OAuth credentials goes into these headers (not when the
+    /// client's own `Authorization` is kept).
+    public static func takesToken(_ headers: HTTPHeaders, settings: LiveSettings.Snapshot) -> Bool {
+        !(settings.clientAuthorization == .keep && headers.contains(name: "authorization"))
+    }
+
+    /// The upstream's answer headers for the client: its hop-by-hop ones dropped, `Content-Length` kept (the body
+    /// is passed on unchanged).
+    public static func responseFields(_ headers: HTTPHeaders) -> HTTPFields {
+        var fields = HTTPFields()
+        fields.reserveCapacity(headers.count)
+        let responseTokens = headers.contains(name: "connection") ? connectionTokens(headers[canonicalForm: "connection"].map(String.init)) : []
+        for header in headers {
+            let name = header.name.lowercased()
+            if name != "content-length" && (hopByHop.contains(name) || responseTokens.contains(name)) { continue }
+            guard let fieldName = HTTPField.Name(header.name) else { continue }
+            fields.append(HTTPField(name: fieldName, value: header.value))
+        }
+        return fields
+    }
+
+    /// `X-Forwarded-For`, `-Proto` and `-Host`. From a peer in `trusted_proxies` (a load balancer in front of the
+    /// proxy) they are kept and the peer's address is appended to the `For` chain; from anyone else what the client
+    /// sent is replaced by what the proxy saw (its address, the listener's scheme, the `Host` it asked for), so a
+    /// client cannot make the upstream believe it comes from elsewhere.
+    private func addForwardingHeaders(_ fields: HTTPFields, authority: String?, peer: String?, to headers: inout HTTPHeaders) {
+        let trusted = peer.map { address in trustedProxies.contains { $0.contains(address) } } ?? false
+        var chain = trusted ? fields[values: Self.forwardedFor].joined(separator: ", ") : ""
+        if let peer { chain = chain.isEmpty ? peer : "\(chain), \(peer)" }
+        if !chain.isEmpty { headers.add(name: "X-Forwarded-For", value: chain) }
+        let ownProto = listenerIsTLS ? "https" : "http"
+        headers.add(name: "X-Forwarded-Proto", value: trusted ? fields[Self.forwardedProto] ?? ownProto : ownProto)
+        if let host = (trusted ? fields[Self.forwardedHost] : nil) ?? authority {
+            headers.add(name: "X-Forwarded-Host", value: host)
+        }
+    }
+
+    private static let forwardedFor = HTTPField.Name("X-Forwarded-For")!  // a valid literal header name
+    private static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!  // a valid literal header name
+    private static let forwardedHost = HTTPField.Name("X-Forwarded-Host")!  // a valid literal header name
+
+    /// Lower-cased header names listed in `Connection` values.
+    public static func connectionTokens(_ values: some Sequence<String>) -> Set<String> {
+        var tokens: Set<String> = []
+        for value in values {
+            for token in value.split(separator: ",") {
+                let trimmed = token.trimmingCharacters(in: .whitespaces).lowercased()
+                if !trimmed.isEmpty { tokens.insert(trimmed) }
+            }
+        }
+        return tokens
+    }
+}

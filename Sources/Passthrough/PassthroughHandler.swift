@@ -1,0 +1,613 @@
+import HTTPListener
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import ProxyObservability
+import UpstreamAccess
+
+/// What the listener's passthrough does with a request head.
+public enum PassthroughDecision: Sendable {
+    /// Forward this head (admitted: path normalized, the proxy's token removed); `route` names it in the counters.
+    case forward(HTTPRequest, route: String)
+    /// Hand the request to the application: the routes the proxy answers itself, and every rejection.
+    case application
+}
+
+/// The passthrough on the listener's event loops: MLflow calls the proxy does not read are forwarded by
+/// ``PassthroughHandler`` in the connection's own pipeline, to a pooled upstream connection on the same event loop,
+/// with no task and no thread change per request. Everything else goes on to the application (Hummingbird).
+public final class ListenerPassthrough: Sendable {
+    let rules: ForwardingRules
+    let pool: UpstreamConnectionPool
+    /// How long the upstream may take to answer (its head).
+    let timeout: TimeAmount
+    let timeoutText: String
+    let counters: ProxyCounters
+    let live: LiveSettings
+    let maxBodyBytes: Int?
+    let tokenSource: UpstreamTokenSource?
+    let decide: @Sendable (HTTPRequest) -> PassthroughDecision
+
+    /// A passthrough with the same rules, limits and token source as the application's ``UpstreamForwarder``;
+    /// `decide` says which requests it forwards.
+    public init(
+        forwarder: UpstreamForwarder, pool: UpstreamConnectionPool, counters: ProxyCounters,
+        decide: @escaping @Sendable (HTTPRequest) -> PassthroughDecision
+    ) {
+        rules = forwarder.rules
+        self.pool = pool
+        timeout = TimeAmount(forwarder.timeout)
+        timeoutText = "\(forwarder.timeout)"
+        self.counters = counters
+        live = forwarder.live
+        maxBodyBytes = forwarder.maxBodyBytes
+        tokenSource = forwarder.tokenSource
+        self.decide = decide
+    }
+
+    /// Adds the handler to a new connection's pipeline (after the HTTP codec and the connection guard).
+    public func addHandler(to channel: any Channel, logger: Logger) throws {
+        try channel.pipeline.syncOperations.addHandler(PassthroughHandler(passthrough: self, logger: logger))
+    }
+}
+
+/// Forwards the requests ``ListenerPassthrough`` takes and passes the others to the application, one request at a
+/// time per connection (parts of a pipelined request wait until the one before is answered).
+///
+/// Same behaviour as ``UpstreamForwarder``: bodies stream both ways with back-pressure (the client is not read
+/// while the upstream cannot take more, the upstream is not read while the client does not take the answer); an
+/// answer that arrives before the whole body was passed on goes to the client with `Connection: close` and the rest
+/// of the body is not read; the passthrough body limit answers 413 while the upstream has not answered; an
+/// unreachable upstream is a 502, one that does not answer within the timeout a 504, in MLflow's error format.
+/// A kept-alive upstream connection that turns out to be closed before answering is replaced once, when the
+/// request can be sent again whole (its body up to 64 KiB).
+final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private enum Mode {
+        case idle
+        /// A request the application handles, until its request and its answer both ended.
+        case application(requestEnded: Bool, answerEnded: Bool)
+        case forwarding(Exchange)
+        /// The answer is out (the connection closes after it); the rest of the request body is dropped.
+        case discarding
+    }
+
+    /// Request bodies kept for a resend up to this size.
+    static let replayLimit = 64 * 1024
+    /// Request body buffered while the upstream connection is opened, before the client is no longer read.
+    static let pendingLimit = 256 * 1024
+
+    private let passthrough: ListenerPassthrough
+    private let logger: Logger
+    private var mode = Mode.idle
+    /// Parts of a later request that arrived while this one is in flight.
+    private var queued = CircularBuffer<HTTPRequestPart>()
+    /// A read asked for by the pipeline that this handler has not passed on yet.
+    private var readHeld = false
+    private var context: ChannelHandlerContext?
+    private var peer: String?
+    private var loopPool: LoopPool?
+
+    init(passthrough: ListenerPassthrough, logger: Logger) {
+        self.passthrough = passthrough
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        peer = context.channel.remoteAddress?.ipAddress
+        loopPool = passthrough.pool.pool(on: context.eventLoop)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The client's connection is gone (Hummingbird's state handler does not pass `channelInactive` on, so this is
+        // where an exchange in flight ends): its upstream connection cannot be reused.
+        if case .forwarding(let exchange) = mode { end(exchange, reuse: false) }
+        mode = .idle
+        queued.removeAll()
+        self.context = nil
+    }
+
+    // MARK: Inbound (the client's request)
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty || (isHead(part) && !isIdle) {
+            queued.append(part)
+            return
+        }
+        handle(part, context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushUpstream()
+        context.fireChannelReadComplete()
+    }
+
+    /// Sends what was written to the upstream (once per read from the client, not per part).
+    private func flushUpstream() {
+        guard case .forwarding(let exchange) = mode, exchange.unflushed, let connection = exchange.connection else { return }
+        exchange.unflushed = false
+        connection.flush()
+    }
+
+    private var isIdle: Bool {
+        if case .idle = mode { return true }
+        return false
+    }
+
+    private func isHead(_ part: HTTPRequestPart) -> Bool {
+        if case .head = part { return true }
+        return false
+    }
+
+    private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch (mode, part) {
+        case (.idle, .head(let head)):
+            if case .forward(let admitted, let route) = passthrough.decide(head), withinLimit(admitted) {
+                start(admitted, route: route, context: context)
+            } else {
+                mode = .application(requestEnded: false, answerEnded: false)
+                context.fireChannelRead(wrapInboundOut(part))
+            }
+        case (.idle, _):
+            // Parts of a request whose answer is already out and whose rest was dropped; nothing to do.
+            break
+        case (.application(_, let answerEnded), _):
+            context.fireChannelRead(wrapInboundOut(part))
+            if case .end = part {
+                mode = answerEnded ? .idle : .application(requestEnded: true, answerEnded: false)
+                if answerEnded { nextRequest(context: context) }
+            }
+        case (.forwarding(let exchange), .body(let buffer)):
+            forwardBody(buffer, exchange: exchange)
+        case (.forwarding(let exchange), .end):
+            exchange.requestEnded = true
+            if exchange.discardingBody { return }
+            exchange.send(.end(nil))
+            exchange.unflushed = true
+        case (.forwarding, .head), (.discarding, .head):
+            queued.append(part)  // not reached: channelRead and nextRequest queue a head unless idle
+        case (.discarding, .end):
+            mode = .idle
+            nextRequest(context: context)
+        case (.discarding, .body):
+            break
+        }
+    }
+
+    /// A declared body over the passthrough limit goes to the application, which answers 413 without forwarding.
+    private func withinLimit(_ head: HTTPRequest) -> Bool {
+        guard let max = passthrough.maxBodyBytes, let length = head.headerFields[.contentLength].flatMap({ Int($0) }) else { return true }
+        return length <= max
+    }
+
+    /// Passes on the queued parts of the next request, then any read held for them.
+    private func nextRequest(context: ChannelHandlerContext) {
+        var passedOn = false
+        while let next = queued.first {
+            if isHead(next) && !isIdle { break }
+            queued.removeFirst()
+            handle(next, context: context)
+            if case .application = mode { passedOn = true }
+        }
+        // The application's channel delivers what it was given at the end of a read.
+        if passedOn { context.fireChannelReadComplete() }
+        flushUpstream()
+        resumeReadsIfHeld(context: context)
+    }
+
+    // MARK: Outbound (the application's answers)
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .application(let requestEnded, _) = mode, case .end = unwrapOutboundIn(data) {
+            mode = requestEnded ? .idle : .application(requestEnded: false, answerEnded: true)
+            context.write(data, promise: promise)
+            if requestEnded { nextRequest(context: context) }
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if holdsReads {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    private var holdsReads: Bool {
+        if !queued.isEmpty { return true }
+        if case .forwarding(let exchange) = mode { return exchange.holdsClientReads }
+        return false
+    }
+
+    private func resumeReadsIfHeld(context: ChannelHandlerContext) {
+        guard readHeld, !holdsReads else { return }
+        readHeld = false
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .forwarding(let exchange) = mode, let connection = exchange.connection, exchange.upstreamAnswered {
+            connection.setReading(context.channel.isWritable)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: The exchange
+
+    private func start(_ head: HTTPRequest, route: String, context: ChannelHandlerContext) {
+        let target = head.path ?? "/"
+        logger.debug("request", metadata: ["method": "\(head.method.rawValue)", "path": "\(target)", "route": "\(route)"])
+        let settings = passthrough.live.current
+        var headers = passthrough.rules.requestHeaders(head.headerFields, authority: head.authority, peer: peer, settings: settings)
+        headers.add(name: "Host", value: passthrough.rules.upstreamHost)
+        if let length = head.headerFields[.contentLength] {
+            headers.add(name: "Content-Length", value: length)
+        } else if head.headerFields[.transferEncoding] != nil {
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+        } else if head.method == .post || head.method == .put || head.method == .patch {
+            headers.add(name: "Content-Length", value: "0")
+        }
+        let upstreamHead = HTTPRequestHead(
+            version: .http1_1, method: HTTPMethod(rawValue: head.method.rawValue), uri: passthrough.rules.upstreamTarget(target), headers: headers)
+        let exchange = Exchange(
+            head: upstreamHead, method: head.method.rawValue, route: route, target: target,
+            clientCloses: head.headerFields[.connection]?.lowercased() == "close")
+        mode = .forwarding(exchange)
+        exchange.deadline = context.eventLoop.assumeIsolated().scheduleTask(in: passthrough.timeout) { [weak self, weak exchange] in
+            guard let self, let exchange, !exchange.upstreamAnswered, case .forwarding(let current) = mode, current === exchange else { return }
+            timedOut(exchange)
+        }
+        if let tokenSource = passthrough.tokenSource, ForwardingRules.takesToken(headers, settings: settings) {
+            context.eventLoop.makeFutureWithTask { try await tokenSource.accessToken() }.assumeIsolated().whenComplete { [weak self] result in
+                guard let self, case .forwarding(let current) = mode, current === exchange else { return }
+                switch result {
+                case .success(let token):
+                    exchange.token = token
+                    exchange.head.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token)")
+                    connect(exchange, reuse: true)
+                case .failure(let error):
+                    passthrough.counters.increment(.upstreamErrors, "oauth_token")
+                    logger.error("no access token for the upstream", metadata: ["reason": "\(error)"])
+                    answer(
+                        exchange, status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
+                        message: "mlflow-otel-proxy could not get an access token for the upstream: \(error)")
+                }
+            }
+        } else {
+            connect(exchange, reuse: true)
+        }
+    }
+
+    /// Gives the exchange a connection: a kept-alive one when `reuse` allows and one is idle, otherwise a new one.
+    private func connect(_ exchange: Exchange, reuse: Bool) {
+        guard let loopPool else { return }
+        if reuse, let connection = loopPool.take() {
+            attach(connection, to: exchange, reused: true)
+            return
+        }
+        loopPool.connect().assumeIsolated().whenComplete { [weak self] result in
+            guard let self, case .forwarding(let current) = mode, current === exchange else {
+                if case .success(let connection) = result { loopPool.give(connection) }  // the client went away meanwhile
+                return
+            }
+            switch result {
+            case .success(let connection):
+                attach(connection, to: exchange, reused: false)
+            case .failure(let error):
+                unreachable(exchange, error: error)
+            }
+        }
+    }
+
+    private func attach(_ connection: UpstreamConnection, to exchange: Exchange, reused: Bool) {
+        exchange.connection = connection
+        exchange.reused = reused
+        connection.relay.receiver = self
+        connection.write(.head(exchange.head))
+        for part in exchange.sent { connection.write(part) }  // a resend: what the closed connection was given
+        let pending = exchange.pending
+        exchange.pending = []
+        exchange.pendingBytes = 0
+        for part in pending { exchange.send(part) }
+        connection.flush()
+        exchange.unflushed = false
+        if let context { resumeReadsIfHeld(context: context) }
+    }
+
+    private func forwardBody(_ buffer: ByteBuffer, exchange: Exchange) {
+        exchange.bodyBytes += buffer.readableBytes
+        if let max = passthrough.maxBodyBytes, exchange.bodyBytes > max, !exchange.discardingBody {
+            bodyOverLimit(exchange, limit: max)
+            return
+        }
+        if exchange.discardingBody { return }
+        exchange.send(.body(.byteBuffer(buffer)))
+        exchange.unflushed = true
+    }
+
+    // MARK: The upstream's answer
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard case .forwarding(let exchange) = mode, let context else { return }
+        exchange.heardFromUpstream = true
+        switch part {
+        case .head(let head) where head.status.code < 200 && head.status.code != 101:
+            // `100 Continue` and other interim answers go to the client as they come.
+            let interim = HTTPResponse(status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase))
+            context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
+        case .head(let head):
+            exchange.deadline?.cancel()
+            exchange.upstreamAnswered = true
+            exchange.upstreamCloses = !head.isKeepAlive
+            let code = Int(head.status.code)
+            let counters = passthrough.counters
+            counters.observe(.upstreamDurationSeconds, exchange.method, seconds: Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e9)
+            counters.increment(.upstreamResponses, "\(code / 100)xx")
+            if code == 401, let tokenSource = passthrough.tokenSource, let token = exchange.token {
+                // A revoked or rotated token: fetch a new one for the next request instead of using it until its refresh point.
+                Task { await tokenSource.invalidate(token) }
+            }
+            var fields = ForwardingRules.responseFields(head.headers)
+            if !exchange.requestEnded {
+                // The upstream answered before the whole body was passed on (an early 401, or a server that does not
+                // read the body): the answer goes to the client as is, the rest of the body is not read, so the
+                // connection closes after this answer (what nginx does).
+                fields[.connection] = "close"
+                exchange.discardingBody = true
+                counters.increment(.connectionsClosed, "upstream_answered_before_body")
+            } else if exchange.clientCloses {
+                fields[.connection] = "close"
+            }
+            let response = HTTPResponse(status: .init(code: code, reasonPhrase: head.status.reasonPhrase), headerFields: fields)
+            if exchange.method != "HEAD", let length = head.headers.first(name: "content-length").flatMap({ Int($0) }),
+                length <= UpstreamForwarder.wholeAnswerBytes
+            {
+                // A small answer of known length (most MLflow API calls) is read whole and goes to the client in one
+                // write with its head; one that breaks off becomes a 502 instead of a truncated answer.
+                exchange.heldAnswer = response
+                exchange.heldBody = context.channel.allocator.buffer(capacity: length)
+            } else {
+                writeHead(response, exchange: exchange, context: context)
+                if !context.channel.isWritable { exchange.connection?.setReading(false) }
+            }
+        case .body(var buffer):
+            if exchange.heldAnswer != nil {
+                exchange.heldBody.writeBuffer(&buffer)
+            } else {
+                context.write(wrapOutboundOut(.body(buffer)), promise: nil)
+            }
+        case .end:
+            if let held = exchange.heldAnswer {
+                exchange.heldAnswer = nil
+                writeHead(held, exchange: exchange, context: context)
+                if exchange.heldBody.readableBytes > 0 { context.write(wrapOutboundOut(.body(exchange.heldBody)), promise: nil) }
+            }
+            exchange.answerEnded = true
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            end(exchange, reuse: exchange.requestEnded && !exchange.discardingBody && !exchange.upstreamCloses)
+            finish(exchange, context: context)
+        }
+    }
+
+    /// Writes the upstream's answer head to the client (counted under the request's route).
+    private func writeHead(_ response: HTTPResponse, exchange: Exchange, context: ChannelHandlerContext) {
+        exchange.answerStarted = true
+        passthrough.counters.increment(.requests, labels: [exchange.route, "\(response.status.code / 100)xx"])
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
+    }
+
+    func upstreamReadComplete() {
+        guard case .forwarding(let exchange) = mode, exchange.answerStarted else { return }
+        context?.flush()
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        guard case .forwarding = mode, writable, let context else { return }
+        resumeReadsIfHeld(context: context)
+    }
+
+    func upstreamClosed(error: (any Error)?) {
+        guard case .forwarding(let exchange) = mode, let context else { return }
+        exchange.connection = nil
+        if exchange.heldAnswer != nil {
+            // A small answer that broke off: the client gets a clear 502 instead of a truncated answer.
+            exchange.heldAnswer = nil
+            passthrough.counters.increment(.upstreamErrors, "answer_unreadable")
+            answer(
+                exchange, status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
+                message: "The upstream MLflow server's answer to \(exchange.method) \(TargetPath.path(of: exchange.target)) could not be read.")
+            return
+        }
+        if exchange.answerStarted {
+            // The answer broke off: the client cannot get it whole, so its connection closes.
+            passthrough.counters.increment(.upstreamErrors, "answer_unreadable")
+            logger.warning("the upstream's answer broke off", metadata: ["path": "\(exchange.target)"])
+            end(exchange, reuse: false)
+            mode = .discarding
+            context.close(promise: nil)
+            return
+        }
+        if exchange.reused && !exchange.heardFromUpstream && exchange.canResend {
+            // A kept-alive connection the upstream had closed: send the request again on a new one.
+            exchange.resent = true
+            connect(exchange, reuse: false)
+            return
+        }
+        unreachable(exchange, error: error ?? ChannelError.eof)
+    }
+
+    // MARK: Endings
+
+    private func unreachable(_ exchange: Exchange, error: any Error) {
+        passthrough.counters.increment(.upstreamErrors, "unreachable")
+        let upstream = passthrough.rules.upstream
+        let request = "\(exchange.method) \(TargetPath.path(of: exchange.target))"
+        logger.warning("upstream unreachable", metadata: ["request": "\(request)", "upstream": "\(upstream)", "error": "\(error)"])
+        answer(
+            exchange, status: .badGateway, code: "TEMPORARILY_UNAVAILABLE",
+            message: "The upstream MLflow server at \(upstream) could not be reached for \(request): \(error)")
+    }
+
+    private func timedOut(_ exchange: Exchange) {
+        passthrough.counters.increment(.upstreamErrors, "timeout")
+        let upstream = passthrough.rules.upstream
+        let request = "\(exchange.method) \(TargetPath.path(of: exchange.target))"
+        logger.warning("upstream timed out", metadata: ["request": "\(request)", "upstream": "\(upstream)"])
+        answer(
+            exchange, status: .gatewayTimeout, code: "DEADLINE_EXCEEDED",
+            message: "The upstream MLflow server at \(upstream) did not answer \(request) within \(passthrough.timeoutText).")
+    }
+
+    private func bodyOverLimit(_ exchange: Exchange, limit: Int) {
+        passthrough.counters.increment(.rejectedRequests, "passthrough_body_too_large")
+        logger.info(
+            "request body over the passthrough limit; answered 413",
+            metadata: ["method": "\(exchange.method)", "path": "\(TargetPath.path(of: exchange.target))", "limit": "\(limit)"])
+        exchange.discardingBody = true
+        guard !exchange.upstreamAnswered else {
+            // The upstream has answered: its answer is not cut off; the copy stops quietly (the connection closes
+            // after the answer, which already says so).
+            return
+        }
+        answer(
+            exchange, status: .contentTooLarge, code: "MAX_READ_SIZE_EXCEEDED",
+            message: "The request body exceeds the proxy's limit of \(limit) bytes for requests passed to the MLflow server.")
+    }
+
+    /// Answers the client instead of the upstream (an error before the upstream's answer began).
+    private func answer(_ exchange: Exchange, status: HTTPResponse.Status, code: String, message: String) {
+        guard let context, !exchange.answerStarted else { return }
+        exchange.answerStarted = true
+        exchange.answerEnded = true
+        passthrough.counters.increment(.requests, labels: [exchange.route, "\(status.code / 100)xx"])
+        let body = ByteBuffer(string: ErrorResponses.mlflowBody(code: code, message: message))
+        var fields: HTTPFields = [.contentType: "application/json", .contentLength: "\(body.readableBytes)"]
+        if !exchange.requestEnded || exchange.clientCloses || status == .contentTooLarge {
+            fields[.connection] = "close"  // the rest of the body is not read
+            exchange.discardingBody = true
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        end(exchange, reuse: false)
+        finish(exchange, context: context)
+    }
+
+    /// Lets go of the exchange's upstream connection: back to the pool, or closed.
+    private func end(_ exchange: Exchange, reuse: Bool) {
+        exchange.deadline?.cancel()
+        exchange.deadline = nil
+        guard let connection = exchange.connection else { return }
+        exchange.connection = nil
+        connection.relay.receiver = nil
+        if reuse {
+            connection.setReading(true)
+            loopPool?.give(connection)
+        } else {
+            connection.channel.close(promise: nil)
+        }
+    }
+
+    /// After the answer: the next request, or the rest of this one's body dropped.
+    private func finish(_ exchange: Exchange, context: ChannelHandlerContext) {
+        if exchange.requestEnded {
+            mode = .idle
+            nextRequest(context: context)
+        } else {
+            mode = .discarding
+            resumeReadsIfHeld(context: context)
+        }
+    }
+}
+
+/// One forwarded request, from its head to the end of its answer.
+final class Exchange {
+    var head: HTTPRequestHead
+    let method: String
+    let route: String
+    /// The client's target, for messages.
+    let target: String
+    let clientCloses: Bool
+    let started = NIODeadline.now()
+    var connection: UpstreamConnection?
+    var reused = false
+    var resent = false
+    var token: String?
+    var deadline: Scheduled<Void>?
+    /// Body parts waiting for the connection.
+    var pending: [HTTPClientRequestPart] = []
+    var pendingBytes = 0
+    /// Body parts written so far, kept for one resend while they fit ``PassthroughHandler/replayLimit``.
+    var sent: [HTTPClientRequestPart] = []
+    var sentBytes = 0
+    var replayable = true
+    var unflushed = false
+    var bodyBytes = 0
+    var requestEnded = false
+    var discardingBody = false
+    var heardFromUpstream = false
+    /// The upstream's answer head arrived (the timeout no longer applies).
+    var upstreamAnswered = false
+    /// The client got an answer head.
+    var answerStarted = false
+    /// A small answer read whole before it is passed on: its head and body so far.
+    var heldAnswer: HTTPResponse?
+    var heldBody = ByteBuffer()
+    var answerEnded = false
+    var upstreamCloses = false
+
+    init(head: HTTPRequestHead, method: String, route: String, target: String, clientCloses: Bool) {
+        self.head = head
+        self.method = method
+        self.route = route
+        self.target = target
+        self.clientCloses = clientCloses
+    }
+
+    /// Whether the request can be sent again whole (once).
+    var canResend: Bool { replayable && !resent }
+
+    /// Whether the client should not be read for now: the upstream cannot take more, or too much waits for it.
+    var holdsClientReads: Bool {
+        if discardingBody { return false }
+        guard let connection else { return pendingBytes >= PassthroughHandler.pendingLimit }
+        return !connection.channel.isWritable
+    }
+
+    /// Writes a body part or the end to the upstream, or keeps it until there is a connection.
+    func send(_ part: HTTPClientRequestPart) {
+        guard let connection else {
+            if case .body(.byteBuffer(let buffer)) = part { pendingBytes += buffer.readableBytes }
+            pending.append(part)
+            return
+        }
+        if replayable {
+            if case .body(.byteBuffer(let buffer)) = part { sentBytes += buffer.readableBytes }
+            if sentBytes <= PassthroughHandler.replayLimit {
+                sent.append(part)
+            } else {
+                replayable = false
+                sent = []
+            }
+        }
+        connection.write(part)
+    }
+}
+
+/// The path of a request target, without its query (what messages name).
+enum TargetPath {
+    static func path(of target: String) -> Substring {
+        guard let mark = target.firstIndex(where: { $0 == "?" || $0 == "#" }) else { return target[...] }
+        return target[..<mark]
+    }
+}

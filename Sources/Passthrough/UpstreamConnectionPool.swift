@@ -1,0 +1,205 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Kept-alive HTTP/1.1 connections to the upstream, one pool per event loop: a listener's connection and the
+/// upstream connection that serves its request live on the same loop, so a passthrough request never changes
+/// threads. Connections are reused newest first; the oldest idle ones close after ``idleTimeout`` (one timer per
+/// loop, armed for the oldest), and at most ``maxIdlePerLoop`` wait.
+public final class UpstreamConnectionPool: Sendable {
+    let host: String
+    let port: Int
+    /// The TLS context for an `https` upstream.
+    let tls: NIOSSLContext?
+    /// The name the upstream's certificate is checked against (`nil` for an address).
+    let serverHostname: String?
+    let connectTimeout: TimeAmount
+    let idleTimeout: TimeAmount
+    let maxIdlePerLoop: Int
+    private let loops = NIOLockedValueBox<[ObjectIdentifier: (loop: any EventLoop, pool: NIOLoopBoundBox<LoopPool>)]>([:])
+
+    /// A pool for the upstream at `host`:`port`, over TLS with `tls` when it is given.
+    public init(
+        host: String, port: Int, tls: NIOSSLContext?, connectTimeout: TimeAmount = .seconds(10), idleTimeout: TimeAmount = .seconds(60),
+        maxIdlePerLoop: Int = 64
+    ) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+        // SNI and the certificate check need a name; an address is checked against the certificate's IP entries.
+        self.serverHostname = (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+        self.maxIdlePerLoop = maxIdlePerLoop
+    }
+
+    /// The pool of `eventLoop`; call on that loop.
+    func pool(on eventLoop: any EventLoop) -> LoopPool {
+        let key = ObjectIdentifier(eventLoop)
+        if let entry = loops.withLockedValue({ $0[key] }) { return entry.pool.value }
+        // Only this loop's thread creates its pool, so two cannot be made for one loop.
+        let box = NIOLoopBoundBox(LoopPool(owner: self, eventLoop: eventLoop), eventLoop: eventLoop)
+        loops.withLockedValue { $0[key] = (eventLoop, box) }
+        return box.value
+    }
+
+    /// Closes every idle connection (at shutdown); connections in use close when their exchange ends.
+    public func closeIdleConnections() async {
+        let entries = loops.withLockedValue { Array($0.values) }
+        for entry in entries {
+            try? await entry.loop.submit { entry.pool.value.closeAll() }.get()
+        }
+    }
+
+    /// Opens a connection on `eventLoop`.
+    func connect(on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamConnection> {
+        let tls = tls
+        let serverHostname = serverHostname
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let tls { try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname)) }
+                    try pipeline.addHTTPClientHandlers()
+                    try pipeline.addHandler(UpstreamRelay())
+                }
+            }
+            .connect(host: host, port: port)
+            .flatMapThrowing { channel in
+                UpstreamConnection(channel: channel, relay: try channel.pipeline.syncOperations.handler(type: UpstreamRelay.self))
+            }
+    }
+}
+
+/// One event loop's idle connections; used only on that loop.
+final class LoopPool {
+    private unowned let owner: UpstreamConnectionPool
+    private let eventLoop: any EventLoop
+    /// Oldest first; taken from the end.
+    private var idle: [(connection: UpstreamConnection, since: NIODeadline)] = []
+    private var timer: Scheduled<Void>?
+
+    init(owner: UpstreamConnectionPool, eventLoop: any EventLoop) {
+        self.owner = owner
+        self.eventLoop = eventLoop
+    }
+
+    /// The most recently used idle connection that is still open, if any.
+    func take() -> UpstreamConnection? {
+        while let (connection, _) = idle.popLast() {
+            if connection.channel.isActive { return connection }
+        }
+        return nil
+    }
+
+    /// A connection whose exchange ended cleanly: kept for the next request, or closed when enough wait.
+    func give(_ connection: UpstreamConnection) {
+        guard connection.channel.isActive else { return }
+        idle.removeAll { !$0.connection.channel.isActive }
+        guard idle.count < owner.maxIdlePerLoop else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        idle.append((connection, .now()))
+        if timer == nil { arm() }
+    }
+
+    /// Opens a new connection on this loop.
+    func connect() -> EventLoopFuture<UpstreamConnection> { owner.connect(on: eventLoop) }
+
+    func closeAll() {
+        timer?.cancel()
+        timer = nil
+        for (connection, _) in idle { connection.channel.close(promise: nil) }
+        idle = []
+    }
+
+    /// Arms the timer for the oldest idle connection's expiry.
+    private func arm() {
+        guard let oldest = idle.first else { return }
+        timer = eventLoop.assumeIsolated().scheduleTask(deadline: oldest.since + owner.idleTimeout) { [self] in
+            timer = nil
+            let now = NIODeadline.now()
+            while let first = idle.first, first.since + owner.idleTimeout <= now {
+                idle.removeFirst()
+                first.connection.channel.close(promise: nil)
+            }
+            arm()
+        }
+    }
+}
+
+/// An open connection to the upstream and the handler that hands its answers to the exchange using it.
+final class UpstreamConnection {
+    let channel: any Channel
+    let relay: UpstreamRelay
+
+    init(channel: any Channel, relay: UpstreamRelay) {
+        self.channel = channel
+        self.relay = relay
+    }
+
+    /// Writes a request part to the upstream (flushed by ``flush()``).
+    func write(_ part: HTTPClientRequestPart) {
+        channel.write(NIOAny(part), promise: nil)
+    }
+
+    func flush() { channel.flush() }
+
+    /// Stops or resumes reading the upstream's answer (the client reads slower than the upstream sends).
+    func setReading(_ on: Bool) {
+        try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
+        if on { channel.read() }
+    }
+}
+
+/// What an exchange hears from its upstream connection (all on the connection's event loop).
+protocol UpstreamReceiver: AnyObject {
+    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamReadComplete()
+    func upstreamWritabilityChanged(_ writable: Bool)
+    /// The connection failed or closed; `error` when it failed.
+    func upstreamClosed(error: (any Error)?)
+}
+
+/// The last handler of an upstream connection: passes its answer to the exchange using it. An idle connection
+/// that receives anything (a server must not answer what was not asked) is closed.
+final class UpstreamRelay: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    /// The exchange using the connection; `nil` while it is idle.
+    weak var receiver: (any UpstreamReceiver)?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let receiver else {
+            context.close(promise: nil)
+            return
+        }
+        receiver.upstreamReceived(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        receiver?.upstreamReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        receiver?.upstreamWritabilityChanged(context.channel.isWritable)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let receiver = receiver
+        self.receiver = nil
+        receiver?.upstreamClosed(error: error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let receiver = receiver
+        self.receiver = nil
+        receiver?.upstreamClosed(error: nil)
+    }
+}

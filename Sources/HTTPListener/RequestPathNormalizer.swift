@@ -22,9 +22,25 @@ public enum RequestPathNormalizer {
         case rejected(String)
     }
 
+    /// Whether the path part of `target` has none of the bytes any rule looks at (`.`, `%`, `\\`, control characters):
+    /// then it is safe as it is. Most MLflow API paths are, and this check reads each byte once.
+    static func isPlainPath(_ target: String) -> Bool {
+        let utf8 = target.utf8
+        return utf8.withContiguousStorageIfAvailable { bytes in
+            for byte in bytes {
+                if byte == UInt8(ascii: "?") { return true }
+                if byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "%") || byte == UInt8(ascii: "\\") {
+                    return false
+                }
+            }
+            return true
+        } ?? false
+    }
+
     /// Normalizes `target` (`/path?query`).
     public static func normalize(_ target: String) -> Outcome {
         guard target.hasPrefix("/") else { return .rejected("the request target must be a path starting with /") }
+        if isPlainPath(target) { return .unchanged }
         let path: Substring
         let query: Substring?
         if let mark = target.firstIndex(of: "?") {

@@ -1,4 +1,3 @@
-import Foundation
 import HTTPListener
 import HTTPTypes
 import NIOHTTP1
@@ -114,13 +113,21 @@ public struct ForwardingRules: Sendable {
     private static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!  // a valid literal header name
     private static let forwardedHost = HTTPField.Name("X-Forwarded-Host")!  // a valid literal header name
 
-    /// Lower-cased header names listed in `Connection` values.
+    /// Lower-cased header names listed in `Connection` values (`keep-alive` alone, the usual case, is an empty set:
+    /// `Keep-Alive` is hop-by-hop anyway).
     public static func connectionTokens(_ values: some Sequence<String>) -> Set<String> {
         var tokens: Set<String> = []
         for value in values {
-            for token in value.split(separator: ",") {
-                let trimmed = token.trimmingCharacters(in: .whitespaces).lowercased()
-                if !trimmed.isEmpty { tokens.insert(trimmed) }
+            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                var start = token.startIndex
+                var end = token.endIndex
+                while start < end, token[start] == UInt8(ascii: " ") || token[start] == UInt8(ascii: "\t") { start = token.index(after: start) }
+                while end > start, token[token.index(before: end)] == UInt8(ascii: " ") || token[token.index(before: end)] == UInt8(ascii: "\t") {
+                    end = token.index(before: end)
+                }
+                guard start < end else { continue }
+                let name = String(decoding: token[start..<end], as: UTF8.self).lowercased()
+                if !hopByHop.contains(name) { tokens.insert(name) }
             }
         }
         return tokens

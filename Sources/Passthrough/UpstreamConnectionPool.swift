@@ -121,7 +121,8 @@ final class LoopPool {
     /// Arms the timer for the oldest idle connection's expiry.
     private func arm() {
         guard let oldest = idle.first else { return }
-        timer = eventLoop.assumeIsolated().scheduleTask(deadline: oldest.since + owner.idleTimeout) { [self] in
+        timer = eventLoop.assumeIsolated().scheduleTask(deadline: oldest.since + owner.idleTimeout) { [weak self] in
+            guard let self else { return }
             timer = nil
             let now = NIODeadline.now()
             while let first = idle.first, first.since + owner.idleTimeout <= now {
@@ -150,8 +151,13 @@ final class UpstreamConnection {
 
     func flush() { channel.flush() }
 
+    /// Whether the connection reads as data comes (off while the client does not take the answer).
+    private var reading = true
+
     /// Stops or resumes reading the upstream's answer (the client reads slower than the upstream sends).
     func setReading(_ on: Bool) {
+        guard on != reading else { return }
+        reading = on
         try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
         if on { channel.read() }
     }

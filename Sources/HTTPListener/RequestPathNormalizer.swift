@@ -22,16 +22,16 @@ public enum RequestPathNormalizer {
         case rejected(String)
     }
 
-    /// Whether the path part of `target` has none of the bytes any rule looks at (`.`, `%`, `\\`, control characters):
-    /// then it is safe as it is. Most MLflow API paths are, and this check reads each byte once.
+    /// Whether the path part of `target` has nothing any rule looks at (a `%`, a backslash, a control character, or a
+    /// `.` that begins a segment): then it is safe as it is. Most MLflow API paths are, and this reads each byte once.
     static func isPlainPath(_ target: String) -> Bool {
-        let utf8 = target.utf8
-        return utf8.withContiguousStorageIfAvailable { bytes in
+        target.utf8.withContiguousStorageIfAvailable { bytes in
+            var previous: UInt8 = 0
             for byte in bytes {
                 if byte == UInt8(ascii: "?") { return true }
-                if byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "%") || byte == UInt8(ascii: "\\") {
-                    return false
-                }
+                if byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "%") || byte == UInt8(ascii: "\\") { return false }
+                if byte == UInt8(ascii: ".") && previous == UInt8(ascii: "/") { return false }  // `.`, `..` or `.name`: the full walk decides
+                previous = byte
             }
             return true
         } ?? false

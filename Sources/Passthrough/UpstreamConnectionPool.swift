@@ -64,7 +64,9 @@ public final class UpstreamConnectionPool: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls { try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname)) }
-                    try pipeline.addHTTPClientHandlers()
+                    // Header names and values come from requests the listener's parser accepted and from validated
+                    // configuration, so the encoder does not check them again.
+                    try pipeline.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try pipeline.addHandler(UpstreamRelay())
                 }
             }

@@ -152,6 +152,12 @@ extension ProxyConfiguration {
                     + "proxy); set --upstream, MLFLOW_TRACKING_URI or upstream.url to the MLflow server's URL, or unset it to run standalone"
             )
         }
+        for header in config.upstreamHeaders {
+            // Sent as they are on every passed-through request: a broken one must stop start-up, not corrupt requests.
+            if let problem = HeaderText.problem(name: header.key, value: header.value) {
+                throw ConfigurationError(setting: "upstream.headers", reason: problem)
+            }
+        }
         if !config.allowUnauthenticated, config.inboundTokens.isEmpty, !config.listen.isLoopback,
             config.upstreamOAuth != nil || config.upstreamHeaders.contains(where: { $0.key.lowercased() == "authorization" })
         {

@@ -72,3 +72,28 @@ public struct KeyValuePair: Sendable, Equatable {
         self.value = value
     }
 }
+
+/// The rules for a header the operator configures (sent as given, so checked once when the configuration is loaded).
+public enum HeaderText {
+    /// Why `name: value` cannot be sent as an HTTP header, or `nil` when it can: the name must be a token (RFC 9110
+    /// §5.1), the value must not hold CR, LF or NUL (which would end the header and start another). The reason never
+    /// quotes the value, which may be a credential.
+    public static func problem(name: String, value: String) -> String? {
+        if name.isEmpty { return "the header name is empty" }
+        for byte in name.utf8 where !isTokenByte(byte) {
+            return
+                "the header name \"\(name.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 ? String($0) : "?" }.joined())\" is not an HTTP token"
+        }
+        for byte in value.utf8 where byte == 0x0D || byte == 0x0A || byte == 0 {
+            return "the value of \(name) contains a line break or NUL"
+        }
+        return nil
+    }
+
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}

@@ -232,6 +232,15 @@ struct ConfigurationTests {
         #expect(oauth.upstreamHeaders.isEmpty && !oauth.summary.contains("sec\"") && oauth.summary.contains("client_id=id"))
     }
 
+    @Test func anUpstreamHeaderThatCannotBeSentStopsStartUpWithoutShowingItsValue() throws {
+        let error = try #require(throws: ConfigurationError.self) {
+            try ProxyConfiguration.load(environment: ["MLFLOW_TRACKING_URI": "http://mlflow:5000", "MLFLOW_TRACKING_TOKEN": "s3cret\r\nX-Evil: 1"])
+        }
+        #expect(error.description.contains("upstream.headers") && error.description.contains("line break"))
+        #expect(!error.description.contains("s3cret"))
+        #expect(HeaderText.problem(name: "X Bad", value: "v") != nil && HeaderText.problem(name: "X-Good", value: "a\tb c") == nil)
+    }
+
     @Test func upstreamCredentialsAreNotLentToAnyoneWhoReachesAnOpenListener() throws {
         let open = ["MLFLOW_TRACKING_URI": "http://mlflow:5000", "MLFLOW_TRACKING_TOKEN": "t", "MLFLOW_OTEL_PROXY_LISTEN": "0.0.0.0:5000"]
         do {

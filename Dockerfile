@@ -3,7 +3,8 @@
 #   docker run -p 5000:5000 -p 9464:9464 -e MLFLOW_TRACKING_URI=http://mlflow:5000 mlflow-otel-proxy
 # The build stage installs what .ci/run installs for the build (zlib for gzip, SQLite) and builds the release binary with
 # the Swift standard library linked statically; CI builds the same binary with the same flags and runs this
-# image's entry command on the host.
+# image's entry command on the host. Package.swift links release builds with the toolchain's lld (packed relative
+# relocations, no exported symbols: a smaller resident binary, still position-independent).
 
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \

@@ -35,8 +35,9 @@ def test_deploy_yaml_is_valid():
         assert f"resource {kind}/" in kinds, kind
 
 
-def run_the_image_entry_command(binary, tmp_path):
-    """Runs `binary serve` with the image's ENV on loopback addresses, as the container's ENTRYPOINT + CMD do."""
+def run_the_image_entry_command(binary, tmp_path, idle_rss_limit_mib=None):
+    """Runs `binary serve` with the image's ENV on loopback addresses, as the container's ENTRYPOINT + CMD do; with
+    `idle_rss_limit_mib`, checks its resident memory once it is up and before it served anything but `/healthz`."""
     port, admin = free_port(), free_port()
     env = clean_environment(MLFLOW_OTEL_PROXY_LISTEN=f"127.0.0.1:{port}", MLFLOW_OTEL_PROXY_ADMIN_LISTEN=f"127.0.0.1:{admin}",
                             MLFLOW_OTEL_PROXY_SPOOL_DIR=str(tmp_path / "spool"))
@@ -52,6 +53,10 @@ def run_the_image_entry_command(binary, tmp_path):
                     return False
 
             wait_for(healthy, timeout=30, message="/healthz of the image's entry command")
+            if idle_rss_limit_mib is not None:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+                rss_kib = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
+                assert rss_kib <= idle_rss_limit_mib * 1024, f"idle RSS {rss_kib / 1024:.1f} MiB, over {idle_rss_limit_mib} MiB"
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=5) as response:
                 assert response.read().decode() == "3.17.2"  # standalone: the embedded default
             # The image's HEALTHCHECK command, as written in the Dockerfile, with the image's admin variable.
@@ -80,7 +85,13 @@ def test_release_binary_links_swift_statically_and_runs_the_image_entry_command(
                     "(Tests/scripts/test-all.sh --full sets it)")
     linked = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
     assert "libswiftCore" not in linked, "the Swift standard library must be linked statically"
-    run_the_image_entry_command(binary, tmp_path)
+    with open(binary, "rb") as file:
+        header = file.read(18)
+    # ET_DYN: still a position-independent executable (ASLR), although linked for a small footprint (Package.swift).
+    assert header[:4] == b"\x7fELF" and int.from_bytes(header[16:18], "little") == 3, "the release binary must stay a PIE"
+    # The container's build at idle with the image's settings (admin listener, spool): 32 MiB with Package.swift's
+    # release link flags, 36.5 MiB without them (BENCHMARKS.md, idle RSS); the bound keeps that gain.
+    run_the_image_entry_command(binary, tmp_path, idle_rss_limit_mib=34)
 
 
 def test_the_sidecar_manifests_start_the_proxy_first_and_give_it_a_spool():

@@ -79,7 +79,11 @@ public final class UpstreamConnectionPool: Sendable {
 
 /// One event loop's idle connections; used only on that loop.
 final class LoopPool {
-    private unowned let owner: UpstreamConnectionPool
+    /// Weak: the pool holds its loop pools, and a listener connection may still hold this one (and give a connection
+    /// back) after the pool is gone, at shutdown or when a test drops it; connections given back then are closed.
+    private weak var owner: UpstreamConnectionPool?
+    private let maxIdle: Int
+    private let idleTimeout: TimeAmount
     private let eventLoop: any EventLoop
     /// Oldest first; taken from the end.
     private var idle: [(connection: UpstreamConnection, since: NIODeadline)] = []
@@ -87,6 +91,8 @@ final class LoopPool {
 
     init(owner: UpstreamConnectionPool, eventLoop: any EventLoop) {
         self.owner = owner
+        self.maxIdle = owner.maxIdlePerLoop
+        self.idleTimeout = owner.idleTimeout
         self.eventLoop = eventLoop
     }
 
@@ -102,7 +108,7 @@ final class LoopPool {
     func give(_ connection: UpstreamConnection) {
         guard connection.channel.isActive else { return }
         idle.removeAll { !$0.connection.channel.isActive }
-        guard idle.count < owner.maxIdlePerLoop else {
+        guard owner != nil, idle.count < maxIdle else {
             connection.channel.close(promise: nil)
             return
         }
@@ -111,7 +117,10 @@ final class LoopPool {
     }
 
     /// Opens a new connection on this loop.
-    func connect() -> EventLoopFuture<UpstreamConnection> { owner.connect(on: eventLoop) }
+    func connect() -> EventLoopFuture<UpstreamConnection> {
+        guard let owner else { return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        return owner.connect(on: eventLoop)
+    }
 
     func closeAll() {
         timer?.cancel()
@@ -123,11 +132,11 @@ final class LoopPool {
     /// Arms the timer for the oldest idle connection's expiry.
     private func arm() {
         guard let oldest = idle.first else { return }
-        timer = eventLoop.assumeIsolated().scheduleTask(deadline: oldest.since + owner.idleTimeout) { [weak self] in
+        timer = eventLoop.assumeIsolated().scheduleTask(deadline: oldest.since + idleTimeout) { [weak self] in
             guard let self else { return }
             timer = nil
             let now = NIODeadline.now()
-            while let first = idle.first, first.since + owner.idleTimeout <= now {
+            while let first = idle.first, first.since + idleTimeout <= now {
                 idle.removeFirst()
                 first.connection.channel.close(promise: nil)
             }

@@ -46,6 +46,13 @@ let package = Package(
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ]
         ),
+        // OTLP protobuf for the span path written by hand: an upload decoded and a batch encoded in one pass each,
+        // byte for byte what SwiftProtobuf does (which takes over for anything the fast path declines).
+        .target(
+            name: "OTLPBinary",
+            dependencies: ["OTLPProto", "JSONText", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
         // OTLP/JSON as the OTLP specification defines it: hex ids, integer enums, lowerCamelCase keys.
         .target(
             name: "OTLPJSON",
@@ -81,7 +88,7 @@ let package = Package(
         .target(
             name: "MLflowWire",
             dependencies: [
-                "OTLPProto", "OTLPJSON", "JSONText",
+                "OTLPProto", "OTLPBinary", "OTLPJSON", "JSONText",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
@@ -158,7 +165,7 @@ let package = Package(
         .target(
             name: "OTLPExport",
             dependencies: ["DeadlineClocks", 
-                "OTLPProto", "OTLPJSON", "SharedSettings", "ProxyObservability", "ExportQueue", "SpanShaping",
+                "OTLPProto", "OTLPBinary", "OTLPJSON", "SharedSettings", "ProxyObservability", "ExportQueue", "SpanShaping",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -352,6 +359,7 @@ let package = Package(
         // One test target per module: Tests/<Module>Tests.
         unitTests("OTLPProtoTests", ["OTLPProto", "TestSupport", .product(name: "GRPCCore", package: "grpc-swift-2")]),
         unitTests("OTLPJSONTests", ["OTLPJSON", "OTLPProto"]),
+        unitTests("OTLPBinaryTests", ["OTLPBinary", "OTLPProto", "TestSupport"]),
         unitTests("ProxyObservabilityTests", ["ProxyObservability"]),
         unitTests("ProxySettingsTests", ["ProxySettings", "SharedSettings", "Delivery", "OTLPExport"]),
         unitTests("SharedSettingsTests", ["SharedSettings"]),

@@ -49,10 +49,9 @@ public final class BackfillDestination {
     let exporter: any SpanExporter
     let shaper: DestinationShaper
     var packer: ExportRequestPacker
-    /// Spans the destination's policy left out (routing, sampling), could not be encoded, or the destination
-    /// rejected in a partial success: for the summary.
+    /// Spans the destination's policy left out (routing, sampling) or the destination rejected in a partial
+    /// success: for the summary.
     var filtered = 0
-    var unencodable = 0
     var rejected = 0
 
     /// Creates a destination. - Parameters: `maxSpans`/`maxBytes`: the request bounds (the delivery settings' batch
@@ -294,7 +293,6 @@ public actor BackfillRun {
                         let (shaped, outcome) = destination.shaper.shape(translated)
                         destination.filtered += outcome.filtered + outcome.sampledOut
                         let addition = destination.packer.add(shaped, tag: id)
-                        destination.unencodable += addition.unencodable
                         if addition.nothingToSend { try finished([id], at: destination, outstanding: &outstanding, summary: &summary) }
                         for request in addition.full {
                             try await deliver(request, to: destination, outstanding: &outstanding, summary: &summary)
@@ -311,7 +309,6 @@ public actor BackfillRun {
         }
         for destination in destinations {
             if destination.filtered > 0 { summary.spansLeftOut["\(destination.name): filtered by its policy", default: 0] += destination.filtered }
-            if destination.unencodable > 0 { summary.spansLeftOut["\(destination.name): not encodable", default: 0] += destination.unencodable }
             if destination.rejected > 0 { summary.spansLeftOut["\(destination.name): rejected by it", default: 0] += destination.rejected }
         }
     }

@@ -59,8 +59,6 @@ struct BatchFormation {
     struct Addition: Equatable {
         /// Attribute values shortened to fit a request.
         var trimmed = 0
-        /// Spans that could not be encoded (dropped).
-        var unencodable = 0
         /// Requests the spans filled (sealed now; the caller flushes them).
         var sealedRequests = 0
         /// Whether a new forming request started (the caller's timer has a new deadline).
@@ -72,7 +70,7 @@ struct BatchFormation {
     /// - Parameter tag: the trace's hex id when the status page tracks deliveries, else empty.
     mutating func add(_ resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans], tag: String, now: ContinuousClock.Instant) -> Addition {
         let packed = packer.add(resourceSpans, tag: tag)
-        var addition = Addition(trimmed: packed.trimmed, unencodable: packed.unencodable, sealedRequests: packed.full.count)
+        var addition = Addition(trimmed: packed.trimmed, sealedRequests: packed.full.count)
         for request in packed.full { keep(request) }
         if !packed.full.isEmpty { formingSince = nil }
         if formingSpans > 0 && formingSince == nil {

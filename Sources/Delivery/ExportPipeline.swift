@@ -274,10 +274,6 @@ public actor ExportPipeline: Service {
         guard let first = resourceSpans.first?.scopeSpans.first?.spans.first else { return }
         let addition = formation.add(resourceSpans, tag: status != nil ? HexID.string(first.traceID) : "", now: clock.now)
         if addition.trimmed > 0 { counters.increment(.valuesTrimmed, labels: [name], by: addition.trimmed) }
-        if addition.unencodable > 0 {
-            counters.increment(.spansDropped, labels: [name, "encoding"], by: addition.unencodable)
-            logDrop(cause: "encoding", "translated spans could not be encoded; dropped", metadata: ["spans": "\(addition.unencodable)"])
-        }
         if addition.sealedRequests > 0 { flushUnsealed() }
         if addition.startedForming { sealWakeContinuation.yield() }
         updateGauges()

@@ -453,7 +453,10 @@ public struct TraceIntake: Sendable {
 
     /// A 200 with `value` as its JSON body.
     public func jsonResponse(_ value: JSONValue) -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: value.text)))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(1024)
+        value.write(to: &bytes)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// MLflow 2.x's `[{"key": …, "value": …}]` form of key-value pairs, in their order.

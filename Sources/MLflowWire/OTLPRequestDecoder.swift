@@ -1,6 +1,7 @@
 import CompressNIO
 import Foundation
 import NIOCore
+import OTLPBinary
 import OTLPJSON
 import OTLPProto
 import SwiftProtobuf
@@ -21,8 +22,7 @@ public enum OTLPRequestDecoder {
     /// The format for a `Content-Type` header, ignoring parameters such as `charset`.
     /// - Throws: ``WireError`` (`unsupportedContentType`) for anything else, or when absent.
     public static func bodyFormat(contentType: String?) throws(WireError) -> BodyFormat {
-        let mediaType = contentType?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        switch mediaType {
+        switch contentType.map(mediaType(of:)) {
         case "application/x-protobuf", "application/protobuf": return .protobuf
         case "application/json": return .json
         default:
@@ -31,6 +31,20 @@ public enum OTLPRequestDecoder {
                 "Content-Type must be application/x-protobuf or application/json, got \(contentType.map { "\"\($0)\"" } ?? "none")"
             )
         }
+    }
+
+    /// The media type of a `Content-Type` value: before any `;`, without the optional whitespace around it
+    /// (spaces and tabs, RFC 9110), lower-cased. Read on every upload, so without Foundation's character sets.
+    static func mediaType(of contentType: String) -> String {
+        let utf8 = contentType.utf8
+        var end = utf8.firstIndex(of: UInt8(ascii: ";")) ?? utf8.endIndex
+        var start = utf8.startIndex
+        func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        while start < end, isSpace(utf8[start]) { start = utf8.index(after: start) }
+        while end > start, isSpace(utf8[utf8.index(before: end)]) { end = utf8.index(before: end) }
+        let bytes = utf8[start..<end]
+        if !bytes.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) { return String(Substring(bytes)) ?? "" }
+        return String(decoding: bytes.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
     /// Undoes `Content-Encoding` (`gzip`, `deflate`, `identity` or none).
@@ -65,7 +79,7 @@ public enum OTLPRequestDecoder {
         switch format {
         case .protobuf:
             do {
-                request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: Array(buffer: body))
+                request = try body.withUnsafeReadableBytes { try TraceRequestDecoder.decode($0) }
             } catch {
                 throw WireError(.malformedBody, "the body is not a valid OTLP ExportTraceServiceRequest protobuf")
             }

@@ -1,4 +1,5 @@
 import ExportQueue
+import OTLPBinary
 import OTLPProto
 import SpanShaping
 import SwiftProtobuf
@@ -24,8 +25,6 @@ public struct ExportRequestPacker: Sendable {
         public var full: [Request] = []
         /// Values trimmed so that a span fits a request.
         public var trimmed = 0
-        /// Spans that could not be encoded (dropped).
-        public var unencodable = 0
         /// Nothing of the trace is to be sent (shaping left no span): it is done at once.
         public var nothingToSend = false
     }
@@ -56,13 +55,7 @@ public struct ExportRequestPacker: Sendable {
             let item = items[index]
             index += 1
             let spans = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
-            let bytes: [UInt8]
-            do {
-                bytes = try item.serializedBytes()
-            } catch {
-                addition.unencodable += spans
-                continue
-            }
+            let bytes = ResourceSpansEncoder.encode(item)
             let framed = bytes.count + ExportRequestEncoding.fieldOverhead(length: bytes.count)
             if framed > maxBytes {
                 let (pieces, trimmed) = DestinationShaper.split(item, budget: maxBytes - ExportRequestEncoding.fieldOverhead(length: maxBytes))

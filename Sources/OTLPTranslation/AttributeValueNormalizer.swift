@@ -80,38 +80,39 @@ public enum AttributeValueNormalizer {
 public enum PythonStyleJSON {
     /// The JSON text of a value (kvlists as objects, arrays as arrays, empty values as `null`).
     public static func encode(_ value: Opentelemetry_Proto_Common_V1_AnyValue) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         write(value, into: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private static func write(_ value: Opentelemetry_Proto_Common_V1_AnyValue, into out: inout String) {
+    private static func write(_ value: Opentelemetry_Proto_Common_V1_AnyValue, into out: inout [UInt8]) {
         switch value.value {
-        case nil: out += "null"
+        case nil: out.append(contentsOf: "null".utf8)
         case .stringValue(let text): JSONValue.writeString(text, to: &out)
-        case .boolValue(let flag): out += flag ? "true" : "false"
-        case .intValue(let number): out += String(number)
-        case .doubleValue(let number): out += formatDouble(number)
+        case .boolValue(let flag): out.append(contentsOf: flag ? "true".utf8 : "false".utf8)
+        case .intValue(let number): out.append(contentsOf: String(number).utf8)
+        case .doubleValue(let number): out.append(contentsOf: formatDouble(number).utf8)
         case .bytesValue(let bytes): JSONValue.writeString(bytes.base64EncodedString(), to: &out)
         case .arrayValue(let array):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (index, element) in array.values.enumerated() {
-                if index > 0 { out += ", " }
+                if index > 0 { out.append(contentsOf: ", ".utf8) }
                 write(element, into: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .kvlistValue(let list):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (index, entry) in list.values.enumerated() {
-                if index > 0 { out += ", " }
+                if index > 0 { out.append(contentsOf: ", ".utf8) }
                 JSONValue.writeString(entry.key, to: &out)
-                out += ": "
+                out.append(contentsOf: ": ".utf8)
                 write(entry.value, into: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         case .stringValueStrindex(let index):
             // An index into a profiles string table; it has no meaning on trace data, so it is kept as a number.
-            out += String(index)
+            out.append(contentsOf: String(index).utf8)
         }
     }
 

@@ -65,8 +65,9 @@ public enum OTLPTraceTranslator {
 
     /// Translates one trace.
     public static func translate(_ trace: AssembledTrace, settings: TranslationSettings) -> [Opentelemetry_Proto_Trace_V1_ResourceSpans] {
-        var groups: [ResourceKey: [Opentelemetry_Proto_Trace_V1_Span]] = [:]
-        var order: [ResourceKey] = []
+        // A trace has one or two groups: found by a scan with `==` (field by field), not by hashing, which for
+        // protobuf messages walks every attribute through SwiftProtobuf's generic visitor.
+        var groups: [(key: ResourceKey, spans: [Opentelemetry_Proto_Trace_V1_Span])] = []
         let rootAttributes = trace.info.map(traceLevelAttributes(from:)) ?? []
         for assembled in trace.spans {
             var span = assembled.span
@@ -80,25 +81,28 @@ public enum OTLPTraceTranslator {
             let key = ResourceKey(
                 attributes: assembled.resourceAttributes, experimentID: assembled.experimentID ?? trace.info?.experimentID, scope: assembled.scope
             )
-            if groups[key] == nil { order.append(key) }
-            groups[key, default: []].append(span)
+            if let index = groups.lastIndex(where: { $0.key == key }) {
+                groups[index].spans.append(span)
+            } else {
+                groups.append((key, [span]))
+            }
         }
         var proxyScope = Opentelemetry_Proto_Common_V1_InstrumentationScope()
         proxyScope.name = settings.scopeName
         proxyScope.version = settings.scopeVersion
         var result: [Opentelemetry_Proto_Trace_V1_ResourceSpans] = []
-        var resourceIndex: [ResourceKey: Int] = [:]
-        for key in order {
+        var resourceIndex: [(key: ResourceKey, index: Int)] = []
+        for (key, spans) in groups {
             let scopeSpans = Opentelemetry_Proto_Trace_V1_ScopeSpans.with {
                 $0.scope = key.scope ?? proxyScope
-                $0.spans = groups[key] ?? []
+                $0.spans = spans
             }
             var resourceKey = key
             resourceKey.scope = nil
-            if let index = resourceIndex[resourceKey] {
+            if let index = resourceIndex.first(where: { $0.key == resourceKey })?.index {
                 result[index].scopeSpans.append(scopeSpans)
             } else {
-                resourceIndex[resourceKey] = result.count
+                resourceIndex.append((resourceKey, result.count))
                 var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
                 resourceSpans.resource.attributes = resourceAttributes(for: key, settings: settings)
                 resourceSpans.scopeSpans = [scopeSpans]
@@ -160,7 +164,7 @@ public enum OTLPTraceTranslator {
     }
 
     /// Groups spans by sender resource, experiment and scope.
-    struct ResourceKey: Hashable {
+    struct ResourceKey: Equatable {
         var attributes: [Opentelemetry_Proto_Common_V1_KeyValue]
         var experimentID: String?
         var scope: Opentelemetry_Proto_Common_V1_InstrumentationScope?

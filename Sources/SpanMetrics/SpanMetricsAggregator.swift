@@ -49,7 +49,14 @@ public struct SpanMetricsAggregator: Sendable {
         var order: [String] = []
 
         mutating func record(_ value: Double, attributes: [Opentelemetry_Proto_Common_V1_KeyValue]) {
-            let key = attributes.map { "\($0.key)=\(Self.text($0.value))" }.joined(separator: "\u{1F}")
+            var key = ""
+            key.reserveCapacity(128)
+            for (index, attribute) in attributes.enumerated() {
+                if index > 0 { key += "\u{1F}" }
+                key += attribute.key
+                key += "="
+                key += Self.text(attribute.value)
+            }
             if points[key] == nil {
                 points[key] = Point(attributes: attributes, buckets: Array(repeating: 0, count: bounds.count + 1))
                 order.append(key)
@@ -117,39 +124,49 @@ public struct SpanMetricsAggregator: Sendable {
         }
         for item in resourceSpans {
             let experiment = item.resource.attributes.first { $0.key == "mlflow.experiment_id" }?.value.stringValue ?? ""
-            for span in item.scopeSpans.flatMap(\.spans) {
-                let attributes = Dictionary(span.attributes.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
-                let spanType = attributes["mlflow.spanType"]?.stringValue ?? "UNKNOWN"
-                let status: String
-                switch span.status.code {
-                case .ok: status = "OK"
-                case .error: status = "ERROR"
-                default: status = "UNSET"
+            for scopeSpans in item.scopeSpans {
+                for span in scopeSpans.spans {
+                    // A span has a few dozen attributes at most and four are read: a scan, not a dictionary.
+                    let attributes = span.attributes
+                    let spanType = Self.first("mlflow.spanType", in: attributes)?.stringValue ?? "UNKNOWN"
+                    let status: String
+                    switch span.status.code {
+                    case .ok: status = "OK"
+                    case .error: status = "ERROR"
+                    default: status = "UNSET"
+                    }
+                    let nanos = span.endTimeUnixNano >= span.startTimeUnixNano ? span.endTimeUnixNano - span.startTimeUnixNano : 0
+                    spanDuration.record(
+                        Double(nanos) / 1_000_000,
+                        attributes: [
+                            Self.bool("root", span.parentSpanID.isEmpty), Self.string("span_type", spanType), Self.string("span_status", status),
+                            Self.string("experiment_id", experiment),
+                        ] + traceAttributes
+                    )
+                    recordGenAI(spanType: spanType, status: status, seconds: Double(nanos) / 1e9, attributes: attributes)
                 }
-                let nanos = span.endTimeUnixNano >= span.startTimeUnixNano ? span.endTimeUnixNano - span.startTimeUnixNano : 0
-                spanDuration.record(
-                    Double(nanos) / 1_000_000,
-                    attributes: [
-                        Self.bool("root", span.parentSpanID.isEmpty), Self.string("span_type", spanType), Self.string("span_status", status),
-                        Self.string("experiment_id", experiment),
-                    ] + traceAttributes
-                )
-                recordGenAI(spanType: spanType, status: status, seconds: Double(nanos) / 1e9, attributes: attributes)
             }
         }
     }
 
-    private mutating func recordGenAI(spanType: String, status: String, seconds: Double, attributes: [String: Opentelemetry_Proto_Common_V1_AnyValue])
-    {
-        let operations = ["CHAT_MODEL": "chat", "LLM": "generate_content", "EMBEDDING": "embeddings"]
-        guard let operation = operations[spanType], let usageText = attributes["mlflow.chat.tokenUsage"]?.stringValue,
+    /// The value of the first attribute named `key` (the first wins, as in the translator's output).
+    static func first(_ key: String, in attributes: [Opentelemetry_Proto_Common_V1_KeyValue]) -> Opentelemetry_Proto_Common_V1_AnyValue? {
+        attributes.first { $0.key == key }?.value
+    }
+
+    static let genAIOperations = ["CHAT_MODEL": "chat", "LLM": "generate_content", "EMBEDDING": "embeddings"]
+
+    private mutating func recordGenAI(spanType: String, status: String, seconds: Double, attributes: [Opentelemetry_Proto_Common_V1_KeyValue]) {
+        guard let operation = Self.genAIOperations[spanType], let usageText = Self.first("mlflow.chat.tokenUsage", in: attributes)?.stringValue,
             let usage = JSONValue(parsing: usageText), usage.objectMembers != nil
         else { return }
         var common = [Self.string("gen_ai.operation.name", operation)]
-        if let provider = attributes["mlflow.llm.provider"]?.stringValue, !provider.isEmpty {
+        if let provider = Self.first("mlflow.llm.provider", in: attributes)?.stringValue, !provider.isEmpty {
             common.append(Self.string("gen_ai.provider.name", provider))
         }
-        if let model = attributes["mlflow.llm.model"]?.stringValue, !model.isEmpty { common.append(Self.string("gen_ai.request.model", model)) }
+        if let model = Self.first("mlflow.llm.model", in: attributes)?.stringValue, !model.isEmpty {
+            common.append(Self.string("gen_ai.request.model", model))
+        }
         var durationAttributes = common
         if status == "ERROR" { durationAttributes.append(Self.string("error.type", "_OTHER")) }
         operationDuration.record(seconds, attributes: durationAttributes)

@@ -15,6 +15,8 @@ enum GenAIConventions {
     static let clientOperations: Set<String> = ["chat", "generate_content", "text_completion", "embeddings", "retrieval"]
     /// Model-call operations, whose inputs and outputs are read as messages.
     static let modelOperations: Set<String> = ["chat", "generate_content", "text_completion"]
+    /// Operations whose inputs and outputs are read (as messages, tool arguments or retrieval queries).
+    static let readingOperations: Set<String> = ["chat", "generate_content", "text_completion", "embeddings", "execute_tool", "retrieval"]
     /// `mlflow.message.format` → `gen_ai.provider.name` when the span does not name its provider.
     static let providers: [String: String] = ["openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini", "bedrock": "aws.bedrock"]
 
@@ -37,9 +39,9 @@ enum GenAIConventions {
             add("gen_ai.provider.name") { $0.set("gen_ai.provider.name", string: provider) }
         }
         // Parsed only for the operations that read them (most spans of a trace are not model calls).
-        let reads: Set<String> = ["chat", "generate_content", "text_completion", "embeddings", "execute_tool", "retrieval"]
-        let inputs = operation.map(reads.contains) == true ? attributes.json("mlflow.spanInputs") : nil
-        let outputs = operation.map(reads.contains) == true ? attributes.json("mlflow.spanOutputs") : nil
+        let reads = operation.map(readingOperations.contains) == true
+        let inputs = reads ? attributes.json("mlflow.spanInputs") : nil
+        let outputs = reads ? attributes.json("mlflow.spanOutputs") : nil
         switch operation {
         case "chat", "generate_content", "text_completion", "embeddings":
             let call = MessageFormats.read(format: format, inputs: inputs, outputs: outputs)

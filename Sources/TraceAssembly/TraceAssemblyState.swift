@@ -140,8 +140,10 @@ public struct TraceAssemblyState: Sendable {
                 }
                 continue
             }
-            var trace = pending[traceID] ?? startPending(traceID, now: now)
+            // Taken out while it changes, so that its span list and id set are not copied on every append.
+            var trace = pending.removeValue(forKey: traceID) ?? startPending(traceID, now: now)
             guard trace.spanIDs.insert(span.spanID).inserted else {
+                pending[traceID] = trace
                 duplicateSpans += 1
                 continue
             }

@@ -54,6 +54,10 @@ struct WireDecodingTests {
         #expect(kind { _ = try OTLPRequestDecoder.bodyFormat(contentType: "text/plain") } == .unsupportedContentType)
         #expect(kind { _ = try OTLPRequestDecoder.bodyFormat(contentType: nil) } == .unsupportedContentType)
         #expect((try? OTLPRequestDecoder.bodyFormat(contentType: "application/json; charset=utf-8")) == .json)
+        #expect((try? OTLPRequestDecoder.bodyFormat(contentType: " Application/X-Protobuf\t;charset=binary")) == .protobuf)
+        #expect((try? OTLPRequestDecoder.bodyFormat(contentType: "\tapplication/protobuf")) == .protobuf)
+        #expect(kind { _ = try OTLPRequestDecoder.bodyFormat(contentType: "application/json-seq") } == .unsupportedContentType)
+        #expect(kind { _ = try OTLPRequestDecoder.bodyFormat(contentType: ";application/json") } == .unsupportedContentType)
         #expect(
             kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(bytes: [0xff, 0xff, 0xff]), format: .protobuf, experimentID: nil) } == .malformedBody)
         #expect(kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(string: "{not json"), format: .json, experimentID: nil) } == .malformedBody)

@@ -1,0 +1,108 @@
+import JSONText
+
+/// Thrown by ``ProtoReader`` and the decoders built on it for anything they do not take: malformed bytes, a
+/// wire type a field does not have, a field unknown to the compiled messages, a repeated singular message.
+/// The callers then decode the same bytes with SwiftProtobuf, which either keeps what this reader does not
+/// (unknown fields, merged messages) or says exactly what is malformed, so the hand-written path never
+/// accepts or rejects anything SwiftProtobuf would not.
+public struct NotOnFastPath: Error, Sendable {
+    /// Why the fast path declined (for tests).
+    public let reason: String
+    init(_ reason: String) { self.reason = reason }
+}
+
+/// Reads protobuf wire format from a byte buffer: varints, fixed-width numbers and length-delimited ranges.
+/// Holds an unsafe pointer only for the duration of a `withUnsafeBytes` call (see ``TraceRequestDecoder``).
+struct ProtoReader {
+    /// The protobuf wire types this reader meets.
+    enum WireType: UInt8 {
+        case varint = 0
+        case fixed64 = 1
+        case lengthDelimited = 2
+        case fixed32 = 5
+    }
+
+    let base: UnsafeRawBufferPointer
+    var index: Int
+    let end: Int
+
+    init(_ base: UnsafeRawBufferPointer, from start: Int = 0, to end: Int? = nil) {
+        self.base = base
+        index = start
+        self.end = end ?? base.count
+    }
+
+    var isAtEnd: Bool { index >= end }
+
+    mutating func varint() throws(NotOnFastPath) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while index < end {
+            let byte = base[index]
+            index += 1
+            if shift == 63 && byte > 1 { throw NotOnFastPath("varint overflow") }
+            result |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+            if shift > 63 { throw NotOnFastPath("varint too long") }
+        }
+        throw NotOnFastPath("truncated varint")
+    }
+
+    /// The next field's number and wire type.
+    mutating func tag() throws(NotOnFastPath) -> (field: Int, wireType: WireType) {
+        let key = try varint()
+        guard let wireType = WireType(rawValue: UInt8(key & 7)) else { throw NotOnFastPath("wire type \(key & 7)") }
+        let field = key >> 3
+        guard field > 0, field < 1 << 29 else { throw NotOnFastPath("field number \(field)") }
+        return (Int(field), wireType)
+    }
+
+    mutating func fixed64() throws(NotOnFastPath) -> UInt64 {
+        guard end - index >= 8 else { throw NotOnFastPath("truncated fixed64") }
+        let value = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+        index += 8
+        return UInt64(littleEndian: value)
+    }
+
+    mutating func fixed32() throws(NotOnFastPath) -> UInt32 {
+        guard end - index >= 4 else { throw NotOnFastPath("truncated fixed32") }
+        let value = base.loadUnaligned(fromByteOffset: index, as: UInt32.self)
+        index += 4
+        return UInt32(littleEndian: value)
+    }
+
+    /// The byte range of a length-delimited field's payload; the reader moves past it.
+    mutating func lengthDelimited() throws(NotOnFastPath) -> Range<Int> {
+        let length = try varint()
+        guard length <= UInt64(end - index) else { throw NotOnFastPath("truncated length-delimited field") }
+        let start = index
+        index += Int(length)
+        return start..<index
+    }
+
+    /// A reader over a nested message's bytes.
+    func nested(_ range: Range<Int>) -> ProtoReader {
+        ProtoReader(base, from: range.lowerBound, to: range.upperBound)
+    }
+
+    mutating func string() throws(NotOnFastPath) -> String {
+        let range = try lengthDelimited()
+        if range.isEmpty { return "" }
+        // Strings must be valid UTF-8 in proto3; SwiftProtobuf rejects them otherwise, so this declines.
+        guard let text = UTF8Validation.string(UnsafeRawBufferPointer(rebasing: base[range])) else {
+            throw NotOnFastPath("invalid UTF-8")
+        }
+        return text
+    }
+
+    mutating func bytes() throws(NotOnFastPath) -> [UInt8] {
+        let range = try lengthDelimited()
+        return [UInt8](UnsafeRawBufferPointer(rebasing: base[range]))
+    }
+
+    /// Checks the wire type of a known field.
+    static func expect(_ actual: WireType, _ expected: WireType) throws(NotOnFastPath) {
+        guard actual == expected else { throw NotOnFastPath("wire type \(actual) where \(expected) was expected") }
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+import OTLPProto
+import SwiftProtobuf
+
+/// Encodes `ResourceSpans` to protobuf bytes by hand, byte for byte what SwiftProtobuf writes (fields in number
+/// order, proto3 defaults left out, unknown fields last), in one pass: a nested message's length is written
+/// after its body, moved into place when it needs more than one byte. `ResourceSpansEncoderTests` compares the
+/// output with SwiftProtobuf's on captured uploads and random messages.
+public enum ResourceSpansEncoder {
+    /// The protobuf bytes of one `ResourceSpans`.
+    public static func encode(_ message: Opentelemetry_Proto_Trace_V1_ResourceSpans) -> [UInt8] {
+        var writer = ProtoWriter()
+        writer.bytes.reserveCapacity(4096)
+        write(message, to: &writer)
+        return writer.bytes
+    }
+
+    static func write(_ message: Opentelemetry_Proto_Trace_V1_ResourceSpans, to writer: inout ProtoWriter) {
+        if message.hasResource {
+            writer.message(1) { writer in write(message.resource, to: &writer) }
+        }
+        for scopeSpans in message.scopeSpans {
+            writer.message(2) { writer in write(scopeSpans, to: &writer) }
+        }
+        writer.string(3, message.schemaURL)
+        writer.unknown(message.unknownFields)
+    }
+
+    static func write(_ message: Opentelemetry_Proto_Resource_V1_Resource, to writer: inout ProtoWriter) {
+        for attribute in message.attributes { writer.message(1) { writer in write(attribute, to: &writer) } }
+        writer.varint(2, UInt64(message.droppedAttributesCount))
+        for entity in message.entityRefs {
+            // Entity references (rare, newer senders) are written by SwiftProtobuf: same bytes, less code here.
+            writer.message(3) { writer in writer.bytes.append(contentsOf: (try? entity.serializedBytes() as [UInt8]) ?? []) }
+        }
+        writer.unknown(message.unknownFields)
+    }
+
+    static func write(_ message: Opentelemetry_Proto_Trace_V1_ScopeSpans, to writer: inout ProtoWriter) {
+        if message.hasScope {
+            writer.message(1) { writer in write(message.scope, to: &writer) }
+        }
+        for span in message.spans { writer.message(2) { writer in write(span, to: &writer) } }
+        writer.string(3, message.schemaURL)
+        writer.unknown(message.unknownFields)
+    }
+
+    static func write(_ message: Opentelemetry_Proto_Common_V1_InstrumentationScope, to writer: inout ProtoWriter) {
+        writer.string(1, message.name)
+        writer.string(2, message.version)
+        for attribute in message.attributes { writer.message(3) { writer in write(attribute, to: &writer) } }
+        writer.varint(4, UInt64(message.droppedAttributesCount))
+        writer.unknown(message.unknownFields)
+    }
+
+    static func write(_ span: Opentelemetry_Proto_Trace_V1_Span, to writer: inout ProtoWriter) {
+        writer.data(1, span.traceID)
+        writer.data(2, span.spanID)
+        writer.string(3, span.traceState)
+        writer.data(4, span.parentSpanID)
+        writer.string(5, span.name)
+        writer.enumValue(6, span.kind.rawValue)
+        writer.fixed64(7, span.startTimeUnixNano)
+        writer.fixed64(8, span.endTimeUnixNano)
+        for attribute in span.attributes { writer.message(9) { writer in write(attribute, to: &writer) } }
+        writer.varint(10, UInt64(span.droppedAttributesCount))
+        for event in span.events { writer.message(11) { writer in write(event, to: &writer) } }
+        writer.varint(12, UInt64(span.droppedEventsCount))
+        for link in span.links { writer.message(13) { writer in write(link, to: &writer) } }
+        writer.varint(14, UInt64(span.droppedLinksCount))
+        if span.hasStatus {
+            let status = span.status
+            writer.message(15) { writer in
+                writer.string(2, status.message)
+                writer.enumValue(3, status.code.rawValue)
+                writer.unknown(status.unknownFields)
+            }
+        }
+        writer.fixed32(16, span.flags)
+        writer.unknown(span.unknownFields)
+    }
+
+    static func write(_ event: Opentelemetry_Proto_Trace_V1_Span.Event, to writer: inout ProtoWriter) {
+        writer.fixed64(1, event.timeUnixNano)
+        writer.string(2, event.name)
+        for attribute in event.attributes { writer.message(3) { writer in write(attribute, to: &writer) } }
+        writer.varint(4, UInt64(event.droppedAttributesCount))
+        writer.unknown(event.unknownFields)
+    }
+
+    static func write(_ link: Opentelemetry_Proto_Trace_V1_Span.Link, to writer: inout ProtoWriter) {
+        writer.data(1, link.traceID)
+        writer.data(2, link.spanID)
+        writer.string(3, link.traceState)
+        for attribute in link.attributes { writer.message(4) { writer in write(attribute, to: &writer) } }
+        writer.varint(5, UInt64(link.droppedAttributesCount))
+        writer.fixed32(6, link.flags)
+        writer.unknown(link.unknownFields)
+    }
+
+    static func write(_ keyValue: Opentelemetry_Proto_Common_V1_KeyValue, to writer: inout ProtoWriter) {
+        writer.string(1, keyValue.key)
+        if keyValue.hasValue {
+            writer.message(2) { writer in write(keyValue.value, to: &writer) }
+        }
+        writer.varint(3, UInt64(bitPattern: Int64(keyValue.keyStrindex)))
+        writer.unknown(keyValue.unknownFields)
+    }
+
+    static func write(_ value: Opentelemetry_Proto_Common_V1_AnyValue, to writer: inout ProtoWriter) {
+        // A member of the oneof is written even when it holds its type's default value.
+        switch value.value {
+        case .stringValue(let text)?:
+            writer.tag(1, .lengthDelimited)
+            writer.lengthPrefixed(text)
+        case .boolValue(let flag)?:
+            writer.tag(2, .varint)
+            writer.rawVarint(flag ? 1 : 0)
+        case .intValue(let number)?:
+            writer.tag(3, .varint)
+            writer.rawVarint(UInt64(bitPattern: number))
+        case .doubleValue(let number)?:
+            writer.tag(4, .fixed64)
+            writer.rawFixed64(number.bitPattern)
+        case .arrayValue(let array)?:
+            writer.message(5) { writer in
+                for element in array.values { writer.message(1) { writer in write(element, to: &writer) } }
+                writer.unknown(array.unknownFields)
+            }
+        case .kvlistValue(let list)?:
+            writer.message(6) { writer in
+                for entry in list.values { writer.message(1) { writer in write(entry, to: &writer) } }
+                writer.unknown(list.unknownFields)
+            }
+        case .bytesValue(let bytes)?:
+            writer.tag(7, .lengthDelimited)
+            writer.rawVarint(UInt64(bytes.count))
+            writer.bytes.append(contentsOf: bytes)
+        case .stringValueStrindex(let index)?:
+            writer.tag(8, .varint)
+            writer.rawVarint(UInt64(bitPattern: Int64(index)))
+        case nil:
+            break
+        }
+        writer.unknown(value.unknownFields)
+    }
+}
+
+/// Appends protobuf wire format to a byte array.
+struct ProtoWriter {
+    var bytes: [UInt8] = []
+
+    mutating func rawVarint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        bytes.append(UInt8(value))
+    }
+
+    mutating func tag(_ field: Int, _ wireType: ProtoReader.WireType) {
+        rawVarint(UInt64(field) << 3 | UInt64(wireType.rawValue))
+    }
+
+    mutating func rawFixed64(_ value: UInt64) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func varint(_ field: Int, _ value: UInt64) {
+        guard value != 0 else { return }
+        tag(field, .varint)
+        rawVarint(value)
+    }
+
+    /// An enum field: negative values as ten-byte varints, as protobuf writes `int32`.
+    mutating func enumValue(_ field: Int, _ value: Int) {
+        guard value != 0 else { return }
+        tag(field, .varint)
+        rawVarint(UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: value))))
+    }
+
+    mutating func fixed64(_ field: Int, _ value: UInt64) {
+        guard value != 0 else { return }
+        tag(field, .fixed64)
+        rawFixed64(value)
+    }
+
+    mutating func fixed32(_ field: Int, _ value: UInt32) {
+        guard value != 0 else { return }
+        tag(field, .fixed32)
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func lengthPrefixed(_ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            rawVarint(UInt64(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    mutating func string(_ field: Int, _ text: String) {
+        guard !text.isEmpty else { return }
+        tag(field, .lengthDelimited)
+        lengthPrefixed(text)
+    }
+
+    mutating func data(_ field: Int, _ data: Data) {
+        guard !data.isEmpty else { return }
+        tag(field, .lengthDelimited)
+        rawVarint(UInt64(data.count))
+        bytes.append(contentsOf: data)
+    }
+
+    mutating func unknown(_ storage: UnknownStorage) {
+        if !storage.data.isEmpty { bytes.append(contentsOf: storage.data) }
+    }
+
+    /// A length-delimited nested message: its body is written first behind a one-byte length, which is widened
+    /// (the body moved right) when the body turns out to be 128 bytes or more.
+    mutating func message(_ field: Int, _ body: (inout ProtoWriter) -> Void) {
+        tag(field, .lengthDelimited)
+        let lengthAt = bytes.count
+        bytes.append(0)
+        body(&self)
+        let length = bytes.count - lengthAt - 1
+        if length < 0x80 {
+            bytes[lengthAt] = UInt8(length)
+            return
+        }
+        var width = 1
+        var rest = length >> 7
+        while rest > 0 {
+            width += 1
+            rest >>= 7
+        }
+        bytes.insert(contentsOf: repeatElement(0, count: width - 1), at: lengthAt + 1)
+        var value = length
+        var index = lengthAt
+        while value >= 0x80 {
+            bytes[index] = UInt8(truncatingIfNeeded: value) | 0x80
+            value >>= 7
+            index += 1
+        }
+        bytes[index] = UInt8(value)
+    }
+}

@@ -1,0 +1,351 @@
+import Foundation
+import OTLPProto
+import SwiftProtobuf
+
+/// Decodes an OTLP `ExportTraceServiceRequest` from protobuf bytes into the generated messages, by hand: one
+/// pass over the bytes, no generic decoder, no type metadata lookups. What it produces is what SwiftProtobuf
+/// produces for the same bytes (`TraceRequestDecoderTests` compares the two on captured uploads and on random
+/// messages); anything it does not take (unknown fields, a singular message sent twice, groups, invalid UTF-8,
+/// malformed bytes) goes to SwiftProtobuf instead, which keeps or rejects it as it always did.
+public enum TraceRequestDecoder {
+    /// The decoded request.
+    /// - Throws: SwiftProtobuf's error when the bytes are not a valid request.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest {
+        do {
+            return try decodeFast(bytes)
+        } catch {
+            return try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: [UInt8](bytes))
+        }
+    }
+
+    /// The hand-written path alone (tests use it to see that it, not the fallback, decoded a message).
+    public static func decodeFast(_ bytes: UnsafeRawBufferPointer) throws(NotOnFastPath)
+        -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
+    {
+        var reader = ProtoReader(bytes)
+        var request = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest()
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            switch field {
+            case 1:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                request.resourceSpans.append(try resourceSpans(&nested))
+            default: throw NotOnFastPath("ExportTraceServiceRequest field \(field)")
+            }
+        }
+        return request
+    }
+
+    static func resourceSpans(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_ResourceSpans {
+        var result = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            switch field {
+            case 1:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                guard !result.hasResource else { throw NotOnFastPath("resource twice") }
+                var nested = reader.nested(try reader.lengthDelimited())
+                result.resource = try resource(&nested)
+            case 2:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                result.scopeSpans.append(try scopeSpans(&nested))
+            case 3:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.schemaURL = try reader.string()
+            default: throw NotOnFastPath("ResourceSpans field \(field)")
+            }
+        }
+        return result
+    }
+
+    static func resource(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Resource_V1_Resource {
+        var result = Opentelemetry_Proto_Resource_V1_Resource()
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            switch field {
+            case 1:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                result.attributes.append(try keyValue(&nested, depth: 0))
+            case 2:
+                try ProtoReader.expect(wireType, .varint)
+                result.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
+            default: throw NotOnFastPath("Resource field \(field)")  // entity refs go through SwiftProtobuf
+            }
+        }
+        return result
+    }
+
+    static func scopeSpans(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_ScopeSpans {
+        var result = Opentelemetry_Proto_Trace_V1_ScopeSpans()
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            switch field {
+            case 1:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                guard !result.hasScope else { throw NotOnFastPath("scope twice") }
+                var nested = reader.nested(try reader.lengthDelimited())
+                result.scope = try scope(&nested)
+            case 2:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                result.spans.append(try span(&nested))
+            case 3:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.schemaURL = try reader.string()
+            default: throw NotOnFastPath("ScopeSpans field \(field)")
+            }
+        }
+        return result
+    }
+
+    static func scope(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Common_V1_InstrumentationScope {
+        var result = Opentelemetry_Proto_Common_V1_InstrumentationScope()
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            switch field {
+            case 1:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.name = try reader.string()
+            case 2:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.version = try reader.string()
+            case 3:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                result.attributes.append(try keyValue(&nested, depth: 0))
+            case 4:
+                try ProtoReader.expect(wireType, .varint)
+                result.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
+            default: throw NotOnFastPath("InstrumentationScope field \(field)")
+            }
+        }
+        return result
+    }
+
+    static func span(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_Span {
+        var span = Opentelemetry_Proto_Trace_V1_Span()
+        var attributes: [Opentelemetry_Proto_Common_V1_KeyValue] = []
+        attributes.reserveCapacity(12)
+        var events: [Opentelemetry_Proto_Trace_V1_Span.Event] = []
+        var links: [Opentelemetry_Proto_Trace_V1_Span.Link] = []
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            switch field {
+            case 1:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                span.traceID = try data(&reader)
+            case 2:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                span.spanID = try data(&reader)
+            case 3:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                span.traceState = try reader.string()
+            case 4:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                span.parentSpanID = try data(&reader)
+            case 5:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                span.name = try reader.string()
+            case 6:
+                try ProtoReader.expect(wireType, .varint)
+                span.kind = .init(rawValue: Int(Int32(truncatingIfNeeded: try reader.varint()))) ?? .unspecified
+            case 7:
+                try ProtoReader.expect(wireType, .fixed64)
+                span.startTimeUnixNano = try reader.fixed64()
+            case 8:
+                try ProtoReader.expect(wireType, .fixed64)
+                span.endTimeUnixNano = try reader.fixed64()
+            case 9:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                attributes.append(try keyValue(&nested, depth: 0))
+            case 10:
+                try ProtoReader.expect(wireType, .varint)
+                span.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
+            case 11:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                events.append(try event(&nested))
+            case 12:
+                try ProtoReader.expect(wireType, .varint)
+                span.droppedEventsCount = UInt32(truncatingIfNeeded: try reader.varint())
+            case 13:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                links.append(try link(&nested))
+            case 14:
+                try ProtoReader.expect(wireType, .varint)
+                span.droppedLinksCount = UInt32(truncatingIfNeeded: try reader.varint())
+            case 15:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                guard !span.hasStatus else { throw NotOnFastPath("status twice") }
+                var nested = reader.nested(try reader.lengthDelimited())
+                span.status = try status(&nested)
+            case 16:
+                try ProtoReader.expect(wireType, .fixed32)
+                span.flags = try reader.fixed32()
+            default: throw NotOnFastPath("Span field \(field)")
+            }
+        }
+        // Set once each: every setter of a message with storage checks its uniqueness.
+        if !attributes.isEmpty { span.attributes = attributes }
+        if !events.isEmpty { span.events = events }
+        if !links.isEmpty { span.links = links }
+        return span
+    }
+
+    static func event(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_Span.Event {
+        var result = Opentelemetry_Proto_Trace_V1_Span.Event()
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            switch field {
+            case 1:
+                try ProtoReader.expect(wireType, .fixed64)
+                result.timeUnixNano = try reader.fixed64()
+            case 2:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.name = try reader.string()
+            case 3:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                result.attributes.append(try keyValue(&nested, depth: 0))
+            case 4:
+                try ProtoReader.expect(wireType, .varint)
+                result.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
+            default: throw NotOnFastPath("Event field \(field)")
+            }
+        }
+        return result
+    }
+
+    static func link(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_Span.Link {
+        var result = Opentelemetry_Proto_Trace_V1_Span.Link()
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            switch field {
+            case 1:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.traceID = try data(&reader)
+            case 2:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.spanID = try data(&reader)
+            case 3:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.traceState = try reader.string()
+            case 4:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                result.attributes.append(try keyValue(&nested, depth: 0))
+            case 5:
+                try ProtoReader.expect(wireType, .varint)
+                result.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
+            case 6:
+                try ProtoReader.expect(wireType, .fixed32)
+                result.flags = try reader.fixed32()
+            default: throw NotOnFastPath("Link field \(field)")
+            }
+        }
+        return result
+    }
+
+    static func status(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_Status {
+        var result = Opentelemetry_Proto_Trace_V1_Status()
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            switch field {
+            case 2:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.message = try reader.string()
+            case 3:
+                try ProtoReader.expect(wireType, .varint)
+                result.code = .init(rawValue: Int(Int32(truncatingIfNeeded: try reader.varint()))) ?? .unset
+            default: throw NotOnFastPath("Status field \(field)")
+            }
+        }
+        return result
+    }
+
+    static func keyValue(_ reader: inout ProtoReader, depth: Int) throws(NotOnFastPath) -> Opentelemetry_Proto_Common_V1_KeyValue {
+        var result = Opentelemetry_Proto_Common_V1_KeyValue()
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            switch field {
+            case 1:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.key = try reader.string()
+            case 2:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                guard !result.hasValue else { throw NotOnFastPath("value twice") }
+                var nested = reader.nested(try reader.lengthDelimited())
+                result.value = try anyValue(&nested, depth: depth + 1)
+            default: throw NotOnFastPath("KeyValue field \(field)")  // key_strindex (profiles only) too
+            }
+        }
+        return result
+    }
+
+    /// Values nested deeper than this are left to SwiftProtobuf, whose recursion limit (100 messages) then
+    /// rejects a hostile upload instead of this decoder recursing without bound.
+    static let maxValueDepth = 24
+
+    static func anyValue(_ reader: inout ProtoReader, depth: Int) throws(NotOnFastPath) -> Opentelemetry_Proto_Common_V1_AnyValue {
+        guard depth <= maxValueDepth else { throw NotOnFastPath("values nested deeper than \(maxValueDepth)") }
+        var result = Opentelemetry_Proto_Common_V1_AnyValue()
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            // A second member of the oneof: SwiftProtobuf merges same-typed messages, so that case is its to decide.
+            guard result.value == nil else { throw NotOnFastPath("AnyValue with two values") }
+            switch field {
+            case 1:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.value = .stringValue(try reader.string())
+            case 2:
+                try ProtoReader.expect(wireType, .varint)
+                result.value = .boolValue(try reader.varint() != 0)
+            case 3:
+                try ProtoReader.expect(wireType, .varint)
+                result.value = .intValue(Int64(bitPattern: try reader.varint()))
+            case 4:
+                try ProtoReader.expect(wireType, .fixed64)
+                result.value = .doubleValue(Double(bitPattern: try reader.fixed64()))
+            case 5:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                var array = Opentelemetry_Proto_Common_V1_ArrayValue()
+                while !nested.isAtEnd {
+                    let (inner, innerType) = try nested.tag()
+                    guard inner == 1 else { throw NotOnFastPath("ArrayValue field \(inner)") }
+                    try ProtoReader.expect(innerType, .lengthDelimited)
+                    var element = nested.nested(try nested.lengthDelimited())
+                    array.values.append(try anyValue(&element, depth: depth + 1))
+                }
+                result.value = .arrayValue(array)
+            case 6:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                var nested = reader.nested(try reader.lengthDelimited())
+                var list = Opentelemetry_Proto_Common_V1_KeyValueList()
+                while !nested.isAtEnd {
+                    let (inner, innerType) = try nested.tag()
+                    guard inner == 1 else { throw NotOnFastPath("KeyValueList field \(inner)") }
+                    try ProtoReader.expect(innerType, .lengthDelimited)
+                    var element = nested.nested(try nested.lengthDelimited())
+                    list.values.append(try keyValue(&element, depth: depth))
+                }
+                result.value = .kvlistValue(list)
+            case 7:
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                result.value = .bytesValue(try data(&reader))
+            default: throw NotOnFastPath("AnyValue field \(field)")  // string_value_strindex (profiles only) too
+            }
+        }
+        return result
+    }
+
+    static func data(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Data {
+        let range = try reader.lengthDelimited()
+        return Data(UnsafeRawBufferPointer(rebasing: reader.base[range]))
+    }
+}

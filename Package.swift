@@ -359,7 +359,7 @@ let package = Package(
         // One test target per module: Tests/<Module>Tests.
         unitTests("OTLPProtoTests", ["OTLPProto", "TestSupport", .product(name: "GRPCCore", package: "grpc-swift-2")]),
         unitTests("OTLPJSONTests", ["OTLPJSON", "OTLPProto"]),
-        unitTests("OTLPBinaryTests", ["OTLPBinary", "OTLPProto", "TestSupport"]),
+        unitTests("OTLPBinaryTests", ["OTLPBinary", "OTLPProto", "OTLPTranslation", "TestSupport"]),
         unitTests("ProxyObservabilityTests", ["ProxyObservability"]),
         unitTests("ProxySettingsTests", ["ProxySettings", "SharedSettings", "Delivery", "OTLPExport"]),
         unitTests("SharedSettingsTests", ["SharedSettings"]),

@@ -79,7 +79,8 @@ public enum OTLPRequestDecoder {
         switch format {
         case .protobuf:
             do {
-                request = try body.withUnsafeReadableBytes { try TraceRequestDecoder.decode($0) }
+                // Structured span attributes come out as the JSON strings translation makes of them anyway.
+                request = try body.withUnsafeReadableBytes { try TraceRequestDecoder.decode($0, structuredSpanAttributesAsJSON: true) }
             } catch {
                 throw WireError(.malformedBody, "the body is not a valid OTLP ExportTraceServiceRequest protobuf")
             }

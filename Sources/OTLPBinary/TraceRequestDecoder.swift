@@ -9,17 +9,23 @@ import SwiftProtobuf
 /// malformed bytes) goes to SwiftProtobuf instead, which keeps or rejects it as it always did.
 public enum TraceRequestDecoder {
     /// The decoded request.
+    /// - Parameter structuredSpanAttributesAsJSON: span attribute values that are key-value lists or arrays come
+    ///   out as the JSON string the translator makes of them (`AttributeValueNormalizer`), written straight from
+    ///   the bytes instead of being built as nested messages first. Only on the fast path: what SwiftProtobuf
+    ///   decodes keeps its typed values, which the translator then turns into the same strings.
     /// - Throws: SwiftProtobuf's error when the bytes are not a valid request.
-    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, structuredSpanAttributesAsJSON: Bool = false) throws
+        -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
+    {
         do {
-            return try decodeFast(bytes)
+            return try decodeFast(bytes, structuredSpanAttributesAsJSON: structuredSpanAttributesAsJSON)
         } catch {
             return try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: [UInt8](bytes))
         }
     }
 
     /// The hand-written path alone (tests use it to see that it, not the fallback, decoded a message).
-    public static func decodeFast(_ bytes: UnsafeRawBufferPointer) throws(NotOnFastPath)
+    public static func decodeFast(_ bytes: UnsafeRawBufferPointer, structuredSpanAttributesAsJSON: Bool = false) throws(NotOnFastPath)
         -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
     {
         var reader = ProtoReader(bytes)
@@ -30,14 +36,14 @@ public enum TraceRequestDecoder {
             case 1:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 var nested = reader.nested(try reader.lengthDelimited())
-                request.resourceSpans.append(try resourceSpans(&nested))
+                request.resourceSpans.append(try resourceSpans(&nested, asJSON: structuredSpanAttributesAsJSON))
             default: throw NotOnFastPath("ExportTraceServiceRequest field \(field)")
             }
         }
         return request
     }
 
-    static func resourceSpans(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_ResourceSpans {
+    static func resourceSpans(_ reader: inout ProtoReader, asJSON: Bool) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_ResourceSpans {
         var result = Opentelemetry_Proto_Trace_V1_ResourceSpans()
         while !reader.isAtEnd {
             let (field, wireType) = try reader.tag()
@@ -50,7 +56,7 @@ public enum TraceRequestDecoder {
             case 2:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 var nested = reader.nested(try reader.lengthDelimited())
-                result.scopeSpans.append(try scopeSpans(&nested))
+                result.scopeSpans.append(try scopeSpans(&nested, asJSON: asJSON))
             case 3:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 result.schemaURL = try reader.string()
@@ -78,7 +84,7 @@ public enum TraceRequestDecoder {
         return result
     }
 
-    static func scopeSpans(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_ScopeSpans {
+    static func scopeSpans(_ reader: inout ProtoReader, asJSON: Bool) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_ScopeSpans {
         var result = Opentelemetry_Proto_Trace_V1_ScopeSpans()
         while !reader.isAtEnd {
             let (field, wireType) = try reader.tag()
@@ -91,7 +97,7 @@ public enum TraceRequestDecoder {
             case 2:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 var nested = reader.nested(try reader.lengthDelimited())
-                result.spans.append(try span(&nested))
+                result.spans.append(try span(&nested, asJSON: asJSON))
             case 3:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 result.schemaURL = try reader.string()
@@ -125,7 +131,7 @@ public enum TraceRequestDecoder {
         return result
     }
 
-    static func span(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_Span {
+    static func span(_ reader: inout ProtoReader, asJSON: Bool) throws(NotOnFastPath) -> Opentelemetry_Proto_Trace_V1_Span {
         var span = Opentelemetry_Proto_Trace_V1_Span()
         var attributes: [Opentelemetry_Proto_Common_V1_KeyValue] = []
         attributes.reserveCapacity(12)
@@ -161,7 +167,7 @@ public enum TraceRequestDecoder {
             case 9:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 var nested = reader.nested(try reader.lengthDelimited())
-                attributes.append(try keyValue(&nested, depth: 0))
+                attributes.append(try keyValue(&nested, depth: 0, structuredAsJSON: asJSON))
             case 10:
                 try ProtoReader.expect(wireType, .varint)
                 span.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
@@ -268,7 +274,9 @@ public enum TraceRequestDecoder {
         return result
     }
 
-    static func keyValue(_ reader: inout ProtoReader, depth: Int) throws(NotOnFastPath) -> Opentelemetry_Proto_Common_V1_KeyValue {
+    static func keyValue(_ reader: inout ProtoReader, depth: Int, structuredAsJSON: Bool = false) throws(NotOnFastPath)
+        -> Opentelemetry_Proto_Common_V1_KeyValue
+    {
         var result = Opentelemetry_Proto_Common_V1_KeyValue()
         while !reader.isAtEnd {
             let (field, wireType) = try reader.tag()
@@ -279,8 +287,15 @@ public enum TraceRequestDecoder {
             case 2:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 guard !result.hasValue else { throw NotOnFastPath("value twice") }
-                var nested = reader.nested(try reader.lengthDelimited())
-                result.value = try anyValue(&nested, depth: depth + 1)
+                let range = try reader.lengthDelimited()
+                if structuredAsJSON && StructuredValueJSON.isStructured(reader, range) {
+                    var value = Opentelemetry_Proto_Common_V1_AnyValue()
+                    value.stringValue = try StructuredValueJSON.text(reader, range)
+                    result.value = value
+                } else {
+                    var nested = reader.nested(range)
+                    result.value = try anyValue(&nested, depth: depth + 1)
+                }
             default: throw NotOnFastPath("KeyValue field \(field)")  // key_strindex (profiles only) too
             }
         }

@@ -8,7 +8,9 @@ import OTLPProto
 ///
 /// The same span reaches the proxy typed (`/v1/traces`) and as JSON text (`traces.json`); both forms
 /// normalize to the same value, and structured values are written the way MLflow's Python client writes
-/// them (`json.dumps`: `", "` and `": "` separators, non-ASCII kept), so both copies compare equal.
+/// them (`json.dumps`: `", "` and `": "` separators, non-ASCII kept), so both copies compare equal. Protobuf
+/// uploads usually arrive with their structured values already in this form (`OTLPBinary` writes them from the
+/// bytes, with the same number formatting, `PythonJSONNumbers`); this normalizer does it for everything else.
 public enum AttributeValueNormalizer {
     /// The normalized form of one span attribute value.
     public static func normalize(_ value: Opentelemetry_Proto_Common_V1_AnyValue, encoding: AttributeEncoding)
@@ -92,7 +94,7 @@ public enum PythonStyleJSON {
         case .stringValue(let text): JSONValue.writeString(text, to: &out)
         case .boolValue(let flag): out.append(contentsOf: flag ? "true".utf8 : "false".utf8)
         case .intValue(let number): out.append(contentsOf: String(number).utf8)
-        case .doubleValue(let number): out.append(contentsOf: formatDouble(number).utf8)
+        case .doubleValue(let number): out.append(contentsOf: PythonJSONNumbers.double(number).utf8)
         case .bytesValue(let bytes): JSONValue.writeString(bytes.base64EncodedString(), to: &out)
         case .arrayValue(let array):
             out.append(UInt8(ascii: "["))
@@ -116,10 +118,4 @@ public enum PythonStyleJSON {
         }
     }
 
-    static func formatDouble(_ number: Double) -> String {
-        if number.isNaN { return "NaN" }
-        if number.isInfinite { return number > 0 ? "Infinity" : "-Infinity" }
-        if number == number.rounded(), abs(number) < 1e16 { return String(format: "%.1f", number) }
-        return "\(number)"
-    }
 }

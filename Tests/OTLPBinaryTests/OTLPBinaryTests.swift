@@ -1,6 +1,7 @@
 import Foundation
 import OTLPBinary
 import OTLPProto
+import OTLPTranslation
 import SwiftProtobuf
 import TestSupport
 import Testing
@@ -78,7 +79,8 @@ import Testing
             let ours = Result { try Self.decode(bytes) }
             switch (reference, ours) {
             case (.success(let expected), .success(let actual)):
-                #expect(actual == expected)
+                // Compared as bytes: a damaged double can be a NaN, which is not equal to itself.
+                #expect(try actual.serializedBytes() as [UInt8] == (try expected.serializedBytes() as [UInt8]))
                 // What SwiftProtobuf kept (unknown fields, merged values) is written back as SwiftProtobuf writes it.
                 for resourceSpans in expected.resourceSpans {
                     #expect(ResourceSpansEncoder.encode(resourceSpans) == (try resourceSpans.serializedBytes() as [UInt8]))
@@ -301,5 +303,104 @@ enum RandomMessages {
         // Deeper than SwiftProtobuf's limit of 100 messages: rejected, not a stack overflow.
         let hostile = Self.nested(5_000)
         #expect(throws: (any Error).self) { try OTLPBinaryTests.decode(hostile) }
+    }
+}
+
+/// Structured span attributes written as JSON straight from the bytes: the same strings the translator makes of
+/// the typed values (`PythonStyleJSON`), on captures, random messages and damaged bytes.
+@Suite struct StructuredValueJSONTests {
+    typealias Request = OTLPBinaryTests.Request
+
+    /// `request` with every span attribute that is a key-value list or an array replaced by its JSON text, as the
+    /// translator's normalizer replaces it.
+    static func normalized(_ request: Request) -> Request {
+        var request = request
+        for r in request.resourceSpans.indices {
+            for s in request.resourceSpans[r].scopeSpans.indices {
+                for p in request.resourceSpans[r].scopeSpans[s].spans.indices {
+                    request.resourceSpans[r].scopeSpans[s].spans[p].attributes = request.resourceSpans[r].scopeSpans[s].spans[p].attributes.map {
+                        var attribute = $0
+                        switch attribute.value.value {
+                        case .kvlistValue?, .arrayValue?: attribute.value.stringValue = PythonStyleJSON.encode(attribute.value)
+                        default: break
+                        }
+                        return attribute
+                    }
+                }
+            }
+        }
+        return request
+    }
+
+    static func fastJSON(_ bytes: [UInt8]) throws -> Request {
+        try bytes.withUnsafeBytes { raw in try TraceRequestDecoder.decodeFast(raw, structuredSpanAttributesAsJSON: true) }
+    }
+
+    @Test func capturedAndRandomUploadsGetTheTranslatorsStrings() throws {
+        var bodies = try OTLPBinaryTests.capturedUploads().map { [UInt8]($0) }
+        var random = SeededRandom(seed: 99)
+        for _ in 0..<300 { bodies.append(try RandomMessages.request(&random).serializedBytes()) }
+        var structured = 0
+        for body in bodies {
+            let reference = try Request(serializedBytes: body)
+            let decoded = try Self.fastJSON(body)
+            #expect(decoded == Self.normalized(reference))
+            structured +=
+                reference.resourceSpans.flatMap(\.scopeSpans).flatMap(\.spans).flatMap(\.attributes).filter {
+                    if case .kvlistValue? = $0.value.value { return true }
+                    if case .arrayValue? = $0.value.value { return true }
+                    return false
+                }.count
+            // Only span attributes change: the resource's, events' and links' stay typed, as the translator leaves them.
+            #expect(decoded.resourceSpans.map(\.resource) == reference.resourceSpans.map(\.resource))
+        }
+        #expect(structured > 100)
+    }
+
+    @Test func damagedBytesEndInTheSameTranslation() throws {
+        var random = SeededRandom(seed: 11)
+        for round in 0..<1500 {
+            var bytes: [UInt8] = try RandomMessages.request(&random).serializedBytes()
+            guard !bytes.isEmpty else { continue }
+            bytes[Int(random.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: random.next())
+            let reference = Result { try Request(serializedBytes: bytes) }
+            let ours = Result { try bytes.withUnsafeBytes { try TraceRequestDecoder.decode($0, structuredSpanAttributesAsJSON: true) } }
+            switch (reference, ours) {
+            case (.success(let expected), .success(let actual)):
+                // Compared as bytes: a damaged double can be a NaN, which is not equal to itself.
+                #expect(try Self.normalized(actual).serializedBytes() as [UInt8] == (try Self.normalized(expected).serializedBytes() as [UInt8]))
+            case (.failure, .failure): break
+            default: Issue.record("round \(round): SwiftProtobuf \(reference), the decoder \(ours)")
+            }
+        }
+    }
+
+    @Test func aDoubleAndBytesInsideAListAreWrittenAsPythonWritesThem() throws {
+        var list = Opentelemetry_Proto_Common_V1_AnyValue()
+        list.kvlistValue.values = [
+            .with {
+                $0.key = "t"; $0.value.doubleValue = 0.2
+            },
+            .with {
+                $0.key = "n"; $0.value.doubleValue = 5
+            },
+            .with {
+                $0.key = "b"; $0.value.bytesValue = Data([1, 2, 3])
+            }, .with { $0.key = "none" },
+            .with {
+                $0.key = "q\"uote"; $0.value.arrayValue.values = [.with { $0.boolValue = false }, .init()]
+            },
+        ]
+        var span = Opentelemetry_Proto_Trace_V1_Span()
+        span.attributes = [
+            .with {
+                $0.key = "mlflow.spanInputs"; $0.value = list
+            }
+        ]
+        var request = Request()
+        request.resourceSpans = [.with { $0.scopeSpans = [.with { $0.spans = [span] }] }]
+        let decoded = try Self.fastJSON(try request.serializedBytes())
+        let text = decoded.resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value.stringValue
+        #expect(text == #"{"t": 0.2, "n": 5.0, "b": "AQID", "none": null, "q\"uote": [false, null]}"#)
     }
 }

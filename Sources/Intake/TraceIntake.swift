@@ -454,7 +454,7 @@ public struct TraceIntake: Sendable {
     /// A 200 with `value` as its JSON body.
     public func jsonResponse(_ value: JSONValue) -> Response {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(1024)
+        bytes.reserveCapacity(2048)  // a StartTraceV3 answer (the trace info echoed) fits without growing
         value.write(to: &bytes)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }

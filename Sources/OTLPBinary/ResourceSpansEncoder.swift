@@ -15,6 +15,19 @@ public enum ResourceSpansEncoder {
         return writer.bytes
     }
 
+    /// Appends one `ResourceSpans` to `request` as field 1 of an `ExportTraceServiceRequest` (tag, length, bytes),
+    /// encoded in place: no separate buffer to copy from.
+    /// - Returns: how many bytes were appended.
+    @discardableResult
+    public static func append(_ message: Opentelemetry_Proto_Trace_V1_ResourceSpans, asRequestFieldTo request: inout [UInt8]) -> Int {
+        let start = request.count
+        var writer = ProtoWriter(bytes: request)
+        request = []  // the writer holds the only reference, so appending does not copy the request
+        writer.message(1) { writer in write(message, to: &writer) }
+        request = writer.bytes
+        return request.count - start
+    }
+
     static func write(_ message: Opentelemetry_Proto_Trace_V1_ResourceSpans, to writer: inout ProtoWriter) {
         if message.hasResource {
             writer.message(1) { writer in write(message.resource, to: &writer) }

@@ -55,19 +55,26 @@ public struct ExportRequestPacker: Sendable {
             let item = items[index]
             index += 1
             let spans = item.scopeSpans.reduce(0) { $0 + $1.spans.count }
-            let bytes = ResourceSpansEncoder.encode(item)
-            let framed = bytes.count + ExportRequestEncoding.fieldOverhead(length: bytes.count)
+            // Encoded straight into the request being formed; taken back out when it does not belong there.
+            let mark = pending.count
+            let framed = ResourceSpansEncoder.append(item, asRequestFieldTo: &pending)
             if framed > maxBytes {
                 let (pieces, trimmed) = DestinationShaper.split(item, budget: maxBytes - ExportRequestEncoding.fieldOverhead(length: maxBytes))
                 addition.trimmed += trimmed
                 if pieces.count > 1 || trimmed > 0 {
+                    pending.removeSubrange(mark...)
                     items.replaceSubrange((index - 1)..<index, with: pieces)
                     index -= 1
                     continue
                 }
             }
-            if pendingSpans > 0 && pending.count + framed > maxBytes, let request = takeRequest() { addition.full.append(request) }
-            ExportRequestEncoding.append(bytes, to: &pending)
+            if pendingSpans > 0 && pending.count > maxBytes {
+                // It does not fit the request being formed: that one is full, this item starts the next.
+                let item = Array(pending[mark...])
+                pending.removeSubrange(mark...)
+                if let request = takeRequest() { addition.full.append(request) }
+                pending = item
+            }
             pendingSpans += spans
             if pendingSpans >= maxSpans || pending.count >= maxBytes, let request = takeRequest() { addition.full.append(request) }
         }

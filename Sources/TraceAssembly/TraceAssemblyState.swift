@@ -214,11 +214,16 @@ public struct TraceAssemblyState: Sendable {
         while let first = pendingOrder.first, pending[first] == nil { pendingOrder.removeFirst() }
         while let first = exportedOrder.first, exported[first] == nil { exportedOrder.removeFirst() }
         while let first = orphanOrder.first, orphanInfos[first] == nil { orphanOrder.removeFirst() }
-        let deadlines = [
-            pendingOrder.first.flatMap { pending[$0]?.deadline }, exportedOrder.first.flatMap { exported[$0]?.forgetAt },
-            orphanOrder.first.flatMap { orphanInfos[$0]?.deadline },
-        ]
-        return deadlines.compactMap { $0 }.min()
+        // Read after every upload: the earliest of three, without building a list of them.
+        func earlier(_ a: ContinuousClock.Instant?, _ b: ContinuousClock.Instant?) -> ContinuousClock.Instant? {
+            guard let a else { return b }
+            guard let b else { return a }
+            return min(a, b)
+        }
+        let pendingDeadline = pendingOrder.first.flatMap { pending[$0]?.deadline }
+        let forgetDeadline = exportedOrder.first.flatMap { exported[$0]?.forgetAt }
+        let orphanDeadline = orphanOrder.first.flatMap { orphanInfos[$0]?.deadline }
+        return earlier(earlier(pendingDeadline, forgetDeadline), orphanDeadline)
     }
 
     /// Releases traces whose wait has run out and forgets old exported ids and orphaned infos.

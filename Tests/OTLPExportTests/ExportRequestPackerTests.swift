@@ -47,6 +47,22 @@ struct ExportRequestPackerTests {
         #expect(packer.add([], tag: "d").nothingToSend)
     }
 
+    @Test func aTraceThatDoesNotFitTheFormingRequestStartsTheNextOne() throws {
+        var packer = ExportRequestPacker(maxSpans: 1000, maxBytes: 4096)
+        #expect(packer.add(Self.trace(5, spans: 2, valueBytes: 1200), tag: "first").full.isEmpty)
+        let formed = packer.pendingByteCount
+        let second = packer.add(Self.trace(6, spans: 2, valueBytes: 1200), tag: "second")
+        // Both together exceed 4096 bytes: the first is sealed alone, exactly as it was formed.
+        let sealed = try #require(second.full.first)
+        #expect(second.full.count == 1 && sealed.completedTags == ["first"] && sealed.bytes.count == formed)
+        #expect(try Self.spanCount(sealed) == 2)
+        let taken = packer.takeRequest()
+        let next = try #require(taken)
+        #expect(next.completedTags == ["second"] && next.spans == 2)
+        let decoded = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: next.bytes)
+        #expect(decoded.resourceSpans == Self.trace(6, spans: 2, valueBytes: 1200))
+    }
+
     @Test func aTraceBiggerThanARequestIsSplitAndCompletesWithItsLastPart() throws {
         var packer = ExportRequestPacker(maxSpans: 1000, maxBytes: 4096)
         let addition = packer.add(Self.trace(4, spans: 10, valueBytes: 1000), tag: "big")

@@ -4,7 +4,7 @@ import SwiftProtobuf
 
 /// Encodes `ResourceSpans` to protobuf bytes by hand, byte for byte what SwiftProtobuf writes (fields in number
 /// order, proto3 defaults left out, unknown fields last), in one pass: a nested message's length is written
-/// after its body, moved into place when it needs more than one byte. `ResourceSpansEncoderTests` compares the
+/// after its body, moved into place when it needs more than one byte. `OTLPBinaryTests` compares the
 /// output with SwiftProtobuf's on captured uploads and random messages.
 public enum ResourceSpansEncoder {
     /// The protobuf bytes of one `ResourceSpans`.
@@ -43,7 +43,8 @@ public enum ResourceSpansEncoder {
         for attribute in message.attributes { writer.message(1) { writer in write(attribute, to: &writer) } }
         writer.varint(2, UInt64(message.droppedAttributesCount))
         for entity in message.entityRefs {
-            // Entity references (rare, newer senders) are written by SwiftProtobuf: same bytes, less code here.
+            // Entity references (rare, newer senders) are written by SwiftProtobuf: same bytes, less code here. It
+            // cannot fail: proto3 messages without `Any` fields have nothing that could stop their encoding.
             writer.message(3) { writer in writer.bytes.append(contentsOf: (try? entity.serializedBytes() as [UInt8]) ?? []) }
         }
         writer.unknown(message.unknownFields)

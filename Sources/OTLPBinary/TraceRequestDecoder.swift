@@ -4,7 +4,7 @@ import SwiftProtobuf
 
 /// Decodes an OTLP `ExportTraceServiceRequest` from protobuf bytes into the generated messages, by hand: one
 /// pass over the bytes, no generic decoder, no type metadata lookups. What it produces is what SwiftProtobuf
-/// produces for the same bytes (`TraceRequestDecoderTests` compares the two on captured uploads and on random
+/// produces for the same bytes (`OTLPBinaryTests` compares the two on captured uploads and on random
 /// messages); anything it does not take (unknown fields, a singular message sent twice, groups, invalid UTF-8,
 /// malformed bytes) goes to SwiftProtobuf instead, which keeps or rejects it as it always did.
 public enum TraceRequestDecoder {

@@ -138,6 +138,25 @@ import Testing
         #expect(throws: (any Error).self) { try Request(serializedBytes: request) }
     }
 
+    @Test func entityReferencesAreWrittenAsSwiftProtobufWritesThem() throws {
+        var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+        resourceSpans.resource.entityRefs = [
+            .with {
+                $0.type = "service"
+                $0.idKeys = ["service.name", "service.namespace"]
+                $0.descriptionKeys = ["service.version"]
+            }
+        ]
+        resourceSpans.scopeSpans = [.with { $0.spans = [.with { $0.name = "s" }] }]
+        #expect(ResourceSpansEncoder.encode(resourceSpans) == (try resourceSpans.serializedBytes() as [UInt8]))
+        // The decoder leaves them to SwiftProtobuf, which keeps them.
+        var request = Request()
+        request.resourceSpans = [resourceSpans]
+        let bytes: [UInt8] = try request.serializedBytes()
+        #expect(throws: NotOnFastPath.self) { try Self.fast(bytes) }
+        #expect(try Self.decode(bytes) == request)
+    }
+
     @Test func longNestedMessagesGetMultiByteLengths() throws {
         var keyValue = Opentelemetry_Proto_Common_V1_KeyValue()
         keyValue.key = "mlflow.spanInputs"

@@ -1,3 +1,4 @@
+import Foundation
 import JSONText
 
 /// Thrown by ``ProtoReader`` and the decoders built on it for anything they do not take: malformed bytes, a
@@ -96,9 +97,38 @@ struct ProtoReader {
         return text
     }
 
-    mutating func bytes() throws(NotOnFastPath) -> [UInt8] {
+    // Typed reads of a known field: its wire type checked, then its value.
+
+    mutating func string(_ wireType: WireType) throws(NotOnFastPath) -> String {
+        try Self.expect(wireType, .lengthDelimited)
+        return try string()
+    }
+
+    mutating func data(_ wireType: WireType) throws(NotOnFastPath) -> Data {
+        try Self.expect(wireType, .lengthDelimited)
         let range = try lengthDelimited()
-        return [UInt8](UnsafeRawBufferPointer(rebasing: base[range]))
+        return Data(UnsafeRawBufferPointer(rebasing: base[range]))
+    }
+
+    /// A nested message: a reader over its bytes.
+    mutating func message(_ wireType: WireType) throws(NotOnFastPath) -> ProtoReader {
+        try Self.expect(wireType, .lengthDelimited)
+        return nested(try lengthDelimited())
+    }
+
+    mutating func uint32(_ wireType: WireType) throws(NotOnFastPath) -> UInt32 {
+        try Self.expect(wireType, .varint)
+        return UInt32(truncatingIfNeeded: try varint())
+    }
+
+    mutating func fixed64(_ wireType: WireType) throws(NotOnFastPath) -> UInt64 {
+        try Self.expect(wireType, .fixed64)
+        return try fixed64()
+    }
+
+    mutating func fixed32(_ wireType: WireType) throws(NotOnFastPath) -> UInt32 {
+        try Self.expect(wireType, .fixed32)
+        return try fixed32()
     }
 
     /// Checks the wire type of a known field.

@@ -32,8 +32,7 @@ enum StructuredValueJSON {
         let (field, wireType) = try reader.tag()
         switch field {
         case 1:
-            try ProtoReader.expect(wireType, .lengthDelimited)
-            JSONValue.writeString(try reader.string(), to: &out)
+            JSONValue.writeString(try reader.string(wireType), to: &out)
         case 2:
             try ProtoReader.expect(wireType, .varint)
             out.append(contentsOf: try reader.varint() != 0 ? "true".utf8 : "false".utf8)
@@ -41,41 +40,35 @@ enum StructuredValueJSON {
             try ProtoReader.expect(wireType, .varint)
             out.append(contentsOf: String(Int64(bitPattern: try reader.varint())).utf8)
         case 4:
-            try ProtoReader.expect(wireType, .fixed64)
-            out.append(contentsOf: PythonJSONNumbers.double(Double(bitPattern: try reader.fixed64())).utf8)
+            out.append(contentsOf: PythonJSONNumbers.double(Double(bitPattern: try reader.fixed64(wireType))).utf8)
         case 5:
-            try ProtoReader.expect(wireType, .lengthDelimited)
-            var array = reader.nested(try reader.lengthDelimited())
+            var array = try reader.message(wireType)
             out.append(UInt8(ascii: "["))
             var first = true
             while !array.isAtEnd {
                 let (inner, innerType) = try array.tag()
                 guard inner == 1 else { throw NotOnFastPath("ArrayValue field \(inner)") }
-                try ProtoReader.expect(innerType, .lengthDelimited)
+                var element = try array.message(innerType)
                 if !first { out.append(contentsOf: ", ".utf8) }
                 first = false
-                var element = array.nested(try array.lengthDelimited())
                 try write(&element, depth: depth + 1, into: &out)
             }
             out.append(UInt8(ascii: "]"))
         case 6:
-            try ProtoReader.expect(wireType, .lengthDelimited)
-            var list = reader.nested(try reader.lengthDelimited())
+            var list = try reader.message(wireType)
             out.append(UInt8(ascii: "{"))
             var first = true
             while !list.isAtEnd {
                 let (inner, innerType) = try list.tag()
                 guard inner == 1 else { throw NotOnFastPath("KeyValueList field \(inner)") }
-                try ProtoReader.expect(innerType, .lengthDelimited)
+                let entry = try list.message(innerType)
                 if !first { out.append(contentsOf: ", ".utf8) }
                 first = false
-                try writeEntry(list.nested(try list.lengthDelimited()), depth: depth, into: &out)
+                try writeEntry(entry, depth: depth, into: &out)
             }
             out.append(UInt8(ascii: "}"))
         case 7:
-            try ProtoReader.expect(wireType, .lengthDelimited)
-            let range = try reader.lengthDelimited()
-            JSONValue.writeString(Data(UnsafeRawBufferPointer(rebasing: reader.base[range])).base64EncodedString(), to: &out)
+            JSONValue.writeString(try reader.data(wireType).base64EncodedString(), to: &out)
         case 8:
             try ProtoReader.expect(wireType, .varint)
             out.append(contentsOf: String(Int32(truncatingIfNeeded: try reader.varint())).utf8)
@@ -95,8 +88,7 @@ enum StructuredValueJSON {
             let (field, wireType) = try entry.tag()
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                key = try entry.string()
+                key = try entry.string(wireType)
             case 2:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 guard value == nil else { throw NotOnFastPath("value twice") }

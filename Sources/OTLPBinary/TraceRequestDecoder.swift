@@ -34,8 +34,7 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 request.resourceSpans.append(try resourceSpans(&nested, asJSON: structuredSpanAttributesAsJSON))
             default: throw NotOnFastPath("ExportTraceServiceRequest field \(field)")
             }
@@ -49,17 +48,14 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .lengthDelimited)
                 guard !result.hasResource else { throw NotOnFastPath("resource twice") }
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 result.resource = try resource(&nested)
             case 2:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 result.scopeSpans.append(try scopeSpans(&nested, asJSON: asJSON))
             case 3:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.schemaURL = try reader.string()
+                result.schemaURL = try reader.string(wireType)
             default: throw NotOnFastPath("ResourceSpans field \(field)")
             }
         }
@@ -72,12 +68,10 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 result.attributes.append(try keyValue(&nested, depth: 0))
             case 2:
-                try ProtoReader.expect(wireType, .varint)
-                result.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
+                result.droppedAttributesCount = try reader.uint32(wireType)
             default: throw NotOnFastPath("Resource field \(field)")  // entity refs go through SwiftProtobuf
             }
         }
@@ -90,17 +84,14 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .lengthDelimited)
                 guard !result.hasScope else { throw NotOnFastPath("scope twice") }
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 result.scope = try scope(&nested)
             case 2:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 result.spans.append(try span(&nested, asJSON: asJSON))
             case 3:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.schemaURL = try reader.string()
+                result.schemaURL = try reader.string(wireType)
             default: throw NotOnFastPath("ScopeSpans field \(field)")
             }
         }
@@ -113,18 +104,14 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.name = try reader.string()
+                result.name = try reader.string(wireType)
             case 2:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.version = try reader.string()
+                result.version = try reader.string(wireType)
             case 3:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 result.attributes.append(try keyValue(&nested, depth: 0))
             case 4:
-                try ProtoReader.expect(wireType, .varint)
-                result.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
+                result.droppedAttributesCount = try reader.uint32(wireType)
             default: throw NotOnFastPath("InstrumentationScope field \(field)")
             }
         }
@@ -141,58 +128,43 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                span.traceID = try data(&reader)
+                span.traceID = try reader.data(wireType)
             case 2:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                span.spanID = try data(&reader)
+                span.spanID = try reader.data(wireType)
             case 3:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                span.traceState = try reader.string()
+                span.traceState = try reader.string(wireType)
             case 4:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                span.parentSpanID = try data(&reader)
+                span.parentSpanID = try reader.data(wireType)
             case 5:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                span.name = try reader.string()
+                span.name = try reader.string(wireType)
             case 6:
                 try ProtoReader.expect(wireType, .varint)
                 span.kind = .init(rawValue: Int(Int32(truncatingIfNeeded: try reader.varint()))) ?? .unspecified
             case 7:
-                try ProtoReader.expect(wireType, .fixed64)
-                span.startTimeUnixNano = try reader.fixed64()
+                span.startTimeUnixNano = try reader.fixed64(wireType)
             case 8:
-                try ProtoReader.expect(wireType, .fixed64)
-                span.endTimeUnixNano = try reader.fixed64()
+                span.endTimeUnixNano = try reader.fixed64(wireType)
             case 9:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 attributes.append(try keyValue(&nested, depth: 0, structuredAsJSON: asJSON))
             case 10:
-                try ProtoReader.expect(wireType, .varint)
-                span.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
+                span.droppedAttributesCount = try reader.uint32(wireType)
             case 11:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 events.append(try event(&nested))
             case 12:
-                try ProtoReader.expect(wireType, .varint)
-                span.droppedEventsCount = UInt32(truncatingIfNeeded: try reader.varint())
+                span.droppedEventsCount = try reader.uint32(wireType)
             case 13:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 links.append(try link(&nested))
             case 14:
-                try ProtoReader.expect(wireType, .varint)
-                span.droppedLinksCount = UInt32(truncatingIfNeeded: try reader.varint())
+                span.droppedLinksCount = try reader.uint32(wireType)
             case 15:
-                try ProtoReader.expect(wireType, .lengthDelimited)
                 guard !span.hasStatus else { throw NotOnFastPath("status twice") }
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 span.status = try status(&nested)
             case 16:
-                try ProtoReader.expect(wireType, .fixed32)
-                span.flags = try reader.fixed32()
+                span.flags = try reader.fixed32(wireType)
             default: throw NotOnFastPath("Span field \(field)")
             }
         }
@@ -209,18 +181,14 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .fixed64)
-                result.timeUnixNano = try reader.fixed64()
+                result.timeUnixNano = try reader.fixed64(wireType)
             case 2:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.name = try reader.string()
+                result.name = try reader.string(wireType)
             case 3:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 result.attributes.append(try keyValue(&nested, depth: 0))
             case 4:
-                try ProtoReader.expect(wireType, .varint)
-                result.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
+                result.droppedAttributesCount = try reader.uint32(wireType)
             default: throw NotOnFastPath("Event field \(field)")
             }
         }
@@ -233,24 +201,18 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.traceID = try data(&reader)
+                result.traceID = try reader.data(wireType)
             case 2:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.spanID = try data(&reader)
+                result.spanID = try reader.data(wireType)
             case 3:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.traceState = try reader.string()
+                result.traceState = try reader.string(wireType)
             case 4:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 result.attributes.append(try keyValue(&nested, depth: 0))
             case 5:
-                try ProtoReader.expect(wireType, .varint)
-                result.droppedAttributesCount = UInt32(truncatingIfNeeded: try reader.varint())
+                result.droppedAttributesCount = try reader.uint32(wireType)
             case 6:
-                try ProtoReader.expect(wireType, .fixed32)
-                result.flags = try reader.fixed32()
+                result.flags = try reader.fixed32(wireType)
             default: throw NotOnFastPath("Link field \(field)")
             }
         }
@@ -263,8 +225,7 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 2:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.message = try reader.string()
+                result.message = try reader.string(wireType)
             case 3:
                 try ProtoReader.expect(wireType, .varint)
                 result.code = .init(rawValue: Int(Int32(truncatingIfNeeded: try reader.varint()))) ?? .unset
@@ -282,8 +243,7 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.key = try reader.string()
+                result.key = try reader.string(wireType)
             case 2:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 guard !result.hasValue else { throw NotOnFastPath("value twice") }
@@ -315,8 +275,7 @@ public enum TraceRequestDecoder {
             guard result.value == nil else { throw NotOnFastPath("AnyValue with two values") }
             switch field {
             case 1:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.value = .stringValue(try reader.string())
+                result.value = .stringValue(try reader.string(wireType))
             case 2:
                 try ProtoReader.expect(wireType, .varint)
                 result.value = .boolValue(try reader.varint() != 0)
@@ -324,43 +283,32 @@ public enum TraceRequestDecoder {
                 try ProtoReader.expect(wireType, .varint)
                 result.value = .intValue(Int64(bitPattern: try reader.varint()))
             case 4:
-                try ProtoReader.expect(wireType, .fixed64)
-                result.value = .doubleValue(Double(bitPattern: try reader.fixed64()))
+                result.value = .doubleValue(Double(bitPattern: try reader.fixed64(wireType)))
             case 5:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 var array = Opentelemetry_Proto_Common_V1_ArrayValue()
                 while !nested.isAtEnd {
                     let (inner, innerType) = try nested.tag()
                     guard inner == 1 else { throw NotOnFastPath("ArrayValue field \(inner)") }
-                    try ProtoReader.expect(innerType, .lengthDelimited)
-                    var element = nested.nested(try nested.lengthDelimited())
+                    var element = try nested.message(innerType)
                     array.values.append(try anyValue(&element, depth: depth + 1))
                 }
                 result.value = .arrayValue(array)
             case 6:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                var nested = reader.nested(try reader.lengthDelimited())
+                var nested = try reader.message(wireType)
                 var list = Opentelemetry_Proto_Common_V1_KeyValueList()
                 while !nested.isAtEnd {
                     let (inner, innerType) = try nested.tag()
                     guard inner == 1 else { throw NotOnFastPath("KeyValueList field \(inner)") }
-                    try ProtoReader.expect(innerType, .lengthDelimited)
-                    var element = nested.nested(try nested.lengthDelimited())
+                    var element = try nested.message(innerType)
                     list.values.append(try keyValue(&element, depth: depth))
                 }
                 result.value = .kvlistValue(list)
             case 7:
-                try ProtoReader.expect(wireType, .lengthDelimited)
-                result.value = .bytesValue(try data(&reader))
+                result.value = .bytesValue(try reader.data(wireType))
             default: throw NotOnFastPath("AnyValue field \(field)")  // string_value_strindex (profiles only) too
             }
         }
         return result
-    }
-
-    static func data(_ reader: inout ProtoReader) throws(NotOnFastPath) -> Data {
-        let range = try reader.lengthDelimited()
-        return Data(UnsafeRawBufferPointer(rebasing: reader.base[range]))
     }
 }

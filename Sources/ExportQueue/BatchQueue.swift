@@ -193,24 +193,13 @@ public struct BatchQueue {
     }
 }
 
-/// Builds `ExportTraceServiceRequest` bytes from serialized `ResourceSpans`: the request's only field is
-/// `repeated ResourceSpans resource_spans = 1`, so its encoding is each item as a length-delimited field 1.
+/// The size of `ExportTraceServiceRequest` framing: the request's only field is `repeated ResourceSpans
+/// resource_spans = 1`, so its encoding is each item as a length-delimited field 1 (written by
+/// `OTLPBinary.ResourceSpansEncoder.append(_:asRequestFieldTo:)`).
 public enum ExportRequestEncoding {
     /// The bytes field 1 adds in front of an item of `length` bytes.
     public static func fieldOverhead(length: Int) -> Int {
         1 + varintSize(UInt64(length))
-    }
-
-    /// Appends `item` (a serialized `ResourceSpans`) to `request` as field 1.
-    public static func append(_ item: [UInt8], to request: inout [UInt8]) {
-        request.append(0x0A)  // field 1, wire type 2 (length-delimited)
-        var value = UInt64(item.count)
-        while value >= 0x80 {
-            request.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        request.append(UInt8(value))
-        request.append(contentsOf: item)
     }
 
     private static func varintSize(_ value: UInt64) -> Int {

@@ -7,7 +7,7 @@ import JSONText
 /// (unknown fields, merged messages) or says exactly what is malformed, so the hand-written path never
 /// accepts or rejects anything SwiftProtobuf would not.
 public struct NotOnFastPath: Error, Sendable {
-    /// Why the fast path declined (for tests).
+    /// Why the fast path declined (shown when the error is printed; the callers fall back without logging it).
     public let reason: String
     init(_ reason: String) { self.reason = reason }
 }

@@ -25,18 +25,15 @@ import Testing
         return path
     }
 
-    @Test func framedItemsAreTheRequestProtobufEncodes() throws {
+    @Test func theFramingOverheadIsWhatProtobufAddsPerItem() throws {
+        // Items of one- and two-byte lengths: the request's size is each item's bytes plus its tag and length.
         let items = [Self.resourceSpans(1), Self.resourceSpans(200, name: String(repeating: "long", count: 50))]
-        var framed: [UInt8] = []
-        for item in items { ExportRequestEncoding.append(try item.serializedBytes(), to: &framed) }
         var request = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest()
         request.resourceSpans = items
-        #expect(framed == (try request.serializedBytes() as [UInt8]))
-        let overhead = items.map { item -> Int in
-            let length = (try? item.serializedBytes() as [UInt8])?.count ?? 0
-            return ExportRequestEncoding.fieldOverhead(length: length) + length
-        }
-        #expect(overhead.reduce(0, +) == framed.count)
+        let lengths = try items.map { (try $0.serializedBytes() as [UInt8]).count }
+        #expect(lengths[0] < 128 && lengths[1] >= 128)
+        let framed = lengths.map { ExportRequestEncoding.fieldOverhead(length: $0) + $0 }.reduce(0, +)
+        #expect(framed == (try request.serializedBytes() as [UInt8]).count)
     }
 
     @Test func memoryQueueDropsTheOldestButNeverTheOneInFlight() {

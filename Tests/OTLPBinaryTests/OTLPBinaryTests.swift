@@ -138,6 +138,20 @@ import Testing
         #expect(throws: (any Error).self) { try Request(serializedBytes: request) }
     }
 
+    @Test func itemsAppendedToARequestAreTheRequestSwiftProtobufEncodes() throws {
+        var random = SeededRandom(seed: 5)
+        for _ in 0..<50 {
+            let request = RandomMessages.request(&random)
+            var framed: [UInt8] = [0xFF]  // bytes already in the buffer stay as they are
+            for item in request.resourceSpans {
+                let before = framed.count
+                let appended = ResourceSpansEncoder.append(item, asRequestFieldTo: &framed)
+                #expect(appended == framed.count - before)
+            }
+            #expect(framed == [0xFF] + (try request.serializedBytes() as [UInt8]))
+        }
+    }
+
     @Test func entityReferencesAreWrittenAsSwiftProtobufWritesThem() throws {
         var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
         resourceSpans.resource.entityRefs = [

@@ -102,6 +102,7 @@ let package = Package(
                 "MLflowWire", "OTLPProto", "OTLPJSON",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -367,7 +368,9 @@ let package = Package(
         unitTests("ProxyConfigTests", ["Delivery", "OTLPExport", "ProxyConfig", "ProxySettings", "SharedSettings", "SpanShaping", "HTTPListener", "UpstreamAccess", .product(name: "Yams", package: "Yams")]),
         unitTests("JSONTextTests", ["JSONText", "MLflowWire"]),
         unitTests("MLflowWireTests", ["MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport", .product(name: "CompressNIO", package: "compress-nio")]),
-        unitTests("TraceAssemblyTests", ["DeadlineClocks", "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport"]),
+        unitTests(
+            "TraceAssemblyTests",
+            ["DeadlineClocks", "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         unitTests("OTLPTranslationTests", ["OTLPTranslation", "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport"]),
         unitTests(
             "TranslationStageTests",

@@ -137,7 +137,7 @@ public enum AdminApplication {
             )
         }
         router.get("/status") { _, _ -> Response in
-            let statistics = await state.assembler.statistics
+            let statistics = state.assembler.statistics
             let html = StatusPage.render(state: state, tracesWaiting: statistics.tracesInFlight)
             return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
         }

@@ -69,7 +69,7 @@ public final class BodyMemoryBudget: Sendable {
     }
 
     /// The largest refused body whose rest is read and discarded before the answer (see ``discardDeclaredBody(of:)``).
-    static let lingeringLimit = 256 * 1024 * 1024
+    public static let lingeringLimit = 256 * 1024 * 1024
 
     /// Reads and discards the body of a request refused before its body was read (a declared length over the
     /// route's limit or the budget), when the declared length is at most ``lingeringLimit``: clients that write
@@ -89,39 +89,78 @@ public final class BodyMemoryBudget: Sendable {
     /// Reads the request's body whole (at most `limit` bytes) into memory taken from the budget, and puts it back
     /// into the request as a buffer, so the handlers that read it later get it at once.
     public func collect(_ request: inout Request, limit: Int) async throws(Refusal) -> Reservation {
-        let declared = request.headers[.contentLength].flatMap { Int($0) }
-        if let declared, declared > limit { throw .tooLarge }
-        var reserved = 0
-        if let declared {
-            guard take(declared) else { throw .overBudget }
-            reserved = declared
-        }
-        var buffer = ByteBufferAllocator().buffer(capacity: declared ?? 0)
+        let collection = try BodyCollection(budget: self, limit: limit, declaredLength: request.headers[.contentLength].flatMap { Int($0) })
         do {
-            for try await chunk in request.body {
-                let needed = buffer.readableBytes + chunk.readableBytes
-                if needed > limit {
-                    giveBack(reserved)
-                    throw Refusal.tooLarge
-                }
-                if needed > reserved {
-                    guard take(needed - reserved) else {
-                        giveBack(reserved)
-                        throw Refusal.overBudget
-                    }
-                    reserved = needed
-                }
-                var chunk = chunk
-                buffer.writeBuffer(&chunk)
-            }
+            for try await chunk in request.body { try collection.append(chunk) }
         } catch let refusal as Refusal {
             throw refusal
         } catch {
-            giveBack(reserved)
+            collection.abandon()
             throw .unreadable
         }
-        let held = Reservation(budget: self, bytes: reserved)
-        request.body = RequestBody(buffer: buffer)
+        let (body, held) = collection.finish()
+        request.body = RequestBody(buffer: body)
         return held
+    }
+}
+
+/// One body being read whole under a ``BodyMemoryBudget``, part by part (the listener's pipeline feeds it as parts
+/// arrive; ``BodyMemoryBudget/collect(_:limit:)`` from a request's body): the declared `Content-Length` is taken
+/// from the budget at once, a chunked body as it grows. A refusal, or ``abandon()``, gives the bytes back;
+/// ``finish()`` hands them to a ``BodyMemoryBudget/Reservation``. Used by one request's reader at a time (not `Sendable`).
+public final class BodyCollection {
+    private let budget: BodyMemoryBudget
+    private let limit: Int
+    private var reserved = 0
+    private var buffer: ByteBuffer
+
+    /// Starts a body of `declaredLength` bytes (`nil`: not declared) under `limit`.
+    /// - Throws: ``BodyMemoryBudget/Refusal/tooLarge`` for a declared length over the limit,
+    ///   ``BodyMemoryBudget/Refusal/overBudget`` when it does not fit the budget.
+    public init(budget: BodyMemoryBudget, limit: Int, declaredLength: Int?) throws(BodyMemoryBudget.Refusal) {
+        self.budget = budget
+        self.limit = limit
+        if let declaredLength {
+            guard declaredLength <= limit else { throw .tooLarge }
+            guard budget.take(declaredLength) else { throw .overBudget }
+            reserved = declaredLength
+        }
+        buffer = ByteBufferAllocator().buffer(capacity: declaredLength ?? 0)
+    }
+
+    /// A body left unfinished (its connection went away) gives its bytes back.
+    deinit { budget.giveBack(reserved) }
+
+    /// Adds a part. - Throws: a refusal when the body passes the limit or the budget (its bytes are then given back).
+    public func append(_ part: ByteBuffer) throws(BodyMemoryBudget.Refusal) {
+        let needed = buffer.readableBytes + part.readableBytes
+        if needed > limit {
+            abandon()
+            throw .tooLarge
+        }
+        if needed > reserved {
+            guard budget.take(needed - reserved) else {
+                abandon()
+                throw .overBudget
+            }
+            reserved = needed
+        }
+        var part = part
+        buffer.writeBuffer(&part)
+    }
+
+    /// Gives the bytes back (the body is not wanted, or could not be read).
+    public func abandon() {
+        budget.giveBack(reserved)
+        reserved = 0
+        buffer.clear()
+    }
+
+    /// The body, and the reservation that holds its bytes until released (this collection then holds none).
+    public func finish() -> (body: ByteBuffer, reservation: BodyMemoryBudget.Reservation) {
+        let held = BodyMemoryBudget.Reservation(budget: budget, bytes: reserved)
+        reserved = 0
+        defer { buffer = ByteBuffer() }
+        return (buffer, held)
     }
 }

@@ -110,7 +110,7 @@ public struct IntakeCheckpoint: Service {
         if !open.isEmpty {
             // The journal keeps keys as text; one that names no key (a newer proxy's) holds nothing here.
             let keys = open.reduce(into: Set<AssemblyKey>()) { keys, entry in keys.formUnion(entry.keys.compactMap(AssemblyKey.init(journalText:))) }
-            let held = Set(await assembler.holding(keys).map(\.journalText))
+            let held = Set(assembler.holding(keys).map(\.journalText))
             for entry in open where entry.keys.isDisjoint(with: held) { settled.insert(entry.sequence) }
         }
         guard !settled.isEmpty else { return }

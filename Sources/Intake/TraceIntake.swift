@@ -65,56 +65,99 @@ public struct TraceIntake: Sendable {
         self.status = status
     }
 
+    // MARK: Answered at once
+
+    /// An answer made without waiting, and the traces the upload completed that the next stage could not take yet:
+    /// deliver them (``TraceAssembler/deliver(_:)``) before the answer is sent.
+    public typealias ImmediateAnswer = (answer: ListenerAnswer, release: TraceAssembler.Release?)
+
+    /// The largest body answered at once on the caller's thread (the listener's event loop): decoding it takes well
+    /// under a millisecond.
+    public static let immediateBodyLimit = 256 * 1024
+
+    /// Whether an upload can be answered at once: nothing to write to the journal, and a body that is neither
+    /// compressed (its size says what decoding costs) nor over ``immediateBodyLimit``.
+    func answersImmediately(headers: HTTPFields, body: ByteBuffer) -> Bool {
+        journal == nil && body.readableBytes <= Self.immediateBodyLimit
+            && (headers[.contentEncoding].map { $0.lowercased() == "identity" } ?? true)
+    }
+
+    /// Hands on the traces an immediate answer's upload completed (waiting while the next stage is full).
+    public func deliver(_ release: TraceAssembler.Release) async { await assembler.deliver(release) }
+
     // MARK: POST /v1/traces
+
+    private static let experimentIDHeader = HTTPField.Name("x-mlflow-experiment-id")!  // a valid literal header name
 
     /// Decodes an OTLP upload and adds its spans. Returns the decode error instead of throwing it, so
     /// dual mode can log it while the upstream's answer stands.
     public func ingestOTLP(body: ByteBuffer, headers: HTTPFields) async -> Result<SpanIngest, WireError> {
         do throws(WireError) {
-            let format = try OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])
-            let plain = try OTLPRequestDecoder.decompress(body, contentEncoding: headers[.contentEncoding], limit: maxBodyBytes)
-            let experimentID = headers[HTTPField.Name("x-mlflow-experiment-id")!]  // a valid literal header name
-            var batches = try OTLPRequestDecoder.decode(plain, format: format, experimentID: experimentID)
-            let spans = batches.reduce(0) { $0 + $1.spans.count }
-            for index in batches.indices { batches[index].bytesPerSpan = plain.readableBytes / max(spans, 1) }
+            let batches = try decodeOTLP(body: body, headers: headers)
             await assembler.add(batches)
-            counters.increment(.spansReceived, "otlp", by: spans)
-            status.spansReceived(spans)
-            // The journal's keys only when a journal reads them (not on the plain export path).
-            let keys = journal == nil && !isReplay ? [] : Set(batches.flatMap { $0.spans.map { AssemblyKey.trace($0.traceID) } })
-            return .success(SpanIngest(spans: spans, keys: keys))
+            return .success(counted(batches))
         } catch {
             return .failure(error)
         }
     }
 
-    /// The proxy's own answer to `POST /v1/traces` (OpenTelemetry-only and standalone modes).
-    public func answerOTLP(_ request: inout Request, context: ProxyRequestContext) async -> Response {
-        let json = (try? OTLPRequestDecoder.bodyFormat(contentType: request.headers[.contentType])) == .json
-        guard request.headers[HTTPField.Name("x-mlflow-experiment-id")!] != nil else {  // a valid literal header name
-            return rejectOTLP(WireError(.missingHeader, "the x-mlflow-experiment-id header is required"), json: json, context: context)
-        }
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: maxBodyBytes)
-        } catch {
-            return rejectOTLP(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), json: json, context: context)
-        }
-        switch await ingestOTLP(body: body, headers: request.headers) {
+    private func decodeOTLP(body: ByteBuffer, headers: HTTPFields) throws(WireError) -> [SpanBatch] {
+        let format = try OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])
+        let plain = try OTLPRequestDecoder.decompress(body, contentEncoding: headers[.contentEncoding], limit: maxBodyBytes)
+        var batches = try OTLPRequestDecoder.decode(plain, format: format, experimentID: headers[Self.experimentIDHeader])
+        let spans = batches.reduce(0) { $0 + $1.spans.count }
+        for index in batches.indices { batches[index].bytesPerSpan = plain.readableBytes / max(spans, 1) }
+        return batches
+    }
+
+    /// Counts added spans; the journal's keys only when a journal reads them (not on the plain export path).
+    private func counted(_ batches: [SpanBatch]) -> SpanIngest {
+        let spans = batches.reduce(0) { $0 + $1.spans.count }
+        counters.increment(.spansReceived, "otlp", by: spans)
+        status.spansReceived(spans)
+        let keys = journal == nil && !isReplay ? [] : Set(batches.flatMap { $0.spans.map { AssemblyKey.trace($0.traceID) } })
+        return SpanIngest(spans: spans, keys: keys)
+    }
+
+    /// The proxy's own answer to `POST /v1/traces` (OpenTelemetry-only and standalone modes), its body read whole.
+    public func answerOTLP(headers: HTTPFields, body: ByteBuffer, logger: Logger) async -> ListenerAnswer {
+        let json = (try? OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])) == .json
+        guard headers[Self.experimentIDHeader] != nil else { return missingExperimentID(json: json, logger: logger) }
+        switch await ingestOTLP(body: body, headers: headers) {
         case .success(let ingested):
-            if let unavailable = await persist(.otlp, body: body, headers: request.headers, keys: ingested.keys, context: context) {
+            if let unavailable = await persist(.otlp, body: body, headers: headers, keys: ingested.keys, logger: logger) {
                 return unavailable
             }
-            context.logger.debug("spans received", metadata: ["route": "/v1/traces", "spans": "\(ingested.spans)"])
-            // An empty ExportTraceServiceResponse: 0 bytes in protobuf, {} in JSON (full success).
-            return Response(
-                status: .ok,
-                headers: [.contentType: json ? "application/json" : "application/x-protobuf"],
-                body: .init(byteBuffer: ByteBuffer(string: json ? "{}" : ""))
-            )
+            return otlpAccepted(ingested, json: json, logger: logger)
         case .failure(let error):
-            return rejectOTLP(error, json: json, context: context)
+            return rejectOTLP(error, json: json, logger: logger)
         }
+    }
+
+    /// ``answerOTLP(headers:body:logger:)`` without waiting, when ``answersImmediately(headers:body:)``; `nil` otherwise.
+    public func answerOTLPNow(headers: HTTPFields, body: ByteBuffer, logger: Logger) -> ImmediateAnswer? {
+        guard answersImmediately(headers: headers, body: body) else { return nil }
+        let json = (try? OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])) == .json
+        guard headers[Self.experimentIDHeader] != nil else { return (missingExperimentID(json: json, logger: logger), nil) }
+        do throws(WireError) {
+            let batches = try decodeOTLP(body: body, headers: headers)
+            let release = assembler.addNow(batches)
+            return (otlpAccepted(counted(batches), json: json, logger: logger), release)
+        } catch {
+            return (rejectOTLP(error, json: json, logger: logger), nil)
+        }
+    }
+
+    private func missingExperimentID(json: Bool, logger: Logger) -> ListenerAnswer {
+        rejectOTLP(WireError(.missingHeader, "the x-mlflow-experiment-id header is required"), json: json, logger: logger)
+    }
+
+    /// An empty ExportTraceServiceResponse: 0 bytes in protobuf, {} in JSON (full success).
+    private func otlpAccepted(_ ingested: SpanIngest, json: Bool, logger: Logger) -> ListenerAnswer {
+        logger.debug("spans received", metadata: ["route": "/v1/traces", "spans": "\(ingested.spans)"])
+        return ListenerAnswer(
+            status: .ok, headers: [.contentType: json ? "application/json" : "application/x-protobuf"],
+            body: json ? ByteBuffer(string: "{}") : ByteBuffer())
     }
 
     // MARK: POST /api/3.0/mlflow/traces
@@ -135,28 +178,44 @@ public struct TraceIntake: Sendable {
     /// The proxy's own answer to `StartTraceV3`: the request's trace info echoed, with the artifact location
     /// the proxy serves, and `spansLocation=TRACKING_STORE` only when the spans already came over
     /// `/v1/traces` (otherwise the client uploads them as `traces.json`, which the proxy accepts).
-    public func answerStartTraceV3(_ request: inout Request, context: ProxyRequestContext) async -> Response {
-        guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
-            return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
-        }
+    public func answerStartTraceV3(headers: HTTPFields, body: ByteBuffer, logger: Logger) async -> ListenerAnswer {
         let decoded: StartTraceV3Decoder.Decoded
         do {
             decoded = try StartTraceV3Decoder.decode(Array(body.readableBytesView))
         } catch {
-            return rejectMLflow(error, context: context)
+            return rejectMLflow(error, logger: logger)
         }
         let hadSpans = await assembler.add(info: decoded.info)
         counters.increment(.traceInfosReceived, "v3")
         let keys: Set<AssemblyKey> = decoded.info.otelTraceID.map { [.trace(Data($0))] } ?? []
-        if let unavailable = await persist(.startTraceV3, body: body, headers: request.headers, keys: keys, context: context) {
+        if let unavailable = await persist(.startTraceV3, body: body, headers: headers, keys: keys, logger: logger) {
             return unavailable
         }
-        // The record as the client sent it (member order and number text kept), with the tags the MLflow server adds.
+        return startTraceV3Accepted(decoded, hadSpans: hadSpans)
+    }
+
+    /// ``answerStartTraceV3(headers:body:logger:)`` without waiting, when ``answersImmediately(headers:body:)``; `nil`
+    /// otherwise.
+    public func answerStartTraceV3Now(headers: HTTPFields, body: ByteBuffer, logger: Logger) -> ImmediateAnswer? {
+        guard answersImmediately(headers: headers, body: body) else { return nil }
+        let decoded: StartTraceV3Decoder.Decoded
+        do {
+            decoded = try StartTraceV3Decoder.decode(Array(body.readableBytesView))
+        } catch {
+            return (rejectMLflow(error, logger: logger), nil)
+        }
+        let (hadSpans, release) = assembler.addNow(info: decoded.info)
+        counters.increment(.traceInfosReceived, "v3")
+        return (startTraceV3Accepted(decoded, hadSpans: hadSpans), release)
+    }
+
+    /// The record as the client sent it (member order and number text kept), with the tags the MLflow server adds.
+    private func startTraceV3Accepted(_ decoded: StartTraceV3Decoder.Decoded, hadSpans: Bool) -> ListenerAnswer {
         var tags = JSONValue.object(decoded.traceInfoObject["tags"]?.objectMembers ?? [])
         let experiment = decoded.info.experimentID ?? "0"
         tags = tags.setting("mlflow.artifactLocation", to: .string("mlflow-artifacts:/\(experiment)/traces/\(decoded.info.traceID)/artifacts"))
         if hadSpans { tags = tags.setting("mlflow.trace.spansLocation", to: .string("TRACKING_STORE")) }
-        return jsonResponse(.object([("trace", .object([("trace_info", decoded.traceInfoObject.setting("tags", to: tags))]))]))
+        return jsonAnswer(.object([("trace", .object([("trace_info", decoded.traceInfoObject.setting("tags", to: tags))]))]))
     }
 
     // MARK: PUT …/traces.json
@@ -195,22 +254,20 @@ public struct TraceIntake: Sendable {
     }
 
     /// The proxy's own answer to the `traces.json` PUT: 200 with an empty body, as MLflow's artifact server.
-    public func answerTracesArtifact(_ request: inout Request, context: ProxyRequestContext, experimentID: String?, traceID: String) async -> Response
+    public func answerTracesArtifact(headers: HTTPFields, body: ByteBuffer, logger: Logger, experimentID: String?, traceID: String) async
+        -> ListenerAnswer
     {
-        guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
-            return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
-        }
-        switch await ingestTracesArtifact(body: body, headers: request.headers, experimentID: experimentID, traceID: traceID) {
+        switch await ingestTracesArtifact(body: body, headers: headers, experimentID: experimentID, traceID: traceID) {
         case .success(let ingested):
             var parameters = ["trace_id": traceID]
             if let experimentID { parameters["experiment_id"] = experimentID }
             if let unavailable = await persist(
-                .tracesArtifact, body: body, headers: request.headers, parameters: parameters, keys: ingested.keys, context: context)
+                .tracesArtifact, body: body, headers: headers, parameters: parameters, keys: ingested.keys, logger: logger)
             {
                 return unavailable
             }
-            return Response(status: .ok)
-        case .failure(let error): return rejectMLflow(error, context: context)
+            return ListenerAnswer(status: .ok)
+        case .failure(let error): return rejectMLflow(error, logger: logger)
         }
     }
 
@@ -224,7 +281,7 @@ public struct TraceIntake: Sendable {
                 logger: context.logger
             )
         } catch {
-            return rejectMLflow(WireError(.malformedBody, "the attachment body could not be read"), context: context)
+            return rejectMLflow(WireError(.malformedBody, "the attachment body could not be read"), logger: context.logger).response
         }
         return Response(status: .ok)
     }
@@ -246,18 +303,14 @@ public struct TraceIntake: Sendable {
     /// The proxy's own answer to `StartTrace`: a new request id (as the MLflow server makes them: a UUID's 32
     /// hex digits) and the artifact location the proxy serves for it. This call blocks the client's root
     /// span from starting, so it does no I/O.
-    public func answerStartTraceV2(_ request: inout Request, context: ProxyRequestContext) async -> Response {
-        guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
-            return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
-        }
+    public func answerStartTraceV2(headers: HTTPFields, body: ByteBuffer, logger: Logger) async -> ListenerAnswer {
         let requestID = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         switch await ingestStartTraceV2(body: body, requestID: requestID) {
         case .failure(let error):
-            return rejectMLflow(error, context: context)
+            return rejectMLflow(error, logger: logger)
         case .success(let start):
             if let unavailable = await persist(
-                .startTraceV2, body: body, headers: request.headers, parameters: ["request_id": requestID], keys: [.request(requestID)],
-                context: context)
+                .startTraceV2, body: body, headers: headers, parameters: ["request_id": requestID], keys: [.request(requestID)], logger: logger)
             {
                 return unavailable
             }
@@ -268,7 +321,7 @@ public struct TraceIntake: Sendable {
                 ("timestamp_ms", .number(String(start.timestampMillis ?? 0))), ("execution_time_ms", .number("0")),
                 ("status", .string("IN_PROGRESS")), ("request_metadata", Self.keyValueList(start.metadata)), ("tags", Self.keyValueList(tags)),
             ])
-            return jsonResponse(.object([("trace_info", traceInfo)]))
+            return jsonAnswer(.object([("trace_info", traceInfo)]))
         }
     }
 
@@ -288,17 +341,13 @@ public struct TraceIntake: Sendable {
     }
 
     /// The proxy's own answer to `EndTrace`: the final trace info (the client reads nothing from it).
-    public func answerEndTraceV2(_ request: inout Request, context: ProxyRequestContext, requestID: String) async -> Response {
-        guard let body = try? await request.collectBody(upTo: maxBodyBytes) else {
-            return rejectMLflow(WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes"), context: context)
-        }
+    public func answerEndTraceV2(headers: HTTPFields, body: ByteBuffer, logger: Logger, requestID: String) async -> ListenerAnswer {
         switch await ingestEndTraceV2(body: body, requestID: requestID) {
         case .failure(let error):
-            return rejectMLflow(error, context: context)
+            return rejectMLflow(error, logger: logger)
         case .success(let info):
             if let unavailable = await persist(
-                .endTraceV2, body: body, headers: request.headers, parameters: ["request_id": requestID], keys: [.request(requestID)],
-                context: context)
+                .endTraceV2, body: body, headers: headers, parameters: ["request_id": requestID], keys: [.request(requestID)], logger: logger)
             {
                 return unavailable
             }
@@ -307,7 +356,7 @@ public struct TraceIntake: Sendable {
                 ("request_metadata", Self.keyValueList(info.metadata.sorted { $0.key < $1.key })),
                 ("tags", Self.keyValueList(info.tags.sorted { $0.key < $1.key })),
             ])
-            return jsonResponse(.object([("trace_info", traceInfo)]))
+            return jsonAnswer(.object([("trace_info", traceInfo)]))
         }
     }
 
@@ -321,8 +370,8 @@ public struct TraceIntake: Sendable {
     ///   retries (the spans it already gave are deduplicated then).
     public func persist(
         _ route: JournalRoute, body: ByteBuffer, headers: HTTPFields, parameters: [String: String] = [:], keys: Set<AssemblyKey>,
-        context: ProxyRequestContext
-    ) async -> Response? {
+        logger: Logger
+    ) async -> ListenerAnswer? {
         guard let journal else { return nil }
         var kept: [String: String] = [:]
         for name in Self.journaledHeaders { if let value = headers[name] { kept[name.canonicalName] = value } }
@@ -335,15 +384,15 @@ public struct TraceIntake: Sendable {
         } catch {
             counters.increment(.spoolErrors, "intake")
             counters.increment(.rejectedRequests, "journal_write")
-            context.logger.error("could not write an upload to the intake journal; answered 503", metadata: ["error": "\(error)"])
+            logger.error("could not write an upload to the intake journal; answered 503", metadata: ["error": "\(error)"])
             let message = "mlflow-otel-proxy could not store the upload durably; retry later"
             let json = headers[.contentType]?.contains("json") ?? false
-            var response =
+            var answer =
                 route == .otlp
                 ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
-                : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
-            response.headers[.retryAfter] = "5"
-            return response
+                : ErrorResponses.mlflowAnswer(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
+            answer.headers[.retryAfter] = "5"
+            return answer
         }
     }
 
@@ -379,32 +428,44 @@ public struct TraceIntake: Sendable {
         id.utf8.count == 32 && id.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) }
     }
 
+    // MARK: Before the body
+
+    /// The answer given before a trace upload's body is read, when the proxy cannot take it now: a destination's spool
+    /// cannot be written (every trace upload), or the export queue is full (spans: `/v1/traces` and `traces.json`).
+    /// `nil`: read the body.
+    public func answerBeforeBody(_ route: MLflowRoute, json: Bool, spoolProblem: String?, exportIsSaturated: () -> Bool, logger: Logger)
+        -> ListenerAnswer?
+    {
+        if let spoolProblem { return spoolUnwritable(spoolProblem, route: route, json: json, logger: logger) }
+        if route == .otlpTraces || route.isTracesArtifact, exportIsSaturated() { return overloaded(route: route, json: json, logger: logger) }
+        return nil
+    }
+
     // MARK: Errors
 
-    func rejectOTLP(_ error: WireError, json: Bool, context: ProxyRequestContext) -> Response {
-        record(error, route: "/v1/traces", context: context)
+    func rejectOTLP(_ error: WireError, json: Bool, logger: Logger) -> ListenerAnswer {
+        record(error, route: "/v1/traces", logger: logger)
         return ErrorResponses.otlp(status: .init(code: error.httpStatus), message: error.message, json: json)
     }
 
-    func rejectMLflow(_ error: WireError, context: ProxyRequestContext) -> Response {
-        record(error, route: "mlflow", context: context)
-        return ErrorResponses.mlflow(status: .init(code: error.httpStatus), code: error.mlflowErrorCode, message: error.message)
+    func rejectMLflow(_ error: WireError, logger: Logger) -> ListenerAnswer {
+        record(error, route: "mlflow", logger: logger)
+        return ErrorResponses.mlflowAnswer(status: .init(code: error.httpStatus), code: error.mlflowErrorCode, message: error.message)
     }
 
     /// Counts and logs a rejected upload.
-    public func record(_ error: WireError, route: String, context: ProxyRequestContext) {
+    public func record(_ error: WireError, route: String, logger: Logger) {
         counters.increment(.rejectedRequests, error.kind.rawValue)
-        context.logger.warning(
-            "rejected a trace upload", metadata: ["route": "\(route)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"])
+        logger.warning("rejected a trace upload", metadata: ["route": "\(route)", "reason": "\(error.kind.rawValue)", "error": "\(error.message)"])
     }
 
-    /// The answer to a trace upload whose body was not read (``BodyMemoryBudget/collect(_:limit:)``), in the route's
-    /// error format, with `Connection: close` (the rest of the body is not read): 413 for a body over the limit,
-    /// 503 with `Retry-After` when the proxy holds its budget of request bodies already (MLflow clients and OTLP
-    /// exporters retry it), 400 for a body the connection broke off.
-    public func refused(_ refusal: BodyMemoryBudget.Refusal, route: MLflowRoute, json: Bool, budget: Int, context: ProxyRequestContext) -> Response {
+    /// The answer to a trace upload whose body was not read (``BodyMemoryBudget/collect(_:limit:)``, ``BodyCollection``),
+    /// in the route's error format, with `Connection: close` (the rest of the body is not read): 413 for a body over
+    /// the limit, 503 with `Retry-After` when the proxy holds its budget of request bodies already (MLflow clients and
+    /// OTLP exporters retry it), 400 for a body the connection broke off.
+    public func refused(_ refusal: BodyMemoryBudget.Refusal, route: MLflowRoute, json: Bool, budget: Int, logger: Logger) -> ListenerAnswer {
         let error: WireError
-        var response: Response
+        var answer: ListenerAnswer
         switch refusal {
         case .tooLarge:
             error = WireError(.bodyTooLarge, "the body exceeds \(maxBodyBytes) bytes")
@@ -412,51 +473,51 @@ public struct TraceIntake: Sendable {
             error = WireError(.malformedBody, "the body could not be read whole")
         case .overBudget:
             counters.increment(.rejectedRequests, "body_memory_budget")
-            context.logger.warning(
+            logger.warning(
                 "request bodies held in memory at their limit; asking the client to retry later",
                 metadata: ["route": "\(route.name)", "max_body_bytes_in_memory": "\(budget)"])
-            response = retryLater(
+            answer = retryLater(
                 "mlflow-otel-proxy holds its limit of request bodies in memory (\(budget) bytes); retry shortly", route: route, json: json,
                 after: 1)
-            response.headers[.connection] = "close"
-            return response
+            answer.headers[.connection] = "close"
+            return answer
         }
-        response = route == .otlpTraces ? rejectOTLP(error, json: json, context: context) : rejectMLflow(error, context: context)
-        response.headers[.connection] = "close"
-        return response
+        answer = route == .otlpTraces ? rejectOTLP(error, json: json, logger: logger) : rejectMLflow(error, logger: logger)
+        answer.headers[.connection] = "close"
+        return answer
     }
 
     /// The answer while a destination's spool cannot be written (a full or read-only disk): 503 with `Retry-After`,
     /// as when the journal cannot be written; what was acknowledged before stays in the journal.
-    public func spoolUnwritable(_ problem: String, route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
+    public func spoolUnwritable(_ problem: String, route: MLflowRoute, json: Bool, logger: Logger) -> ListenerAnswer {
         counters.increment(.rejectedRequests, "spool_write")
-        context.logger.warning("a destination's spool cannot be written; asking the client to retry later", metadata: ["route": "\(route.name)"])
+        logger.warning("a destination's spool cannot be written; asking the client to retry later", metadata: ["route": "\(route.name)"])
         return retryLater("mlflow-otel-proxy cannot store uploads right now (\(problem)); retry later", route: route, json: json, after: 5)
     }
 
     /// The answer when the export queue is full: 503 with `Retry-After`, which MLflow clients honour.
-    public func overloaded(route: MLflowRoute, json: Bool, context: ProxyRequestContext) -> Response {
+    public func overloaded(route: MLflowRoute, json: Bool, logger: Logger) -> ListenerAnswer {
         counters.increment(.rejectedRequests, "overloaded")
-        context.logger.warning("export queue is full; asking the client to retry later", metadata: ["route": "\(route.name)"])
+        logger.warning("export queue is full; asking the client to retry later", metadata: ["route": "\(route.name)"])
         return retryLater("mlflow-otel-proxy is overloaded (its export queue is full); retry later", route: route, json: json, after: 5)
     }
 
     /// 503 with `Retry-After` in the route's error format (OTLP's on `/v1/traces`, MLflow's elsewhere).
-    public func retryLater(_ message: String, route: MLflowRoute, json: Bool, after seconds: Int) -> Response {
-        var response =
+    public func retryLater(_ message: String, route: MLflowRoute, json: Bool, after seconds: Int) -> ListenerAnswer {
+        var answer =
             route == .otlpTraces
             ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)
-            : ErrorResponses.mlflow(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
-        response.headers[.retryAfter] = "\(seconds)"
-        return response
+            : ErrorResponses.mlflowAnswer(status: .serviceUnavailable, code: "TEMPORARILY_UNAVAILABLE", message: message)
+        answer.headers[.retryAfter] = "\(seconds)"
+        return answer
     }
 
     /// A 200 with `value` as its JSON body.
-    public func jsonResponse(_ value: JSONValue) -> Response {
+    public func jsonAnswer(_ value: JSONValue) -> ListenerAnswer {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(2048)  // a StartTraceV3 answer (the trace info echoed) fits without growing
         value.write(to: &bytes)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        return ListenerAnswer(status: .ok, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: bytes))
     }
 
     /// MLflow 2.x's `[{"key": …, "value": …}]` form of key-value pairs, in their order.

@@ -11,39 +11,101 @@ import UpstreamAccess
 public enum PassthroughDecision: Sendable {
     /// Forward this head (admitted: path normalized, the proxy's token removed); `route` names it in the counters.
     case forward(HTTPRequest, route: String)
-    /// Hand the request to the application: the routes the proxy answers itself, and every rejection.
+    /// Answer it in the listener from its body read whole (the trace uploads the proxy answers itself); `route`
+    /// names it in the counters.
+    case answer(HTTPRequest, route: String, LocalAnswering)
+    /// Hand the request to the application: every other route the proxy answers itself, and every rejection.
     case application
 }
 
-/// The passthrough on the listener's event loops: MLflow calls the proxy does not read are forwarded by
-/// ``PassthroughHandler`` in the connection's own pipeline, to a pooled upstream connection on the same event loop,
-/// with no task and no thread change per request. Everything else goes on to the application (Hummingbird).
-public final class ListenerPassthrough: Sendable {
+/// How the listener answers a request itself (``PassthroughDecision/answer(_:route:_:)``): its body is read whole
+/// under the memory budget, then `answer` makes the answer off the event loop, and the listener writes it. No
+/// task or request object of the application per request.
+public struct LocalAnswering: Sendable {
+    /// The bodies held in memory over all connections.
+    public var budget: BodyMemoryBudget
+    /// The longest body read.
+    public var maxBodyBytes: Int
+    /// An answer given before the body is read (the proxy cannot take the request now), or `nil`; the body is then
+    /// read and dropped, as the application's server does after an answer.
+    public var beforeBody: @Sendable (Logger) -> ListenerAnswer?
+    /// The answer when the body cannot be taken (over the limit or the budget, broken off); sent with
+    /// `Connection: close`, after the rest of a declared body up to ``BodyMemoryBudget`` 's lingering limit was read
+    /// and dropped (clients that write their whole body before they read then get it instead of a reset).
+    public var refused: @Sendable (BodyMemoryBudget.Refusal, Logger) -> ListenerAnswer
+    /// The answer to the body, made on the caller's thread (the event loop) when that is cheap and nothing has to
+    /// wait; `nil` (or no closure): ``answer`` makes it.
+    public var answerNow: (@Sendable (ByteBuffer, Logger) -> Immediate?)?
+    /// The answer to the body, made off the event loop.
+    public var answer: @Sendable (ByteBuffer, Logger) async -> ListenerAnswer
+
+    /// An answer made at once, and what has to finish before it is sent (`nil`: nothing).
+    public struct Immediate: Sendable {
+        /// The answer.
+        public var answer: ListenerAnswer
+        /// Waited for (off the event loop) before the answer is written.
+        public var before: (@Sendable () async -> Void)?
+
+        /// An answer, and what it waits for.
+        public init(answer: ListenerAnswer, before: (@Sendable () async -> Void)?) {
+            self.answer = answer
+            self.before = before
+        }
+    }
+
+    /// The parts of a local answer.
+    public init(
+        budget: BodyMemoryBudget, maxBodyBytes: Int, beforeBody: @escaping @Sendable (Logger) -> ListenerAnswer?,
+        refused: @escaping @Sendable (BodyMemoryBudget.Refusal, Logger) -> ListenerAnswer,
+        answerNow: (@Sendable (ByteBuffer, Logger) -> Immediate?)? = nil,
+        answer: @escaping @Sendable (ByteBuffer, Logger) async -> ListenerAnswer
+    ) {
+        self.budget = budget
+        self.maxBodyBytes = maxBodyBytes
+        self.beforeBody = beforeBody
+        self.refused = refused
+        self.answerNow = answerNow
+        self.answer = answer
+    }
+}
+
+/// Where the passthrough forwards to: the application's ``UpstreamForwarder``'s rules, limits and token source, and
+/// the kept-alive connections on the listener's event loops.
+struct PassthroughUpstream: Sendable {
     let rules: ForwardingRules
     let pool: UpstreamConnectionPool
     /// How long the upstream may take to answer (its head).
     let timeout: TimeAmount
     let timeoutText: String
-    let counters: ProxyCounters
     let live: LiveSettings
     let maxBodyBytes: Int?
     let tokenSource: UpstreamTokenSource?
+}
+
+/// The listener's own request handling, on its event loops, before the application (Hummingbird): MLflow calls the
+/// proxy does not read are forwarded by ``PassthroughHandler`` in the connection's own pipeline, to a pooled upstream
+/// connection on the same event loop, with no task and no thread change per request; the trace uploads the proxy
+/// answers itself are read there and answered through ``LocalAnswering``. Everything else goes on to the application.
+public final class ListenerPassthrough: Sendable {
+    /// `nil` without an upstream (standalone): nothing is forwarded.
+    let upstream: PassthroughUpstream?
+    let counters: ProxyCounters
     let decide: @Sendable (HTTPRequest) -> PassthroughDecision
 
-    /// A passthrough with the same rules, limits and token source as the application's ``UpstreamForwarder``;
-    /// `decide` says which requests it forwards.
+    /// A passthrough with the same rules, limits and token source as the application's ``UpstreamForwarder``
+    /// (`nil` with `pool`: no upstream); `decide` says which requests it forwards or answers.
     public init(
-        forwarder: UpstreamForwarder, pool: UpstreamConnectionPool, counters: ProxyCounters,
+        forwarder: UpstreamForwarder?, pool: UpstreamConnectionPool?, counters: ProxyCounters,
         decide: @escaping @Sendable (HTTPRequest) -> PassthroughDecision
     ) {
-        rules = forwarder.rules
-        self.pool = pool
-        timeout = TimeAmount(forwarder.timeout)
-        timeoutText = "\(forwarder.timeout)"
+        if let forwarder, let pool {
+            upstream = PassthroughUpstream(
+                rules: forwarder.rules, pool: pool, timeout: TimeAmount(forwarder.timeout), timeoutText: "\(forwarder.timeout)",
+                live: forwarder.live, maxBodyBytes: forwarder.maxBodyBytes, tokenSource: forwarder.tokenSource)
+        } else {
+            upstream = nil
+        }
         self.counters = counters
-        live = forwarder.live
-        maxBodyBytes = forwarder.maxBodyBytes
-        tokenSource = forwarder.tokenSource
         self.decide = decide
     }
 
@@ -74,6 +136,8 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         /// A request the application handles, until its request and its answer both ended.
         case application(requestEnded: Bool, answerEnded: Bool)
         case forwarding(Exchange)
+        /// A request the listener answers itself, until its answer is written.
+        case answering(LocalExchange)
         /// The answer is out (the connection closes after it); the rest of the request body is dropped.
         case discarding
     }
@@ -102,7 +166,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         peer = context.channel.remoteAddress?.ipAddress
-        loopPool = passthrough.pool.pool(on: context.eventLoop)
+        loopPool = passthrough.upstream?.pool.pool(on: context.eventLoop)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -150,11 +214,17 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch (mode, part) {
         case (.idle, .head(let head)):
-            if case .forward(let admitted, let route) = passthrough.decide(head), withinLimit(admitted) {
-                start(admitted, route: route, context: context)
-            } else {
-                mode = .application(requestEnded: false, answerEnded: false)
-                context.fireChannelRead(wrapInboundOut(part))
+            switch passthrough.decide(head) {
+            case .forward(let admitted, let route):
+                if let upstream = passthrough.upstream, withinLimit(admitted, upstream: upstream) {
+                    start(admitted, route: route, upstream: upstream, context: context)
+                } else {
+                    toApplication(part, context: context)
+                }
+            case .answer(let admitted, let route, let answering):
+                startAnswering(admitted, route: route, answering: answering, context: context)
+            case .application:
+                toApplication(part, context: context)
             }
         case (.idle, _):
             // Parts of a request whose answer is already out and whose rest was dropped; nothing to do.
@@ -172,7 +242,38 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             if exchange.discardingBody { return }
             exchange.send(.end(nil))
             exchange.unflushed = true
-        case (.forwarding, .head), (.discarding, .head):
+        case (.answering(let local), .body(let buffer)):
+            guard let collection = local.collection else { return }  // refused: the rest is dropped
+            do throws(BodyMemoryBudget.Refusal) {
+                try collection.append(buffer)
+            } catch {
+                local.collection = nil
+                refuse(local, refusal: error, context: context)
+            }
+        case (.answering(let local), .end):
+            local.requestEnded = true
+            if let deferred = local.deferred {
+                respond(deferred, to: local, context: context)
+            } else if let collection = local.collection {
+                local.collection = nil
+                let (body, reservation) = collection.finish()
+                let answering = local.answering
+                let logger = self.logger
+                if let immediate = answering.answerNow?(body, logger) {
+                    if let before = immediate.before {
+                        complete(local, reservation: reservation, context: context) {
+                            await before()
+                            return immediate.answer
+                        }
+                    } else {
+                        reservation.release()
+                        respond(immediate.answer, to: local, context: context)
+                    }
+                } else {
+                    complete(local, reservation: reservation, context: context) { await answering.answer(body, logger) }
+                }
+            }
+        case (.forwarding, .head), (.answering, .head), (.discarding, .head):
             queued.append(part)  // not reached: channelRead and nextRequest queue a head unless idle
         case (.discarding, .end):
             mode = .idle
@@ -182,9 +283,14 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         }
     }
 
+    private func toApplication(_ head: HTTPRequestPart, context: ChannelHandlerContext) {
+        mode = .application(requestEnded: false, answerEnded: false)
+        context.fireChannelRead(wrapInboundOut(head))
+    }
+
     /// A declared body over the passthrough limit goes to the application, which answers 413 without forwarding.
-    private func withinLimit(_ head: HTTPRequest) -> Bool {
-        guard let max = passthrough.maxBodyBytes, let length = head.headerFields[.contentLength].flatMap({ Int($0) }) else { return true }
+    private func withinLimit(_ head: HTTPRequest, upstream: PassthroughUpstream) -> Bool {
+        guard let max = upstream.maxBodyBytes, let length = head.headerFields[.contentLength].flatMap({ Int($0) }) else { return true }
         return length <= max
     }
 
@@ -244,12 +350,12 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     // MARK: The exchange
 
-    private func start(_ head: HTTPRequest, route: String, context: ChannelHandlerContext) {
+    private func start(_ head: HTTPRequest, route: String, upstream: PassthroughUpstream, context: ChannelHandlerContext) {
         let target = head.path ?? "/"
         logger.debug("request", metadata: ["method": "\(head.method.rawValue)", "path": "\(target)", "route": "\(route)"])
-        let settings = passthrough.live.current
-        var headers = passthrough.rules.requestHeaders(head.headerFields, authority: head.authority, peer: peer, settings: settings)
-        headers.add(name: "Host", value: passthrough.rules.upstreamHost)
+        let settings = upstream.live.current
+        var headers = upstream.rules.requestHeaders(head.headerFields, authority: head.authority, peer: peer, settings: settings)
+        headers.add(name: "Host", value: upstream.rules.upstreamHost)
         if let length = head.headerFields[.contentLength] {
             headers.add(name: "Content-Length", value: length)
         } else if head.headerFields[.transferEncoding] != nil {
@@ -258,16 +364,16 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             headers.add(name: "Content-Length", value: "0")
         }
         let upstreamHead = HTTPRequestHead(
-            version: .http1_1, method: HTTPMethod(rawValue: head.method.rawValue), uri: passthrough.rules.upstreamTarget(target), headers: headers)
+            version: .http1_1, method: HTTPMethod(rawValue: head.method.rawValue), uri: upstream.rules.upstreamTarget(target), headers: headers)
         let exchange = Exchange(
-            head: upstreamHead, method: head.method.rawValue, route: route, target: target,
+            upstream: upstream, head: upstreamHead, method: head.method.rawValue, route: route, target: target,
             clientCloses: head.headerFields[.connection]?.lowercased() == "close")
         mode = .forwarding(exchange)
-        exchange.deadline = context.eventLoop.assumeIsolated().scheduleTask(in: passthrough.timeout) { [weak self, weak exchange] in
+        exchange.deadline = context.eventLoop.assumeIsolated().scheduleTask(in: upstream.timeout) { [weak self, weak exchange] in
             guard let self, let exchange, !exchange.upstreamAnswered, case .forwarding(let current) = mode, current === exchange else { return }
             timedOut(exchange)
         }
-        if let tokenSource = passthrough.tokenSource, ForwardingRules.takesToken(headers, settings: settings) {
+        if let tokenSource = upstream.tokenSource, ForwardingRules.takesToken(headers, settings: settings) {
             context.eventLoop.makeFutureWithTask { try await tokenSource.accessToken() }.assumeIsolated().whenComplete { [weak self] result in
                 guard let self, case .forwarding(let current) = mode, current === exchange else { return }
                 switch result {
@@ -326,7 +432,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     private func forwardBody(_ buffer: ByteBuffer, exchange: Exchange) {
         exchange.bodyBytes += buffer.readableBytes
-        if let max = passthrough.maxBodyBytes, exchange.bodyBytes > max, !exchange.discardingBody {
+        if let max = exchange.upstream.maxBodyBytes, exchange.bodyBytes > max, !exchange.discardingBody {
             bodyOverLimit(exchange, limit: max)
             return
         }
@@ -353,7 +459,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             let counters = passthrough.counters
             counters.observe(.upstreamDurationSeconds, exchange.method, seconds: Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e9)
             counters.increment(.upstreamResponses, "\(code / 100)xx")
-            if code == 401, let tokenSource = passthrough.tokenSource, let token = exchange.token {
+            if code == 401, let tokenSource = exchange.upstream.tokenSource, let token = exchange.token {
                 // A revoked or rotated token: fetch a new one for the next request instead of using it until its refresh point.
                 Task { await tokenSource.invalidate(token) }
             }
@@ -446,11 +552,79 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         unreachable(exchange, error: error ?? ChannelError.eof)
     }
 
+    // MARK: Answered here
+
+    private func startAnswering(_ head: HTTPRequest, route: String, answering: LocalAnswering, context: ChannelHandlerContext) {
+        logger.debug("request", metadata: ["method": "\(head.method.rawValue)", "path": "\(head.path ?? "")", "route": "\(route)"])
+        let declaredLength = head.headerFields[.contentLength].flatMap { Int($0) }
+        let local = LocalExchange(
+            route: route, answering: answering, declaredLength: declaredLength,
+            clientCloses: head.headerFields[.connection]?.lowercased() == "close")
+        mode = .answering(local)
+        if let answer = answering.beforeBody(logger) {
+            respond(answer, to: local, context: context)
+            return
+        }
+        do throws(BodyMemoryBudget.Refusal) {
+            local.collection = try BodyCollection(budget: answering.budget, limit: answering.maxBodyBytes, declaredLength: declaredLength)
+        } catch {
+            refuse(local, refusal: error, context: context)
+        }
+    }
+
+    /// A body that cannot be taken: the refusal goes out after the rest of a declared body was read and dropped (up to
+    /// the lingering limit), otherwise at once; with `Connection: close` either way.
+    private func refuse(_ local: LocalExchange, refusal: BodyMemoryBudget.Refusal, context: ChannelHandlerContext) {
+        var answer = local.answering.refused(refusal, logger)
+        answer.headers[.connection] = "close"
+        if refusal != .unreadable, !local.requestEnded, let declared = local.declaredLength, declared <= BodyMemoryBudget.lingeringLimit {
+            local.deferred = answer
+        } else {
+            respond(answer, to: local, context: context)
+        }
+    }
+
+    /// Makes the answer off the event loop (decoding, the assembler, the journal, or waiting for the next stage), then
+    /// writes it, unless the client went away meanwhile. The body's share of the memory budget is held until then.
+    private func complete(
+        _ local: LocalExchange, reservation: BodyMemoryBudget.Reservation, context: ChannelHandlerContext,
+        making: @escaping @Sendable () async -> ListenerAnswer
+    ) {
+        let promise = context.eventLoop.makePromise(of: ListenerAnswer.self)
+        promise.completeWithTask(making)
+        promise.futureResult.assumeIsolated().whenComplete { [weak self] result in
+            reservation.release()
+            guard let self, let context = self.context, case .answering(let current) = mode, current === local,
+                case .success(let answer) = result
+            else { return }
+            respond(answer, to: local, context: context)
+        }
+    }
+
+    /// Writes the listener's own answer, counted under the request's route; then the next request, or the rest of
+    /// this one's body dropped.
+    private func respond(_ answer: ListenerAnswer, to local: LocalExchange, context: ChannelHandlerContext) {
+        var fields = answer.headers
+        fields[.contentLength] = "\(answer.body.readableBytes)"
+        if local.clientCloses { fields[.connection] = "close" }
+        passthrough.counters.increment(.requests, labels: [local.route, "\(answer.status.code / 100)xx"])
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
+        if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(answer.body)), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if local.requestEnded {
+            mode = .idle
+            nextRequest(context: context)
+        } else {
+            mode = .discarding
+            resumeReadsIfHeld(context: context)
+        }
+    }
+
     // MARK: Endings
 
     private func unreachable(_ exchange: Exchange, error: any Error) {
         passthrough.counters.increment(.upstreamErrors, "unreachable")
-        let upstream = passthrough.rules.upstream
+        let upstream = exchange.upstream.rules.upstream
         let request = "\(exchange.method) \(TargetPath.path(of: exchange.target))"
         logger.warning("upstream unreachable", metadata: ["request": "\(request)", "upstream": "\(upstream)", "error": "\(error)"])
         answer(
@@ -460,12 +634,12 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     private func timedOut(_ exchange: Exchange) {
         passthrough.counters.increment(.upstreamErrors, "timeout")
-        let upstream = passthrough.rules.upstream
+        let upstream = exchange.upstream.rules.upstream
         let request = "\(exchange.method) \(TargetPath.path(of: exchange.target))"
         logger.warning("upstream timed out", metadata: ["request": "\(request)", "upstream": "\(upstream)"])
         answer(
             exchange, status: .gatewayTimeout, code: "DEADLINE_EXCEEDED",
-            message: "The upstream MLflow server at \(upstream) did not answer \(request) within \(passthrough.timeoutText).")
+            message: "The upstream MLflow server at \(upstream) did not answer \(request) within \(exchange.upstream.timeoutText).")
     }
 
     private func bodyOverLimit(_ exchange: Exchange, limit: Int) {
@@ -532,6 +706,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
 /// One forwarded request, from its head to the end of its answer.
 final class Exchange {
+    let upstream: PassthroughUpstream
     var head: HTTPRequestHead
     let method: String
     let route: String
@@ -566,7 +741,8 @@ final class Exchange {
     var answerEnded = false
     var upstreamCloses = false
 
-    init(head: HTTPRequestHead, method: String, route: String, target: String, clientCloses: Bool) {
+    init(upstream: PassthroughUpstream, head: HTTPRequestHead, method: String, route: String, target: String, clientCloses: Bool) {
+        self.upstream = upstream
         self.head = head
         self.method = method
         self.route = route
@@ -609,5 +785,25 @@ enum TargetPath {
     static func path(of target: String) -> Substring {
         guard let mark = target.firstIndex(where: { $0 == "?" || $0 == "#" }) else { return target[...] }
         return target[..<mark]
+    }
+}
+
+/// One request the listener answers itself, from its head to its answer.
+final class LocalExchange {
+    let route: String
+    let answering: LocalAnswering
+    let declaredLength: Int?
+    let clientCloses: Bool
+    /// The body read so far; `nil` once refused or read whole.
+    var collection: BodyCollection?
+    /// A refusal waiting for the end of the body it drops.
+    var deferred: ListenerAnswer?
+    var requestEnded = false
+
+    init(route: String, answering: LocalAnswering, declaredLength: Int?, clientCloses: Bool) {
+        self.route = route
+        self.answering = answering
+        self.declaredLength = declaredLength
+        self.clientCloses = clientCloses
     }
 }

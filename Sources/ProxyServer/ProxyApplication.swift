@@ -112,20 +112,25 @@ public enum ProxyApplication {
         let intake = try wiring.intake(tracePath: tracePath, fanOut: fanOut)
         let copies = DualCopies()
         let bodyBudget = BodyMemoryBudget(capacity: configuration.limits.maxBodyBytesInMemory)
+        let localAnswers = intake.intake.flatMap { intake in
+            configuration.mode.answersTraceCallsLocally
+                ? LocalTraceAnswers(
+                    // Push back on clients (503) only for a destination whose full policy is `refuse`; with drop_oldest a
+                    // dead destination never changes the answers clients get (its own queue drops and counts instead).
+                    intake: intake, budget: bodyBudget, exportIsSaturated: { fanOut.isSaturated }, spoolProblem: { fanOut.spoolProblems.first })
+                : nil
+        }
         let responder = ProxyResponder(
-            // Push back on clients (503) only for a destination whose full policy is `refuse`; with drop_oldest a
-            // dead destination never changes the answers clients get (its own queue drops and counts instead).
-            mode: configuration.mode, forwarder: forwarder, intake: intake.intake,
-            exportIsSaturated: { fanOut.isSaturated }, spoolProblem: { fanOut.spoolProblems.first }, live: live,
+            mode: configuration.mode, forwarder: forwarder, intake: intake.intake, localAnswers: localAnswers, live: live,
             experiments: StandaloneExperiments(), counters: counters, bodyBudget: bodyBudget, copies: copies
         )
         let adminState = AdminState(
             settings: AdminSettings(configuration), status: status, fanOut: fanOut, assembler: tracePath.assembler, client: exportClient)
         let proxyConnections = ConnectionGauge(listener: "proxy")
-        // The passthrough runs in each connection's pipeline; the application (`responder`) gets the other requests.
-        let passthrough = upstreamPool.flatMap { pool in
-            forwarder.map { wiring.listenerPassthrough(forwarder: $0, pool: pool, live: live, interceptsTraceUploads: intake.intake != nil) }
-        }
+        // The passthrough and the local trace answers run in each connection's pipeline; the application (`responder`)
+        // gets the other requests.
+        let passthrough = wiring.listenerPassthrough(
+            forwarder: forwarder, pool: upstreamPool, live: live, interceptsTraceUploads: intake.intake != nil, localAnswers: localAnswers)
         var requestHandlers: (@Sendable (any Channel, Logger) throws -> Void)?
         if let passthrough { requestHandlers = { channel, logger in try passthrough.addHandler(to: channel, logger: logger) } }
         let server = Application(
@@ -300,7 +305,9 @@ struct ServiceWiring {
             fanOut: fanOut, metricsRecorders: metricsRecorders, status: status, counters: counters, logger: logger,
             summaryLevel: configuration.mode == .standalone ? .info : .debug, journalChanges: journalChanges)
         let translation = TranslationStage(settings: translationSettings, output: dispatch.handle)
-        let assembler = TraceAssembler(settings: assemblySettings, logger: logger) { traces in await translation.submit(traces) }
+        let assembler = TraceAssembler(settings: assemblySettings, logger: logger, offer: { translation.trySubmit($0) }) { traces in
+            await translation.submit(traces)
+        }
         return TracePath(journalChanges: journalChanges, translation: translation, assembler: assembler)
     }
 
@@ -334,17 +341,26 @@ struct ServiceWiring {
             connectTimeout: TimeAmount(min(timeout, .seconds(10))))
     }
 
-    /// The passthrough in the listener's pipeline: every request the application would forward unread (admitted as
-    /// ``ProxyResponder`` admits it), unless the intake reads it.
-    func listenerPassthrough(forwarder: UpstreamForwarder, pool: UpstreamConnectionPool, live: LiveSettings, interceptsTraceUploads: Bool)
-        -> ListenerPassthrough
-    {
-        ListenerPassthrough(forwarder: forwarder, pool: pool, counters: counters) { head in
+    /// The listener's own handling, before the application (requests admitted as ``ProxyResponder`` admits them):
+    /// with an upstream, every request the application would forward unread; the trace uploads the proxy answers
+    /// itself (`localAnswers`, whole-body routes). `nil` when there is neither.
+    func listenerPassthrough(
+        forwarder: UpstreamForwarder?, pool: UpstreamConnectionPool?, live: LiveSettings, interceptsTraceUploads: Bool,
+        localAnswers: LocalTraceAnswers?
+    ) -> ListenerPassthrough? {
+        let forwards = forwarder != nil && pool != nil
+        guard forwards || localAnswers != nil else { return nil }
+        return ListenerPassthrough(forwarder: forwarder, pool: pool, counters: counters) { head in
             guard case .admitted(let admitted, let route, _) = RequestAdmission.admit(head, authentication: live.current.authentication) else {
                 return .application  // the application answers the rejection
             }
-            if route.isTraceUpload && interceptsTraceUploads { return .application }
-            return .forward(admitted, route: route.name)
+            if route.isTraceUpload && interceptsTraceUploads {
+                if let answering = localAnswers?.answering(route, headers: admitted.headerFields) {
+                    return .answer(admitted, route: route.name, answering)
+                }
+                return .application  // dual mode's copies and attachments
+            }
+            return forwards ? .forward(admitted, route: route.name) : .application
         }
     }
 
@@ -418,7 +434,7 @@ struct RuntimeGauges: Sendable {
                 Gauge(label: "mlflow_otel_proxy_destination_state", dimensions: dimensions).record(destination.state == state ? 1 : 0)
             }
         }
-        let statistics = await assembler.statistics
+        let statistics = assembler.statistics
         Gauge(label: "mlflow_otel_proxy_traces_waiting").record(statistics.tracesInFlight)
         Gauge(label: "mlflow_otel_proxy_connections_open", dimensions: [("listener", "proxy")]).record(connections.open)
         Gauge(label: "mlflow_otel_proxy_request_body_bytes_in_memory").record(bodyBudget.bytesHeld)

@@ -22,10 +22,9 @@ struct ProxyResponder: HTTPResponder {
     let mode: ExportMode
     let forwarder: UpstreamForwarder?
     let intake: TraceIntake?
-    /// Whether the export queue is full (the proxy then asks clients to retry span uploads later).
-    let exportIsSaturated: @Sendable () -> Bool
-    /// Why a destination's spool cannot be written, if one cannot (uploads the proxy answers itself then get 503).
-    let spoolProblem: @Sendable () -> String?
+    /// The uploads the proxy answers itself (OpenTelemetry-only and standalone, with an intake); the listener's
+    /// pipeline answers them with the same definitions before they reach the application.
+    let localAnswers: LocalTraceAnswers?
     /// Settings a reload can change (inbound tokens), read per request.
     let live: LiveSettings
     let experiments: StandaloneExperiments
@@ -69,75 +68,61 @@ struct ProxyResponder: HTTPResponder {
         context.logger.debug("request", metadata: ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "route": "\(route.name)"])
         var request = request
         if route.isTraceUpload, let intake {
-            let json = (try? OTLPRequestDecoder.bodyFormat(contentType: request.headers[.contentType])) == .json
-            if mode == .openTelemetryOnly || mode == .standalone {
-                if let problem = spoolProblem() {
-                    return intake.spoolUnwritable(problem, route: route, json: json, context: context)
-                }
-                if route == .otlpTraces || route.isTracesArtifact, exportIsSaturated() {
-                    return intake.overloaded(route: route, json: json, context: context)  // before the body is read
-                }
-            }
-            var reservation: BodyMemoryBudget.Reservation?
-            if case .traceAttachment = route {
-                // Attachments stream to disk (or upstream); they are not held in memory.
-            } else {
-                do {
-                    reservation = try await bodyBudget.collect(&request, limit: intake.maxBodyBytes)
-                } catch {
-                    if error != .unreadable { await BodyMemoryBudget.discardDeclaredBody(of: &request) }
-                    return intake.refused(error, route: route, json: json, budget: bodyBudget.capacity, context: context)
-                }
-            }
-            defer { reservation?.release() }
             switch mode {
             case .dual, .mlflowOnly:
                 // MLflow-only has an intake only when span metrics are exported: as in an application, the
                 // metrics variables work whatever the traces' destination (the copy feeds the metrics alone).
                 if let forwarder {
-                    return await tee(&request, route: route, context: context, forwarder: forwarder, intake: intake, reservation: reservation)
+                    return await tee(&request, route: route, context: context, forwarder: forwarder, intake: intake)
                 }
             case .openTelemetryOnly, .standalone:
-                return await answerLocally(&request, route: route, context: context, intake: intake)
+                if let localAnswers {
+                    return await answerLocally(&request, route: route, context: context, intake: intake, answers: localAnswers)
+                }
             }
         }
         if let forwarder { return await forwarder.forward(request, context: context) }
         return await answerStandalone(&request, route: route, context: context)
     }
 
-    /// OpenTelemetry-only and standalone: the proxy is the trace API.
-    private func answerLocally(_ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, intake: TraceIntake) async -> Response {
-        switch route {
-        case .otlpTraces:
-            return await intake.answerOTLP(&request, context: context)
-        case .startTraceV2:
-            return await intake.answerStartTraceV2(&request, context: context)
-        case .endTraceV2(let requestID):
-            return await intake.answerEndTraceV2(&request, context: context, requestID: requestID)
-        case .startTraceV3:
-            return await intake.answerStartTraceV3(&request, context: context)
-        case .tracesArtifact(let experimentID, let traceID):
-            return await intake.answerTracesArtifact(&request, context: context, experimentID: experimentID, traceID: traceID)
-        case .traceAttachment(_, let traceID, let attachmentID):
-            return await intake.answerAttachment(request, context: context, traceID: traceID, attachmentID: attachmentID)
-        default:
+    /// OpenTelemetry-only and standalone: the proxy is the trace API. Attachments stream to disk; every other upload
+    /// is read whole and answered as the listener answers it (``LocalTraceAnswers``).
+    private func answerLocally(
+        _ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, intake: TraceIntake, answers: LocalTraceAnswers
+    ) async -> Response {
+        if let answering = answers.answering(route, headers: request.headers) {
+            return await LocalTraceAnswers.answer(&request, answering: answering, logger: context.logger)
+        }
+        guard case .traceAttachment(_, let traceID, let attachmentID) = route else {
             return await answerStandalone(&request, route: route, context: context)
         }
+        if let problem = answers.spoolProblem() {
+            return intake.spoolUnwritable(problem, route: route, json: false, logger: context.logger).response
+        }
+        return await intake.answerAttachment(request, context: context, traceID: traceID, attachmentID: attachmentID)
     }
 
     /// Dual mode: the upload goes upstream unchanged and the client gets the upstream's answer; a copy is
     /// decoded and exported, without delaying that answer, when the upstream accepted the upload or could not
     /// judge it. Attachments are only forwarded.
     private func tee(
-        _ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, forwarder: UpstreamForwarder, intake: TraceIntake,
-        reservation: BodyMemoryBudget.Reservation?
+        _ request: inout Request, route: MLflowRoute, context: ProxyRequestContext, forwarder: UpstreamForwarder, intake: TraceIntake
     ) async -> Response {
         if case .traceAttachment = route { return await forwarder.forward(request, context: context) }
+        let reservation: BodyMemoryBudget.Reservation
+        do {
+            reservation = try await bodyBudget.collect(&request, limit: intake.maxBodyBytes)
+        } catch {
+            if error != .unreadable { await BodyMemoryBudget.discardDeclaredBody(of: &request) }
+            let json = (try? OTLPRequestDecoder.bodyFormat(contentType: request.headers[.contentType])) == .json
+            return intake.refused(error, route: route, json: json, budget: bodyBudget.capacity, logger: context.logger).response
+        }
+        defer { reservation.release() }
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: intake.maxBodyBytes)
         } catch {
-            intake.record(WireError(.bodyTooLarge, "the body exceeds \(intake.maxBodyBytes) bytes"), route: route.name, context: context)
+            intake.record(WireError(.bodyTooLarge, "the body exceeds \(intake.maxBodyBytes) bytes"), route: route.name, logger: context.logger)
             return ErrorResponses.mlflow(
                 status: .contentTooLarge, code: "MAX_READ_SIZE_EXCEEDED", message: "The trace upload exceeds \(intake.maxBodyBytes) bytes."
             )
@@ -148,10 +133,10 @@ struct ProxyResponder: HTTPResponder {
             // The request id is the upstream's: read its (small) answer before filing the trace info under it.
             let (response, answer) = await forwarder.forwardReadingAnswer(request, context: context, bufferedBody: body, limit: 1024 * 1024)
             if let answer, let requestID = TraceInfoV2Decoder.decodeTraceInfoAnswer(Data(answer.readableBytesView))?.requestID {
-                let held = reservation?.transfer()
+                let held = reservation.transfer()
                 copies.start {
                     await report(intake.ingestStartTraceV2(body: body, requestID: requestID).map { _ in 0 }, route: route, logger: logger)
-                    held?.release()
+                    held.release()
                 }
             }
             return response
@@ -176,9 +161,9 @@ struct ProxyResponder: HTTPResponder {
             return response
         }
         // The copy keeps the body's share of the memory budget until it is decoded.
-        let held = reservation?.transfer()
+        let held = reservation.transfer()
         copies.start {
-            defer { held?.release() }
+            defer { held.release() }
             let result: Result<Int, WireError>
             switch route {
             case .otlpTraces: result = await intake.ingestOTLP(body: body, headers: headers).map(\.spans)

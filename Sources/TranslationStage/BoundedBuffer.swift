@@ -44,6 +44,26 @@ public final class BoundedBuffer<Element: Sendable>: Sendable {
         }
     }
 
+    /// Hands an element to the consumer if there is room now, without waiting: `make` builds it (under the buffer's
+    /// lock, so whatever it counts is counted only for an element taken).
+    /// - Returns: whether it was taken (`false`: the buffer is full, or the consumer has ended).
+    public func offer(_ make: () -> Element) -> Bool {
+        var handed: (consumer: CheckedContinuation<Element?, Never>, element: Element)?
+        let taken = state.withLockedValue { state -> Bool in
+            if state.ended { return false }
+            if let consumer = state.consumer {
+                state.consumer = nil
+                handed = (consumer, make())
+                return true
+            }
+            guard state.elements.count < capacity && state.senders.isEmpty else { return false }
+            state.elements.append(make())
+            return true
+        }
+        if let handed { handed.consumer.resume(returning: handed.element) }
+        return taken
+    }
+
     /// The next element, waiting while there is none; `nil` once finished and empty, or when the task is cancelled.
     public func next() async -> Element? {
         await withTaskCancellationHandler {

@@ -47,6 +47,14 @@ public final class TranslationStage: Service, Sendable {
         if !(await buffer.send((sequence, traces))) { process(sequence, traces) }
     }
 
+    /// Takes traces the assembler released if there is room now, without waiting.
+    /// - Returns: whether they were taken (`false`: full, or the stage has ended; ``submit(_:)`` them then).
+    public func trySubmit(_ traces: [AssembledTrace]) -> Bool {
+        guard !traces.isEmpty else { return true }
+        // Numbered only when taken (under the buffer's lock), so a refused offer leaves no gap in the sequence.
+        return buffer.offer { (submittedCount.add(1, ordering: .sequentiallyConsistent).newValue, traces) }
+    }
+
     /// Returns once every release submitted before the call has been translated and handed on.
     public func processedSubmitted() async {
         let target = submittedCount.load(ordering: .sequentiallyConsistent)

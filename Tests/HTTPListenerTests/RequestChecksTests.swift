@@ -60,10 +60,10 @@ import Testing
         #expect(mlflow.headers[.contentType] == "application/json")
 
         let protobuf = ErrorResponses.otlp(status: .contentTooLarge, message: "too big", json: false)
-        let status = try Google_Rpc_Status(serializedBytes: Array(try await protobuf.collectBody().readableBytesView))
+        let status = try Google_Rpc_Status(serializedBytes: Array(protobuf.body.readableBytesView))
         #expect(status.code == 8 && status.message == "too big" && protobuf.headers[.contentType] == "application/x-protobuf")
         let json = ErrorResponses.otlp(status: .serviceUnavailable, message: "later", json: true)
-        let decoded = try Google_Rpc_Status(jsonUTF8Data: Data(try await json.collectBody().readableBytesView))
+        let decoded = try Google_Rpc_Status(jsonUTF8Data: Data(json.body.readableBytesView))
         #expect(decoded.code == 14 && decoded.message == "later")
     }
 

@@ -36,12 +36,12 @@ import TraceAssembly
             assembler: assembler, counters: counters, maxBodyBytes: 1024 * 1024, attachments: attachments, status: StatusBoard(destinations: []))
         let router = Router(context: ProxyRequestContext.self)
         router.post("/v1/traces") { request, context in
-            var request = request
-            return await intake.answerOTLP(&request, context: context)
+            let body = try await request.body.collect(upTo: 1024 * 1024)
+            return await intake.answerOTLP(headers: request.headers, body: body, logger: context.logger).response
         }
         router.post("/api/3.0/mlflow/traces") { request, context in
-            var request = request
-            return await intake.answerStartTraceV3(&request, context: context)
+            let body = try await request.body.collect(upTo: 1024 * 1024)
+            return await intake.answerStartTraceV3(headers: request.headers, body: body, logger: context.logger).response
         }
         return Harness(intake: intake, released: released, counters: counters, application: Application(router: router))
     }

@@ -2,6 +2,7 @@ import DeadlineClocks
 import Foundation
 import Logging
 import MLflowWire
+import NIOConcurrencyHelpers
 import OTLPProto
 import TestSupport
 import Testing
@@ -47,22 +48,22 @@ import TraceAssembly
         let running = Task { try await assembler.run() }
         let key = AssemblyKey.trace(Data(repeating: 7, count: 16))
         await assembler.add([SpanBatch(spans: [Self.span(trace: 7, id: 2, parent: 1)], encoding: .typed)])  // no root: waits
-        #expect(await assembler.holding([key]) == [key])
+        #expect(assembler.holding([key]) == [key])
         #expect(await clock.waitForSleepers(), "the timer is armed for the wait's end")
         clock.advance(by: .seconds(4))
-        #expect(await assembler.holding([key]) == [key], "held until its wait runs out")
+        #expect(assembler.holding([key]) == [key], "held until its wait runs out")
         clock.advance(by: .seconds(1))
         var iterator = released.makeAsyncIterator()
         let trace = try #require(await iterator.next())
         #expect(trace.completion == .timedOut && trace.spans.count == 1)
-        #expect(await assembler.holding([key]).isEmpty)
+        #expect(assembler.holding([key]).isEmpty)
         running.cancel()
         _ = try? await running.value
     }
 
     @Test func aTraceOnItsWayToTheNextStageStillCountsAsHeld() async throws {
-        // The next stage is full: the output waits (the actor serves other calls meanwhile). The intake journal must
-        // not settle an upload whose trace is in neither place.
+        // The next stage is full: the output waits (other uploads are added meanwhile). The intake journal must not
+        // settle an upload whose trace is in neither place.
         let (entered, enteredContinuation) = AsyncStream<Void>.makeStream()
         let gate = AsyncStream<Void>.makeStream()
         let assembler = TraceAssembler(settings: AssemblySettings(), logger: Logger(label: "test")) { _ in
@@ -73,10 +74,37 @@ import TraceAssembly
         let adding = Task { await assembler.add([SpanBatch(spans: [Self.span(trace: 9, id: 1)], encoding: .typed)]) }  // a root alone: complete
         var iterator = entered.makeAsyncIterator()
         _ = await iterator.next()
-        #expect(await assembler.holding([key]) == [key])
+        #expect(assembler.holding([key]) == [key])
         gate.continuation.yield()
         await adding.value
-        #expect(await assembler.holding([key]).isEmpty)
+        #expect(assembler.holding([key]).isEmpty)
+    }
+
+    @Test func anAddHandsOnWhatTheNextStageTakesAndReturnsTheRestToDeliver() async throws {
+        let room = NIOLockedValueBox(true)
+        let offered = NIOLockedValueBox<[AssembledTrace]>([])
+        let delivered = NIOLockedValueBox<[AssembledTrace]>([])
+        let assembler = TraceAssembler(
+            settings: AssemblySettings(), logger: Logger(label: "test"),
+            offer: { traces in
+                guard room.withLockedValue({ $0 }) else { return false }
+                offered.withLockedValue { $0 += traces }
+                return true
+            },
+            output: { traces in delivered.withLockedValue { $0 += traces } })
+        // Room: a root alone completes its trace, which the next stage takes at once.
+        #expect(assembler.addNow([SpanBatch(spans: [Self.span(trace: 1, id: 1)], encoding: .typed)]) == nil)
+        #expect(offered.withLockedValue { $0.count } == 1)
+        #expect(assembler.holding([.trace(Data(repeating: 1, count: 16))]).isEmpty)
+        // No room: the trace comes back, still held, until it is delivered (waiting for the next stage).
+        room.withLockedValue { $0 = false }
+        let key = AssemblyKey.trace(Data(repeating: 2, count: 16))
+        let release = try #require(assembler.addNow([SpanBatch(spans: [Self.span(trace: 2, id: 1)], encoding: .typed)]))
+        #expect(assembler.holding([key]) == [key])
+        #expect(delivered.withLockedValue { $0.isEmpty })
+        await assembler.deliver(release)
+        #expect(delivered.withLockedValue { $0.map(\.traceID) } == [Data(repeating: 2, count: 16)])
+        #expect(assembler.holding([key]).isEmpty)
     }
 
     @Test func journalKeysRoundTripAndForeignTextNamesNone() {

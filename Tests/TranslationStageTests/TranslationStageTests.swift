@@ -109,6 +109,47 @@ import TranslationStage
         await stage.processedSubmitted()
     }
 
+    @Test func anOfferIsTakenOnlyWhileThereIsRoomAndNumbersOnlyWhatIsTaken() async throws {
+        let buffer = BoundedBuffer<Int>(capacity: 1)
+        let made = NIOLockedValueBox(0)
+        func make(_ value: Int) -> () -> Int {
+            {
+                made.withLockedValue { $0 += 1 }
+                return value
+            }
+        }
+        #expect(buffer.offer(make(1)))
+        #expect(!buffer.offer(make(2)), "taken into a full buffer")
+        #expect(made.withLockedValue { $0 } == 1, "an element was built for a refused offer")
+        #expect(await buffer.next() == 1)
+        let consumer = Task { await buffer.next() }
+        for _ in 0..<100 { await Task.yield() }
+        #expect(buffer.offer(make(3)))  // room again (or a waiting consumer)
+        #expect(await consumer.value == 3)
+        buffer.finish()
+        #expect(await buffer.next() == nil)
+        #expect(!buffer.offer(make(4)), "taken after the consumer ended")
+
+        // The stage: a refused offer leaves no gap in the numbering, so the checkpoint's event still comes.
+        let traces = try Self.traces()
+        let trace = try #require(traces.first)
+        let handed = NIOLockedValueBox(0)
+        let stage = TranslationStage(settings: TranslationSettings(serviceName: nil, resourceAttributes: [], scopeVersion: "test"), capacity: 1) {
+            _, _ in handed.withLockedValue { $0 += 1 }
+        }
+        #expect(stage.trySubmit([trace]))
+        #expect(!stage.trySubmit([trace]), "taken into a full stage")
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: stage)], gracefulShutdownSignals: [], cancellationSignals: [], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        await stage.submit([trace])
+        await stage.processedSubmitted()
+        #expect(handed.withLockedValue { $0 } == 2)
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+
     @Test func processedSubmittedWaitsForAReleaseStillInTheBuffer() async throws {
         let traces = try Self.traces()
         let trace = try #require(traces.first)

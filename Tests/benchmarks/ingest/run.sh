@@ -3,7 +3,8 @@
 # the proxy in OpenTelemetry-only mode (release build), exporting to an nginx receiver that discards; then the
 # same load at the MLflow server's own /v1/traces ingest as the peer, in the same run.
 # Prints spans/s, proxy CPU seconds per 100k spans, peak RSS, p50/p99 of the intercepted calls at saturation
-# and at a paced ~1k requests/s, and the ratio to MLflow's ingest. Usage: Tests/benchmarks/ingest/run.sh
+# and at a paced ~1k requests/s (with the floor of that latency here: the discarding nginx answering the same paced
+# load), and the ratio to MLflow's ingest. Usage: Tests/benchmarks/ingest/run.sh
 # (MLFLOW_OTEL_PROXY_SEMCONV=mlflow measures without the default GenAI mapping).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -48,6 +49,12 @@ kill -TERM $PROXY_PID; wait $PROXY_PID || true
 EXPORTED=$(grep -o 'spans_exported{otlp}=[0-9]*' "$WORK/proxy.log" | cut -d= -f2 || echo 0)
 DROPPED=$(grep -o 'spans_dropped{[^}]*}=[0-9]*' "$WORK/proxy.log" | tr '\n' ' ' || true)
 
+# The floor of the paced latency on this machine: the same paced load answered by the nginx receiver that discards
+# (no proxy in the path; the proxy is stopped, so the receiver is idle otherwise).
+echo "== floor: the nginx receiver answering the same paced load (wrk -t1 -c10, 10 ms apart, ${DURATION}s)"
+FLOOR=$(RATE_DELAY_MS=10 wrk -t1 -c10 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$NGINX_PORT" | grep '^RESULT')
+echo "$FLOOR"
+
 echo "== peer: MLflow server's own /v1/traces ingest (sqlite, wrk -t1 -c8, ${DURATION}s)"
 MLFLOW_PORT=$(port)
 env -i PATH="$PATH" HOME="$WORK" .venv/bin/mlflow server --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 \
@@ -56,11 +63,11 @@ for _ in $(seq 600); do curl -fsS "http://127.0.0.1:$MLFLOW_PORT/health" >/dev/n
 PEER=$(SPANS_ONLY=1 wrk -t1 -c8 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$MLFLOW_PORT" | grep '^RESULT')
 echo "$PEER"
 
-.venv/bin/python - "$SAT" "$PACED" "$PEER" "$((AFTER - BEFORE))" "$TICKS" "$SPANS_PER_REQUEST" "$PEAK_RSS" "$IDLE_RSS" "$EXPORTED" "$DROPPED" <<'PY'
+.venv/bin/python - "$SAT" "$PACED" "$PEER" "$((AFTER - BEFORE))" "$TICKS" "$SPANS_PER_REQUEST" "$PEAK_RSS" "$IDLE_RSS" "$EXPORTED" "$DROPPED" "$FLOOR" <<'PY'
 import sys
-sat, paced, peer, ticks, hz, per, peak, idle, exported, dropped = sys.argv[1:]
+sat, paced, peer, ticks, hz, per, peak, idle, exported, dropped, floor = sys.argv[1:]
 def parse(line): return {k: int(v) for k, v in (item.split("=") for item in line.split()[1:])}
-sat, paced, peer = parse(sat), parse(paced), parse(peer)
+sat, paced, peer, floor = parse(sat), parse(paced), parse(peer), parse(floor)
 per = int(per)
 def rate(r, pairs=True):
     # At the proxy every trace is two calls (spans + StartTraceV3); the MLflow peer gets span uploads only.
@@ -73,6 +80,7 @@ print("|---|---|")
 print(f"| proxy ingest, saturation | {rate(sat):,.0f} spans/s ({sat['requests'] / (sat['duration_us'] / 1e6):,.0f} intercepted calls/s), p50 {sat['p50_us']/1000:.2f} ms, p99 {sat['p99_us']/1000:.2f} ms |")
 print(f"| proxy CPU per 100k spans | {cpu / spans * 100000:.2f} s ({cpu:.1f} s for {spans:,} spans) |")
 print(f"| proxy, paced | {paced['requests'] / (paced['duration_us'] / 1e6):,.0f} calls/s, p50 {paced['p50_us']/1000:.2f} ms, p99 {paced['p99_us']/1000:.2f} ms |")
+print(f"| floor: nginx answering the same paced load | {floor['requests'] / (floor['duration_us'] / 1e6):,.0f} calls/s, p50 {floor['p50_us']/1000:.2f} ms, p99 {floor['p99_us']/1000:.2f} ms |")
 print(f"| proxy RSS | idle {int(idle)/1024:.0f} MiB, peak {int(peak)/1024:.0f} MiB |")
 print(f"| spans exported / dropped | {exported} / {dropped.strip() or 'none'} |")
 print(f"| MLflow server ingest (peer) | {rate(peer, pairs=False):,.0f} spans/s, p50 {peer['p50_us']/1000:.2f} ms, p99 {peer['p99_us']/1000:.2f} ms, errors {peer['errors_status']} |")

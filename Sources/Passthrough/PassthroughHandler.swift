@@ -501,7 +501,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             exchange.answerEnded = true
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             end(exchange, reuse: exchange.requestEnded && !exchange.discardingBody && !exchange.upstreamCloses)
-            finish(exchange, context: context)
+            afterAnswer(requestEnded: exchange.requestEnded, context: context)
         }
     }
 
@@ -611,13 +611,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
         if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(answer.body)), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        if local.requestEnded {
-            mode = .idle
-            nextRequest(context: context)
-        } else {
-            mode = .discarding
-            resumeReadsIfHeld(context: context)
-        }
+        afterAnswer(requestEnded: local.requestEnded, context: context)
     }
 
     // MARK: Endings
@@ -674,7 +668,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         end(exchange, reuse: false)
-        finish(exchange, context: context)
+        afterAnswer(requestEnded: exchange.requestEnded, context: context)
     }
 
     /// Lets go of the exchange's upstream connection: back to the pool, or closed.
@@ -692,9 +686,10 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         }
     }
 
-    /// After the answer: the next request, or the rest of this one's body dropped.
-    private func finish(_ exchange: Exchange, context: ChannelHandlerContext) {
-        if exchange.requestEnded {
+    /// After an answer (forwarded or the listener's own): the next request if this one's body was read whole,
+    /// otherwise the rest of its body is dropped.
+    private func afterAnswer(requestEnded: Bool, context: ChannelHandlerContext) {
+        if requestEnded {
             mode = .idle
             nextRequest(context: context)
         } else {

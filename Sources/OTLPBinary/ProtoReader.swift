@@ -88,13 +88,25 @@ struct ProtoReader {
     }
 
     mutating func string() throws(NotOnFastPath) -> String {
-        let range = try lengthDelimited()
+        try text(lengthDelimited())
+    }
+
+    /// The string in `range` of the buffer.
+    func text(_ range: Range<Int>) throws(NotOnFastPath) -> String {
         if range.isEmpty { return "" }
         // Strings must be valid UTF-8 in proto3; SwiftProtobuf rejects them otherwise, so this declines.
         guard let text = UTF8Validation.string(UnsafeRawBufferPointer(rebasing: base[range])) else {
             throw NotOnFastPath("invalid UTF-8")
         }
         return text
+    }
+
+    /// An attribute key: one of ``KnownAttributeKeys`` shared, any other decoded as a string.
+    mutating func attributeKey(_ wireType: WireType) throws(NotOnFastPath) -> String {
+        try Self.expect(wireType, .lengthDelimited)
+        let range = try lengthDelimited()
+        if let known = KnownAttributeKeys.match(UnsafeRawBufferPointer(rebasing: base[range])) { return known }
+        return try text(range)
     }
 
     // Typed reads of a known field: its wire type checked, then its value.

@@ -243,7 +243,7 @@ public enum TraceRequestDecoder {
             let (field, wireType) = try reader.tag()
             switch field {
             case 1:
-                result.key = try reader.string(wireType)
+                result.key = try reader.attributeKey(wireType)
             case 2:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 guard !result.hasValue else { throw NotOnFastPath("value twice") }

@@ -16,24 +16,27 @@ public enum AttributeValueNormalizer {
     public static func normalize(_ value: Opentelemetry_Proto_Common_V1_AnyValue, encoding: AttributeEncoding)
         -> Opentelemetry_Proto_Common_V1_AnyValue
     {
-        switch encoding {
-        case .jsonText:
-            guard case .stringValue(let text)? = value.value else { return normalizeTyped(value) }
-            return decodeJSONText(text)
-        case .typed:
-            return normalizeTyped(value)
-        }
+        replacement(for: value, encoding: encoding) ?? value
     }
 
-    /// A typed value: kvlists and arrays become one JSON string; primitives stay.
-    static func normalizeTyped(_ value: Opentelemetry_Proto_Common_V1_AnyValue) -> Opentelemetry_Proto_Common_V1_AnyValue {
-        switch value.value {
-        case .kvlistValue, .arrayValue:
+    /// The normalized form of a value when it differs from the value, `nil` when the value is already normal
+    /// (so a caller leaves it, and the attribute holding it, as they are: no copy).
+    public static func replacement(for value: Opentelemetry_Proto_Common_V1_AnyValue, encoding: AttributeEncoding)
+        -> Opentelemetry_Proto_Common_V1_AnyValue?
+    {
+        switch (encoding, value.value) {
+        case (.jsonText, .stringValue(let text)?):
+            let decoded = decodeJSONText(text)
+            // Only a string that decodes to itself is unchanged (text that is not JSON, a trimmed object).
+            if case .stringValue(let same)? = decoded.value, same == text { return nil }
+            return decoded
+        case (_, .kvlistValue?), (_, .arrayValue?):
+            // Typed structures (and those of JSON-text spans that came typed) become one JSON string.
             var result = Opentelemetry_Proto_Common_V1_AnyValue()
             result.stringValue = PythonStyleJSON.encode(value)
             return result
         default:
-            return value
+            return nil
         }
     }
 

@@ -71,11 +71,16 @@ public enum OTLPTraceTranslator {
         let rootAttributes = trace.info.map(traceLevelAttributes(from:)) ?? []
         for assembled in trace.spans {
             var span = assembled.span
-            span.attributes = assembled.span.attributes.map { attribute in
-                var copy = attribute
-                copy.value = AttributeValueNormalizer.normalize(attribute.value, encoding: assembled.encoding)
-                return copy
+            // Attributes already in normal form (most of a protobuf upload's) are left as they are: no copy.
+            var attributes = span.attributes
+            var changed = false
+            for index in attributes.indices {
+                if let replacement = AttributeValueNormalizer.replacement(for: attributes[index].value, encoding: assembled.encoding) {
+                    attributes[index].value = replacement
+                    changed = true
+                }
             }
+            if changed { span.attributes = attributes }
             if span.kind == .unspecified { span.kind = .internal }
             if assembled.isRoot && !rootAttributes.isEmpty { merge(rootAttributes, into: &span.attributes) }
             let key = ResourceKey(

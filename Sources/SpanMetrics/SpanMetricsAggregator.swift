@@ -45,28 +45,42 @@ public struct SpanMetricsAggregator: Sendable {
         let unit: String
         let description: String
         let bounds: [Double]
-        var points: [String: Point] = [:]
-        var order: [String] = []
+        /// The points in the order they first appeared, found by their key.
+        var points: [Point] = []
+        var index: [String: Int] = [:]
 
+        /// Records a value under attributes given as they are, keyed by ``appendKey(_:_:to:)`` of each in order.
         mutating func record(_ value: Double, attributes: [Opentelemetry_Proto_Common_V1_KeyValue]) {
             var key = ""
             key.reserveCapacity(128)
-            for (index, attribute) in attributes.enumerated() {
-                if index > 0 { key += "\u{1F}" }
-                key += attribute.key
-                key += "="
-                key += Self.text(attribute.value)
+            for attribute in attributes { Self.appendKey(attribute.key, Self.text(attribute.value), to: &key) }
+            record(value, key: key, attributes: attributes)
+        }
+
+        /// Records a value under `key`, the attributes' key (``appendKey(_:_:to:)`` for each, in order); the
+        /// attributes are built only when the key is new, so a span recorded into an existing point allocates none.
+        mutating func record(_ value: Double, key: String, attributes: @autoclosure () -> [Opentelemetry_Proto_Common_V1_KeyValue]) {
+            if let position = index[key] {
+                points[position].record(value, bounds: bounds)
+                return
             }
-            if points[key] == nil {
-                points[key] = Point(attributes: attributes, buckets: Array(repeating: 0, count: bounds.count + 1))
-                order.append(key)
-            }
-            points[key]?.record(value, bounds: bounds)
+            var point = Point(attributes: attributes(), buckets: Array(repeating: 0, count: bounds.count + 1))
+            point.record(value, bounds: bounds)
+            index[key] = points.count
+            points.append(point)
         }
 
         mutating func reset() {
-            points = [:]
-            order = []
+            points = []
+            index = [:]
+        }
+
+        /// Appends one attribute to a point key: `key=<typed text>`, separated by U+001F.
+        static func appendKey(_ name: String, _ typedText: String, to key: inout String) {
+            if !key.isEmpty { key += "\u{1F}" }
+            key += name
+            key += "="
+            key += typedText
         }
 
         static func text(_ value: Opentelemetry_Proto_Common_V1_AnyValue) -> String {
@@ -122,6 +136,10 @@ public struct SpanMetricsAggregator: Sendable {
                 }
             }
         }
+        // The trace's part of every span's point key, built once (the same key text ``Histogram`` builds).
+        var traceKey = ""
+        for attribute in traceAttributes { Histogram.appendKey(attribute.key, Histogram.text(attribute.value), to: &traceKey) }
+        if !traceKey.isEmpty { traceKey = "\u{1F}" + traceKey }
         for item in resourceSpans {
             let experiment = item.resource.attributes.first { $0.key == "mlflow.experiment_id" }?.value.stringValue ?? ""
             for scopeSpans in item.scopeSpans {
@@ -136,10 +154,16 @@ public struct SpanMetricsAggregator: Sendable {
                     default: status = "UNSET"
                     }
                     let nanos = span.endTimeUnixNano >= span.startTimeUnixNano ? span.endTimeUnixNano - span.startTimeUnixNano : 0
+                    let isRoot = span.parentSpanID.isEmpty
+                    var key = isRoot ? Self.rootKey : Self.childKey
+                    Histogram.appendKey("span_type", "s:" + spanType, to: &key)
+                    Histogram.appendKey("span_status", "s:" + status, to: &key)
+                    Histogram.appendKey("experiment_id", "s:" + experiment, to: &key)
+                    key += traceKey
                     spanDuration.record(
-                        Double(nanos) / 1_000_000,
+                        Double(nanos) / 1_000_000, key: key,
                         attributes: [
-                            Self.bool("root", span.parentSpanID.isEmpty), Self.string("span_type", spanType), Self.string("span_status", status),
+                            Self.bool("root", isRoot), Self.string("span_type", spanType), Self.string("span_status", status),
                             Self.string("experiment_id", experiment),
                         ] + traceAttributes
                     )
@@ -148,6 +172,10 @@ public struct SpanMetricsAggregator: Sendable {
             }
         }
     }
+
+    /// The start of a span-duration point key: the `root` attribute.
+    static let rootKey = "root=b:true"
+    static let childKey = "root=b:false"
 
     /// The value of the first attribute named `key` (the first wins, as in the translator's output).
     static func first(_ key: String, in attributes: [Opentelemetry_Proto_Common_V1_KeyValue]) -> Opentelemetry_Proto_Common_V1_AnyValue? {
@@ -199,7 +227,7 @@ public struct SpanMetricsAggregator: Sendable {
             metric.unit = histogram.unit
             metric.description_p = histogram.description
             metric.histogram.aggregationTemporality = cumulative ? .cumulative : .delta
-            metric.histogram.dataPoints = histogram.order.compactMap { histogram.points[$0] }.map { point in
+            metric.histogram.dataPoints = histogram.points.map { point in
                 var data = Opentelemetry_Proto_Metrics_V1_HistogramDataPoint()
                 data.attributes = point.attributes
                 data.startTimeUnixNano = periodStart

@@ -106,8 +106,10 @@ enum GenAIConventions {
         default:
             break
         }
-        attributes += added
-        span.attributes = attributes
+        if !added.isEmpty {
+            attributes += added
+            span.attributes = attributes
+        }
         if let operation, clientOperations.contains(operation), span.kind == .internal || span.kind == .unspecified { span.kind = .client }
     }
 

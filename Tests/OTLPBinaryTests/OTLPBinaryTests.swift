@@ -51,6 +51,48 @@ import Testing
         }
     }
 
+    /// Keys MLflow sends on every span are decoded to shared strings: equal to SwiftProtobuf's, and keys that differ
+    /// from one of them by a byte or a length (or are not valid UTF-8) decoded, or declined, as any other key.
+    @Test func knownAttributeKeysDecodeAsSwiftProtobufDecodesThem() throws {
+        var keys = ["mlflow.spanType", "mlflow.traceRequestId", "service.name", "telemetry.sdk.version", "gen_ai.system"]
+        keys += ["mlflow.spanTypf", "mlflow.spanTyp", "mlflow.spanTypee", "Service.name", "", "x", "mlflow.spänType"]
+        for key in keys {
+            let request = Request.with {
+                $0.resourceSpans = [
+                    .with {
+                        $0.resource.attributes = [.with { $0.key = key }]
+                        $0.scopeSpans = [
+                            .with {
+                                $0.spans = [
+                                    .with {
+                                        $0.traceID = Data(repeating: 1, count: 16)
+                                        $0.spanID = Data(repeating: 2, count: 8)
+                                        $0.attributes = [
+                                            .with {
+                                                $0.key = key; $0.value.stringValue = "v"
+                                            }
+                                        ]
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                ]
+            }
+            let bytes = try request.serializedBytes() as [UInt8]
+            let fast = try Self.fast(bytes)
+            #expect(fast == request, "\(key)")
+            #expect(fast.resourceSpans.first?.scopeSpans.first?.spans.first?.attributes.first?.key == key)
+        }
+        var invalid =
+            try Request.with {
+                $0.resourceSpans = [.with { $0.resource.attributes = [.with { $0.key = "mlflow.spanType" }] }]
+            }.serializedBytes() as [UInt8]
+        let position = try #require(invalid.indices.first { invalid[$0...].starts(with: Array("spanType".utf8)) })
+        invalid[position] = 0xFF
+        #expect(throws: NotOnFastPath.self) { try Self.fast(invalid) }
+    }
+
     @Test func randomMessagesRoundTripByteForByte() throws {
         var random = SeededRandom(seed: 20_261_203)
         for _ in 0..<300 {

@@ -53,6 +53,36 @@ struct AttributeNormalizationTests {
         #expect(AttributeValueNormalizer.normalize(primitive, encoding: .typed) == primitive)
     }
 
+    /// A value already in normal form has no replacement (the translator then leaves its attribute uncopied);
+    /// every other value's replacement is its normal form.
+    @Test func onlyValuesThatChangeHaveAReplacement() {
+        func value(_ build: (inout AnyValue) -> Void) -> AnyValue {
+            var value = AnyValue()
+            build(&value)
+            return value
+        }
+        let unchanged: [(AnyValue, AttributeEncoding)] = [
+            (value { $0.stringValue = "plain text" }, .typed), (value { $0.stringValue = #"{"a": 1}"# }, .typed),
+            (value { $0.intValue = 5 }, .typed), (value { $0.boolValue = true }, .jsonText), (value { _ in }, .typed),
+            (value { $0.stringValue = "not json" }, .jsonText), (value { $0.stringValue = #"{"a": 1}"# }, .jsonText),
+        ]
+        for (original, encoding) in unchanged {
+            #expect(AttributeValueNormalizer.replacement(for: original, encoding: encoding) == nil, "\(original) \(encoding)")
+            #expect(AttributeValueNormalizer.normalize(original, encoding: encoding) == original)
+        }
+        let changed: [(AnyValue, AttributeEncoding, AnyValue)] = [
+            (value { $0.stringValue = #""LLM""# }, .jsonText, value { $0.stringValue = "LLM" }),
+            (value { $0.stringValue = "42" }, .jsonText, value { $0.intValue = 42 }),
+            (value { $0.stringValue = "null" }, .jsonText, value { _ in }),
+            (value { $0.stringValue = #"  {"a": 1} "# }, .jsonText, value { $0.stringValue = #"{"a": 1}"# }),
+            (value { $0.arrayValue.values = [value { $0.intValue = 1 }] }, .typed, value { $0.stringValue = "[1]" }),
+            (value { $0.arrayValue.values = [value { $0.intValue = 1 }] }, .jsonText, value { $0.stringValue = "[1]" }),
+        ]
+        for (original, encoding, expected) in changed {
+            #expect(AttributeValueNormalizer.replacement(for: original, encoding: encoding) == expected, "\(original) \(encoding)")
+        }
+    }
+
     /// The same spans arrive typed (`/v1/traces`) and as JSON text (`traces.json`): both must normalize
     /// to identical attributes, or the copies of a span would differ depending on which arrived first.
     @Test func bothUploadFormsOfTheSameSpanNormalizeIdentically() throws {

@@ -44,7 +44,13 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
-            ]
+            ],
+            // Without the run-time exclusivity checks (the compile-time ones stay). Why it is safe: the only class
+            // properties in this generated code are those of the messages' private copy-on-write storage, reached
+            // only through the generated accessors, each one read or one write, never two overlapping. Why it
+            // matters: every field access and every storage copy of a span paid a dynamic check (`swift_beginAccess`
+            // and its access-set insert, about 5 % of the instructions per ingested trace; BENCHMARKS.md).
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
         // OTLP protobuf for the span path written by hand: an upload decoded and a batch encoded in one pass each,
         // byte for byte what SwiftProtobuf does (which takes over for anything the fast path declines).

@@ -3,16 +3,45 @@
 public enum UTF8Validation {
     /// The string the bytes spell, or `nil` when they are not valid UTF-8.
     public static func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
-        var ascii = true
-        for byte in bytes where byte >= 0x80 {
-            ascii = false
-            break
+        isValid(bytes) ? String(decoding: bytes, as: UTF8.self) : nil
+    }
+
+    /// Whether the bytes are valid UTF-8 (the well-formed sequences of the Unicode standard, table 3-7: no
+    /// overlong forms, no surrogates, nothing above U+10FFFF), checked without building a string.
+    public static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            let lead = bytes[index]
+            if lead < 0x80 {
+                index += 1
+                continue
+            }
+            // The number of continuation bytes, and the range the first of them must fall in.
+            let continuations: Int
+            var low: UInt8 = 0x80
+            var high: UInt8 = 0xBF
+            switch lead {
+            case 0xC2...0xDF: continuations = 1
+            case 0xE0: (continuations, low) = (2, 0xA0)
+            case 0xE1...0xEC, 0xEE...0xEF: continuations = 2
+            case 0xED: (continuations, high) = (2, 0x9F)
+            case 0xF0: (continuations, low) = (3, 0x90)
+            case 0xF1...0xF3: continuations = 3
+            case 0xF4: (continuations, high) = (3, 0x8F)
+            default: return false
+            }
+            guard count - index > continuations else { return false }
+            let first = bytes[index + 1]
+            guard first >= low && first <= high else { return false }
+            var offset = 2
+            while offset <= continuations {
+                guard bytes[index + offset] & 0xC0 == 0x80 else { return false }
+                offset += 1
+            }
+            index += continuations + 1
         }
-        let text = String(decoding: bytes, as: UTF8.self)
-        if ascii { return text }
-        // Decoding repairs a broken sequence with U+FFFD, so bytes that decode to themselves were valid.
-        var copy = text
-        return copy.withUTF8 { $0.elementsEqual(bytes) } ? text : nil
+        return true
     }
 
     /// The string the bytes spell, or `nil` when they are not valid UTF-8.

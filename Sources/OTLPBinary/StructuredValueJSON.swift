@@ -32,7 +32,8 @@ enum StructuredValueJSON {
         let (field, wireType) = try reader.tag()
         switch field {
         case 1:
-            JSONValue.writeString(try reader.string(wireType), to: &out)
+            try ProtoReader.expect(wireType, .lengthDelimited)
+            try writeString(reader, try reader.lengthDelimited(), into: &out)
         case 2:
             try ProtoReader.expect(wireType, .varint)
             out.append(contentsOf: try reader.varint() != 0 ? "true".utf8 : "false".utf8)
@@ -78,17 +79,26 @@ enum StructuredValueJSON {
         guard reader.isAtEnd else { throw NotOnFastPath("AnyValue with two values") }
     }
 
+    /// The protobuf string in `range` as a JSON string, escaped straight from its bytes (no string built); invalid
+    /// UTF-8 is declined, as SwiftProtobuf rejects it.
+    static func writeString(_ reader: ProtoReader, _ range: Range<Int>, into out: inout [UInt8]) throws(NotOnFastPath) {
+        let bytes = UnsafeRawBufferPointer(rebasing: reader.base[range]).assumingMemoryBound(to: UInt8.self)
+        guard UTF8Validation.isValid(bytes) else { throw NotOnFastPath("invalid UTF-8") }
+        JSONValue.writeString(utf8: bytes, to: &out)
+    }
+
     /// One `KeyValue` of a list as `"key": value` (its fields may come in any order; the last key wins, as in
     /// protobuf; a value sent twice would be merged, which is SwiftProtobuf's to do).
     static func writeEntry(_ entry: ProtoReader, depth: Int, into out: inout [UInt8]) throws(NotOnFastPath) {
         var entry = entry
-        var key = ""
+        var key: Range<Int>?
         var value: Range<Int>?
         while !entry.isAtEnd {
             let (field, wireType) = try entry.tag()
             switch field {
             case 1:
-                key = try entry.string(wireType)
+                try ProtoReader.expect(wireType, .lengthDelimited)
+                key = try entry.lengthDelimited()
             case 2:
                 try ProtoReader.expect(wireType, .lengthDelimited)
                 guard value == nil else { throw NotOnFastPath("value twice") }
@@ -96,7 +106,7 @@ enum StructuredValueJSON {
             default: throw NotOnFastPath("KeyValue field \(field)")
             }
         }
-        JSONValue.writeString(key, to: &out)
+        try writeString(entry, key ?? entry.end..<entry.end, into: &out)
         out.append(contentsOf: ": ".utf8)
         var nested = entry.nested(value ?? entry.end..<entry.end)
         try write(&nested, depth: depth + 1, into: &out)

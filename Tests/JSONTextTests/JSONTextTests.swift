@@ -17,6 +17,42 @@ import Testing
         #expect(JSONValue(parsing: "\"\\ud83d\\ude00\"")?.stringValue == "😀")
     }
 
+    /// The byte-level UTF-8 check agrees with the standard library's decoder: the edges of every sequence length,
+    /// overlong forms, surrogates, values above U+10FFFF, truncated and stray continuation bytes, and random bytes.
+    @Test func utf8ValidationAgreesWithTheStandardLibrary() {
+        func agrees(_ bytes: [UInt8]) -> Bool {
+            let expected = String(validating: bytes, as: UTF8.self)
+            return bytes.withUnsafeBufferPointer { buffer in
+                UTF8Validation.isValid(buffer) == (expected != nil) && UTF8Validation.string(buffer) == expected
+            }
+        }
+        let edges: [[UInt8]] = [
+            [], [0x00], [0x7F], [0x80], [0xBF], [0xC0, 0x80], [0xC1, 0xBF], [0xC2, 0x80], [0xDF, 0xBF], [0xE0, 0x9F, 0xBF],
+            [0xE0, 0xA0, 0x80], [0xED, 0x9F, 0xBF], [0xED, 0xA0, 0x80], [0xEF, 0xBF, 0xBF], [0xF0, 0x8F, 0xBF, 0xBF],
+            [0xF0, 0x90, 0x80, 0x80], [0xF4, 0x8F, 0xBF, 0xBF], [0xF4, 0x90, 0x80, 0x80], [0xF5, 0x80, 0x80, 0x80], [0xFF],
+            [0xE2, 0x82], [0xF0, 0x9F, 0x98], [0x61, 0xC3], [0xC3, 0xA9, 0x80], [0xE2, 0x28, 0xA1], Array("héllo 😀".utf8),
+        ]
+        for bytes in edges { #expect(agrees(bytes), "\(bytes)") }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let bytes = (0..<Int.random(in: 1...6, using: &generator)).map { _ in
+                // Mostly the bytes that start or continue multi-byte sequences.
+                Bool.random(using: &generator) ? UInt8.random(in: 0x80...0xF5, using: &generator) : UInt8.random(in: 0...0xFF, using: &generator)
+            }
+            #expect(agrees(bytes), "\(bytes)")
+        }
+    }
+
+    @Test func stringsAreWrittenFromBytesAsFromStrings() {
+        for text in ["", "plain", "quote \" back \\ slash", "line\nbreak\ttab\u{01}\u{1F}", "é 😀 \u{7F}"] {
+            var fromString: [UInt8] = []
+            JSONValue.writeString(text, to: &fromString)
+            var fromBytes: [UInt8] = []
+            Array(text.utf8).withUnsafeBufferPointer { JSONValue.writeString(utf8: $0, to: &fromBytes) }
+            #expect(fromBytes == fromString)
+        }
+    }
+
     @Test func stringsAreWrittenAsPythonWritesThem() {
         func written(_ text: String) -> String {
             var output = ""

@@ -77,15 +77,15 @@ public struct TraceAssemblyState: Sendable {
 
     /// The settings in force.
     public let settings: AssemblySettings
-    private var pending: [Data: Pending] = [:]
-    private var pendingOrder: Deque<Data> = []
-    private var exported: [Data: Exported] = [:]
-    private var exportedOrder: Deque<Data> = []
+    private var pending: [IDKey: Pending] = [:]
+    private var pendingOrder: Deque<IDKey> = []
+    private var exported: [IDKey: Exported] = [:]
+    private var exportedOrder: Deque<IDKey> = []
     /// v2 trace info whose spans have not arrived yet, by MLflow request id.
     private var orphanInfos: [String: OrphanInfo] = [:]
     private var orphanOrder: Deque<String> = []
     /// MLflow request id → OTel trace id, learned from `traces.json` uploads of v2 clients.
-    private var requestIndex: [String: Data] = [:]
+    private var requestIndex: [String: IDKey] = [:]
     private var bytesHeld = 0
     /// Span ids held in `exported`.
     private var rememberedSpanIDs = 0
@@ -108,11 +108,12 @@ public struct TraceAssemblyState: Sendable {
 
     /// Whether any span of the trace has arrived (held or already exported).
     public func hasSpans(traceID: Data) -> Bool {
-        (pending[traceID].map { !$0.spans.isEmpty } ?? false) || exported[traceID] != nil
+        let traceID = IDKey(traceID)
+        return (pending[traceID].map { !$0.spans.isEmpty } ?? false) || exported[traceID] != nil
     }
 
     /// Whether data of the trace is still held (waiting for its other parts).
-    public func isHolding(traceID: Data) -> Bool { pending[traceID] != nil }
+    public func isHolding(traceID: Data) -> Bool { pending[IDKey(traceID)] != nil }
 
     /// Whether trace info filed under a v2 request id is still held (on its own, or with its trace's spans).
     public func isHolding(requestID: String) -> Bool {
@@ -121,11 +122,11 @@ public struct TraceAssemblyState: Sendable {
 
     /// Adds the spans of one upload; returns the traces that became ready.
     public mutating func add(_ batch: SpanBatch, now: ContinuousClock.Instant) -> [AssembledTrace] {
-        var touched: [Data] = []
-        var late: [Data: [AssembledSpan]] = [:]
+        var touched: [IDKey] = []
+        var late: [IDKey: [AssembledSpan]] = [:]
         var ready: [AssembledTrace] = []
         for span in batch.spans {
-            let traceID = span.traceID
+            let traceID = IDKey(span.traceID)
             let assembled = AssembledSpan(
                 span: span, encoding: batch.encoding, resourceAttributes: batch.resourceAttributes, experimentID: batch.experimentID,
                 scope: batch.scope
@@ -158,14 +159,16 @@ public struct TraceAssemblyState: Sendable {
                 ready.append(finish(traceID, completion: .spanLimit, now: now))
             }
         }
-        if let requestID = batch.mlflowTraceID, MLflowTraceID.otelTraceID(requestID) == nil, let traceID = batch.spans.first?.traceID {
+        if let requestID = batch.mlflowTraceID, MLflowTraceID.otelTraceID(requestID) == nil,
+            let traceID = batch.spans.first.map({ IDKey($0.traceID) })
+        {
             requestIndex[requestID] = traceID
             if let orphan = orphanInfos.removeValue(forKey: requestID) {
                 bytesHeld -= orphan.bytes
                 if pending[traceID] != nil { attach(orphan.info, to: traceID) }
             }
         }
-        ready += late.map { AssembledTrace(traceID: $0.key, spans: $0.value, info: nil, completion: .lateSpans) }
+        ready += late.map { AssembledTrace(traceID: $0.value.first?.span.traceID ?? $0.key.data, spans: $0.value, info: nil, completion: .lateSpans) }
         for traceID in Set(touched) where isReady(traceID) {
             ready.append(finish(traceID, completion: .complete, now: now))
         }
@@ -175,9 +178,9 @@ public struct TraceAssemblyState: Sendable {
 
     /// Adds (a part of) a trace's info; returns the traces that became ready.
     public mutating func add(info: TraceInfo, now: ContinuousClock.Instant) -> [AssembledTrace] {
-        let traceID: Data
+        let traceID: IDKey
         if let otel = info.otelTraceID {
-            traceID = Data(otel)
+            traceID = IDKey(otel)
         } else if let mapped = requestIndex[info.traceID] {
             traceID = mapped
         } else {
@@ -264,12 +267,12 @@ public struct TraceAssemblyState: Sendable {
         return ready
     }
 
-    private mutating func startPending(_ traceID: Data, now: ContinuousClock.Instant) -> Pending {
+    private mutating func startPending(_ traceID: IDKey, now: ContinuousClock.Instant) -> Pending {
         pendingOrder.append(traceID)
         return Pending(deadline: now.advanced(by: settings.maxWait))
     }
 
-    private mutating func attach(_ info: TraceInfo, to traceID: Data) {
+    private mutating func attach(_ info: TraceInfo, to traceID: IDKey) {
         guard var trace = pending[traceID] else { return }
         let before = trace.info?.approximateBytes ?? 0
         if trace.info == nil {
@@ -284,7 +287,7 @@ public struct TraceAssemblyState: Sendable {
         pending[traceID] = trace
     }
 
-    private func isReady(_ traceID: Data) -> Bool {
+    private func isReady(_ traceID: IDKey) -> Bool {
         guard let trace = pending[traceID], trace.spans.contains(where: \.isRoot) else { return false }
         if trace.expectsTraceInfo && !(trace.info?.isFinal ?? false) { return false }
         if trace.wholeTraceSeen { return true }
@@ -292,7 +295,7 @@ public struct TraceAssemblyState: Sendable {
         return trace.spans.allSatisfy { $0.isRoot || trace.spanIDs.contains($0.span.parentSpanID) }
     }
 
-    private mutating func finish(_ traceID: Data, completion: TraceCompletion, now: ContinuousClock.Instant) -> AssembledTrace {
+    private mutating func finish(_ traceID: IDKey, completion: TraceCompletion, now: ContinuousClock.Instant) -> AssembledTrace {
         let trace = pending.removeValue(forKey: traceID)!  // callers pass ids they just read from `pending`
         // `pendingOrder` keeps the id; `expire`, `drain` and `enforceLimits` skip ids that are no longer pending.
         bytesHeld -= trace.bytes
@@ -304,10 +307,11 @@ public struct TraceAssemblyState: Sendable {
         {
             forgetExported(oldest)
         }
-        return AssembledTrace(traceID: traceID, spans: trace.spans, info: trace.info, completion: completion)
+        // The spans' own id (no new bytes) when there are spans; the key's bytes for a trace of trace info only.
+        return AssembledTrace(traceID: trace.spans.first?.span.traceID ?? traceID.data, spans: trace.spans, info: trace.info, completion: completion)
     }
 
-    private mutating func forgetExported(_ traceID: Data) {
+    private mutating func forgetExported(_ traceID: IDKey) {
         if let record = exported.removeValue(forKey: traceID) { rememberedSpanIDs -= record.spanIDs.count }
     }
 

@@ -42,6 +42,41 @@ struct TraceAssemblyTests {
         #expect(retried.traces.flatMap(\.spans).count == 8)
     }
 
+    /// Ids are keys by their exact bytes, whatever their length: ids that differ only in length (a malformed upload's
+    /// 17-byte or empty trace id, span ids of trailing zeros) are different traces and spans, and every released trace
+    /// carries the id bytes its spans came with.
+    @Test func idsOfAnyLengthAreKeptApartAndReturnedAsSent() {
+        func span(trace: Data, id: Data, parent: Data? = nil) -> Opentelemetry_Proto_Trace_V1_Span {
+            var span = Opentelemetry_Proto_Trace_V1_Span()
+            span.traceID = trace
+            span.spanID = id
+            if let parent { span.parentSpanID = parent }
+            return span
+        }
+        let full = Data((1...16).map { UInt8($0) })
+        let traceIDs = [full, full + [0], full.prefix(8), Data(), Data(repeating: 0, count: 16), Data(repeating: 0, count: 15), full + full]
+        var state = TraceAssemblyState(settings: AssemblySettings())
+        let now = ContinuousClock.now
+        var released: [AssembledTrace] = []
+        for traceID in traceIDs {
+            // A root and a child whose span id is the root's with a trailing zero byte: two spans, not a duplicate.
+            let spans = [
+                span(trace: traceID, id: Data([0, 0, 0, 1])), span(trace: traceID, id: Data([0, 0, 0, 1, 0]), parent: Data([0, 0, 0, 1])),
+            ]
+            released += state.add(SpanBatch(spans: spans, encoding: .typed), now: now)
+        }
+        #expect(released.map(\.traceID) == traceIDs)
+        #expect(released.allSatisfy { $0.spans.count == 2 && $0.completion == .complete })
+        #expect(state.duplicateSpans == 0)
+        // The same spans again: every one a duplicate of its own trace, none taken for another's.
+        for traceID in traceIDs {
+            _ = state.add(SpanBatch(spans: [span(trace: traceID, id: Data([0, 0, 0, 1]))], encoding: .typed), now: now)
+            #expect(state.hasSpans(traceID: traceID))
+        }
+        #expect(state.duplicateSpans == traceIDs.count)
+        #expect(!state.hasSpans(traceID: full + [0, 0]))
+    }
+
     @Test func traceInfoBeforeSpansWaitsForTheReportedSpanCount() throws {
         let uploads = try CaptureReplay.uploads(try CaptureReplay.exchanges("01_sync"))
         let infos = uploads.filter { if case .info = $0 { true } else { false } }

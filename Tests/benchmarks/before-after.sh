@@ -28,7 +28,11 @@ def ingest(text):
     paced = re.search(r"proxy, paced \| [\d,]+ calls/s, p50 [\d.]+ ms, p99 ([\d.]+) ms", text)
     rss = re.search(r"proxy RSS \| idle (\d+) MiB", text)
     floor = re.search(r"floor: nginx answering the same paced load \| [\d,]+ calls/s, p50 [\d.]+ ms, p99 ([\d.]+) ms", text)
-    return {"ingest spans/s (saturation)": float(sat.group(1).replace(",", "")), "ingest CPU s per 100k spans": float(cpu.group(1)),
+    empty = re.search(r"floor: CPU per intercepted call without spans .*? \| proxy (\d+) µs, nginx (\d+) µs", text)
+    trace = re.search(r"proxy CPU per trace .*? \| (\d+) µs, of which (-?\d+) µs beyond", text)
+    return {"CPU µs per empty upload (proxy)": float(empty.group(1)), "CPU µs per empty upload (nginx)": float(empty.group(2)),
+            "CPU µs per trace beyond two empty calls": float(trace.group(2)),
+            "ingest spans/s (saturation)": float(sat.group(1).replace(",", "")), "ingest CPU s per 100k spans": float(cpu.group(1)),
             "ingest p99 ms (paced ~1k calls/s)": float(paced.group(1)),
             "floor p99 ms (nginx answering the paced load)": float(floor.group(1)), "idle RSS MiB": float(rss.group(1))}
 def passthrough(text):

@@ -1,6 +1,7 @@
 -- wrk script: the calls a 3.17 client makes per trace, for a new random trace each time: POST /v1/traces
 -- (5 spans, protobuf) and POST /api/3.0/mlflow/traces (StartTraceV3, the trace info), alternating. Nothing
--- is deduplicated away. SPANS_ONLY=1 sends only the span uploads. RATE_DELAY_MS > 0 paces each connection.
+-- is deduplicated away. SPANS_ONLY=1 sends only the span uploads, EMPTY_UPLOADS=1 span uploads without spans.
+-- RATE_DELAY_MS > 0 paces each connection.
 local payload = os.getenv("PAYLOAD")
 local delay_ms = tonumber(os.getenv("RATE_DELAY_MS") or "0")
 local spans_only = os.getenv("SPANS_ONLY") == "1"
@@ -47,7 +48,14 @@ function init(args)
 end
 
 local pending_hex = nil
+-- EMPTY_UPLOADS=1: every request is a span upload without spans (an empty request body), the cheapest call the
+-- proxy intercepts: what it costs is the floor of an intercepted call (HTTP in and out, routing, the answer).
+local empty_uploads = os.getenv("EMPTY_UPLOADS") == "1"
+
 function request()
+  if empty_uploads then
+    return wrk.format("POST", "/v1/traces", {["Content-Type"] = "application/x-protobuf", ["x-mlflow-experiment-id"] = "0"}, "")
+  end
   if pending_hex and not spans_only then
     local hex = pending_hex
     pending_hex = nil

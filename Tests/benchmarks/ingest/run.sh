@@ -4,12 +4,14 @@
 # same load at the MLflow server's own /v1/traces ingest as the peer, in the same run.
 # Prints spans/s, proxy CPU seconds per 100k spans, peak RSS, p50/p99 of the intercepted calls at saturation
 # and at a paced ~1k requests/s (with the floor of that latency here: the discarding nginx answering the same paced
-# load), and the ratio to MLflow's ingest. Usage: Tests/benchmarks/ingest/run.sh
+# load), the floor of an intercepted call (CPU per span upload without spans, the proxy's and nginx's) and what a trace
+# costs beyond it, and the ratio to MLflow's ingest. Usage: Tests/benchmarks/ingest/run.sh
 # (MLFLOW_OTEL_PROXY_SEMCONV=mlflow measures without the default GenAI mapping).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 DURATION=${DURATION:-20}
+FLOOR_DURATION=$(( DURATION / 2 ))
 cd "$ROOT"
 
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
@@ -44,6 +46,11 @@ echo "$SAT"
 echo "== proxy, paced (wrk -t1 -c10, 10 ms between requests per connection, ${DURATION}s)"
 PACED=$(RATE_DELAY_MS=10 wrk -t1 -c10 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$PROXY_PORT" | grep '^RESULT')
 echo "$PACED"
+echo "== proxy, empty span uploads (the floor of an intercepted call; wrk -t1 -c32, ${FLOOR_DURATION}s)"
+BEFORE_EMPTY=$(cpu_ticks $PROXY_PID)
+EMPTY=$(EMPTY_UPLOADS=1 wrk -t1 -c32 -d"${FLOOR_DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$PROXY_PORT" | grep '^RESULT')
+AFTER_EMPTY=$(cpu_ticks $PROXY_PID)
+echo "$EMPTY"
 PEAK_RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
 kill -TERM $PROXY_PID; wait $PROXY_PID || true
 EXPORTED=$(grep -o 'spans_exported{otlp}=[0-9]*' "$WORK/proxy.log" | cut -d= -f2 || echo 0)
@@ -54,6 +61,12 @@ DROPPED=$(grep -o 'spans_dropped{[^}]*}=[0-9]*' "$WORK/proxy.log" | tr '\n' ' ' 
 echo "== floor: the nginx receiver answering the same paced load (wrk -t1 -c10, 10 ms apart, ${DURATION}s)"
 FLOOR=$(RATE_DELAY_MS=10 wrk -t1 -c10 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$NGINX_PORT" | grep '^RESULT')
 echo "$FLOOR"
+echo "== floor: the nginx receiver answering empty span uploads (wrk -t1 -c32, ${FLOOR_DURATION}s)"
+NGINX_WORKER=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
+BEFORE_NGINX=$(cpu_ticks "$NGINX_WORKER")
+NGINX_EMPTY=$(EMPTY_UPLOADS=1 wrk -t1 -c32 -d"${FLOOR_DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$NGINX_PORT" | grep '^RESULT')
+AFTER_NGINX=$(cpu_ticks "$NGINX_WORKER")
+echo "$NGINX_EMPTY"
 
 echo "== peer: MLflow server's own /v1/traces ingest (sqlite, wrk -t1 -c8, ${DURATION}s)"
 MLFLOW_PORT=$(port)
@@ -63,11 +76,12 @@ for _ in $(seq 600); do curl -fsS "http://127.0.0.1:$MLFLOW_PORT/health" >/dev/n
 PEER=$(SPANS_ONLY=1 wrk -t1 -c8 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$MLFLOW_PORT" | grep '^RESULT')
 echo "$PEER"
 
-.venv/bin/python - "$SAT" "$PACED" "$PEER" "$((AFTER - BEFORE))" "$TICKS" "$SPANS_PER_REQUEST" "$PEAK_RSS" "$IDLE_RSS" "$EXPORTED" "$DROPPED" "$FLOOR" <<'PY'
+.venv/bin/python - "$SAT" "$PACED" "$PEER" "$((AFTER - BEFORE))" "$TICKS" "$SPANS_PER_REQUEST" "$PEAK_RSS" "$IDLE_RSS" "$EXPORTED" "$DROPPED" "$FLOOR" \
+  "$EMPTY" "$((AFTER_EMPTY - BEFORE_EMPTY))" "$NGINX_EMPTY" "$((AFTER_NGINX - BEFORE_NGINX))" <<'PY'
 import sys
-sat, paced, peer, ticks, hz, per, peak, idle, exported, dropped, floor = sys.argv[1:]
+sat, paced, peer, ticks, hz, per, peak, idle, exported, dropped, floor, empty, empty_ticks, nginx_empty, nginx_ticks = sys.argv[1:]
 def parse(line): return {k: int(v) for k, v in (item.split("=") for item in line.split()[1:])}
-sat, paced, peer, floor = parse(sat), parse(paced), parse(peer), parse(floor)
+sat, paced, peer, floor, empty, nginx_empty = parse(sat), parse(paced), parse(peer), parse(floor), parse(empty), parse(nginx_empty)
 per = int(per)
 def rate(r, pairs=True):
     # At the proxy every trace is two calls (spans + StartTraceV3); the MLflow peer gets span uploads only.
@@ -79,6 +93,13 @@ print("| measure | value |")
 print("|---|---|")
 print(f"| proxy ingest, saturation | {rate(sat):,.0f} spans/s ({sat['requests'] / (sat['duration_us'] / 1e6):,.0f} intercepted calls/s), p50 {sat['p50_us']/1000:.2f} ms, p99 {sat['p99_us']/1000:.2f} ms |")
 print(f"| proxy CPU per 100k spans | {cpu / spans * 100000:.2f} s ({cpu:.1f} s for {spans:,} spans) |")
+# The floor of an intercepted call: CPU per empty span upload, the proxy's and nginx's; what a trace (two calls)
+# costs beyond two such calls is the trace work itself (decoding, assembly, translation, shaping, export).
+empty_us = int(empty_ticks) / int(hz) * 1e6 / max(empty["requests"], 1)
+nginx_us = int(nginx_ticks) / int(hz) * 1e6 / max(nginx_empty["requests"], 1)
+trace_us = cpu * 1e6 / max(sat["requests"] / 2, 1)
+print(f"| floor: CPU per intercepted call without spans (empty upload, saturation) | proxy {empty_us:.0f} µs, nginx {nginx_us:.0f} µs |")
+print(f"| proxy CPU per trace (2 calls, {per} spans) | {trace_us:.0f} µs, of which {trace_us - 2 * empty_us:.0f} µs beyond two empty calls |")
 print(f"| proxy, paced | {paced['requests'] / (paced['duration_us'] / 1e6):,.0f} calls/s, p50 {paced['p50_us']/1000:.2f} ms, p99 {paced['p99_us']/1000:.2f} ms |")
 print(f"| floor: nginx answering the same paced load | {floor['requests'] / (floor['duration_us'] / 1e6):,.0f} calls/s, p50 {floor['p50_us']/1000:.2f} ms, p99 {floor['p99_us']/1000:.2f} ms |")
 print(f"| proxy RSS | idle {int(idle)/1024:.0f} MiB, peak {int(peak)/1024:.0f} MiB |")

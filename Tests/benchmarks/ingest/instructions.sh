@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Instructions per ingested trace: the proxy under valgrind's callgrind (instructions counted, not timed), N traces
+# (span upload + StartTraceV3, the ingest benchmark's payload) sent one after the other after a warm-up, counted from
+# the first upload until the exports they cause are done. A count, not a time: it does not move with the load of a
+# shared machine (CPU seconds per span vary by up to ±20 % between runs here), so changes of a few percent show. It is not
+# the target's measure (CPU time at saturation, run.sh): one connection, and a count weighs a cache miss like an add.
+# Usage: Tests/benchmarks/ingest/instructions.sh [BINARY...]   (default: the release build; N=500 traces)
+# With two binaries it prints the second's count over the first's.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+N=${N:-500}
+cd "$ROOT"
+if ! command -v valgrind >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx-light >/dev/null
+fi
+Tests/scripts/setup-python.sh
+[ $# -gt 0 ] && PROXY_BIN=$1  # without arguments common.sh builds the release build and measures it
+source "$ROOT/Tests/benchmarks/common.sh"
+BINARIES=("$@")
+[ ${#BINARIES[@]} -gt 0 ] || BINARIES=("$PROXY_BIN")
+export PAYLOAD="$WORK/payload"
+.venv/bin/python "$HERE/make_payload.py" "$PAYLOAD" >/dev/null
+source "$ROOT/Tests/benchmarks/discard-receiver.sh"
+start_discard_receiver
+
+COUNTS=()
+for index in "${!BINARIES[@]}"; do
+  # Valgrind 3.19 cannot read the DWARF 5 debug info of these builds: a copy without it (the symbols stay).
+  BIN="$WORK/proxy-$index"
+  strip --strip-debug -o "$BIN" "${BINARIES[$index]}"
+  PROXY_PORT=$(port)
+  env -i PATH="$PATH" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$NGINX_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+    OTEL_EXPORTER_OTLP_COMPRESSION=none MLFLOW_OTEL_PROXY_ADMIN_LISTEN=127.0.0.1:$(port) \
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind-$index.out" \
+    "$BIN" --listen "127.0.0.1:$PROXY_PORT" --log-level info > "$WORK/proxy-$index.log" 2>&1 & PROXY_PID=$!
+  PIDS+=($PROXY_PID)
+  for _ in $(seq 600); do grep -q "\] listening" "$WORK/proxy-$index.log" && break; sleep 0.2; done
+  .venv/bin/python "$HERE/send_traces.py" "$PAYLOAD" "$PROXY_PORT" 200  # warm-up: caches, pools, first-use paths
+  sleep 8                                                                 # its exports done
+  callgrind_control -i on "$PROXY_PID" >/dev/null
+  .venv/bin/python "$HERE/send_traces.py" "$PAYLOAD" "$PROXY_PORT" "$N"
+  sleep 8                                                                 # the batch timer fires, the export is sent
+  callgrind_control -d "$PROXY_PID" >/dev/null
+  callgrind_control -i off "$PROXY_PID" >/dev/null
+  kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+  TOTAL=$(awk '/^(summary|totals):/ {print $2; exit}' "$WORK"/callgrind-$index.out.*)
+  COUNTS+=("$TOTAL")
+  echo "| ${BINARIES[$index]} | $((TOTAL / N)) instructions per trace ($N traces) |"
+done
+if [ ${#COUNTS[@]} -eq 2 ]; then
+  python3 -c "import sys; print(f'| second / first | {int(sys.argv[2]) / int(sys.argv[1]):.3f} |')" "${COUNTS[0]}" "${COUNTS[1]}"
+fi

@@ -4,11 +4,10 @@ import Foundation
 /// one shared string each instead of a new one per attribute.
 ///
 /// A decoded key that matches is the table's string literal: no allocation, no UTF-8 validation (the literals
-/// are ASCII), no reference counting, and every later comparison of it against the same literal elsewhere in the
-/// proxy (`$0.key == "mlflow.spanType"`) succeeds on its first, bitwise check. Any other key is decoded as usual.
+/// are ASCII) and no reference counting for it later. Any other key is decoded as usual.
 enum KnownAttributeKeys {
     /// The keys, as MLflow (3.x and 2.x) and the OpenTelemetry SDKs write them.
-    static let keys: [String] = [
+    private static let keys: [String] = [
         "mlflow.traceRequestId", "mlflow.spanType", "mlflow.spanInputs", "mlflow.spanOutputs", "mlflow.spanFunctionName",
         "mlflow.spanLogLevel", "mlflow.chat.tokenUsage", "mlflow.chat.tools", "mlflow.llm.model", "mlflow.llm.provider", "mlflow.llm.cost",
         "mlflow.message.format", "mlflow.experimentId", "mlflow.trace.session", "mlflow.trace.user", "telemetry.sdk.language",

@@ -85,12 +85,16 @@ public struct SpanMetricsAggregator: Sendable {
 
         static func text(_ value: Opentelemetry_Proto_Common_V1_AnyValue) -> String {
             switch value.value {
-            case .stringValue(let text): "s:\(text)"
-            case .boolValue(let flag): "b:\(flag)"
+            case .stringValue(let string): text(string: string)
+            case .boolValue(let flag): text(bool: flag)
             case .intValue(let number): "i:\(number)"
             default: "\(value)"
             }
         }
+
+        /// The key text of a string value and of a bool value, as ``text(_:)`` writes them.
+        static func text(string: String) -> String { "s:" + string }
+        static func text(bool: Bool) -> String { "b:\(bool)" }
     }
 
     /// Trace tag keys added as `tags.<key>`.
@@ -155,10 +159,11 @@ public struct SpanMetricsAggregator: Sendable {
                     }
                     let nanos = span.endTimeUnixNano >= span.startTimeUnixNano ? span.endTimeUnixNano - span.startTimeUnixNano : 0
                     let isRoot = span.parentSpanID.isEmpty
-                    var key = isRoot ? Self.rootKey : Self.childKey
-                    Histogram.appendKey("span_type", "s:" + spanType, to: &key)
-                    Histogram.appendKey("span_status", "s:" + status, to: &key)
-                    Histogram.appendKey("experiment_id", "s:" + experiment, to: &key)
+                    var key = ""
+                    Histogram.appendKey("root", Histogram.text(bool: isRoot), to: &key)
+                    Histogram.appendKey("span_type", Histogram.text(string: spanType), to: &key)
+                    Histogram.appendKey("span_status", Histogram.text(string: status), to: &key)
+                    Histogram.appendKey("experiment_id", Histogram.text(string: experiment), to: &key)
                     key += traceKey
                     spanDuration.record(
                         Double(nanos) / 1_000_000, key: key,
@@ -172,10 +177,6 @@ public struct SpanMetricsAggregator: Sendable {
             }
         }
     }
-
-    /// The start of a span-duration point key: the `root` attribute.
-    static let rootKey = "root=b:true"
-    static let childKey = "root=b:false"
 
     /// The value of the first attribute named `key` (the first wins, as in the translator's output).
     static func first(_ key: String, in attributes: [Opentelemetry_Proto_Common_V1_KeyValue]) -> Opentelemetry_Proto_Common_V1_AnyValue? {

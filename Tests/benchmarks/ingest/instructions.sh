@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per ingested trace: the proxy under valgrind's callgrind (instructions counted, not timed), N traces
 # (span upload + StartTraceV3, the ingest benchmark's payload) sent one after the other after a warm-up, counted from
-# the first upload until the exports they cause are done. A count, not a time: it does not move with the load of a
-# shared machine (CPU seconds per span vary by up to ±20 % between runs here), so changes of a few percent show. It is not
-# the target's measure (CPU time at saturation, run.sh): one connection, and a count weighs a cache miss like an add.
+# the first upload until the proxy's /metrics shows all their spans exported. A count, not a time: it does not move
+# with the load of a shared machine (CPU seconds per span vary by up to ±20 % between runs here), so changes of a few
+# percent show. It is not the target's measure (CPU time at saturation, run.sh): one connection, and a count weighs a
+# cache miss like an add.
 # Usage: Tests/benchmarks/ingest/instructions.sh [BINARY...]   (default: the release build; N=500 traces)
 # With two binaries it prints the second's count over the first's.
 set -euo pipefail
@@ -24,23 +25,38 @@ export PAYLOAD="$WORK/payload"
 source "$ROOT/Tests/benchmarks/discard-receiver.sh"
 start_discard_receiver
 
+SPANS_PER_TRACE=$(.venv/bin/python -c "import json; print(json.load(open('$PAYLOAD.json'))['spans'])")
+# Waits until the proxy has exported $2 spans (its admin /metrics), so the count covers every export the traces
+# cause however slow valgrind makes them; fails the run if they do not arrive within 5 minutes.
+wait_exported() {
+  local admin=$1 expected=$2 exported=0
+  for _ in $(seq 300); do
+    exported=$(curl -fsS "http://$admin/metrics" 2>/dev/null | awk '/^mlflow_otel_proxy_spans_exported_total/ {sum += $2} END {print sum + 0}')
+    [ "$exported" -ge "$expected" ] && return 0
+    sleep 1  # each look is a request the proxy answers, counted too: few of them (a few thousand instructions each)
+  done
+  echo "only $exported of $expected spans were exported; see $WORK" >&2
+  return 1
+}
+
 COUNTS=()
 for index in "${!BINARIES[@]}"; do
   # Valgrind 3.19 cannot read the DWARF 5 debug info of these builds: a copy without it (the symbols stay).
   BIN="$WORK/proxy-$index"
   strip --strip-debug -o "$BIN" "${BINARIES[$index]}"
   PROXY_PORT=$(port)
+  ADMIN="127.0.0.1:$(port)"
   env -i PATH="$PATH" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$NGINX_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
-    OTEL_EXPORTER_OTLP_COMPRESSION=none MLFLOW_OTEL_PROXY_ADMIN_LISTEN=127.0.0.1:$(port) \
+    OTEL_EXPORTER_OTLP_COMPRESSION=none MLFLOW_OTEL_PROXY_ADMIN_LISTEN="$ADMIN" \
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind-$index.out" \
     "$BIN" --listen "127.0.0.1:$PROXY_PORT" --log-level info > "$WORK/proxy-$index.log" 2>&1 & PROXY_PID=$!
   PIDS+=($PROXY_PID)
   for _ in $(seq 600); do grep -q "\] listening" "$WORK/proxy-$index.log" && break; sleep 0.2; done
   .venv/bin/python "$HERE/send_traces.py" "$PAYLOAD" "$PROXY_PORT" 200  # warm-up: caches, pools, first-use paths
-  sleep 8                                                                 # its exports done
+  wait_exported "$ADMIN" $((200 * SPANS_PER_TRACE))
   callgrind_control -i on "$PROXY_PID" >/dev/null
   .venv/bin/python "$HERE/send_traces.py" "$PAYLOAD" "$PROXY_PORT" "$N"
-  sleep 8                                                                 # the batch timer fires, the export is sent
+  wait_exported "$ADMIN" $(((200 + N) * SPANS_PER_TRACE))
   callgrind_control -d "$PROXY_PID" >/dev/null
   callgrind_control -i off "$PROXY_PID" >/dev/null
   kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true

@@ -5,7 +5,7 @@
 /// `Any`, bridging and locale-aware key sorting, which cost a quarter of the ingest CPU when it answered
 /// every `StartTraceV3`). Strings are written the way MLflow's Python client writes them
 /// (`json.dumps(…, ensure_ascii=False)`).
-public indirect enum JSONValue: Sendable, Equatable {
+public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     /// A number as it was written (also Python's `NaN` and `Infinity`, which MLflow's client may write).

@@ -40,6 +40,48 @@ public struct SpanMetricsAggregator: Sendable {
         }
     }
 
+    /// A point's identity: its attributes written one after the other as `name=<typed value>`, separated by U+001F,
+    /// in UTF-8 bytes (hashed in bulk; written without building strings, a tenth of the span metrics' work when
+    /// they were strings).
+    struct PointKey: Hashable, Sendable {
+        private(set) var bytes: [UInt8] = []
+
+        init() { bytes.reserveCapacity(128) }
+
+        /// Appends one attribute.
+        mutating func append(_ name: String, _ value: Opentelemetry_Proto_Common_V1_AnyValue) {
+            switch value.value {
+            case .stringValue(let string): append(name, string: string)
+            case .boolValue(let flag): append(name, bool: flag)
+            case .intValue(let number): append(name, typed: "i:", "\(number)")
+            default: append(name, typed: "", "\(value)")
+            }
+        }
+
+        /// Appends a string attribute, as ``append(_:_:)`` writes one.
+        mutating func append(_ name: String, string: String) { append(name, typed: "s:", string) }
+
+        /// Appends a bool attribute, as ``append(_:_:)`` writes one.
+        mutating func append(_ name: String, bool: Bool) { append(name, typed: "b:", bool ? "true" : "false") }
+
+        /// Appends the attributes another key holds, after this key's.
+        mutating func append(_ other: PointKey) {
+            guard !other.bytes.isEmpty else { return }
+            if !bytes.isEmpty { bytes.append(0x1F) }
+            bytes.append(contentsOf: other.bytes)
+        }
+
+        private mutating func append(_ name: String, typed type: StaticString, _ text: String) {
+            if !bytes.isEmpty { bytes.append(0x1F) }
+            bytes.append(contentsOf: name.utf8)
+            bytes.append(UInt8(ascii: "="))
+            type.withUTF8Buffer { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: text.utf8)
+        }
+
+        func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
+    }
+
     struct Histogram: Sendable {
         let name: String
         let unit: String
@@ -47,19 +89,18 @@ public struct SpanMetricsAggregator: Sendable {
         let bounds: [Double]
         /// The points in the order they first appeared, found by their key.
         var points: [Point] = []
-        var index: [String: Int] = [:]
+        var index: [PointKey: Int] = [:]
 
-        /// Records a value under attributes given as they are, keyed by ``appendKey(_:_:to:)`` of each in order.
+        /// Records a value under attributes given as they are, keyed by each in order.
         mutating func record(_ value: Double, attributes: [Opentelemetry_Proto_Common_V1_KeyValue]) {
-            var key = ""
-            key.reserveCapacity(128)
-            for attribute in attributes { Self.appendKey(attribute.key, Self.text(attribute.value), to: &key) }
+            var key = PointKey()
+            for attribute in attributes { key.append(attribute.key, attribute.value) }
             record(value, key: key, attributes: attributes)
         }
 
-        /// Records a value under `key`, the attributes' key (``appendKey(_:_:to:)`` for each, in order); the
-        /// attributes are built only when the key is new, so a span recorded into an existing point allocates none.
-        mutating func record(_ value: Double, key: String, attributes: @autoclosure () -> [Opentelemetry_Proto_Common_V1_KeyValue]) {
+        /// Records a value under `key`, the attributes' key (each appended in order); the attributes are built only
+        /// when the key is new, so a span recorded into an existing point allocates none.
+        mutating func record(_ value: Double, key: PointKey, attributes: @autoclosure () -> [Opentelemetry_Proto_Common_V1_KeyValue]) {
             if let position = index[key] {
                 points[position].record(value, bounds: bounds)
                 return
@@ -74,27 +115,6 @@ public struct SpanMetricsAggregator: Sendable {
             points = []
             index = [:]
         }
-
-        /// Appends one attribute to a point key: `key=<typed text>`, separated by U+001F.
-        static func appendKey(_ name: String, _ typedText: String, to key: inout String) {
-            if !key.isEmpty { key += "\u{1F}" }
-            key += name
-            key += "="
-            key += typedText
-        }
-
-        static func text(_ value: Opentelemetry_Proto_Common_V1_AnyValue) -> String {
-            switch value.value {
-            case .stringValue(let string): text(string: string)
-            case .boolValue(let flag): text(bool: flag)
-            case .intValue(let number): "i:\(number)"
-            default: "\(value)"
-            }
-        }
-
-        /// The key text of a string value and of a bool value, as ``text(_:)`` writes them.
-        static func text(string: String) -> String { "s:" + string }
-        static func text(bool: Bool) -> String { "b:\(bool)" }
     }
 
     /// Trace tag keys added as `tags.<key>`.
@@ -140,10 +160,9 @@ public struct SpanMetricsAggregator: Sendable {
                 }
             }
         }
-        // The trace's part of every span's point key, built once (the same key text ``Histogram`` builds).
-        var traceKey = ""
-        for attribute in traceAttributes { Histogram.appendKey(attribute.key, Histogram.text(attribute.value), to: &traceKey) }
-        if !traceKey.isEmpty { traceKey = "\u{1F}" + traceKey }
+        // The trace's part of every span's point key, written once (as ``Histogram`` writes the attributes).
+        var traceKey = PointKey()
+        for attribute in traceAttributes { traceKey.append(attribute.key, attribute.value) }
         for item in resourceSpans {
             let experiment = item.resource.attributes.first { $0.key == "mlflow.experiment_id" }?.value.stringValue ?? ""
             for scopeSpans in item.scopeSpans {
@@ -159,12 +178,12 @@ public struct SpanMetricsAggregator: Sendable {
                     }
                     let nanos = span.endTimeUnixNano >= span.startTimeUnixNano ? span.endTimeUnixNano - span.startTimeUnixNano : 0
                     let isRoot = span.parentSpanID.isEmpty
-                    var key = ""
-                    Histogram.appendKey("root", Histogram.text(bool: isRoot), to: &key)
-                    Histogram.appendKey("span_type", Histogram.text(string: spanType), to: &key)
-                    Histogram.appendKey("span_status", Histogram.text(string: status), to: &key)
-                    Histogram.appendKey("experiment_id", Histogram.text(string: experiment), to: &key)
-                    key += traceKey
+                    var key = PointKey()
+                    key.append("root", bool: isRoot)
+                    key.append("span_type", string: spanType)
+                    key.append("span_status", string: status)
+                    key.append("experiment_id", string: experiment)
+                    key.append(traceKey)
                     spanDuration.record(
                         Double(nanos) / 1_000_000, key: key,
                         attributes: [

@@ -22,30 +22,30 @@ enum GenAIConventions {
 
     /// Adds the GenAI attributes of one span (keeping any the span has) and sets its kind.
     static func apply(to span: inout Span, conversationID: String?) {
-        var attributes = span.attributes
+        let source = SourceAttributes(span.attributes)
         var added: [KeyValue] = []
         func add(_ key: String, _ build: (inout [KeyValue]) -> Void) {
-            guard attributes.value(key) == nil, !added.contains(where: { $0.key == key }) else { return }
+            guard !source.genAIKeys.contains(key), !added.contains(where: { $0.key == key }) else { return }
             build(&added)
         }
-        let spanType = attributes.string("mlflow.spanType")
-        let operation = attributes.string("gen_ai.operation.name") ?? spanType.flatMap { operations[$0] }
+        let spanType = source.string(.spanType)
+        let operation = source.string(.operationName) ?? spanType.flatMap { operations[$0] }
         if let operation { add("gen_ai.operation.name") { $0.set("gen_ai.operation.name", string: operation) } }
         if let conversationID { add("gen_ai.conversation.id") { $0.set("gen_ai.conversation.id", string: conversationID) } }
-        let format = attributes.string("mlflow.message.format")
-        if let provider = attributes.string("mlflow.llm.provider")
+        let format = source.string(.messageFormat)
+        if let provider = source.string(.provider)
             ?? (operation.map(modelOperations.contains) == true || operation == "embeddings" ? format.flatMap { providers[$0] } : nil)
         {
             add("gen_ai.provider.name") { $0.set("gen_ai.provider.name", string: provider) }
         }
         // Parsed only for the operations that read them (most spans of a trace are not model calls).
         let reads = operation.map(readingOperations.contains) == true
-        let inputs = reads ? attributes.json("mlflow.spanInputs") : nil
-        let outputs = reads ? attributes.json("mlflow.spanOutputs") : nil
+        let inputs = reads ? source.json(.inputs) : nil
+        let outputs = reads ? source.json(.outputs) : nil
         switch operation {
         case "chat", "generate_content", "text_completion", "embeddings":
             let call = MessageFormats.read(format: format, inputs: inputs, outputs: outputs)
-            if let model = call.requestModel ?? attributes.string("mlflow.llm.model") {
+            if let model = call.requestModel ?? source.string(.model) {
                 add("gen_ai.request.model") { $0.set("gen_ai.request.model", string: model) }
             }
             if let model = call.responseModel { add("gen_ai.response.model") { $0.set("gen_ai.response.model", string: model) } }
@@ -62,7 +62,7 @@ enum GenAIConventions {
                 }
             }
             // Token usage: MLflow's own attribute first (autologgers normalise it), the response's otherwise.
-            let usage = attributes.json("mlflow.chat.tokenUsage")
+            let usage = source.json(.tokenUsage)
             let tokens: [(String, Int64?)] = [
                 ("gen_ai.usage.input_tokens", usage?["input_tokens"]?.intValue ?? call.inputTokens),
                 ("gen_ai.usage.output_tokens", usage?["output_tokens"]?.intValue ?? call.outputTokens),
@@ -82,7 +82,7 @@ enum GenAIConventions {
                 if !call.systemInstructions.isEmpty {
                     add("gen_ai.system_instructions") { $0.set("gen_ai.system_instructions", json: .array(call.systemInstructions)) }
                 }
-                if let tools = attributes.json("mlflow.chat.tools") ?? call.toolDefinitions {
+                if let tools = source.json(.tools) ?? call.toolDefinitions {
                     add("gen_ai.tool.definitions") { $0.set("gen_ai.tool.definitions", json: tools) }
                 }
             }
@@ -94,7 +94,7 @@ enum GenAIConventions {
             if let id = inputs?["tool_call_id"]?.stringValue { add("gen_ai.tool.call.id") { $0.set("gen_ai.tool.call.id", string: id) } }
         case "invoke_agent":
             add("gen_ai.agent.name") { $0.set("gen_ai.agent.name", string: span.name) }
-            if let model = attributes.string("mlflow.llm.model") { add("gen_ai.request.model") { $0.set("gen_ai.request.model", string: model) } }
+            if let model = source.string(.model) { add("gen_ai.request.model") { $0.set("gen_ai.request.model", string: model) } }
         case "invoke_workflow":
             add("gen_ai.workflow.name") { $0.set("gen_ai.workflow.name", string: span.name) }
         case "retrieval":
@@ -106,11 +106,69 @@ enum GenAIConventions {
         default:
             break
         }
-        if !added.isEmpty {
-            attributes += added
-            span.attributes = attributes
-        }
+        if !added.isEmpty { span.attributes += added }
         if let operation, clientOperations.contains(operation), span.kind == .internal || span.kind == .unspecified { span.kind = .client }
+    }
+
+    /// The attributes the mapping reads, found in one pass over a span's attributes (the first of a key, as
+    /// `value(_:)` finds it), and the `gen_ai.*` keys the span already has, which derived attributes never replace.
+    /// One pass instead of a scan per key read or added (those scans were a tenth of the mapping's work).
+    struct SourceAttributes {
+        /// The attributes read, by the position of their key in ``names``.
+        enum Key: Int, CaseIterable {
+            case spanType, operationName, messageFormat, provider, model, inputs, outputs, tokenUsage, tools
+        }
+        static let names = [
+            "mlflow.spanType", "gen_ai.operation.name", "mlflow.message.format", "mlflow.llm.provider", "mlflow.llm.model",
+            "mlflow.spanInputs", "mlflow.spanOutputs", "mlflow.chat.tokenUsage", "mlflow.chat.tools",
+        ]
+        /// The names' lengths in UTF-8: most keys are told apart by length, without comparing text.
+        static let nameLengths = names.map(\.utf8.count)
+
+        private let attributes: [KeyValue]
+        /// Where each key's first attribute is (-1: none); inline, so reading a span allocates nothing (one place per
+        /// ``Key``: nine, which a test checks).
+        private var positions = InlineArray<9, Int>(repeating: -1)
+        /// The `gen_ai.*` keys among the attributes (usually none).
+        private(set) var genAIKeys: [String] = []
+
+        init(_ attributes: [KeyValue]) {
+            self.attributes = attributes
+            let names = Self.names
+            let lengths = Self.nameLengths
+            for position in attributes.indices {
+                let key = attributes[position].key
+                let length = key.utf8.count
+                if length >= 7, Self.hasGenAIPrefix(key) { genAIKeys.append(key) }
+                for index in 0..<lengths.count where lengths[index] == length && positions[index] < 0 && names[index] == key {
+                    positions[index] = position
+                    break
+                }
+            }
+        }
+
+        /// Whether `key` starts with `gen_ai.`, read from its UTF-8 bytes.
+        static func hasGenAIPrefix(_ key: String) -> Bool {
+            var key = key
+            return key.withUTF8 { bytes in
+                bytes.count >= 7 && bytes[0] == 0x67 && bytes[1] == 0x65 && bytes[2] == 0x6E && bytes[3] == 0x5F && bytes[4] == 0x61
+                    && bytes[5] == 0x69 && bytes[6] == 0x2E
+            }
+        }
+
+        private func value(_ key: Key) -> AnyValue? {
+            let position = positions[key.rawValue]
+            return position < 0 ? nil : attributes[position].value
+        }
+
+        /// The string value of `key` (non-empty), as `[KeyValue].string(_:)` reads it.
+        func string(_ key: Key) -> String? {
+            guard case .stringValue(let text)? = value(key)?.value, !text.isEmpty else { return nil }
+            return text
+        }
+
+        /// The value of `key` as JSON, as `[KeyValue].json(_:)` reads it.
+        func json(_ key: Key) -> JSONValue? { value(key).flatMap { JSONValue($0) } }
     }
 
     /// The query of a retriever call: a string input, or the `query` / `question` / `input` argument.

@@ -6,10 +6,11 @@ import OTLPTranslation
 import ProxyConfig
 import ProxySettings
 import SharedSettings
-import SpanMetrics
 import TestSupport
 import Testing
 import TraceAssembly
+
+@testable import SpanMetrics
 
 struct SpanMetricsTests {
     func translatedSync() throws -> [(resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans], info: TraceInfo?)] {
@@ -93,6 +94,38 @@ struct SpanMetricsTests {
         let points = metric(third, "mlflow.trace.span.duration")?.histogram.dataPoints ?? []
         #expect(points.reduce(0) { $0 + $1.count } == 2)
         #expect(points.allSatisfy { $0.startTimeUnixNano == 20 && $0.timeUnixNano == 30 })
+    }
+
+    /// Point keys keep values of different types apart (a string "true" is not the bool), and a key appended
+    /// after another equals the attributes appended one by one.
+    @Test func pointKeysTellTypesApartAndCompose() {
+        func key(_ value: Opentelemetry_Proto_Common_V1_AnyValue) -> SpanMetricsAggregator.PointKey {
+            var key = SpanMetricsAggregator.PointKey()
+            key.append("a", value)
+            return key
+        }
+        func value(_ set: (inout Opentelemetry_Proto_Common_V1_AnyValue) -> Void) -> Opentelemetry_Proto_Common_V1_AnyValue {
+            var value = Opentelemetry_Proto_Common_V1_AnyValue()
+            set(&value)
+            return value
+        }
+        let values = [
+            value { $0.stringValue = "true" }, value { $0.boolValue = true }, value { $0.stringValue = "1" }, value { $0.intValue = 1 },
+            value { $0.stringValue = "" },
+        ]
+        #expect(Set(values.map(key)).count == values.count)
+        var whole = SpanMetricsAggregator.PointKey()
+        whole.append("root", bool: true)
+        whole.append("tags.team", string: "wire")
+        var head = SpanMetricsAggregator.PointKey()
+        head.append("root", bool: true)
+        var tail = SpanMetricsAggregator.PointKey()
+        tail.append("tags.team", value { $0.stringValue = "wire" })
+        head.append(tail)
+        #expect(head == whole && head.hashValue == whole.hashValue)
+        var empty = SpanMetricsAggregator.PointKey()
+        empty.append(SpanMetricsAggregator.PointKey())
+        #expect(empty == SpanMetricsAggregator.PointKey())
     }
 
     @Test func traceTagsAndMetadataOnlyWhenConfigured() throws {

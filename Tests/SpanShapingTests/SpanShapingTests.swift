@@ -114,6 +114,36 @@ import Testing
         #expect(chat.name == "call")
     }
 
+    /// The mapping's one-pass reader finds what a scan per key finds (the first attribute of a key; a non-string or
+    /// empty first value reads as no string even when a later one is a string) and lists the sender's `gen_ai.*` keys.
+    @Test func theOnePassReaderAgreesWithAScanPerKey() {
+        // Nine: the size of the reader's inline position table.
+        #expect(GenAIConventions.SourceAttributes.names.count == 9 && GenAIConventions.SourceAttributes.Key.allCases.count == 9)
+        let keys =
+            GenAIConventions.SourceAttributes.names + [
+                "gen_ai.request.model", "gen_ai.x", "gen_ai.", "gen_ai", "mlflow.spanTyp", "mlflow.spanTypes", "other",
+            ]
+        let values: [AnyValue] = [
+            .with { $0.stringValue = "CHAT_MODEL" }, .with { $0.stringValue = "" }, .with { $0.stringValue = #"{"a": [1, 2]}"# },
+            .with { $0.intValue = 7 }, .with { $0.boolValue = true }, AnyValue(),
+        ]
+        for _ in 0..<500 {
+            let attributes: [KeyValue] = (0..<Int.random(in: 0...12)).map { _ in
+                .with {
+                    $0.key = keys.randomElement() ?? ""
+                    $0.value = values.randomElement() ?? AnyValue()
+                }
+            }
+            let source = GenAIConventions.SourceAttributes(attributes)
+            for key in GenAIConventions.SourceAttributes.Key.allCases {
+                let name = GenAIConventions.SourceAttributes.names[key.rawValue]
+                #expect(source.string(key) == attributes.string(name))
+                #expect(source.json(key) == attributes.json(name))
+            }
+            #expect(source.genAIKeys == attributes.map(\.key).filter { $0.hasPrefix("gen_ai.") })
+        }
+    }
+
     // MARK: Redaction
 
     @Test func patternsPathsAndMetadataOnly() throws {

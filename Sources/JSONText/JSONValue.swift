@@ -144,7 +144,8 @@ public enum JSONValue: Sendable, Equatable {
     /// The member named `key` of an object.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        return members.first { $0.key == key }?.value
+        let length = key.utf8.count  // keys told apart by length before text: most lookups compare no text
+        return members.first { $0.key.utf8.count == length && $0.key == key }?.value
     }
 
     /// The string, when this is one.
@@ -199,6 +200,8 @@ public enum JSONValue: Sendable, Equatable {
                     index += 1
                     return .object(members)
                 }
+                // Room for a few members at once: growing one by one reallocates at 1, 2 and 4.
+                members.reserveCapacity(8)
                 while true {
                     skipWhitespace()
                     guard let key = parseString() else { return nil }
@@ -226,6 +229,7 @@ public enum JSONValue: Sendable, Equatable {
                     index += 1
                     return .array(values)
                 }
+                values.reserveCapacity(8)
                 while true {
                     guard let value = parseValue(depth: depth + 1) else { return nil }
                     values.append(value)

@@ -147,6 +147,7 @@ public enum StartTraceV3Decoder {
             guard let value = object[key], value != .null else { return [:] }
             guard let members = value.objectMembers else { throw WireError(.malformedBody, "trace_info.\(key) must be an object") }
             var result: [String: String] = [:]
+            result.reserveCapacity(members.count)
             for (entryKey, entryValue) in members {
                 guard let text = entryValue.stringValue else {
                     throw WireError(.malformedBody, "trace_info.\(key).\(entryKey) must be a string")

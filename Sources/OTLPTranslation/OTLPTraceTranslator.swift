@@ -150,10 +150,14 @@ public enum OTLPTraceTranslator {
         return attributes
     }
 
-    /// Sets each attribute, replacing one of the same key.
+    /// Sets each attribute, replacing one of the same key (the first, when a sender repeated a key). Keys are told
+    /// apart by their length before their text: a root gets a dozen or more additions, each looked for among its
+    /// attributes (a table of the keys cost more, hashing, than this scan).
     static func merge(_ additions: [Opentelemetry_Proto_Common_V1_KeyValue], into attributes: inout [Opentelemetry_Proto_Common_V1_KeyValue]) {
         for addition in additions {
-            if let index = attributes.firstIndex(where: { $0.key == addition.key }) {
+            let key = addition.key
+            let length = key.utf8.count
+            if let index = attributes.firstIndex(where: { $0.key.utf8.count == length && $0.key == key }) {
                 attributes[index] = addition
             } else {
                 attributes.append(addition)

@@ -199,7 +199,8 @@ public struct SpanMetricsAggregator: Sendable {
 
     /// The value of the first attribute named `key` (the first wins, as in the translator's output).
     static func first(_ key: String, in attributes: [Opentelemetry_Proto_Common_V1_KeyValue]) -> Opentelemetry_Proto_Common_V1_AnyValue? {
-        attributes.first { $0.key == key }?.value
+        let length = key.utf8.count  // keys told apart by length before text
+        return attributes.first { $0.key.utf8.count == length && $0.key == key }?.value
     }
 
     static let genAIOperations = ["CHAT_MODEL": "chat", "LLM": "generate_content", "EMBEDDING": "embeddings"]

@@ -67,7 +67,8 @@ public struct DestinationShaper: Sendable {
                         continue
                     }
                     shapeSpan(&span, sessionID: sessionID, userID: userID, outcome: &outcome)
-                    if span.attributes.value("gen_ai.operation.name") != nil || span.attributes.value("gen_ai.provider.name") != nil {
+                    // Looked for until one span has them (a scan of every span's attributes otherwise).
+                    if !hasGenAI, span.attributes.value("gen_ai.operation.name") != nil || span.attributes.value("gen_ai.provider.name") != nil {
                         hasGenAI = true
                     }
                     kept.append(span)

@@ -8,8 +8,11 @@ typealias Span = Opentelemetry_Proto_Trace_V1_Span
 
 /// Reading and writing a span's attributes by key.
 extension [Opentelemetry_Proto_Common_V1_KeyValue] {
-    /// The value of `key`.
-    func value(_ key: String) -> AnyValue? { first { $0.key == key }?.value }
+    /// The value of `key` (keys told apart by length before text: most attributes are passed over without comparing text).
+    func value(_ key: String) -> AnyValue? {
+        let length = key.utf8.count
+        return first { $0.key.utf8.count == length && $0.key == key }?.value
+    }
 
     /// The string value of `key` (non-empty).
     func string(_ key: String) -> String? {
@@ -25,7 +28,8 @@ extension [Opentelemetry_Proto_Common_V1_KeyValue] {
 
     /// Sets `key`, replacing a value of the same key.
     mutating func set(_ key: String, _ value: AnyValue) {
-        if let index = firstIndex(where: { $0.key == key }) {
+        let length = key.utf8.count
+        if let index = firstIndex(where: { $0.key.utf8.count == length && $0.key == key }) {
             self[index].value = value
         } else {
             append(

@@ -373,7 +373,7 @@ let package = Package(
         unitTests("DeadlineClocksTests", ["DeadlineClocks", "TestSupport"]),
         unitTests("ProxyConfigTests", ["Delivery", "OTLPExport", "ProxyConfig", "ProxySettings", "SharedSettings", "SpanShaping", "HTTPListener", "UpstreamAccess", .product(name: "Yams", package: "Yams")]),
         unitTests("JSONTextTests", ["JSONText", "MLflowWire"]),
-        unitTests("MLflowWireTests", ["MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport", .product(name: "CompressNIO", package: "compress-nio")]),
+        unitTests("MLflowWireTests", ["MLflowWire", "JSONText", "OTLPJSON", "OTLPProto", "TestSupport", .product(name: "CompressNIO", package: "compress-nio")]),
         unitTests(
             "TraceAssemblyTests",
             ["DeadlineClocks", "TraceAssembly", "MLflowWire", "OTLPJSON", "OTLPProto", "TestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),

@@ -209,13 +209,9 @@ public struct TraceIntake: Sendable {
         return (startTraceV3Accepted(decoded, hadSpans: hadSpans), release)
     }
 
-    /// The record as the client sent it (member order and number text kept), with the tags the MLflow server adds.
+    /// The record as the client sent it (its own text), with the tags the MLflow server adds.
     private func startTraceV3Accepted(_ decoded: StartTraceV3Decoder.Decoded, hadSpans: Bool) -> ListenerAnswer {
-        var tags = JSONValue.object(decoded.traceInfoObject["tags"]?.objectMembers ?? [])
-        let experiment = decoded.info.experimentID ?? "0"
-        tags = tags.setting("mlflow.artifactLocation", to: .string("mlflow-artifacts:/\(experiment)/traces/\(decoded.info.traceID)/artifacts"))
-        if hadSpans { tags = tags.setting("mlflow.trace.spansLocation", to: .string("TRACKING_STORE")) }
-        return jsonAnswer(.object([("trace", .object([("trace_info", decoded.traceInfoObject.setting("tags", to: tags))]))]))
+        ListenerAnswer(status: .ok, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: decoded.answer(hadSpans: hadSpans)))
     }
 
     // MARK: PUT …/traces.json

@@ -177,9 +177,67 @@ public enum JSONValue: Sendable, Equatable {
     /// Text for a value shown as content: strings as they are, everything else as JSON.
     public var contentText: String { stringValue ?? text }
 
-    private struct Parser {
+    /// The reader behind ``init(parsing:)-([UInt8])`` and ``JSONScanner``: one grammar for both.
+    struct Parser {
         let bytes: [UInt8]
         var index = 0
+
+        /// Checks and passes over one value, building none of it (strings and numbers read as the parser reads
+        /// them, so that what it accepts is exactly what ``parseValue(depth:)`` accepts).
+        mutating func skipValue(depth: Int) -> Bool {
+            guard depth < JSONValue.maxDepth else { return false }
+            skipWhitespace()
+            guard index < bytes.count else { return false }
+            switch bytes[index] {
+            case UInt8(ascii: "{"):
+                index += 1
+                skipWhitespace()
+                if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+                    index += 1
+                    return true
+                }
+                while true {
+                    skipWhitespace()
+                    guard parseString() != nil else { return false }
+                    skipWhitespace()
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return false }
+                    index += 1
+                    guard skipValue(depth: depth + 1) else { return false }
+                    skipWhitespace()
+                    guard index < bytes.count else { return false }
+                    if bytes[index] == UInt8(ascii: ",") {
+                        index += 1
+                    } else if bytes[index] == UInt8(ascii: "}") {
+                        index += 1
+                        return true
+                    } else {
+                        return false
+                    }
+                }
+            case UInt8(ascii: "["):
+                index += 1
+                skipWhitespace()
+                if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+                    index += 1
+                    return true
+                }
+                while true {
+                    guard skipValue(depth: depth + 1) else { return false }
+                    skipWhitespace()
+                    guard index < bytes.count else { return false }
+                    if bytes[index] == UInt8(ascii: ",") {
+                        index += 1
+                    } else if bytes[index] == UInt8(ascii: "]") {
+                        index += 1
+                        return true
+                    } else {
+                        return false
+                    }
+                }
+            default:
+                return parseValue(depth: depth) != nil  // a string, number or literal: nothing nested to build
+            }
+        }
 
         mutating func skipWhitespace() {
             while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D || bytes[index] == 0x09 {

@@ -111,27 +111,119 @@ public enum MLflowTraceID {
 
 /// Decodes the `StartTraceV3` request body `{"trace": {"trace_info": {…}}}`.
 public enum StartTraceV3Decoder {
-    /// The decoded record and the `trace_info` object as parsed (for echoing it back without parsing again).
+    /// The tag naming where a trace's artifacts are (the server adds it to every trace).
+    public static let artifactLocationTag = "mlflow.artifactLocation"
+    /// The tag saying the spans are in the tracking store (they came over `/v1/traces`).
+    public static let spansLocationTag = "mlflow.trace.spansLocation"
+
+    /// The decoded record, and the body with where the answer's edits go (for echoing the trace info back without
+    /// reading it again).
     public struct Decoded: Sendable {
         /// The typed record.
         public var info: TraceInfo
-        /// The `trace_info` JSON object, members in the client's order.
-        public var traceInfoObject: JSONValue
+        let body: [UInt8]
+        /// Where the `trace_info` object is in the body.
+        let infoRange: Range<Int>
+        let tagsPlace: TagsPlace
+
+        /// Where the answer's tags go.
+        enum TagsPlace: Sendable {
+            /// Into the `tags` object (braces at `open` and `close`, `members` in it): the first member of a tag
+            /// the answer sets has its value (that range) replaced; a tag it does not have is added at the end.
+            case object(open: Int, close: Int, members: Int, artifactLocation: Range<Int>?, spansLocation: Range<Int>?)
+            /// `"tags": null`: the value (that range) replaced by an object.
+            case replace(Range<Int>)
+            /// No `tags` member: one added before `trace_info`'s closing brace (at that position).
+            case append(beforeInfoEnd: Int)
+        }
+
+        /// The `StartTraceV3` answer: `{"trace": {"trace_info": …}}` with the client's `trace_info` as it was sent,
+        /// and the tags the MLflow server adds set in it (`mlflow.artifactLocation`; `mlflow.trace.spansLocation =
+        /// TRACKING_STORE` when `hadSpans`), replacing a tag of the same key, as ``answerAsTree(hadSpans:)`` does.
+        public func answer(hadSpans: Bool) -> [UInt8] {
+            let artifactLocation = StartTraceV3Decoder.artifactLocation(of: info)
+            var edits: [(range: Range<Int>, text: [UInt8])] = []
+            func member(_ key: String, _ value: String) -> [UInt8] {
+                var text: [UInt8] = []
+                JSONValue.writeString(key, to: &text)
+                text.append(UInt8(ascii: ":"))
+                JSONValue.writeString(value, to: &text)
+                return text
+            }
+            let added = [(artifactLocationTag, artifactLocation)] + (hadSpans ? [(spansLocationTag, "TRACKING_STORE")] : [])
+            switch tagsPlace {
+            case .object(_, let close, let members, let artifactRange, let spansRange):
+                var appended: [UInt8] = []
+                var count = members
+                for (key, value) in added {
+                    if let range = key == artifactLocationTag ? artifactRange : spansRange {
+                        var text: [UInt8] = []
+                        JSONValue.writeString(value, to: &text)
+                        edits.append((range, text))
+                    } else {
+                        if count > 0 { appended.append(UInt8(ascii: ",")) }
+                        appended += member(key, value)
+                        count += 1
+                    }
+                }
+                if !appended.isEmpty { edits.append((close..<close, appended)) }
+            case .replace(let range):
+                edits.append(
+                    (range, [UInt8(ascii: "{")] + added.map { member($0.0, $0.1) }.joined(separator: [UInt8(ascii: ",")]) + [UInt8(ascii: "}")]))
+            case .append(let position):
+                let object = [UInt8(ascii: "{")] + added.map { member($0.0, $0.1) }.joined(separator: [UInt8(ascii: ",")]) + [UInt8(ascii: "}")]
+                edits.append((position..<position, Array(#","tags":"#.utf8) + object))
+            }
+            edits.sort { $0.range.lowerBound < $1.range.lowerBound }
+            var output: [UInt8] = []
+            output.reserveCapacity(infoRange.count + 256)
+            output += #"{"trace":{"trace_info":"#.utf8
+            var position = infoRange.lowerBound
+            for edit in edits {
+                output += body[position..<edit.range.lowerBound]
+                output += edit.text
+                position = edit.range.upperBound
+            }
+            output += body[position..<infoRange.upperBound]
+            output += "}}".utf8
+            return output
+        }
+    }
+
+    /// The artifact location the answer names: `mlflow-artifacts:/<experiment>/traces/<trace id>/artifacts`.
+    static func artifactLocation(of info: TraceInfo) -> String {
+        "mlflow-artifacts:/\(info.experimentID ?? "0")/traces/\(info.traceID)/artifacts"
+    }
+
+    /// Decodes the body (one pass over its bytes: ``StartTraceV3Reader``).
+    /// - Throws: ``WireError`` when the body is not JSON, lacks `trace.trace_info.trace_id`, or a field has the wrong type.
+    public static func decode(_ body: [UInt8]) throws(WireError) -> Decoded {
+        var reader = StartTraceV3Reader(body)
+        return try reader.read()
     }
 
     /// Decodes the body.
-    /// - Throws: ``WireError`` when the body is not JSON, lacks `trace.trace_info.trace_id`, or a field has the wrong type.
-    public static func decode(_ body: [UInt8]) throws(WireError) -> Decoded {
+    public static func decode(_ body: Data) throws(WireError) -> Decoded { try decode([UInt8](body)) }
+
+    /// The same reading through a ``JSONValue`` tree: the record and the `trace_info` object, or the same error.
+    /// The reference the one-pass reading is checked against (and the reading of stored trace infos).
+    package static func decodeAsTree(_ body: [UInt8]) throws(WireError) -> (info: TraceInfo, traceInfoObject: JSONValue) {
         guard let root = JSONValue(parsing: body) else { throw WireError(.malformedBody, "the body is not valid JSON") }
         guard root.objectMembers != nil else { throw WireError(.malformedBody, "the body must be a JSON object") }
         guard let infoObject = root["trace"]?["trace_info"], infoObject.objectMembers != nil else {
             throw WireError(.malformedBody, "the body must contain trace.trace_info")
         }
-        return Decoded(info: try traceInfo(from: infoObject), traceInfoObject: infoObject)
+        return (try traceInfo(from: infoObject), infoObject)
     }
 
-    /// Decodes the body.
-    public static func decode(_ body: Data) throws(WireError) -> Decoded { try decode([UInt8](body)) }
+    /// The answer ``Decoded/answer(hadSpans:)`` gives, built as a tree from ``decodeAsTree(_:)``'s object (the reference
+    /// the splice is checked against).
+    package static func answerAsTree(info: TraceInfo, traceInfoObject: JSONValue, hadSpans: Bool) -> JSONValue {
+        var tags = JSONValue.object(traceInfoObject["tags"]?.objectMembers ?? [])
+        tags = tags.setting(artifactLocationTag, to: .string(artifactLocation(of: info)))
+        if hadSpans { tags = tags.setting(spansLocationTag, to: .string("TRACKING_STORE")) }
+        return .object([("trace", .object([("trace_info", traceInfoObject.setting("tags", to: tags))]))])
+    }
 
     /// Reads a `TraceInfoV3` JSON object.
     public static func traceInfo(from object: JSONValue) throws(WireError) -> TraceInfo {

@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import MLflowWire
 import NIOCore
 import OTLPProto
@@ -26,9 +27,23 @@ let targets: [String: @Sendable (UnsafeBufferPointer<UInt8>) -> Void] = [
     "traces-json": { bytes in
         assembleAndTranslate((try? TracesArtifactDecoder.decode(Data(bytes), experimentID: "0")).map { [$0] })
     },
-    // StartTraceV3's TraceInfo JSON.
+    // StartTraceV3's TraceInfo JSON: the one-pass reading and the tree reading must agree (the same record and
+    // answer, or the same error).
     "trace-info-v3": { bytes in
-        if let decoded = try? StartTraceV3Decoder.decode(Data(bytes)) { _ = decoded }
+        let body = [UInt8](bytes)
+        let pass = Result { () throws(WireError) in try StartTraceV3Decoder.decode(body) }
+        let tree = Result { () throws(WireError) in try StartTraceV3Decoder.decodeAsTree(body) }
+        switch (pass, tree) {
+        case (.success(let decoded), .success(let reference)):
+            precondition(decoded.info == reference.info, "the readings disagree on the record")
+            let answer = JSONValue(parsing: decoded.answer(hadSpans: true))
+            let expected = StartTraceV3Decoder.answerAsTree(info: reference.info, traceInfoObject: reference.traceInfoObject, hadSpans: true)
+            precondition(answer == expected, "the answers disagree")
+        case (.failure(let error), .failure(let expected)):
+            precondition(error == expected, "the readings disagree on the error")
+        default:
+            preconditionFailure("one reading failed, the other did not")
+        }
     },
     // StartTrace / EndTrace (2.x) JSON.
     "trace-info-v2": { bytes in

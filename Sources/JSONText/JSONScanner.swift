@@ -54,24 +54,16 @@ public struct JSONScanner {
     /// this advances), the position then at the member's value, which the caller must read or pass over; `nil` at
     /// the object's end (its `}` consumed), or with ``failed`` set when the text is not JSON.
     public mutating func nextMember(count: inout Int) -> String? {
-        parser.skipWhitespace()
-        guard parser.index < parser.bytes.count else { return fail() }
         if count > 0 {
-            if parser.bytes[parser.index] == UInt8(ascii: "}") {
-                parser.index += 1
-                return nil
+            switch parser.afterItem(UInt8(ascii: "}")) {
+            case .more: break
+            case .closed: return nil
+            case nil: return fail()
             }
-            guard parser.bytes[parser.index] == UInt8(ascii: ",") else { return fail() }
-            parser.index += 1
-            parser.skipWhitespace()
-        } else if parser.bytes[parser.index] == UInt8(ascii: "}") {
-            parser.index += 1
+        } else if parser.closesAtOnce(UInt8(ascii: "}")) {
             return nil
         }
-        guard let key = parser.parseString() else { return fail() }
-        parser.skipWhitespace()
-        guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: ":") else { return fail() }
-        parser.index += 1
+        guard let key = parser.memberKey() else { return fail() }
         parser.skipWhitespace()
         count += 1
         return key

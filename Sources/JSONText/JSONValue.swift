@@ -188,55 +188,56 @@ public enum JSONValue: Sendable, Equatable {
             guard depth < JSONValue.maxDepth else { return false }
             skipWhitespace()
             guard index < bytes.count else { return false }
-            switch bytes[index] {
-            case UInt8(ascii: "{"):
-                index += 1
-                skipWhitespace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                    index += 1
-                    return true
-                }
-                while true {
-                    skipWhitespace()
-                    guard parseString() != nil else { return false }
-                    skipWhitespace()
-                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return false }
-                    index += 1
-                    guard skipValue(depth: depth + 1) else { return false }
-                    skipWhitespace()
-                    guard index < bytes.count else { return false }
-                    if bytes[index] == UInt8(ascii: ",") {
-                        index += 1
-                    } else if bytes[index] == UInt8(ascii: "}") {
-                        index += 1
-                        return true
-                    } else {
-                        return false
-                    }
-                }
-            case UInt8(ascii: "["):
-                index += 1
-                skipWhitespace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-                    index += 1
-                    return true
-                }
-                while true {
-                    guard skipValue(depth: depth + 1) else { return false }
-                    skipWhitespace()
-                    guard index < bytes.count else { return false }
-                    if bytes[index] == UInt8(ascii: ",") {
-                        index += 1
-                    } else if bytes[index] == UInt8(ascii: "]") {
-                        index += 1
-                        return true
-                    } else {
-                        return false
-                    }
-                }
-            default:
+            let isObject = bytes[index] == UInt8(ascii: "{")
+            guard isObject || bytes[index] == UInt8(ascii: "[") else {
                 return parseValue(depth: depth) != nil  // a string, number or literal: nothing nested to build
             }
+            index += 1
+            let closing = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            if closesAtOnce(closing) { return true }
+            while true {
+                if isObject { guard memberKey() != nil else { return false } }
+                guard skipValue(depth: depth + 1) else { return false }
+                switch afterItem(closing) {
+                case .more: continue
+                case .closed: return true
+                case nil: return false
+                }
+            }
+        }
+
+        /// After a container's opening byte: whether it closes at once (the closing byte then consumed).
+        mutating func closesAtOnce(_ closing: UInt8) -> Bool {
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == closing else { return false }
+            index += 1
+            return true
+        }
+
+        /// What follows an item of a container.
+        enum AfterItem { case more, closed }
+
+        /// After an item of a container: `.more` past a `,`, `.closed` past the closing byte, `nil` for anything else.
+        mutating func afterItem(_ closing: UInt8) -> AfterItem? {
+            skipWhitespace()
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                return .more
+            }
+            guard bytes[index] == closing else { return nil }
+            index += 1
+            return .closed
+        }
+
+        /// An object member's key and the `:` after it; `nil` when the text there is not one.
+        mutating func memberKey() -> String? {
+            skipWhitespace()
+            guard let key = parseString() else { return nil }
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
+            index += 1
+            return key
         }
 
         mutating func skipWhitespace() {
@@ -253,53 +254,30 @@ public enum JSONValue: Sendable, Equatable {
             case UInt8(ascii: "{"):
                 index += 1
                 var members: [(key: String, value: JSONValue)] = []
-                skipWhitespace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                    index += 1
-                    return .object(members)
-                }
+                if closesAtOnce(UInt8(ascii: "}")) { return .object(members) }
                 // Room for a few members at once: growing one by one reallocates at 1, 2 and 4.
                 members.reserveCapacity(8)
                 while true {
-                    skipWhitespace()
-                    guard let key = parseString() else { return nil }
-                    skipWhitespace()
-                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
-                    index += 1
-                    guard let value = parseValue(depth: depth + 1) else { return nil }
+                    guard let key = memberKey(), let value = parseValue(depth: depth + 1) else { return nil }
                     members.append((key, value))
-                    skipWhitespace()
-                    guard index < bytes.count else { return nil }
-                    if bytes[index] == UInt8(ascii: ",") {
-                        index += 1
-                    } else if bytes[index] == UInt8(ascii: "}") {
-                        index += 1
-                        return .object(members)
-                    } else {
-                        return nil
+                    switch afterItem(UInt8(ascii: "}")) {
+                    case .more: continue
+                    case .closed: return .object(members)
+                    case nil: return nil
                     }
                 }
             case UInt8(ascii: "["):
                 index += 1
                 var values: [JSONValue] = []
-                skipWhitespace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-                    index += 1
-                    return .array(values)
-                }
+                if closesAtOnce(UInt8(ascii: "]")) { return .array(values) }
                 values.reserveCapacity(8)
                 while true {
                     guard let value = parseValue(depth: depth + 1) else { return nil }
                     values.append(value)
-                    skipWhitespace()
-                    guard index < bytes.count else { return nil }
-                    if bytes[index] == UInt8(ascii: ",") {
-                        index += 1
-                    } else if bytes[index] == UInt8(ascii: "]") {
-                        index += 1
-                        return .array(values)
-                    } else {
-                        return nil
+                    switch afterItem(UInt8(ascii: "]")) {
+                    case .more: continue
+                    case .closed: return .array(values)
+                    case nil: return nil
                     }
                 }
             case UInt8(ascii: "\""):

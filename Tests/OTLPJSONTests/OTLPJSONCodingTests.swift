@@ -65,6 +65,9 @@ import Testing
 
     @Test func hexIDsRoundTripInEitherCase() {
         #expect(HexID.string([0x00, 0x0f, 0xf0, 0xff]) == "000ff0ff")
+        let every = (0...255).map { UInt8($0) }
+        #expect(HexID.string(every) == every.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
+        #expect(HexID.bytes(HexID.string(every)) == every)
         #expect(HexID.bytes("000FF0ff") == [0x00, 0x0f, 0xf0, 0xff])
         #expect(HexID.bytes("") == [])
         #expect(HexID.bytes("abc") == nil)

@@ -23,7 +23,7 @@ public struct JSONScanner {
     /// The text scanned.
     public var bytes: [UInt8] { parser.bytes }
 
-    /// The position: after ``nextMember(depth:count:)``, where the member's value starts; after a value, just past it.
+    /// The position: after ``nextMember(count:)``, where the member's value starts; after a value, just past it.
     public var position: Int { parser.index }
 
     /// The kind of the value at the current position by its first byte (whitespace before it passed over), a hint:

@@ -33,17 +33,7 @@ struct StartTraceV3Reader {
     /// ``strings``, which a test checks).
     static let stringKeys = ["client_request_id", "request_time", "execution_duration", "state", "request_preview", "response_preview"]
     /// The members of `trace_info` the record reads: the string members, then these.
-    static let infoKeys = stringKeys + ["trace_id", "trace_metadata", "tags", "trace_location"]
-    /// Their lengths in UTF-8: a member is matched by length before text.
-    static let infoKeyLengths = infoKeys.map(\.utf8.count)
-
-    /// The position of `key` in ``infoKeys``, or `nil`.
-    static func infoKeyIndex(_ key: String) -> Int? {
-        let length = key.utf8.count
-        let lengths = infoKeyLengths
-        for index in lengths.indices where lengths[index] == length && infoKeys[index] == key { return index }
-        return nil
-    }
+    static let infoKeys = KeyTable(stringKeys + ["trace_id", "trace_metadata", "tags", "trace_location"])
 
     init(_ body: [UInt8]) {
         scanner = JSONScanner(bytes: body)
@@ -112,7 +102,7 @@ struct StartTraceV3Reader {
         var tagsValue: Range<Int>?
         let stringCount = Self.stringKeys.count
         while let key = scanner.nextMember(count: &count) {
-            guard let index = Self.infoKeyIndex(key), seen & (1 << index) == 0 else {
+            guard let index = Self.infoKeys.index(of: key), seen & (1 << index) == 0 else {
                 scanner.skipValue(depth: 3)
                 if scanner.failed { return }
                 continue
@@ -159,7 +149,6 @@ struct StartTraceV3Reader {
     private mutating func readMap() -> (field: Field, place: StartTraceV3Decoder.Decoded.TagsPlace?) {
         switch scanner.kind() {
         case .object:
-            let open = scanner.position
             _ = scanner.enterObject(depth: 3)
             var result: [String: String] = [:]
             result.reserveCapacity(8)
@@ -183,7 +172,7 @@ struct StartTraceV3Reader {
                 }
             }
             let place = StartTraceV3Decoder.Decoded.TagsPlace.object(
-                open: open, close: scanner.position - 1, members: count, artifactLocation: artifactLocation, spansLocation: spansLocation)
+                close: scanner.position - 1, members: count, artifactLocation: artifactLocation, spansLocation: spansLocation)
             return (.map(result, badEntry: badEntry), place)
         case .null:
             scanner.skipValue(depth: 3)

@@ -128,9 +128,9 @@ public enum StartTraceV3Decoder {
 
         /// Where the answer's tags go.
         enum TagsPlace: Sendable {
-            /// Into the `tags` object (braces at `open` and `close`, `members` in it): the first member of a tag
-            /// the answer sets has its value (that range) replaced; a tag it does not have is added at the end.
-            case object(open: Int, close: Int, members: Int, artifactLocation: Range<Int>?, spansLocation: Range<Int>?)
+            /// Into the `tags` object (its closing brace at `close`, `members` in it): the first member of a tag the
+            /// answer sets has its value (that range) replaced; a tag it does not have is added before the brace.
+            case object(close: Int, members: Int, artifactLocation: Range<Int>?, spansLocation: Range<Int>?)
             /// `"tags": null`: the value (that range) replaced by an object.
             case replace(Range<Int>)
             /// No `tags` member: one added before `trace_info`'s closing brace (at that position).
@@ -139,7 +139,7 @@ public enum StartTraceV3Decoder {
 
         /// The `StartTraceV3` answer: `{"trace": {"trace_info": …}}` with the client's `trace_info` as it was sent,
         /// and the tags the MLflow server adds set in it (`mlflow.artifactLocation`; `mlflow.trace.spansLocation =
-        /// TRACKING_STORE` when `hadSpans`), replacing a tag of the same key, as ``answerAsTree(hadSpans:)`` does.
+        /// TRACKING_STORE` when `hadSpans`), replacing a tag of the same key, as ``StartTraceV3Decoder/answerAsTree(info:traceInfoObject:hadSpans:)`` does.
         public func answer(hadSpans: Bool) -> [UInt8] {
             let artifactLocation = StartTraceV3Decoder.artifactLocation(of: info)
             var edits: [(range: Range<Int>, text: [UInt8])] = []
@@ -150,9 +150,13 @@ public enum StartTraceV3Decoder {
                 JSONValue.writeString(value, to: &text)
                 return text
             }
+            /// A tags object of the added tags alone (in place of `null`, or as a new `tags` member).
+            func tagsObject(_ tags: [(String, String)]) -> [UInt8] {
+                [UInt8(ascii: "{")] + tags.map { member($0.0, $0.1) }.joined(separator: [UInt8(ascii: ",")]) + [UInt8(ascii: "}")]
+            }
             let added = [(artifactLocationTag, artifactLocation)] + (hadSpans ? [(spansLocationTag, "TRACKING_STORE")] : [])
             switch tagsPlace {
-            case .object(_, let close, let members, let artifactRange, let spansRange):
+            case .object(let close, let members, let artifactRange, let spansRange):
                 var appended: [UInt8] = []
                 var count = members
                 for (key, value) in added {
@@ -167,12 +171,8 @@ public enum StartTraceV3Decoder {
                     }
                 }
                 if !appended.isEmpty { edits.append((close..<close, appended)) }
-            case .replace(let range):
-                edits.append(
-                    (range, [UInt8(ascii: "{")] + added.map { member($0.0, $0.1) }.joined(separator: [UInt8(ascii: ",")]) + [UInt8(ascii: "}")]))
-            case .append(let position):
-                let object = [UInt8(ascii: "{")] + added.map { member($0.0, $0.1) }.joined(separator: [UInt8(ascii: ",")]) + [UInt8(ascii: "}")]
-                edits.append((position..<position, Array(#","tags":"#.utf8) + object))
+            case .replace(let range): edits.append((range, tagsObject(added)))
+            case .append(let position): edits.append((position..<position, Array(#","tags":"#.utf8) + tagsObject(added)))
             }
             edits.sort { $0.range.lowerBound < $1.range.lowerBound }
             var output: [UInt8] = []

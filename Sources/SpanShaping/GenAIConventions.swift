@@ -122,8 +122,7 @@ enum GenAIConventions {
             "mlflow.spanType", "gen_ai.operation.name", "mlflow.message.format", "mlflow.llm.provider", "mlflow.llm.model",
             "mlflow.spanInputs", "mlflow.spanOutputs", "mlflow.chat.tokenUsage", "mlflow.chat.tools",
         ]
-        /// The names' lengths in UTF-8: most keys are told apart by length, without comparing text.
-        static let nameLengths = names.map(\.utf8.count)
+        static let table = KeyTable(names)
 
         private let attributes: [KeyValue]
         /// Where each key's first attribute is (-1: none); inline, so reading a span allocates nothing (one place per
@@ -134,21 +133,17 @@ enum GenAIConventions {
 
         init(_ attributes: [KeyValue]) {
             self.attributes = attributes
-            let names = Self.names
-            let lengths = Self.nameLengths
+            let table = Self.table
             for position in attributes.indices {
                 let key = attributes[position].key
-                let length = key.utf8.count
-                if length >= 7, Self.hasGenAIPrefix(key) { genAIKeys.append(key) }
-                for index in 0..<lengths.count where lengths[index] == length && positions[index] < 0 && names[index] == key {
-                    positions[index] = position
-                    break
-                }
+                if Self.hasGenAIPrefix(key) { genAIKeys.append(key) }
+                if let index = table.index(of: key), positions[index] < 0 { positions[index] = position }
             }
         }
 
         /// Whether `key` starts with `gen_ai.`, read from its UTF-8 bytes.
         static func hasGenAIPrefix(_ key: String) -> Bool {
+            guard key.utf8.count >= 7 else { return false }
             var key = key
             return key.withUTF8 { bytes in
                 bytes.count >= 7 && bytes[0] == 0x67 && bytes[1] == 0x65 && bytes[2] == 0x6E && bytes[3] == 0x5F && bytes[4] == 0x61

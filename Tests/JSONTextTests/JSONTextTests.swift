@@ -100,4 +100,15 @@ import Testing
         #expect(message(#"{"trace": {"trace_info": {"trace_id": "tr-1", "tags": null, "state": null}}}"#) == nil)
         #expect(message("{\"trace\": ") == "the body is not valid JSON")
     }
+
+    /// A key table finds each of its keys at its position and nothing else: not a key of the same length, a prefix, a
+    /// longer key that starts with one, or the empty key.
+    @Test func keyTableFindsExactlyItsKeys() {
+        let keys = ["trace_id", "tags", "state", "mlflow.spanType", "é", ""]
+        let table = KeyTable(keys)
+        for (index, key) in keys.enumerated() { #expect(table.index(of: key) == index) }
+        for other in ["trace_iD", "tag", "tagss", "stats", "mlflow.spanTypes", "e", "\u{301}", "trace_id "] {
+            #expect(table.index(of: other) == nil, "\(other)")
+        }
+    }
 }

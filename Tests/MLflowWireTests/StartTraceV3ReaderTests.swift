@@ -44,7 +44,7 @@ struct StartTraceV3ReaderTests {
 
     /// The reader keeps the optional string members in a table of six places.
     @Test func theReaderHasAPlaceForEachStringMember() {
-        #expect(StartTraceV3Reader.stringKeys.count == 6 && Set(StartTraceV3Reader.infoKeys).count == StartTraceV3Reader.infoKeys.count)
+        #expect(StartTraceV3Reader.stringKeys.count == 6 && Set(StartTraceV3Reader.infoKeys.keys).count == StartTraceV3Reader.infoKeys.keys.count)
     }
 
     @Test func capturedBodiesReadAsTheTreeReadsThem() throws {

@@ -12,7 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 N=${N:-500}
 cd "$ROOT"
-if ! command -v valgrind >/dev/null; then
+if ! command -v valgrind >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx-light >/dev/null
 fi
 Tests/scripts/setup-python.sh

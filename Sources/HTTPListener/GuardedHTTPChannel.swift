@@ -52,7 +52,7 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits
             )
-            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: tls != nil))
+            try pipeline.addHandler(ListenerHTTPTypesCodec(secure: tls != nil))
             try pipeline.addHandler(guardHandler)
             // Hummingbird's state handler still runs for graceful shutdown (it closes idle connections and
             // finishes the ones in flight); timeouts are the guard's.
@@ -515,33 +515,38 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// When the armed timer fires.
     private var armedDeadline: NIODeadline?
 
-    /// The earliest deadline now and what it is for.
+    /// The earliest deadline now and what it is for (kept as the candidates are looked at: this runs a few times per
+    /// request, so it makes no list).
     private func nextExpiry() -> (NIODeadline, Expiry)? {
-        var candidates: [(NIODeadline, Expiry)] = []
+        var earliest: (NIODeadline, Expiry)?
+        func consider(_ deadline: NIODeadline, _ expiry: Expiry) {
+            if let current = earliest, current.0 <= deadline { return }
+            earliest = (deadline, expiry)
+        }
         switch phase {
         case .awaitingHead(headStarted: let started?):
-            candidates.append((started + TimeAmount(limits.requestReadTimeout), .head))
-            if let whole = limits.requestTimeout { candidates.append((started + TimeAmount(whole), .head)) }
+            consider(started + TimeAmount(limits.requestReadTimeout), .head)
+            if let whole = limits.requestTimeout { consider(started + TimeAmount(whole), .head) }
         case .awaitingHead(headStarted: nil):
-            if let idle = limits.idleTimeout { candidates.append((lastRead + TimeAmount(idle), .idle)) }
+            if let idle = limits.idleTimeout { consider(lastRead + TimeAmount(idle), .idle) }
         case .readingBody(let started):
-            if let whole = limits.requestTimeout { candidates.append((started + TimeAmount(whole), .requestTimeout)) }
+            if let whole = limits.requestTimeout { consider(started + TimeAmount(whole), .requestTimeout) }
             if let pending = readPendingSince {
-                candidates.append((pending + TimeAmount(limits.requestReadTimeout), .bodyStalled))
+                consider(pending + TimeAmount(limits.requestReadTimeout), .bodyStalled)
                 if let rate = limits.minBodyBytesPerSecond {
                     // The wait at which the body's rate would fall to the minimum if nothing more arrives.
                     let atRate = TimeAmount.nanoseconds(Int64(Double(bodyBytes) / Double(rate) * 1e9))
                     let needed = max(TimeAmount(limits.minBodyRateGracePeriod), atRate)
-                    candidates.append((pending + (needed - bodyWait), .bodyTooSlow))
+                    consider(pending + (needed - bodyWait), .bodyTooSlow)
                 }
             }
         case .handling, .closing:
             break
         }
         if let since = unwritableSince, let timeout = limits.responseWriteTimeout {
-            candidates.append((since + TimeAmount(timeout), .responseWrite))
+            consider(since + TimeAmount(timeout), .responseWrite)
         }
-        return candidates.min { $0.0 < $1.0 }
+        return earliest
     }
 
     private func timerFired(context: ChannelHandlerContext) {

@@ -37,6 +37,12 @@ public enum RequestPathNormalizer {
         } ?? false
     }
 
+    /// The path of a request target: what comes before its query or fragment (`?` or `#`), found byte by byte.
+    public static func pathPart(of target: String) -> Substring {
+        guard let mark = target.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) else { return target[...] }
+        return target[..<mark]
+    }
+
     /// Normalizes `target` (`/path?query`).
     public static func normalize(_ target: String) -> Outcome {
         guard target.hasPrefix("/") else { return .rejected("the request target must be a path starting with /") }

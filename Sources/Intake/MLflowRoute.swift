@@ -57,21 +57,50 @@ public enum MLflowRoute: Sendable, Equatable {
 
     /// Classifies a request by method and path (the path without its query).
     public static func classify(method: String, path: String) -> MLflowRoute {
-        switch (method, path) {
-        case ("POST", "/v1/traces"): return .otlpTraces
-        case ("POST", "/api/3.0/mlflow/traces"): return .startTraceV3
-        case ("POST", "/api/2.0/mlflow/traces"): return .startTraceV2
-        case ("PATCH", _) where path.hasPrefix(tracesV2Prefix):
-            let requestID = path.dropFirst(tracesV2Prefix.count)
-            guard !requestID.contains("/") else { return .other }  // SetTraceTag and other sub-resources
-            return .endTraceV2(requestID: String(requestID))
-        case ("GET", "/version"): return .version
-        case ("GET", "/api/2.0/mlflow/experiments/get-by-name"): return .experimentGetByName
-        case ("GET", "/api/2.0/mlflow/experiments/get"): return .experimentGet
-        case ("POST", "/api/2.0/mlflow/experiments/create"): return .experimentCreate
-        case ("PUT", _) where path.hasPrefix(artifactsPrefix): return classifyArtifact(path.dropFirst(artifactsPrefix.count))
-        default: return .other
+        classify(method: method, path: path[...])
+    }
+
+    /// Classifies a request by method and path (the path without its query): the path's bytes are compared with
+    /// each route's, as the upstream will read them (no Unicode equivalence, no `String` made for the comparison).
+    public static func classify(method: String, path: Substring) -> MLflowRoute {
+        let bytes = path.utf8
+        switch method {
+        case "POST":
+            if same(bytes, "/v1/traces") { return .otlpTraces }
+            if same(bytes, "/api/3.0/mlflow/traces") { return .startTraceV3 }
+            if same(bytes, "/api/2.0/mlflow/traces") { return .startTraceV2 }
+            if same(bytes, "/api/2.0/mlflow/experiments/create") { return .experimentCreate }
+        case "PATCH":
+            if let requestID = after(tracesV2Prefix, in: path) {
+                guard !requestID.utf8.contains(UInt8(ascii: "/")) else { return .other }  // SetTraceTag and other sub-resources
+                return .endTraceV2(requestID: String(requestID))
+            }
+        case "GET":
+            if same(bytes, "/version") { return .version }
+            if same(bytes, "/api/2.0/mlflow/experiments/get-by-name") { return .experimentGetByName }
+            if same(bytes, "/api/2.0/mlflow/experiments/get") { return .experimentGet }
+        case "PUT":
+            if let relative = after(artifactsPrefix, in: path) { return classifyArtifact(relative) }
+        default:
+            break
         }
+        return .other
+    }
+
+    /// Whether `bytes` are exactly `literal`'s (lengths first).
+    private static func same(_ bytes: Substring.UTF8View, _ literal: StaticString) -> Bool {
+        bytes.count == literal.utf8CodeUnitCount
+            && literal.withUTF8Buffer { bytes.elementsEqual($0) }
+    }
+
+    /// What follows `prefix` in `path`, when `path` begins with its bytes.
+    private static func after(_ prefix: String, in path: Substring) -> Substring? {
+        var rest = path.utf8[...]
+        for byte in prefix.utf8 {
+            guard let first = rest.first, first == byte else { return nil }
+            rest = rest.dropFirst()
+        }
+        return Substring(rest)
     }
 
     /// `<exp…>/traces/<id>/artifacts/traces.json` or `<exp…>/traces/<id>/artifacts/attachments/<uuid>`.

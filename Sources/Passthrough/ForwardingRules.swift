@@ -18,28 +18,67 @@ public struct ForwardingRules: Sendable {
     /// Whether clients reach the proxy over TLS (`X-Forwarded-Proto: https` for untrusted peers).
     public let listenerIsTLS: Bool
 
+    /// The `Host` header for the upstream: its host, with the port when one is given.
+    public let upstreamHost: String
+
     /// Rules for forwarding to `upstream`.
     public init(upstream: UpstreamURL, trustedProxies: [AddressRange], listenerIsTLS: Bool) {
         self.upstream = upstream
         self.trustedProxies = trustedProxies
         self.listenerIsTLS = listenerIsTLS
+        let host = upstream.host.contains(":") ? "[\(upstream.host)]" : upstream.host
+        upstreamHost = upstream.port.map { "\(host):\($0)" } ?? host
     }
 
     /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `Host` (set from the
     /// upstream URL) and `Content-Length` (set from the body that is actually sent).
-    public static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization", "host", "content-length",
-    ]
+    public static let hopByHop: Set<String> = Set(hopByHopByLength.joined().map { String(decoding: $0, as: UTF8.self) })
+
+    /// ``hopByHop``'s names (lower case) by their length, for ``isHopByHop(_:)``.
+    private static let hopByHopByLength: [[[UInt8]]] = {
+        let names = [
+            "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+            "proxy-authenticate", "proxy-authorization", "host", "content-length",
+        ]
+        var table = [[[UInt8]]](repeating: [], count: names.map(\.utf8.count).max()! + 1)  // a non-empty literal list
+        for name in names { table[name.utf8.count].append(Array(name.utf8)) }
+        return table
+    }()
+
+    /// Whether `name`, in any case, is one of ``hopByHop``: its bytes compared with the names of its length, without
+    /// making a lower-cased copy or hashing it (this runs for every header of every forwarded request and answer).
+    public static func isHopByHop(_ name: some StringProtocol) -> Bool {
+        let count = name.utf8.count
+        guard count < hopByHopByLength.count else { return false }
+        return hopByHopByLength[count].contains { equalsIgnoringASCIICase(name, lowercased: $0) }
+    }
+
+    /// Whether `name`'s bytes are `lowercased`'s, ASCII letters compared without case.
+    static func equalsIgnoringASCIICase(_ name: some StringProtocol, lowercased: [UInt8]) -> Bool {
+        guard name.utf8.count == lowercased.count else { return false }
+        var position = 0
+        for byte in name.utf8 {
+            let expected = lowercased[position]
+            guard byte == expected || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte | 0x20 == expected) else { return false }
+            position += 1
+        }
+        return true
+    }
+
+    private static let connectionName = Array("connection".utf8)
+    private static let contentLengthName = Array("content-length".utf8)
+    private static let forwardedPrefix = Array("x-forwarded-".utf8)
+
+    /// Whether a lower-case header name is `x-forwarded-for`, `-proto` or `-host` (set by ``addForwardingHeaders``).
+    private static func isForwardingHeader(_ canonicalName: String) -> Bool {
+        let bytes = canonicalName.utf8
+        guard bytes.count >= 15, bytes.count <= 17, bytes.starts(with: forwardedPrefix) else { return false }
+        let rest = bytes.dropFirst(forwardedPrefix.count)
+        return rest.elementsEqual("for".utf8) || rest.elementsEqual("proto".utf8) || rest.elementsEqual("host".utf8)
+    }
 
     /// The request target the upstream gets: its base path, then the client's path and query.
     public func upstreamTarget(_ target: String) -> String { upstream.basePath + target }
-
-    /// The `Host` header for the upstream: its host, with the port when one is given.
-    public var upstreamHost: String {
-        let host = upstream.host.contains(":") ? "[\(upstream.host)]" : upstream.host
-        return upstream.port.map { "\(host):\($0)" } ?? host
-    }
 
     /// The upstream's port (the scheme's default when the URL has none).
     public var upstreamPort: Int { upstream.port ?? (upstream.scheme == "https" ? 443 : 80) }
@@ -57,8 +96,8 @@ public struct ForwardingRules: Sendable {
         let connectionTokens = fields[.connection] == nil ? [] : Self.connectionTokens(fields[values: .connection])
         for field in fields {
             let name = field.name.canonicalName
-            if Self.hopByHop.contains(name) || connectionTokens.contains(name) { continue }
-            if name == "x-forwarded-for" || name == "x-forwarded-proto" || name == "x-forwarded-host" { continue }
+            if Self.isHopByHop(name) || (!connectionTokens.isEmpty && connectionTokens.contains(name)) { continue }
+            if Self.isForwardingHeader(name) { continue }
             headers.add(name: field.name.rawName, value: field.value)
         }
         addForwardingHeaders(fields, authority: authority, peer: peer, to: &headers)
@@ -83,10 +122,12 @@ public struct ForwardingRules: Sendable {
     public static func responseFields(_ headers: HTTPHeaders) -> HTTPFields {
         var fields = HTTPFields()
         fields.reserveCapacity(headers.count)
-        let responseTokens = headers.contains(name: "connection") ? connectionTokens(headers[canonicalForm: "connection"].map(String.init)) : []
+        var connectionValues: [String] = []
+        for header in headers where equalsIgnoringASCIICase(header.name, lowercased: connectionName) { connectionValues.append(header.value) }
+        let responseTokens = connectionValues.isEmpty ? [] : connectionTokens(connectionValues)
         for header in headers {
-            let name = header.name.lowercased()
-            if name != "content-length" && (hopByHop.contains(name) || responseTokens.contains(name)) { continue }
+            if isHopByHop(header.name) && !equalsIgnoringASCIICase(header.name, lowercased: contentLengthName) { continue }
+            if !responseTokens.isEmpty && responseTokens.contains(header.name.lowercased()) { continue }
             guard let fieldName = HTTPField.Name(header.name) else { continue }
             fields.append(HTTPField(name: fieldName, value: header.value))
         }
@@ -118,16 +159,16 @@ public struct ForwardingRules: Sendable {
     public static func connectionTokens(_ values: some Sequence<String>) -> Set<String> {
         var tokens: Set<String> = []
         for value in values {
-            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                var start = token.startIndex
-                var end = token.endIndex
-                while start < end, token[start] == UInt8(ascii: " ") || token[start] == UInt8(ascii: "\t") { start = token.index(after: start) }
-                while end > start, token[token.index(before: end)] == UInt8(ascii: " ") || token[token.index(before: end)] == UInt8(ascii: "\t") {
-                    end = token.index(before: end)
-                }
-                guard start < end else { continue }
-                let name = String(decoding: token[start..<end], as: UTF8.self).lowercased()
-                if !hopByHop.contains(name) { tokens.insert(name) }
+            var rest = value.utf8[...]
+            while !rest.isEmpty {
+                let comma = rest.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+                var token = rest[..<comma]
+                rest = comma == rest.endIndex ? rest[comma...] : rest[rest.index(after: comma)...]
+                while let first = token.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { token = token.dropFirst() }
+                while let last = token.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { token = token.dropLast() }
+                guard !token.isEmpty else { continue }
+                let name = Substring(token)
+                if !isHopByHop(name) { tokens.insert(name.lowercased()) }
             }
         }
         return tokens

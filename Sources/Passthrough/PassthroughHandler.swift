@@ -458,7 +458,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             let code = Int(head.status.code)
             let counters = passthrough.counters
             counters.observe(.upstreamDurationSeconds, exchange.method, seconds: Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e9)
-            counters.increment(.upstreamResponses, "\(code / 100)xx")
+            counters.increment(.upstreamResponses, ProxyMetric.statusClass(code))
             if code == 401, let tokenSource = exchange.upstream.tokenSource, let token = exchange.token {
                 // A revoked or rotated token: fetch a new one for the next request instead of using it until its refresh point.
                 Task { await tokenSource.invalidate(token) }
@@ -508,7 +508,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
     /// Writes the upstream's answer head to the client (counted under the request's route).
     private func writeHead(_ response: HTTPResponse, exchange: Exchange, context: ChannelHandlerContext) {
         exchange.answerStarted = true
-        passthrough.counters.increment(.requests, labels: [exchange.route, "\(response.status.code / 100)xx"])
+        passthrough.counters.increment(.requests, labels: [exchange.route, ProxyMetric.statusClass(response.status.code)])
         context.write(wrapOutboundOut(.head(response)), promise: nil)
     }
 
@@ -607,7 +607,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         var fields = answer.headers
         fields[.contentLength] = "\(answer.body.readableBytes)"
         if local.clientCloses { fields[.connection] = "close" }
-        passthrough.counters.increment(.requests, labels: [local.route, "\(answer.status.code / 100)xx"])
+        passthrough.counters.increment(.requests, labels: [local.route, ProxyMetric.statusClass(answer.status.code)])
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
         if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(answer.body)), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -657,7 +657,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         guard let context, !exchange.answerStarted else { return }
         exchange.answerStarted = true
         exchange.answerEnded = true
-        passthrough.counters.increment(.requests, labels: [exchange.route, "\(status.code / 100)xx"])
+        passthrough.counters.increment(.requests, labels: [exchange.route, ProxyMetric.statusClass(status.code)])
         let body = ByteBuffer(string: ErrorResponses.mlflowBody(code: code, message: message))
         var fields: HTTPFields = [.contentType: "application/json", .contentLength: "\(body.readableBytes)"]
         if !exchange.requestEnded || exchange.clientCloses || status == .contentTooLarge {
@@ -777,10 +777,7 @@ final class Exchange {
 
 /// The path of a request target, without its query (what messages name).
 enum TargetPath {
-    static func path(of target: String) -> Substring {
-        guard let mark = target.firstIndex(where: { $0 == "?" || $0 == "#" }) else { return target[...] }
-        return target[..<mark]
-    }
+    static func path(of target: String) -> Substring { RequestPathNormalizer.pathPart(of: target) }
 }
 
 /// One request the listener answers itself, from its head to its answer.

@@ -171,7 +171,7 @@ public struct UpstreamForwarder: Sendable {
             let started = ContinuousClock.now
             let response = try await client.execute(outbound, timeout: TimeAmount(timeout), logger: context.logger)
             counters.observe(.upstreamDurationSeconds, request.method.rawValue, seconds: (ContinuousClock.now - started).seconds)
-            counters.increment(.upstreamResponses, "\(response.status.code / 100)xx")
+            counters.increment(.upstreamResponses, ProxyMetric.statusClass(Int(response.status.code)))
             if response.status == .unauthorized, let tokenSource, let issuedToken {
                 // A revoked or rotated token: fetch a new one for the next request instead of using it until its refresh point.
                 await tokenSource.invalidate(issuedToken)

@@ -95,8 +95,14 @@ public final class ProxyCounters: Sendable {
         public var description: String { labels.isEmpty ? metric.rawValue : "\(metric.rawValue){\(labels.joined(separator: ","))}" }
     }
 
-    private let values = NIOLockedValueBox<[Key: Int]>([:])
-    private let handles = NIOLockedValueBox<[Key: CoreMetrics.Counter]>([:])
+    /// A counter's value and its swift-metrics handle (made once per metric and labels: making one looks it up in the
+    /// metrics registry), kept together so that an increment takes one lock and one lookup.
+    private struct Entry {
+        var value: Int
+        let handle: CoreMetrics.Counter
+    }
+
+    private let entries = NIOLockedValueBox<[Key: Entry]>([:])
     /// Histogram handles, made once per metric and label (making one looks it up in the metrics registry).
     private let timers = NIOLockedValueBox<[Key: CoreMetrics.Timer]>([:])
 
@@ -111,15 +117,17 @@ public final class ProxyCounters: Sendable {
     /// Adds `amount` to a counter with several label values (in the order of its ``ProxyMetric/labelNames``).
     public func increment(_ metric: ProxyMetric, labels: [String], by amount: Int = 1) {
         let key = Key(metric, labels)
-        values.withLockedValue { $0[key, default: 0] += amount }
-        let counter = handles.withLockedValue { handles in
-            if let existing = handles[key] { return existing }
-            let counter = CoreMetrics.Counter(
+        let handle = entries.withLockedValue { entries in
+            if let index = entries.index(forKey: key) {
+                entries.values[index].value += amount
+                return entries.values[index].handle
+            }
+            let handle = CoreMetrics.Counter(
                 label: "mlflow_otel_proxy_\(metric.rawValue)_total", dimensions: Array(zip(metric.labelNames, labels)))
-            handles[key] = counter
-            return counter
+            entries[key] = Entry(value: amount, handle: handle)
+            return handle
         }
-        counter.increment(by: amount)
+        handle.increment(by: amount)
     }
 
     /// Records a duration into a histogram (`mlflow_otel_proxy_<name>`).
@@ -136,17 +144,31 @@ public final class ProxyCounters: Sendable {
 
     /// The current value of a counter.
     public func value(_ metric: ProxyMetric, _ label: String = "") -> Int {
-        values.withLockedValue { $0[Key(metric, label.isEmpty ? [] : [label])] ?? 0 }
+        entries.withLockedValue { $0[Key(metric, label.isEmpty ? [] : [label])]?.value ?? 0 }
     }
 
     /// The current value of a counter with several label values.
     public func value(_ metric: ProxyMetric, labels: [String]) -> Int {
-        values.withLockedValue { $0[Key(metric, labels)] ?? 0 }
+        entries.withLockedValue { $0[Key(metric, labels)]?.value ?? 0 }
     }
 
     /// All counters, sorted by name and labels.
     public func snapshot() -> [(key: Key, value: Int)] {
-        values.withLockedValue { $0.map { (key: $0.key, value: $0.value) } }.sorted { $0.key.description < $1.key.description }
+        entries.withLockedValue { $0.map { (key: $0.key, value: $0.value.value) } }.sorted { $0.key.description < $1.key.description }
+    }
+}
+
+extension ProxyMetric {
+    /// The class of an HTTP status for a counter's label: `2xx` for 200–299 and so on.
+    public static func statusClass(_ code: Int) -> String {
+        switch code / 100 {
+        case 1: "1xx"
+        case 2: "2xx"
+        case 3: "3xx"
+        case 4: "4xx"
+        case 5: "5xx"
+        default: "\(code / 100)xx"
+        }
     }
 }
 

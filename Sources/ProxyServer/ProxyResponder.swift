@@ -42,7 +42,7 @@ struct ProxyResponder: HTTPResponder {
             }
             let admitted = head == request.head ? request : Request(head: head, body: request.body)
             let response = await dispatch(admitted, route: route, context: context)
-            counters.increment(.requests, labels: [route.name, "\(response.status.code / 100)xx"])
+            counters.increment(.requests, labels: [route.name, ProxyMetric.statusClass(response.status.code)])
             return response
         case .unsafePath(let reason):
             counters.increment(.rejectedRequests, "unsafe_path")
@@ -288,9 +288,8 @@ enum RequestAdmission {
     }
 
     /// The path without its query (what routes are matched on).
-    static func path(of head: HTTPRequest) -> String {
+    static func path(of head: HTTPRequest) -> Substring {
         guard let target = head.path, !target.isEmpty else { return "/" }
-        guard let mark = target.firstIndex(where: { $0 == "?" || $0 == "#" }) else { return target }
-        return String(target[..<mark])
+        return RequestPathNormalizer.pathPart(of: target)
     }
 }

@@ -25,3 +25,31 @@ import Testing
         }
     }
 }
+
+@Suite struct RequestPathPartTests {
+    @Test(arguments: [
+        ("/api/2.0/mlflow/experiments/get?experiment_id=1", "/api/2.0/mlflow/experiments/get"),
+        ("/v1/traces", "/v1/traces"),
+        ("/a#frag?x", "/a"),
+        ("/a?x#y", "/a"),
+        ("?only", ""),
+        ("/caf\u{E9}/\u{1F600}?q=\u{E9}", "/caf\u{E9}/\u{1F600}"),
+        ("", ""),
+    ])
+    func thePathEndsAtTheQueryOrFragment(target: String, path: String) {
+        #expect(RequestPathNormalizer.pathPart(of: target) == path[...])
+    }
+
+    /// The byte scan against the character scan it replaced, on random targets of ASCII and non-ASCII characters
+    /// (combining marks after `?` and `#` included).
+    @Test func agreesWithACharacterScan() {
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["/", "a", "?", "#", "%3F", "\u{301}", "\u{E9}", "\u{1F600}", "=", "&", "."]
+        for _ in 0..<2_000 {
+            // `pieces` is not empty, so `randomElement` has one to give.
+            let target = (0..<Int.random(in: 0...12, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            let expected: Substring = target.unicodeScalars.firstIndex(where: { $0 == "?" || $0 == "#" }).map { target[..<$0] } ?? target[...]
+            #expect(RequestPathNormalizer.pathPart(of: target) == expected, "\(target.debugDescription)")
+        }
+    }
+}

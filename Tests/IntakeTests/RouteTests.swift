@@ -56,3 +56,62 @@ struct StandaloneExperimentsTests {
         }
     }
 }
+
+/// The byte comparison of routes against the `String` comparison it replaced.
+struct RouteBytesTests {
+    /// The classification as it was written before (a `switch` on `(method, path)` with `String` equality).
+    static func reference(method: String, path: String) -> MLflowRoute {
+        switch (method, path) {
+        case ("POST", "/v1/traces"): return .otlpTraces
+        case ("POST", "/api/3.0/mlflow/traces"): return .startTraceV3
+        case ("POST", "/api/2.0/mlflow/traces"): return .startTraceV2
+        case ("PATCH", _) where path.hasPrefix("/api/2.0/mlflow/traces/"):
+            let requestID = path.dropFirst("/api/2.0/mlflow/traces/".count)
+            guard !requestID.contains("/") else { return .other }
+            return .endTraceV2(requestID: String(requestID))
+        case ("GET", "/version"): return .version
+        case ("GET", "/api/2.0/mlflow/experiments/get-by-name"): return .experimentGetByName
+        case ("GET", "/api/2.0/mlflow/experiments/get"): return .experimentGet
+        case ("POST", "/api/2.0/mlflow/experiments/create"): return .experimentCreate
+        case ("PUT", _) where path.hasPrefix("/api/2.0/mlflow-artifacts/artifacts/"):
+            return MLflowRoute.classifyArtifact(path.dropFirst("/api/2.0/mlflow-artifacts/artifacts/".count))
+        default: return .other
+        }
+    }
+
+    static let routes = [
+        "/v1/traces", "/api/3.0/mlflow/traces", "/api/2.0/mlflow/traces", "/api/2.0/mlflow/traces/tr-1",
+        "/api/2.0/mlflow/traces/tr-1/tags", "/version", "/api/2.0/mlflow/experiments/get-by-name",
+        "/api/2.0/mlflow/experiments/get", "/api/2.0/mlflow/experiments/create",
+        "/api/2.0/mlflow-artifacts/artifacts/1/traces/tr-abc/artifacts/traces.json",
+        "/api/2.0/mlflow-artifacts/artifacts/1/traces/tr-abc/artifacts/attachments/u-1",
+    ]
+
+    /// Every route, and ASCII variants of it (a byte changed, dropped or added, the case of a letter changed, a
+    /// prefix, the route twice), under every method: the same route as the reference.
+    @Test func sameRoutesAsTheStringComparison() {
+        var generator = SystemRandomNumberGenerator()
+        let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "post"]
+        for route in Self.routes {
+            var variants = [route, route + "/", route + route, String(route.dropLast()), ""]
+            for _ in 0..<200 {
+                var bytes = Array(route.utf8)
+                let index = Int.random(in: 0..<bytes.count, using: &generator)
+                switch Int.random(in: 0..<4, using: &generator) {
+                case 0: bytes[index] = UInt8.random(in: 0x21...0x7E, using: &generator)
+                case 1: bytes.remove(at: index)
+                case 2: bytes.insert(UInt8.random(in: 0x21...0x7E, using: &generator), at: index)
+                default: bytes[index] ^= 0x20
+                }
+                variants.append(String(decoding: bytes, as: UTF8.self))
+            }
+            for path in variants {
+                for method in methods {
+                    #expect(MLflowRoute.classify(method: method, path: path) == Self.reference(method: method, path: path), "\(method) \(path)")
+                    #expect(
+                        MLflowRoute.classify(method: method, path: (path + "?q=1").prefix(path.count)) == Self.reference(method: method, path: path))
+                }
+            }
+        }
+    }
+}

@@ -1,9 +1,11 @@
 import AsyncHTTPClient
 import Foundation
 import HTTPListener
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import NIOHTTP1
 import Passthrough
 import ProxyObservability
 import ProxySettings
@@ -102,5 +104,47 @@ import Testing
             #expect(error["error_code"] as? String != nil && error["message"] as? String != nil)
         }
         try await http.shutdown()
+    }
+}
+
+/// The header rules' byte comparisons against the lower-cased `Set` lookups they replaced.
+@Suite struct ForwardingRulesNameTests {
+    @Test func hopByHopNamesInAnyCaseAndNothingElse() {
+        var generator = SystemRandomNumberGenerator()
+        var names = Array(ForwardingRules.hopByHop) + ["x-keep", "", "t", "tE2", "content-type", "connections", "hostt", "via", "\u{212A}eep-alive"]
+        for name in ForwardingRules.hopByHop {
+            for _ in 0..<50 {
+                var bytes = Array(name.utf8)
+                let index = Int.random(in: 0..<bytes.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: bytes = bytes.map { Bool.random(using: &generator) && $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }
+                case 1: bytes[index] = UInt8.random(in: 0x21...0x7E, using: &generator)
+                default: bytes.insert(UInt8.random(in: 0x21...0x7E, using: &generator), at: index)
+                }
+                names.append(String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        for name in names {
+            let expected = ForwardingRules.hopByHop.contains(
+                String(decoding: name.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self))
+            #expect(ForwardingRules.isHopByHop(name) == expected, "\(name)")
+            #expect(ForwardingRules.isHopByHop(name[...]) == expected, "\(name)")
+        }
+    }
+
+    @Test func connectionTokensAreLowerCasedAndSkipHopByHopNames() {
+        #expect(ForwardingRules.connectionTokens(["keep-alive"]).isEmpty)
+        #expect(ForwardingRules.connectionTokens(["Keep-Alive, X-Secret ,\tUpgrade", " x-other"]) == ["x-secret", "x-other"])
+        #expect(ForwardingRules.connectionTokens([" , ,"]).isEmpty)
+    }
+
+    @Test func answerHeadersDropHopByHopOnesAndThoseConnectionNames() {
+        let headers: HTTPHeaders = [
+            "Content-Type": "application/json", "Content-Length": "12", "CONNECTION": "keep-alive, X-Hop", "x-hop": "1",
+            "Keep-Alive": "timeout=5", "Transfer-Encoding": "chunked", "X-Kept": "yes", "Via": "1.1 upstream",
+        ]
+        let fields = ForwardingRules.responseFields(headers)
+        #expect(fields.map(\.name.canonicalName) == ["content-type", "content-length", "x-kept", "via"])
+        #expect(fields[.contentLength] == "12")
     }
 }

@@ -16,6 +16,12 @@ import Testing
         #expect(snapshot["spans_dropped{honeycomb,queue_full}"] == 3)
     }
 
+    @Test func statusClassesNameTheHundreds() {
+        for code in [100, 101, 199, 200, 204, 299, 301, 404, 429, 500, 503, 599, 600, 999, 0] {
+            #expect(ProxyMetric.statusClass(code) == "\(code / 100)xx")
+        }
+    }
+
     @Test func aDestinationsStateFollowsItsDeliveries() throws {
         let board = StatusBoard(destinations: [(name: "a", endpoint: "https://a.example/v1/traces"), (name: "b", endpoint: "grpc://b:4317")])
         board.traceExported(id: "tr-1", otelTraceID: "0102", name: "chat", spans: 3)

@@ -39,8 +39,11 @@ public enum RequestPathNormalizer {
 
     /// The path of a request target: what comes before its query or fragment (`?` or `#`), found byte by byte.
     public static func pathPart(of target: String) -> Substring {
-        guard let mark = target.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) else { return target[...] }
-        return target[..<mark]
+        let isMark = { (byte: UInt8) in byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") }
+        // A native string's bytes are contiguous; a bridged one is copied.
+        let offset = target.utf8.withContiguousStorageIfAvailable { $0.firstIndex(where: isMark) } ?? Array(target.utf8).firstIndex(where: isMark)
+        guard let offset else { return target[...] }
+        return target[..<target.utf8.index(target.utf8.startIndex, offsetBy: offset)]
     }
 
     /// Normalizes `target` (`/path?query`).

@@ -56,13 +56,17 @@ public struct ForwardingRules: Sendable {
     /// Whether `name`'s bytes are `lowercased`'s, ASCII letters compared without case.
     static func equalsIgnoringASCIICase(_ name: some StringProtocol, lowercased: [UInt8]) -> Bool {
         guard name.utf8.count == lowercased.count else { return false }
-        var position = 0
-        for byte in name.utf8 {
-            let expected = lowercased[position]
-            guard byte == expected || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte | 0x20 == expected) else { return false }
-            position += 1
+        func equal(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            lowercased.withUnsafeBufferPointer { expected in
+                for position in 0..<bytes.count {
+                    let byte = bytes[position]
+                    guard byte == expected[position] || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte | 0x20 == expected[position])
+                    else { return false }
+                }
+                return true
+            }
         }
-        return true
+        return name.utf8.withContiguousStorageIfAvailable(equal) ?? Array(name.utf8).withUnsafeBufferPointer(equal)
     }
 
     private static let connectionName = Array("connection".utf8)

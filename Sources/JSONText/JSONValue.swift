@@ -98,11 +98,12 @@ public enum JSONValue: Sendable, Equatable {
         output.append(UInt8(ascii: "\""))
         // Most strings need no escape: runs without one are appended whole.
         var runStart = 0
-        for index in utf8.indices {
+        var index = JSONStringBytes.firstSpecial(in: utf8, from: 0)
+        while index < utf8.count {
             let byte = utf8[index]
-            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
             output.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
             runStart = index + 1
+            index = JSONStringBytes.firstSpecial(in: utf8, from: runStart)
             switch byte {
             case UInt8(ascii: "\""): output.append(contentsOf: #"\""#.utf8)
             case UInt8(ascii: "\\"): output.append(contentsOf: #"\\"#.utf8)
@@ -334,8 +335,8 @@ public enum JSONValue: Sendable, Equatable {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
             index += 1
             // Most strings have no escapes: one validation of the whole run.
-            var end = index
-            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            let start = index
+            let end = bytes.withUnsafeBufferPointer { JSONStringBytes.firstSpecial(in: $0, from: start) }
             if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
                 guard let text = bytes.withUnsafeBufferPointer({ UTF8Validation.string(UnsafeBufferPointer(rebasing: $0[index..<end])) })
                 else { return nil }
@@ -347,7 +348,9 @@ public enum JSONValue: Sendable, Equatable {
             var utf8: [UInt8] = []
             utf8.reserveCapacity(end - index + 16)
             var runStart = index
-            while index < bytes.count {
+            index = end  // the first special byte, found above
+            while true {
+                guard index < bytes.count else { return nil }
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
                     utf8.append(contentsOf: bytes[runStart..<index])
@@ -377,12 +380,12 @@ public enum JSONValue: Sendable, Equatable {
                     default: return nil
                     }
                     runStart = index
+                    let from = index
+                    index = bytes.withUnsafeBufferPointer { JSONStringBytes.firstSpecial(in: $0, from: from) }
                     continue
                 }
-                if byte < 0x20 { return nil }
-                index += 1
+                return nil  // a control character
             }
-            return nil
         }
 
         mutating func hex4() -> UInt32? {

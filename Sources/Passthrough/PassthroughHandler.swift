@@ -157,6 +157,9 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
     private var context: ChannelHandlerContext?
     private var peer: String?
     private var loopPool: LoopPool?
+    /// The one timer for the upstream answer deadline of this connection's exchanges, and the instant it fires.
+    private var answerTimer: Scheduled<Void>?
+    private var answerTimerDeadline: NIODeadline?
 
     init(passthrough: ListenerPassthrough, logger: Logger) {
         self.passthrough = passthrough
@@ -173,6 +176,8 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         // The client's connection is gone (Hummingbird's state handler does not pass `channelInactive` on, so this is
         // where an exchange in flight ends): its upstream connection cannot be reused.
         if case .forwarding(let exchange) = mode { end(exchange, reuse: false) }
+        answerTimer?.cancel()
+        answerTimer = nil
         mode = .idle
         queued.removeAll()
         self.context = nil
@@ -369,10 +374,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             upstream: upstream, head: upstreamHead, method: head.method.rawValue, route: route, target: target,
             clientCloses: head.headerFields[.connection]?.lowercased() == "close")
         mode = .forwarding(exchange)
-        exchange.deadline = context.eventLoop.assumeIsolated().scheduleTask(in: upstream.timeout) { [weak self, weak exchange] in
-            guard let self, let exchange, !exchange.upstreamAnswered, case .forwarding(let current) = mode, current === exchange else { return }
-            timedOut(exchange)
-        }
+        armAnswerTimer(for: exchange.answerDeadline, context: context)
         if let tokenSource = upstream.tokenSource, ForwardingRules.takesToken(headers, settings: settings) {
             context.eventLoop.makeFutureWithTask { try await tokenSource.accessToken() }.assumeIsolated().whenComplete { [weak self] result in
                 guard let self, case .forwarding(let current) = mode, current === exchange else { return }
@@ -391,6 +393,28 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             }
         } else {
             connect(exchange, reuse: true)
+        }
+    }
+
+    /// Arms the answer timer for `deadline`, unless it is armed for that instant or an earlier one: it then finds the
+    /// current exchange's deadline later when it fires, and re-arms itself for it. An exchange that ends leaves the timer
+    /// armed (it fires, finds nothing due, and stops), so a kept-alive connection's requests schedule no timer each.
+    private func armAnswerTimer(for deadline: NIODeadline, context: ChannelHandlerContext) {
+        if answerTimer != nil, let armed = answerTimerDeadline, armed <= deadline { return }
+        answerTimer?.cancel()
+        answerTimerDeadline = deadline
+        answerTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.answerTimerFired() }
+    }
+
+    /// The upstream has not answered the current exchange in time: a 504; or its deadline is still ahead.
+    private func answerTimerFired() {
+        answerTimer = nil
+        answerTimerDeadline = nil
+        guard case .forwarding(let exchange) = mode, !exchange.upstreamAnswered, let context else { return }
+        if exchange.answerDeadline <= .now() {
+            timedOut(exchange)
+        } else {
+            armAnswerTimer(for: exchange.answerDeadline, context: context)
         }
     }
 
@@ -452,8 +476,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             let interim = HTTPResponse(status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase))
             context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
         case .head(let head):
-            exchange.deadline?.cancel()
-            exchange.upstreamAnswered = true
+            exchange.upstreamAnswered = true  // the answer timer no longer applies
             exchange.upstreamCloses = !head.isKeepAlive
             let code = Int(head.status.code)
             let counters = passthrough.counters
@@ -673,8 +696,6 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     /// Lets go of the exchange's upstream connection: back to the pool, or closed.
     private func end(_ exchange: Exchange, reuse: Bool) {
-        exchange.deadline?.cancel()
-        exchange.deadline = nil
         guard let connection = exchange.connection else { return }
         exchange.connection = nil
         connection.relay.receiver = nil
@@ -713,7 +734,8 @@ final class Exchange {
     var reused = false
     var resent = false
     var token: String?
-    var deadline: Scheduled<Void>?
+    /// When the upstream must have answered (its head) by: the upstream timeout after the request's head arrived.
+    let answerDeadline: NIODeadline
     /// Body parts waiting for the connection.
     var pending: [HTTPClientRequestPart] = []
     var pendingBytes = 0
@@ -743,6 +765,7 @@ final class Exchange {
         self.route = route
         self.target = target
         self.clientCloses = clientCloses
+        answerDeadline = started + upstream.timeout
     }
 
     /// Whether the request can be sent again whole (once).

@@ -174,6 +174,28 @@ import Testing
         #expect(counters.value(.rejectedRequests, "passthrough_body_too_large") == 1)
     }
 
+    /// One timer serves a connection's requests: armed for the first request's deadline, it finds the later request's
+    /// deadline still ahead when it fires and waits for it, so each request gets its whole timeout, no more.
+    @Test func eachRequestOnAKeptAliveConnectionGetsItsOwnTimeout() async throws {
+        let counters = ProxyCounters()
+        try await Self.echoUpstream().test(.live) { upstream in
+            let port = try #require(upstream.port)
+            try await Self.listener(upstreamPort: port, timeout: .milliseconds(600), counters: counters).test(.live) { client in
+                #expect(try await client.execute(uri: "/api/2.0/mlflow/runs/get", method: .get).status == .created)
+                try await Task.sleep(for: .milliseconds(300))
+                let clock = ContinuousClock()
+                let started = clock.now
+                let slow = try await client.execute(uri: "/slow/x", method: .get)
+                let waited = clock.now - started
+                #expect(slow.status == .gatewayTimeout)
+                // Not at the first request's deadline (~300 ms from here), not after the upstream's answer (2 s).
+                #expect(waited >= .milliseconds(550) && waited < .milliseconds(1_500), "\(waited)")
+                #expect(try await client.execute(uri: "/api/2.0/mlflow/runs/get", method: .get).status == .created)
+            }
+        }
+        #expect(counters.value(.upstreamErrors, "timeout") == 1)
+    }
+
     @Test func aKeptAliveConnectionTheUpstreamClosedIsReplaced() async throws {
         let upstream = try await ClosingUpstream.start()
         try await Self.listener(upstreamPort: upstream.port).test(.live) { client in

@@ -39,11 +39,14 @@ def passthrough(text):
     rows = {}
     for line in text.splitlines():
         parts = line.split("|")
-        if len(parts) == 4 and parts[0].startswith("mlflow-otel-proxy,"):
+        if len(parts) >= 4 and parts[0].startswith("mlflow-otel-proxy,"):
             rows[parts[0]] = (float(parts[1]), parts[3])
     def ms(text):
         value = float(re.sub(r"[a-z]+$", "", text)); return value / 1000 if text.endswith("us") else value * 1000 if text.endswith("s") and not text.endswith("ms") else value
+    cpu = re.search(r"CPU per small call, 32 connections: proxy ([\d.]+) us, nginx as proxy ([\d.]+) us", text)
     return {"passthrough small JSON req/s (32 conn)": rows["mlflow-otel-proxy, small JSON"][0],
+            "passthrough CPU µs per small call (proxy)": float(cpu.group(1)),
+            "passthrough CPU µs per small call (nginx as proxy)": float(cpu.group(2)),
             "passthrough small JSON p99 ms (1 conn)": ms(rows["mlflow-otel-proxy, small JSON, 1 connection"][1]),
             "passthrough 1 MB downloads req/s": rows["mlflow-otel-proxy, 1 MB download"][0]}
 results = {"before": {}, "after": {}}

@@ -64,6 +64,11 @@ public struct TraceAssemblyState: Sendable {
         var bytes = 0
     }
 
+    /// Whether an attribute key is `mlflow.traceRequestId` (lengths first: a span has a few dozen attributes).
+    static func isTraceRequestIDKey(_ key: String) -> Bool {
+        key.utf8.count == 21 && key == "mlflow.traceRequestId"
+    }
+
     struct Exported: Sendable {
         var spanIDs: Set<Data>
         var forgetAt: ContinuousClock.Instant
@@ -151,7 +156,7 @@ public struct TraceAssemblyState: Sendable {
             trace.spans.append(assembled)
             trace.bytes += batch.bytesPerSpan
             bytesHeld += batch.bytesPerSpan
-            if span.attributes.contains(where: { $0.key == "mlflow.traceRequestId" }) { trace.expectsTraceInfo = true }
+            if !trace.expectsTraceInfo, span.attributes.contains(where: { Self.isTraceRequestIDKey($0.key) }) { trace.expectsTraceInfo = true }
             if batch.containsWholeTrace { trace.wholeTraceSeen = true }
             pending[traceID] = trace
             touched.append(traceID)

@@ -39,31 +39,19 @@ wait_exported() {
   return 1
 }
 
-COUNTS=()
+source "$ROOT/Tests/benchmarks/callgrind.sh"
+TOTALS=()
 for index in "${!BINARIES[@]}"; do
-  # Valgrind 3.19 cannot read the DWARF 5 debug info of these builds: a copy without it (the symbols stay).
-  BIN="$WORK/proxy-$index"
-  strip --strip-debug -o "$BIN" "${BINARIES[$index]}"
   PROXY_PORT=$(port)
   ADMIN="127.0.0.1:$(port)"
-  env -i PATH="$PATH" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$NGINX_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
-    OTEL_EXPORTER_OTLP_COMPRESSION=none MLFLOW_OTEL_PROXY_ADMIN_LISTEN="$ADMIN" \
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind-$index.out" \
-    "$BIN" --listen "127.0.0.1:$PROXY_PORT" --log-level info > "$WORK/proxy-$index.log" 2>&1 & PROXY_PID=$!
-  PIDS+=($PROXY_PID)
-  for _ in $(seq 600); do grep -q "\] listening" "$WORK/proxy-$index.log" && break; sleep 0.2; done
+  callgrind_start "$index" "${BINARIES[$index]}" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$NGINX_PORT" \
+    OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_EXPORTER_OTLP_COMPRESSION=none MLFLOW_OTEL_PROXY_ADMIN_LISTEN="$ADMIN" \
+    -- --listen "127.0.0.1:$PROXY_PORT" --log-level info
   .venv/bin/python "$HERE/send_traces.py" "$PAYLOAD" "$PROXY_PORT" 200  # warm-up: caches, pools, first-use paths
   wait_exported "$ADMIN" $((200 * SPANS_PER_TRACE))
-  callgrind_control -i on "$PROXY_PID" >/dev/null
+  callgrind_on
   .venv/bin/python "$HERE/send_traces.py" "$PAYLOAD" "$PROXY_PORT" "$N"
   wait_exported "$ADMIN" $(((200 + N) * SPANS_PER_TRACE))
-  callgrind_control -d "$PROXY_PID" >/dev/null
-  callgrind_control -i off "$PROXY_PID" >/dev/null
-  kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
-  TOTAL=$(awk '/^(summary|totals):/ {print $2; exit}' "$WORK"/callgrind-$index.out.*)
-  COUNTS+=("$TOTAL")
-  echo "| ${BINARIES[$index]} | $((TOTAL / N)) instructions per trace ($N traces) |"
+  TOTALS+=("$(callgrind_total "$index")")
 done
-if [ ${#COUNTS[@]} -eq 2 ]; then
-  python3 -c "import sys; print(f'| second / first | {int(sys.argv[2]) / int(sys.argv[1]):.3f} |')" "${COUNTS[0]}" "${COUNTS[1]}"
-fi
+instruction_rows "trace" "$N" "${BINARIES[@]}" -- "${TOTALS[@]}"

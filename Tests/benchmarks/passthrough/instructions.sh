@@ -21,24 +21,17 @@ BINARIES=("$@")
 [ ${#BINARIES[@]} -gt 0 ] || BINARIES=("$PROXY_BIN")
 
 UPSTREAM=$(port)
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 1024; }
+source "$ROOT/Tests/benchmarks/nginx.sh"
+source "$HERE/upstream.sh"
+{
+  nginx_preamble
+  cat <<CONF
 http {
   access_log off;
-  client_body_temp_path $WORK; proxy_temp_path $WORK;
-  server {
-    listen 127.0.0.1:$UPSTREAM;
-    location = /api/2.0/mlflow/experiments/get {
-      default_type application/json;
-      return 200 '{"experiment": {"experiment_id": "1", "name": "bench", "lifecycle_stage": "active", "artifact_location": "mlflow-artifacts:/1"}}';
-    }
-  }
+$(fast_upstream_server "$UPSTREAM")
 }
 CONF
+} > "$WORK/nginx.conf"
 nginx -c "$WORK/nginx.conf" & PIDS+=($!)
 cat > "$WORK/send.py" <<'PY'
 import http.client, sys
@@ -50,27 +43,15 @@ for _ in range(int(sys.argv[2])):
     assert response.status == 200, response.status
 PY
 
-COUNTS=()
+source "$ROOT/Tests/benchmarks/callgrind.sh"
+TOTALS=()
 for index in "${!BINARIES[@]}"; do
-  # Valgrind 3.19 cannot read the DWARF 5 debug info of these builds: a copy without it (the symbols stay).
-  BIN="$WORK/proxy-$index"
-  strip --strip-debug -o "$BIN" "${BINARIES[$index]}"
   PROXY_PORT=$(port)
-  env -i PATH="$PATH" MLFLOW_OTEL_PROXY_ADMIN_LISTEN="127.0.0.1:$(port)" \
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind-$index.out" \
-    "$BIN" --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$PROXY_PORT" --log-level info > "$WORK/proxy-$index.log" 2>&1 & PROXY_PID=$!
-  PIDS+=($PROXY_PID)
-  for _ in $(seq 600); do grep -q "\] listening" "$WORK/proxy-$index.log" && break; sleep 0.2; done
+  callgrind_start "$index" "${BINARIES[$index]}" MLFLOW_OTEL_PROXY_ADMIN_LISTEN="127.0.0.1:$(port)" \
+    -- --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$PROXY_PORT" --log-level info
   python3 "$WORK/send.py" "$PROXY_PORT" 300  # warm-up: caches, the upstream connection, first-use paths
-  callgrind_control -i on "$PROXY_PID" >/dev/null
+  callgrind_on
   python3 "$WORK/send.py" "$PROXY_PORT" "$N"
-  callgrind_control -d "$PROXY_PID" >/dev/null
-  callgrind_control -i off "$PROXY_PID" >/dev/null
-  kill -TERM "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
-  TOTAL=$(awk '/^(summary|totals):/ {print $2; exit}' "$WORK"/callgrind-$index.out.*)
-  COUNTS+=("$TOTAL")
-  echo "| ${BINARIES[$index]} | $((TOTAL / N)) instructions per passthrough call ($N calls) |"
+  TOTALS+=("$(callgrind_total "$index")")
 done
-if [ ${#COUNTS[@]} -eq 2 ]; then
-  python3 -c "import sys; print(f'| second / first | {int(sys.argv[2]) / int(sys.argv[1]):.3f} |')" "${COUNTS[0]}" "${COUNTS[1]}"
-fi
+instruction_rows "passthrough call" "$N" "${BINARIES[@]}" -- "${TOTALS[@]}"

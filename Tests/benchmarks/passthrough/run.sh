@@ -17,24 +17,16 @@ source "$ROOT/Tests/benchmarks/common.sh"
 UPSTREAM=$(port); NGINX_PROXY=$(port); PROXY=$(port); ADMIN=$(port)
 mkdir -p "$WORK/www/api/2.0/mlflow-artifacts/artifacts/0"
 head -c 1048576 /dev/urandom > "$WORK/www/api/2.0/mlflow-artifacts/artifacts/0/model.bin"
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 4096; }
+source "$ROOT/Tests/benchmarks/nginx.sh"
+source "$HERE/upstream.sh"
+{
+  nginx_preamble
+  cat <<CONF
 http {
   access_log off;
   client_body_temp_path $WORK; proxy_temp_path $WORK;
   # The fast upstream.
-  server {
-    listen 127.0.0.1:$UPSTREAM;
-    root $WORK/www;
-    location = /api/2.0/mlflow/experiments/get {
-      default_type application/json;
-      return 200 '{"experiment": {"experiment_id": "1", "name": "bench", "lifecycle_stage": "active", "artifact_location": "mlflow-artifacts:/1"}}';
-    }
-  }
+$(fast_upstream_server "$UPSTREAM")
   # The peer: nginx as a reverse proxy to the same upstream.
   upstream mlflow { server 127.0.0.1:$UPSTREAM; keepalive 64; }
   server {
@@ -43,6 +35,7 @@ http {
   }
 }
 CONF
+} > "$WORK/nginx.conf"
 nginx -c "$WORK/nginx.conf" & PIDS+=($!)
 env -i PATH="$PATH" "$PROXY_BIN" --upstream "http://127.0.0.1:$UPSTREAM" --listen "127.0.0.1:$PROXY" --admin-listen "127.0.0.1:$ADMIN" \
   --log-level warning > "$WORK/proxy.log" 2>&1 & PROXY_PID=$!

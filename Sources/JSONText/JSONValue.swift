@@ -55,8 +55,8 @@ public enum JSONValue: Sendable, Equatable {
     /// Appends the compact JSON text to UTF-8 bytes.
     public func write(to output: inout [UInt8]) {
         switch self {
-        case .null: output.append(contentsOf: "null".utf8)
-        case .bool(let value): output.append(contentsOf: value ? "true".utf8 : "false".utf8)
+        case .null: output.appendLiteral("null")
+        case .bool(let value): if value { output.appendLiteral("true") } else { output.appendLiteral("false") }
         case .number(let raw): output.append(contentsOf: raw.utf8)
         case .string(let value): Self.writeString(value, to: &output)
         case .array(let values):
@@ -106,14 +106,14 @@ public enum JSONValue: Sendable, Equatable {
             index = JSONStringBytes.firstSpecial(in: utf8, from: runStart)
             switch byte {
             case UInt8(ascii: "\""): output.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): output.append(contentsOf: #"\\"#.utf8)
-            case UInt8(ascii: "\n"): output.append(contentsOf: #"\n"#.utf8)
-            case UInt8(ascii: "\r"): output.append(contentsOf: #"\r"#.utf8)
-            case UInt8(ascii: "\t"): output.append(contentsOf: #"\t"#.utf8)
-            case 0x08: output.append(contentsOf: #"\b"#.utf8)
-            case 0x0C: output.append(contentsOf: #"\f"#.utf8)
+            case UInt8(ascii: "\\"): output.appendLiteral(#"\\"#)
+            case UInt8(ascii: "\n"): output.appendLiteral(#"\n"#)
+            case UInt8(ascii: "\r"): output.appendLiteral(#"\r"#)
+            case UInt8(ascii: "\t"): output.appendLiteral(#"\t"#)
+            case 0x08: output.appendLiteral(#"\b"#)
+            case 0x0C: output.appendLiteral(#"\f"#)
             default:
-                output.append(contentsOf: #"\u00"#.utf8)
+                output.appendLiteral(#"\u00"#)
                 output.append(hexDigit(byte >> 4))
                 output.append(hexDigit(byte & 0x0F))
             }

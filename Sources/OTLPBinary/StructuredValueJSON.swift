@@ -26,7 +26,7 @@ enum StructuredValueJSON {
     static func write(_ reader: inout ProtoReader, depth: Int, into out: inout [UInt8]) throws(NotOnFastPath) {
         guard depth <= TraceRequestDecoder.maxValueDepth else { throw NotOnFastPath("values nested deeper than the fast path takes") }
         guard !reader.isAtEnd else {
-            out.append(contentsOf: "null".utf8)
+            out.appendLiteral("null")
             return
         }
         let (field, wireType) = try reader.tag()
@@ -36,7 +36,7 @@ enum StructuredValueJSON {
             try writeString(reader, try reader.lengthDelimited(), into: &out)
         case 2:
             try ProtoReader.expect(wireType, .varint)
-            out.append(contentsOf: try reader.varint() != 0 ? "true".utf8 : "false".utf8)
+            if try reader.varint() != 0 { out.appendLiteral("true") } else { out.appendLiteral("false") }
         case 3:
             try ProtoReader.expect(wireType, .varint)
             out.append(contentsOf: String(Int64(bitPattern: try reader.varint())).utf8)
@@ -50,7 +50,7 @@ enum StructuredValueJSON {
                 let (inner, innerType) = try array.tag()
                 guard inner == 1 else { throw NotOnFastPath("ArrayValue field \(inner)") }
                 var element = try array.message(innerType)
-                if !first { out.append(contentsOf: ", ".utf8) }
+                if !first { out.appendLiteral(", ") }
                 first = false
                 try write(&element, depth: depth + 1, into: &out)
             }
@@ -63,7 +63,7 @@ enum StructuredValueJSON {
                 let (inner, innerType) = try list.tag()
                 guard inner == 1 else { throw NotOnFastPath("KeyValueList field \(inner)") }
                 let entry = try list.message(innerType)
-                if !first { out.append(contentsOf: ", ".utf8) }
+                if !first { out.appendLiteral(", ") }
                 first = false
                 try writeEntry(entry, depth: depth, into: &out)
             }
@@ -107,7 +107,7 @@ enum StructuredValueJSON {
             }
         }
         try writeString(entry, key ?? entry.end..<entry.end, into: &out)
-        out.append(contentsOf: ": ".utf8)
+        out.appendLiteral(": ")
         var nested = entry.nested(value ?? entry.end..<entry.end)
         try write(&nested, depth: depth + 1, into: &out)
     }

@@ -93,25 +93,25 @@ public enum PythonStyleJSON {
 
     private static func write(_ value: Opentelemetry_Proto_Common_V1_AnyValue, into out: inout [UInt8]) {
         switch value.value {
-        case nil: out.append(contentsOf: "null".utf8)
+        case nil: out.appendLiteral("null")
         case .stringValue(let text): JSONValue.writeString(text, to: &out)
-        case .boolValue(let flag): out.append(contentsOf: flag ? "true".utf8 : "false".utf8)
+        case .boolValue(let flag): if flag { out.appendLiteral("true") } else { out.appendLiteral("false") }
         case .intValue(let number): out.append(contentsOf: String(number).utf8)
         case .doubleValue(let number): out.append(contentsOf: PythonJSONNumbers.double(number).utf8)
         case .bytesValue(let bytes): JSONValue.writeString(bytes.base64EncodedString(), to: &out)
         case .arrayValue(let array):
             out.append(UInt8(ascii: "["))
             for (index, element) in array.values.enumerated() {
-                if index > 0 { out.append(contentsOf: ", ".utf8) }
+                if index > 0 { out.appendLiteral(", ") }
                 write(element, into: &out)
             }
             out.append(UInt8(ascii: "]"))
         case .kvlistValue(let list):
             out.append(UInt8(ascii: "{"))
             for (index, entry) in list.values.enumerated() {
-                if index > 0 { out.append(contentsOf: ", ".utf8) }
+                if index > 0 { out.appendLiteral(", ") }
                 JSONValue.writeString(entry.key, to: &out)
-                out.append(contentsOf: ": ".utf8)
+                out.appendLiteral(": ")
                 write(entry.value, into: &out)
             }
             out.append(UInt8(ascii: "}"))

@@ -75,7 +75,7 @@ public struct SpanMetricsAggregator: Sendable {
             if !bytes.isEmpty { bytes.append(0x1F) }
             bytes.append(contentsOf: name.utf8)
             bytes.append(UInt8(ascii: "="))
-            type.withUTF8Buffer { bytes.append(contentsOf: $0) }
+            bytes.appendLiteral(type)
             bytes.append(contentsOf: text.utf8)
         }
 

@@ -53,6 +53,15 @@ import Testing
         }
     }
 
+    @Test func literalsAreAppendedAsTheirBytes() {
+        var out: [UInt8] = [0x7B]
+        out.appendLiteral(", ")
+        out.appendLiteral("")
+        out.appendLiteral(#"\u00"#)
+        out.appendLiteral("null")
+        #expect(out == Array(#"{, \u00null"#.utf8))
+    }
+
     /// Escaping as the loop over every byte did, and parsing back what was written.
     @Test func stringsAreWrittenAndReadAsByteByByte() {
         func reference(_ bytes: [UInt8]) -> [UInt8] {

@@ -41,6 +41,16 @@ def run_the_image_entry_command(binary, tmp_path, idle_rss_limit_mib=None):
     port, admin = free_port(), free_port()
     env = clean_environment(MLFLOW_OTEL_PROXY_LISTEN=f"127.0.0.1:{port}", MLFLOW_OTEL_PROXY_ADMIN_LISTEN=f"127.0.0.1:{admin}",
                             MLFLOW_OTEL_PROXY_SPOOL_DIR=str(tmp_path / "spool"))
+    if idle_rss_limit_mib is not None:
+        # The binary's cached pages are dropped first, so that start-up reads it from disk as a container reads its
+        # image's: a build just written maps ~4 MiB more pages at start-up (the kernel maps around each touched page
+        # according to how the file entered the page cache).
+        fd = os.open(binary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
     with open(tmp_path / "image.log", "wb") as log:
         process = subprocess.Popen([binary, "serve"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -89,9 +99,9 @@ def test_release_binary_links_swift_statically_and_runs_the_image_entry_command(
         header = file.read(18)
     # ET_DYN: still a position-independent executable (ASLR), although linked for a small footprint (Package.swift).
     assert header[:4] == b"\x7fELF" and int.from_bytes(header[16:18], "little") == 3, "the release binary must stay a PIE"
-    # The container's build at idle with the image's settings (admin listener, spool): 32 MiB with Package.swift's
-    # release link flags, 36.5 MiB without them (BENCHMARKS.md, idle RSS); the bound keeps that gain.
-    run_the_image_entry_command(binary, tmp_path, idle_rss_limit_mib=34)
+    # The container's build at idle with the image's settings (admin listener, spool), read from disk: 28.8-29.0 MiB
+    # (#20's target is 30 MiB; BENCHMARKS.md, idle RSS); the bound leaves 1 MiB for another kernel's page mapping.
+    run_the_image_entry_command(binary, tmp_path, idle_rss_limit_mib=31)
 
 
 def test_the_sidecar_manifests_start_the_proxy_first_and_give_it_a_spool():

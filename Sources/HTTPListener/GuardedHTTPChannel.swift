@@ -290,7 +290,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var unwritableSince: NIODeadline?
     private var responseFinished = false
     private var closeAfterResponse = false
-    private var timer: Scheduled<Void>?
+    private var timer = EarliestDeadlineTimer()
     /// This handler's own context (the byte handler reports reads without it); set while in the pipeline.
     private var ownContext: ChannelHandlerContext?
     private var slot: ConnectionSlot?
@@ -323,8 +323,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func handlerRemoved(context: ChannelHandlerContext) {
         ownContext = nil
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         if let slot { gauge.unregister(slot) }
         // The slot's eviction closure holds this handler and its context: keeping it would make a cycle that
         // outlives the connection (one handler, context and channel leaked per connection).
@@ -332,8 +331,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         enter(.closing)
         context.fireChannelInactive()
     }
@@ -489,8 +487,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         counters.increment(.connectionsClosed, "evicted_for_new_connection")
         logger.debug("closing a connection that sent no request in time for a new connection at the limit")
         enter(.closing)
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         context.close(promise: nil)
     }
 
@@ -503,17 +500,8 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// answer) schedule nothing.
     private func arm(context: ChannelHandlerContext) {
         guard let (deadline, _) = nextExpiry() else { return }  // a timer still armed fires, finds nothing due, and stops
-        if timer != nil, let armed = armedDeadline, armed <= deadline { return }
-        timer?.cancel()
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        armedDeadline = deadline
-        timer = context.eventLoop.scheduleTask(deadline: deadline) {
-            bound.value.handler.timerFired(context: bound.value.context)
-        }
+        timer.arm(for: deadline, on: context.eventLoop) { self.timerFired(context: context) }
     }
-
-    /// When the armed timer fires.
-    private var armedDeadline: NIODeadline?
 
     /// The earliest deadline now and what it is for (kept as the candidates are looked at: this runs a few times per
     /// request, so it makes no list).
@@ -550,8 +538,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     private func timerFired(context: ChannelHandlerContext) {
-        timer = nil
-        armedDeadline = nil
+        timer.fired()
         guard let (deadline, expiry) = nextExpiry() else { return }
         guard deadline <= .now() else {
             arm(context: context)
@@ -601,8 +588,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
         context: ChannelHandlerContext, status: HTTPResponse.Status, code: String, message: String, extraHeaders: HTTPFields = [:]
     ) {
         enter(.closing)
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         let body = Array(ErrorResponses.mlflowBody(code: code, message: message).utf8)
         var fields = extraHeaders
         fields[.contentType] = "application/json"

@@ -95,12 +95,8 @@ public enum MLflowRoute: Sendable, Equatable {
 
     /// What follows `prefix` in `path`, when `path` begins with its bytes.
     private static func after(_ prefix: String, in path: Substring) -> Substring? {
-        var rest = path.utf8[...]
-        for byte in prefix.utf8 {
-            guard let first = rest.first, first == byte else { return nil }
-            rest = rest.dropFirst()
-        }
-        return Substring(rest)
+        guard path.utf8.starts(with: prefix.utf8) else { return nil }
+        return path[path.utf8.index(path.startIndex, offsetBy: prefix.utf8.count)...]
     }
 
     /// `<exp…>/traces/<id>/artifacts/traces.json` or `<exp…>/traces/<id>/artifacts/attachments/<uuid>`.

@@ -122,7 +122,8 @@ public enum JSONValue: Sendable, Equatable {
         output.append(UInt8(ascii: "\""))
     }
 
-    static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10 }
+    /// The lower-case hex digit of a nibble (JSON's `\u00XX` escapes, hex trace and span ids).
+    public static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10 }
 
     /// This object with member `key` set to `value` (replaced in place when present, appended otherwise);
     /// other values are returned unchanged.

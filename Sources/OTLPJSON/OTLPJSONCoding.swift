@@ -80,14 +80,11 @@ public enum HexID {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.underestimatedCount * 2)  // one allocation for an id (`Data` and arrays know their count)
         for byte in bytes {
-            out.append(digit(byte >> 4))
-            out.append(digit(byte & 0x0f))
+            out.append(JSONValue.hexDigit(byte >> 4))
+            out.append(JSONValue.hexDigit(byte & 0x0f))
         }
         return String(decoding: out, as: UTF8.self)
     }
-
-    /// The lower-case hex digit of a nibble.
-    static func digit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble }
 
     /// The bytes of an even-length hex string (either case); `nil` if it is not hex. `""` gives `[]`.
     public static func bytes(_ text: some StringProtocol) -> [UInt8]? {

@@ -157,9 +157,8 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
     private var context: ChannelHandlerContext?
     private var peer: String?
     private var loopPool: LoopPool?
-    /// The one timer for the upstream answer deadline of this connection's exchanges, and the instant it fires.
-    private var answerTimer: Scheduled<Void>?
-    private var answerTimerDeadline: NIODeadline?
+    /// The one timer for the upstream answer deadlines of this connection's exchanges.
+    private var answerTimer = EarliestDeadlineTimer()
 
     init(passthrough: ListenerPassthrough, logger: Logger) {
         self.passthrough = passthrough
@@ -176,8 +175,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         // The client's connection is gone (Hummingbird's state handler does not pass `channelInactive` on, so this is
         // where an exchange in flight ends): its upstream connection cannot be reused.
         if case .forwarding(let exchange) = mode { end(exchange, reuse: false) }
-        answerTimer?.cancel()
-        answerTimer = nil
+        answerTimer.cancel()
         mode = .idle
         queued.removeAll()
         self.context = nil
@@ -396,20 +394,16 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         }
     }
 
-    /// Arms the answer timer for `deadline`, unless it is armed for that instant or an earlier one: it then finds the
-    /// current exchange's deadline later when it fires, and re-arms itself for it. An exchange that ends leaves the timer
-    /// armed (it fires, finds nothing due, and stops), so a kept-alive connection's requests schedule no timer each.
+    /// Arms the answer timer for `deadline` (kept when armed for an earlier instant: it finds the current exchange's
+    /// deadline when it fires; an exchange that ends leaves it to fire and find nothing due), so a kept-alive
+    /// connection's requests schedule no timer each.
     private func armAnswerTimer(for deadline: NIODeadline, context: ChannelHandlerContext) {
-        if answerTimer != nil, let armed = answerTimerDeadline, armed <= deadline { return }
-        answerTimer?.cancel()
-        answerTimerDeadline = deadline
-        answerTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.answerTimerFired() }
+        answerTimer.arm(for: deadline, on: context.eventLoop) { [weak self] in self?.answerTimerFired() }
     }
 
     /// The upstream has not answered the current exchange in time: a 504; or its deadline is still ahead.
     private func answerTimerFired() {
-        answerTimer = nil
-        answerTimerDeadline = nil
+        answerTimer.fired()
         guard case .forwarding(let exchange) = mode, !exchange.upstreamAnswered, let context else { return }
         if exchange.answerDeadline <= .now() {
             timedOut(exchange)

@@ -146,7 +146,7 @@ enum GenAIConventions {
             guard key.utf8.count >= 7 else { return false }
             var key = key
             return key.withUTF8 { bytes in
-                bytes.count >= 7 && bytes[0] == 0x67 && bytes[1] == 0x65 && bytes[2] == 0x6E && bytes[3] == 0x5F && bytes[4] == 0x61
+                bytes[0] == 0x67 && bytes[1] == 0x65 && bytes[2] == 0x6E && bytes[3] == 0x5F && bytes[4] == 0x61
                     && bytes[5] == 0x69 && bytes[6] == 0x2E
             }
         }

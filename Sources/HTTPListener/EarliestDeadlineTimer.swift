@@ -11,10 +11,17 @@ public struct EarliestDeadlineTimer {
     /// A timer that is not armed.
     public init() {}
 
-    /// Arms the timer for `deadline` unless it is armed for that instant or an earlier one; `fire` runs on `eventLoop`
-    /// when it fires, and calls ``fired()`` first.
+    /// Whether the timer is armed for `deadline` or an earlier instant (arming it for `deadline` would change nothing).
+    /// Callers on a hot path ask first, so that they make no `fire` closure (an allocation) when nothing is scheduled.
+    public func covers(_ deadline: NIODeadline) -> Bool {
+        guard scheduled != nil, let armedFor else { return false }
+        return armedFor <= deadline
+    }
+
+    /// Arms the timer for `deadline` unless it ``covers(_:)`` it already; `fire` runs on `eventLoop` when it fires, and
+    /// calls ``fired()`` first.
     public mutating func arm(for deadline: NIODeadline, on eventLoop: any EventLoop, _ fire: @escaping () -> Void) {
-        if scheduled != nil, let armedFor, armedFor <= deadline { return }
+        if covers(deadline) { return }
         scheduled?.cancel()
         armedFor = deadline
         scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: deadline, fire)

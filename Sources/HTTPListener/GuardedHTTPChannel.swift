@@ -500,6 +500,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// answer) schedule nothing.
     private func arm(context: ChannelHandlerContext) {
         guard let (deadline, _) = nextExpiry() else { return }  // a timer still armed fires, finds nothing due, and stops
+        if timer.covers(deadline) { return }
         timer.arm(for: deadline, on: context.eventLoop) { self.timerFired(context: context) }
     }
 

@@ -398,6 +398,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
     /// deadline when it fires; an exchange that ends leaves it to fire and find nothing due), so a kept-alive
     /// connection's requests schedule no timer each.
     private func armAnswerTimer(for deadline: NIODeadline, context: ChannelHandlerContext) {
+        if answerTimer.covers(deadline) { return }
         answerTimer.arm(for: deadline, on: context.eventLoop) { [weak self] in self?.answerTimerFired() }
     }
 

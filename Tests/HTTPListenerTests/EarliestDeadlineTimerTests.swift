@@ -17,7 +17,9 @@ import Testing
                 fired.append((loop.now - start).nanoseconds / 1_000_000)
             }
         }
+        #expect(!timer.covers(start))
         arm(100)
+        #expect(timer.covers(start + .milliseconds(100)) && timer.covers(start + .milliseconds(300)) && !timer.covers(start))
         arm(300)  // later: the timer stays armed for 100
         loop.advanceTime(by: .milliseconds(150))
         #expect(fired == [100])

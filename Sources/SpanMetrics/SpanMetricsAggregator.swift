@@ -205,23 +205,34 @@ public struct SpanMetricsAggregator: Sendable {
 
     static let genAIOperations = ["CHAT_MODEL": "chat", "LLM": "generate_content", "EMBEDDING": "embeddings"]
 
+    /// Records a model span's duration and token counts. Point keys are written straight from the values (as
+    /// ``Histogram/record(_:attributes:)`` writes them from attributes), and the attributes are built only for a new
+    /// point, as for span durations.
     private mutating func recordGenAI(spanType: String, status: String, seconds: Double, attributes: [Opentelemetry_Proto_Common_V1_KeyValue]) {
         guard let operation = Self.genAIOperations[spanType], let usageText = Self.first("mlflow.chat.tokenUsage", in: attributes)?.stringValue,
             let usage = JSONValue(parsing: usageText), usage.objectMembers != nil
         else { return }
-        var common = [Self.string("gen_ai.operation.name", operation)]
-        if let provider = Self.first("mlflow.llm.provider", in: attributes)?.stringValue, !provider.isEmpty {
-            common.append(Self.string("gen_ai.provider.name", provider))
+        let provider = Self.first("mlflow.llm.provider", in: attributes)?.stringValue ?? ""
+        let model = Self.first("mlflow.llm.model", in: attributes)?.stringValue ?? ""
+        var commonKey = PointKey()
+        commonKey.append("gen_ai.operation.name", string: operation)
+        if !provider.isEmpty { commonKey.append("gen_ai.provider.name", string: provider) }
+        if !model.isEmpty { commonKey.append("gen_ai.request.model", string: model) }
+        func common() -> [Opentelemetry_Proto_Common_V1_KeyValue] {
+            var common = [Self.string("gen_ai.operation.name", operation)]
+            if !provider.isEmpty { common.append(Self.string("gen_ai.provider.name", provider)) }
+            if !model.isEmpty { common.append(Self.string("gen_ai.request.model", model)) }
+            return common
         }
-        if let model = Self.first("mlflow.llm.model", in: attributes)?.stringValue, !model.isEmpty {
-            common.append(Self.string("gen_ai.request.model", model))
-        }
-        var durationAttributes = common
-        if status == "ERROR" { durationAttributes.append(Self.string("error.type", "_OTHER")) }
-        operationDuration.record(seconds, attributes: durationAttributes)
+        var durationKey = commonKey
+        let failed = status == "ERROR"
+        if failed { durationKey.append("error.type", string: "_OTHER") }
+        operationDuration.record(seconds, key: durationKey, attributes: common() + (failed ? [Self.string("error.type", "_OTHER")] : []))
         for (key, type) in [("input_tokens", "input"), ("output_tokens", "output")] {
             if let tokens = usage[key]?.doubleValue {
-                tokenUsage.record(tokens, attributes: common + [Self.string("gen_ai.token.type", type)])
+                var tokenKey = commonKey
+                tokenKey.append("gen_ai.token.type", string: type)
+                tokenUsage.record(tokens, key: tokenKey, attributes: common() + [Self.string("gen_ai.token.type", type)])
             }
         }
     }

@@ -93,7 +93,9 @@ public struct DestinationShaper: Sendable {
         if policy.conventions.contains(.openinference) { OpenInferenceConventions.apply(to: &span, sessionID: sessionID, userID: userID) }
         if !policy.conventions.contains(.mlflow) {
             // Span-level MLflow attributes go; trace-level data (mlflow.trace.*, mlflow.trace_id) stays.
-            span.attributes.removeAll { $0.key.hasPrefix("mlflow.") && !$0.key.hasPrefix("mlflow.trace.") && $0.key != "mlflow.trace_id" }
+            span.modifyAttributes {
+                $0.removeAll { $0.key.hasPrefix("mlflow.") && !$0.key.hasPrefix("mlflow.trace.") && $0.key != "mlflow.trace_id" }
+            }
         }
         outcome.masked += redactor.maskPaths(in: &span)
         if let limit = policy.limits.maxAttributeValueLength, redactor.hasPatterns {

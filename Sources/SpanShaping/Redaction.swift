@@ -42,17 +42,19 @@ struct Redactor: Sendable {
     /// Masks the JSON paths inside the span's content attributes. - Returns: how many values were masked.
     func maskPaths(in span: inout Span) -> Int {
         guard !paths.isEmpty else { return 0 }
-        var masked = 0
-        for index in span.attributes.indices where Self.contentKeys.contains(span.attributes[index].key) {
-            guard case .stringValue(let text)? = span.attributes[index].value.value, var json = JSONValue(parsing: text) else { continue }
-            var count = 0
-            for path in paths { count += Self.mask(path.segments[...], in: &json) }
-            if count > 0 {
-                span.attributes[index].value.stringValue = json.text
-                masked += count
+        return span.modifyAttributes { attributes in
+            var masked = 0
+            for index in attributes.indices where Self.contentKeys.contains(attributes[index].key) {
+                guard case .stringValue(let text)? = attributes[index].value.value, var json = JSONValue(parsing: text) else { continue }
+                var count = 0
+                for path in paths { count += Self.mask(path.segments[...], in: &json) }
+                if count > 0 {
+                    attributes[index].value.stringValue = json.text
+                    masked += count
+                }
             }
+            return masked
         }
-        return masked
     }
 
     static func mask(_ segments: ArraySlice<JSONPath.Segment>, in value: inout JSONValue) -> Int {
@@ -105,10 +107,17 @@ struct Redactor: Sendable {
     /// JSON), its event attributes and its status message. - Returns: how many values changed.
     func maskPatterns(in span: inout Span) -> Int {
         guard !patterns.isEmpty else { return 0 }
-        var masked = 0
-        for index in span.attributes.indices { masked += maskPatterns(in: &span.attributes[index].value) }
-        for event in span.events.indices {
-            for index in span.events[event].attributes.indices { masked += maskPatterns(in: &span.events[event].attributes[index].value) }
+        var masked = span.modifyAttributes { attributes in
+            var masked = 0
+            for index in attributes.indices { masked += maskPatterns(in: &attributes[index].value) }
+            return masked
+        }
+        masked += span.modifyEvents { events in
+            var masked = 0
+            for event in events.indices {
+                for index in events[event].attributes.indices { masked += maskPatterns(in: &events[event].attributes[index].value) }
+            }
+            return masked
         }
         if !span.status.message.isEmpty, let replaced = replaceMatches(span.status.message) {
             span.status.message = replaced
@@ -181,9 +190,11 @@ struct Redactor: Sendable {
     func dropAttributes(in span: inout Span) -> Int {
         guard !dropPatterns.isEmpty else { return 0 }
         let before = span.attributes.count
-        span.attributes.removeAll { attribute in
-            let range = NSRange(attribute.key.startIndex..., in: attribute.key)
-            return dropPatterns.contains { $0.firstMatch(in: attribute.key, range: range) != nil }
+        span.modifyAttributes { attributes in
+            attributes.removeAll { attribute in
+                let range = NSRange(attribute.key.startIndex..., in: attribute.key)
+                return dropPatterns.contains { $0.firstMatch(in: attribute.key, range: range) != nil }
+            }
         }
         return before - span.attributes.count
     }
@@ -213,8 +224,10 @@ struct Redactor: Sendable {
     func stripContent(of span: inout Span) -> Int {
         guard metadataOnly else { return 0 }
         let before = span.attributes.count + span.events.reduce(0) { $0 + $1.attributes.count }
-        span.attributes.removeAll { !Self.isMetadata($0.key) }
-        for index in span.events.indices { span.events[index].attributes.removeAll { $0.key != "exception.type" } }
+        span.modifyAttributes { $0.removeAll { !Self.isMetadata($0.key) } }
+        span.modifyEvents { events in
+            for index in events.indices { events[index].attributes.removeAll { $0.key != "exception.type" } }
+        }
         return before - span.attributes.count - span.events.reduce(0) { $0 + $1.attributes.count }
     }
 }

@@ -75,19 +75,23 @@ enum SizeLimiter {
     /// - Returns: how many values were truncated.
     static func truncateValues(in span: inout Span, limit: Int) -> Int {
         var keys: [String] = []
-        for index in span.attributes.indices {
-            guard case .stringValue(let text)? = span.attributes[index].value.value, let cut = truncate(text, to: limit) else { continue }
-            span.attributes[index].value.stringValue = cut
-            keys.append(span.attributes[index].key)
+        span.modifyAttributes { attributes in
+            for index in attributes.indices {
+                guard case .stringValue(let text)? = attributes[index].value.value, let cut = truncate(text, to: limit) else { continue }
+                attributes[index].value.stringValue = cut
+                keys.append(attributes[index].key)
+            }
         }
         var count = keys.count
-        for event in span.events.indices {
-            for index in span.events[event].attributes.indices {
-                guard case .stringValue(let text)? = span.events[event].attributes[index].value.value, let cut = truncate(text, to: limit) else {
-                    continue
+        span.modifyEvents { events in
+            for event in events.indices {
+                for index in events[event].attributes.indices {
+                    guard case .stringValue(let text)? = events[event].attributes[index].value.value, let cut = truncate(text, to: limit) else {
+                        continue
+                    }
+                    events[event].attributes[index].value.stringValue = cut
+                    count += 1
                 }
-                span.events[event].attributes[index].value.stringValue = cut
-                count += 1
             }
         }
         if count > 0 { mark(&span, keys: keys.isEmpty ? ["events"] : keys) }
@@ -105,19 +109,19 @@ enum SizeLimiter {
                         return nil
                     } + keys.filter { key in !existing.values.contains { $0.stringValue == key } }
             }
-            span.attributes.remove(at: index)
+            span.modifyAttributes { _ = $0.remove(at: index) }
         }
         var marker = KeyValue()
         marker.key = truncatedAttribute
         marker.value.arrayValue = .with { $0.values = all.map { key in .with { $0.stringValue = key } } }
-        span.attributes.insert(marker, at: 0)
+        span.modifyAttributes { $0.insert(marker, at: 0) }
     }
 
     /// Keeps the first `limit` attributes. - Returns: how many were dropped (added to `dropped_attributes_count`).
     static func capAttributes(of span: inout Span, limit: Int) -> Int {
         guard span.attributes.count > limit else { return 0 }
         let dropped = span.attributes.count - limit
-        span.attributes.removeLast(dropped)
+        span.modifyAttributes { $0.removeLast(dropped) }
         span.droppedAttributesCount += UInt32(clamping: dropped)
         return dropped
     }

@@ -85,3 +85,27 @@ extension JSONValue {
         }
     }
 }
+
+/// Changing a span's repeated fields in place. The generated `attributes` and `events` properties are read and
+/// written through the span's shared storage with no in-place accessor, so `span.attributes.append(x)` or
+/// `span.attributes[i].value = v` copies the whole array (the storage still holds it) on every call: with redaction
+/// patterns, a copy of all attributes for each attribute masked one by one (quadratic in the attribute count), and
+/// the same for truncation and event attributes. Taken out of the storage first, the array is changed without a copy
+/// and put back once.
+extension Opentelemetry_Proto_Trace_V1_Span {
+    /// Runs `body` on the span's attributes, changed in place.
+    mutating func modifyAttributes<Result>(_ body: (inout [KeyValue]) throws -> Result) rethrows -> Result {
+        var attributes = self.attributes
+        self.attributes = []
+        defer { self.attributes = attributes }
+        return try body(&attributes)
+    }
+
+    /// Runs `body` on the span's events, changed in place.
+    mutating func modifyEvents<Result>(_ body: (inout [Opentelemetry_Proto_Trace_V1_Span.Event]) throws -> Result) rethrows -> Result {
+        var events = self.events
+        self.events = []
+        defer { self.events = events }
+        return try body(&events)
+    }
+}

@@ -128,6 +128,53 @@ struct SpanMetricsTests {
         #expect(empty == SpanMetricsAggregator.PointKey())
     }
 
+    /// Model spans land in one GenAI point per distinct attribute set, whatever order they come in: the keys written
+    /// from the values find the points made for the same attributes (a span recorded again adds to its point; provider,
+    /// model and failure make points of their own), and every point's attributes are the ones its spans had.
+    @Test func genAIPointsAreFoundAgainForTheSameAttributes() throws {
+        func span(provider: String?, model: String?, failed: Bool) -> Opentelemetry_Proto_Trace_V1_Span {
+            var span = Opentelemetry_Proto_Trace_V1_Span()
+            span.startTimeUnixNano = 1_000_000_000
+            span.endTimeUnixNano = 1_500_000_000
+            span.parentSpanID = Data([1])
+            span.status.code = failed ? .error : .ok
+            var attributes = [SpanMetricsAggregator.string("mlflow.spanType", "CHAT_MODEL")]
+            attributes.append(SpanMetricsAggregator.string("mlflow.chat.tokenUsage", #"{"input_tokens": 3, "output_tokens": 4}"#))
+            if let provider { attributes.append(SpanMetricsAggregator.string("mlflow.llm.provider", provider)) }
+            if let model { attributes.append(SpanMetricsAggregator.string("mlflow.llm.model", model)) }
+            span.attributes = attributes
+            return span
+        }
+        var spans: [Opentelemetry_Proto_Trace_V1_Span] = []
+        for provider in [nil, "", "openai"] as [String?] {
+            for model in [nil, "gpt-4o-mini"] as [String?] {
+                for failed in [false, true] { spans.append(span(provider: provider, model: model, failed: failed)) }
+            }
+        }
+        var aggregator = SpanMetricsAggregator(startTimeUnixNano: 1)
+        for round in 0..<3 {
+            var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+            var scopeSpans = Opentelemetry_Proto_Trace_V1_ScopeSpans()
+            scopeSpans.spans = round == 1 ? spans.reversed() : spans
+            resourceSpans.scopeSpans = [scopeSpans]
+            aggregator.record([resourceSpans])
+        }
+        let request = aggregator.collect(nowUnixNano: 2, cumulative: true, resource: [], scopeVersion: "1")
+        // An empty provider counts as none: 2 providers × 2 models × 2 outcomes for durations, × 2 token types for
+        // token counts (which have no outcome).
+        let duration = try #require(metric(request, "gen_ai.client.operation.duration")).histogram.dataPoints
+        #expect(duration.count == 8)
+        #expect(duration.allSatisfy { attributes($0)["gen_ai.provider.name"] == nil ? $0.count == 6 : $0.count == 3 })
+        #expect(duration.filter { attributes($0)["error.type"] == "_OTHER" }.count == 4)
+        let tokens = try #require(metric(request, "gen_ai.client.token.usage")).histogram.dataPoints
+        #expect(tokens.count == 8)
+        // Token counts do not tell failures apart: twice the spans per point.
+        #expect(tokens.allSatisfy { attributes($0)["gen_ai.provider.name"] == nil ? $0.count == 12 : $0.count == 6 })
+        #expect(tokens.allSatisfy { attributes($0)["error.type"] == nil && attributes($0)["gen_ai.operation.name"] == "chat" })
+        #expect(Set(tokens.map { attributes($0) }).count == 8)
+        #expect(tokens.filter { attributes($0)["gen_ai.token.type"] == "output" }.allSatisfy { $0.sum == Double($0.count) * 4 })
+    }
+
     @Test func traceTagsAndMetadataOnlyWhenConfigured() throws {
         var aggregator = SpanMetricsAggregator(startTimeUnixNano: 1, traceTagKeys: ["team"], traceMetadataKeys: ["mlflow.trace.session"])
         let traces = try translatedSync()

@@ -344,3 +344,35 @@ import Testing
         }
     }
 }
+
+/// Attributes and events changed in place (``Opentelemetry_Proto_Trace_V1_Span/modifyAttributes(_:)``): the span
+/// ends up with the changed arrays, what the change returns is returned, and a copy of the span made before
+/// keeps its own values (the storage it shares is not written through).
+@Suite struct SpanInPlaceChangeTests {
+    @Test func changesInPlaceAndKeepsCopiesApart() {
+        var span = SpanShapingTests.span("s", attributes: ["a": "1", "b": "2"])
+        span.events = [
+            .with {
+                $0.name = "e"; $0.attributes.set("x", string: "1")
+            }
+        ]
+        let copy = span
+        let count = span.modifyAttributes { attributes in
+            attributes.set("c", string: "3")
+            attributes[0].value.stringValue = "changed"
+            return attributes.count
+        }
+        span.modifyEvents { events in
+            events[0].attributes[0].value.stringValue = "changed"
+            events.append(.with { $0.name = "f" })
+        }
+        #expect(count == 3)
+        #expect(span.attributes.map(\.key) == ["a", "b", "c"] && span.attributes[0].value.stringValue == "changed")
+        #expect(span.events.map(\.name) == ["e", "f"] && span.events[0].attributes[0].value.stringValue == "changed")
+        #expect(copy.attributes.map(\.key) == ["a", "b"] && copy.attributes[0].value.stringValue == "1")
+        #expect(copy.events.map(\.name) == ["e"] && copy.events[0].attributes[0].value.stringValue == "1")
+        var thrown = span
+        #expect(throws: CancellationError.self) { try thrown.modifyAttributes { _ in throw CancellationError() } }
+        #expect(thrown == span)
+    }
+}

@@ -25,16 +25,20 @@ out, rounds = sys.argv[1], int(sys.argv[2])
 def ingest(text):
     sat = re.search(r"proxy ingest, saturation \| ([\d,]+) spans/s .*?p99 ([\d.]+) ms", text)
     cpu = re.search(r"proxy CPU per 100k spans \| ([\d.]+) s", text)
-    paced = re.search(r"proxy, paced \| [\d,]+ calls/s, p50 [\d.]+ ms, p99 ([\d.]+) ms", text)
+    clients = re.search(r"proxy, paced \(independent clients\) \| [\d,]+ calls/s, p50 [\d.]+ ms, p99 ([\d.]+) ms", text)
+    clients_floor = re.search(r"floor: nginx answering the same clients \| [\d,]+ calls/s, p50 [\d.]+ ms, p99 ([\d.]+) ms", text)
+    paced = re.search(r"proxy, paced in wrk's bursts \| [\d,]+ calls/s, p50 [\d.]+ ms, p99 ([\d.]+) ms", text)
     rss = re.search(r"proxy RSS \| idle (\d+) MiB", text)
-    floor = re.search(r"floor: nginx answering the same paced load \| [\d,]+ calls/s, p50 [\d.]+ ms, p99 ([\d.]+) ms", text)
+    floor = re.search(r"floor: nginx answering the same bursts \| [\d,]+ calls/s, p50 [\d.]+ ms, p99 ([\d.]+) ms", text)
     empty = re.search(r"floor: CPU per intercepted call without spans .*? \| proxy (\d+) µs, nginx (\d+) µs", text)
     trace = re.search(r"proxy CPU per trace .*? \| (\d+) µs, of which (-?\d+) µs beyond", text)
     return {"CPU µs per empty upload (proxy)": float(empty.group(1)), "CPU µs per empty upload (nginx)": float(empty.group(2)),
             "CPU µs per trace beyond two empty calls": float(trace.group(2)),
             "ingest spans/s (saturation)": float(sat.group(1).replace(",", "")), "ingest CPU s per 100k spans": float(cpu.group(1)),
-            "ingest p99 ms (paced ~1k calls/s)": float(paced.group(1)),
-            "floor p99 ms (nginx answering the paced load)": float(floor.group(1)), "idle RSS MiB": float(rss.group(1))}
+            "ingest p99 ms (paced ~1k calls/s, independent clients)": float(clients.group(1)),
+            "floor p99 ms (nginx answering the clients)": float(clients_floor.group(1)),
+            "ingest p99 ms (wrk's bursts, ~1k calls/s)": float(paced.group(1)),
+            "floor p99 ms (nginx answering the bursts)": float(floor.group(1)), "idle RSS MiB": float(rss.group(1))}
 def passthrough(text):
     rows = {}
     for line in text.splitlines():

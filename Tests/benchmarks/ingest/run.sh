@@ -3,8 +3,9 @@
 # the proxy in OpenTelemetry-only mode (release build), exporting to an nginx receiver that discards; then the
 # same load at the MLflow server's own /v1/traces ingest as the peer, in the same run.
 # Prints spans/s, proxy CPU seconds per 100k spans, peak RSS, p50/p99 of the intercepted calls at saturation
-# and at a paced ~1k requests/s (with the floor of that latency here: the discarding nginx answering the same paced
-# load), the floor of an intercepted call (CPU per span upload without spans, the proxy's and nginx's) and what a trace
+# and at a paced ~1k requests/s, twice: from independent clients (paced_clients.py: calls started on their own
+# schedule, the P3 measure) and in wrk's bursts (wrk's pacing puts its connections in step: ~10 calls at once every
+# ~10 ms), each with the floor of that latency here (the discarding nginx answering the same load), the floor of an intercepted call (CPU per span upload without spans, the proxy's and nginx's) and what a trace
 # costs beyond it, and the ratio to MLflow's ingest. Usage: Tests/benchmarks/ingest/run.sh
 # (MLFLOW_OTEL_PROXY_SEMCONV=mlflow measures without the default GenAI mapping).
 set -euo pipefail
@@ -51,6 +52,9 @@ echo "$SAT"
 echo "== proxy, paced (wrk -t1 -c10, 10 ms between requests per connection, ${DURATION}s)"
 PACED=$(RATE_DELAY_MS=10 wrk -t1 -c10 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$PROXY_PORT" | grep '^RESULT')
 echo "$PACED"
+echo "== proxy, paced, independent clients (paced_clients.py: 1,000 calls/s over 10 connections, ${DURATION}s)"
+CLIENTS=$(.venv/bin/python "$HERE/paced_clients.py" "$PAYLOAD" "$PROXY_PORT" 1000 "$DURATION" | grep '^RESULT')
+echo "$CLIENTS"
 echo "== proxy, empty span uploads (the floor of an intercepted call; wrk -t1 -c32, ${FLOOR_DURATION}s)"
 BEFORE_EMPTY=$(cpu_ticks $PROXY_PID)
 EMPTY=$(EMPTY_UPLOADS=1 wrk -t1 -c32 -d"${FLOOR_DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$PROXY_PORT" | grep '^RESULT')
@@ -66,6 +70,9 @@ DROPPED=$(grep -o 'spans_dropped{[^}]*}=[0-9]*' "$WORK/proxy.log" | tr '\n' ' ' 
 echo "== floor: the nginx receiver answering the same paced load (wrk -t1 -c10, 10 ms apart, ${DURATION}s)"
 FLOOR=$(RATE_DELAY_MS=10 wrk -t1 -c10 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://127.0.0.1:$NGINX_PORT" | grep '^RESULT')
 echo "$FLOOR"
+echo "== floor: the nginx receiver answering the same independent clients (${DURATION}s)"
+CLIENTS_FLOOR=$(.venv/bin/python "$HERE/paced_clients.py" "$PAYLOAD" "$NGINX_PORT" 1000 "$DURATION" | grep '^RESULT')
+echo "$CLIENTS_FLOOR"
 echo "== floor: the nginx receiver answering empty span uploads (wrk -t1 -c32, ${FLOOR_DURATION}s)"
 NGINX_WORKER=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
 BEFORE_NGINX=$(cpu_ticks "$NGINX_WORKER")
@@ -82,11 +89,13 @@ PEER=$(SPANS_ONLY=1 wrk -t1 -c8 -d"${DURATION}s" -s "$HERE/ingest.lua" "http://1
 echo "$PEER"
 
 .venv/bin/python - "$SAT" "$PACED" "$PEER" "$((AFTER - BEFORE))" "$TICKS" "$SPANS_PER_REQUEST" "$PEAK_RSS" "$IDLE_RSS" "$EXPORTED" "$DROPPED" "$FLOOR" \
-  "$EMPTY" "$((AFTER_EMPTY - BEFORE_EMPTY))" "$NGINX_EMPTY" "$((AFTER_NGINX - BEFORE_NGINX))" <<'PY'
+  "$EMPTY" "$((AFTER_EMPTY - BEFORE_EMPTY))" "$NGINX_EMPTY" "$((AFTER_NGINX - BEFORE_NGINX))" "$CLIENTS" "$CLIENTS_FLOOR" <<'PY'
 import sys
-sat, paced, peer, ticks, hz, per, peak, idle, exported, dropped, floor, empty, empty_ticks, nginx_empty, nginx_ticks = sys.argv[1:]
+(sat, paced, peer, ticks, hz, per, peak, idle, exported, dropped, floor, empty, empty_ticks, nginx_empty, nginx_ticks, clients,
+ clients_floor) = sys.argv[1:]
 def parse(line): return {k: int(v) for k, v in (item.split("=") for item in line.split()[1:])}
 sat, paced, peer, floor, empty, nginx_empty = parse(sat), parse(paced), parse(peer), parse(floor), parse(empty), parse(nginx_empty)
+clients, clients_floor = parse(clients), parse(clients_floor)
 per = int(per)
 def rate(r, pairs=True):
     # At the proxy every trace is two calls (spans + StartTraceV3); the MLflow peer gets span uploads only.
@@ -105,8 +114,11 @@ nginx_us = int(nginx_ticks) / int(hz) * 1e6 / max(nginx_empty["requests"], 1)
 trace_us = cpu * 1e6 / max(sat["requests"] / 2, 1)
 print(f"| floor: CPU per intercepted call without spans (empty upload, saturation) | proxy {empty_us:.0f} µs, nginx {nginx_us:.0f} µs |")
 print(f"| proxy CPU per trace (2 calls, {per} spans) | {trace_us:.0f} µs, of which {trace_us - 2 * empty_us:.0f} µs beyond two empty calls |")
-print(f"| proxy, paced | {paced['requests'] / (paced['duration_us'] / 1e6):,.0f} calls/s, p50 {paced['p50_us']/1000:.2f} ms, p99 {paced['p99_us']/1000:.2f} ms |")
-print(f"| floor: nginx answering the same paced load | {floor['requests'] / (floor['duration_us'] / 1e6):,.0f} calls/s, p50 {floor['p50_us']/1000:.2f} ms, p99 {floor['p99_us']/1000:.2f} ms |")
+def latency(r): return f"{r['requests'] / (r['duration_us'] / 1e6):,.0f} calls/s, p50 {r['p50_us']/1000:.2f} ms, p99 {r['p99_us']/1000:.2f} ms"
+print(f"| proxy, paced (independent clients) | {latency(clients)} |")
+print(f"| floor: nginx answering the same clients | {latency(clients_floor)} |")
+print(f"| proxy, paced in wrk's bursts | {latency(paced)} |")
+print(f"| floor: nginx answering the same bursts | {latency(floor)} |")
 print(f"| proxy RSS | idle {int(idle)/1024:.0f} MiB, peak {int(peak)/1024:.0f} MiB |")
 print(f"| spans exported / dropped | {exported} / {dropped.strip() or 'none'} |")
 print(f"| MLflow server ingest (peer) | {rate(peer, pairs=False):,.0f} spans/s, p50 {peer['p50_us']/1000:.2f} ms, p99 {peer['p99_us']/1000:.2f} ms, errors {peer['errors_status']} |")

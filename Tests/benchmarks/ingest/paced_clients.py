@@ -13,39 +13,24 @@ connection does not count the wait). Prints one RESULT line like ingest.lua's, a
 Usage: paced_clients.py PAYLOAD PORT RATE SECONDS [CONNECTIONS]"""
 
 import asyncio
-import json
 import os
 import random
 import sys
 import time
 
-payload, port, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from trace_payload import TracePayload  # noqa: E402
+
+payload, port, rate, seconds = TracePayload(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 connections = int(sys.argv[5]) if len(sys.argv) > 5 else 10
-spans = open(payload + ".bin", "rb").read()
-info = open(payload + ".info.json", "rb").read()
-meta = json.load(open(payload + ".json"))
-
-
-def fill(template, raw, hex_id, binary_offsets, hex_offsets):
-    out = bytearray(template)
-    for offset in binary_offsets:
-        out[offset:offset + 16] = raw
-    for offset in hex_offsets:
-        out[offset:offset + 32] = hex_id
-    return bytes(out)
 
 
 def calls():
-    """The requests, in order: a span upload, then the StartTraceV3 of its trace, for a new trace each time."""
+    """The requests, in order, as HTTP/1.1 bytes: a span upload, then the StartTraceV3 of its trace, for a new trace each time."""
     while True:
-        raw = os.urandom(16)
-        hex_id = raw.hex().encode()
-        body = fill(spans, raw, hex_id, meta["binary_offsets"], meta["hex_offsets"])
-        yield (b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
-               b"x-mlflow-experiment-id: 0\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        body = fill(info, raw, hex_id, [], meta["info_offsets"])
-        yield (b"POST /api/3.0/mlflow/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        for path, body, headers in payload.trace():
+            head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            yield f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
 
 async def answer(reader):

@@ -4,34 +4,16 @@ from the payload make_payload.py wrote. Fails on any answer but 200.
 Usage: send_traces.py PAYLOAD PORT COUNT"""
 
 import http.client
-import json
 import os
 import sys
 
-payload, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-spans = open(payload + ".bin", "rb").read()
-info = open(payload + ".info.json", "rb").read()
-meta = json.load(open(payload + ".json"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from trace_payload import TracePayload  # noqa: E402
 
-
-def fill(template, raw, hex_id, binary_offsets, hex_offsets):
-    out = bytearray(template)
-    for offset in binary_offsets:
-        out[offset:offset + 16] = raw
-    for offset in hex_offsets:
-        out[offset:offset + 32] = hex_id
-    return bytes(out)
-
-
+payload, port, count = TracePayload(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 for _ in range(count):
-    raw = os.urandom(16)
-    hex_id = raw.hex().encode()
-    for path, body, headers in (
-        ("/v1/traces", fill(spans, raw, hex_id, meta["binary_offsets"], meta["hex_offsets"]),
-         {"Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "0"}),
-        ("/api/3.0/mlflow/traces", fill(info, raw, hex_id, [], meta["info_offsets"]), {"Content-Type": "application/json"}),
-    ):
+    for path, body, headers in payload.trace():
         connection.request("POST", path, body, headers)
         answer = connection.getresponse()
         answer.read()

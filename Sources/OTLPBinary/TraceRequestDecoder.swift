@@ -239,6 +239,7 @@ public enum TraceRequestDecoder {
         -> Opentelemetry_Proto_Common_V1_KeyValue
     {
         var result = Opentelemetry_Proto_Common_V1_KeyValue()
+        var hasValue = false  // a flag, not `result.hasValue`: that reads (copies) the optional value each time
         while !reader.isAtEnd {
             let (field, wireType) = try reader.tag()
             switch field {
@@ -246,7 +247,8 @@ public enum TraceRequestDecoder {
                 result.key = try reader.attributeKey(wireType)
             case 2:
                 try ProtoReader.expect(wireType, .lengthDelimited)
-                guard !result.hasValue else { throw NotOnFastPath("value twice") }
+                guard !hasValue else { throw NotOnFastPath("value twice") }
+                hasValue = true
                 let range = try reader.lengthDelimited()
                 if structuredAsJSON && StructuredValueJSON.isStructured(reader, range) {
                     var value = Opentelemetry_Proto_Common_V1_AnyValue()
@@ -269,10 +271,12 @@ public enum TraceRequestDecoder {
     static func anyValue(_ reader: inout ProtoReader, depth: Int) throws(NotOnFastPath) -> Opentelemetry_Proto_Common_V1_AnyValue {
         guard depth <= maxValueDepth else { throw NotOnFastPath("values nested deeper than \(maxValueDepth)") }
         var result = Opentelemetry_Proto_Common_V1_AnyValue()
+        var hasMember = false  // a flag, not `result.value == nil`: that compares (copies) the oneof each time
         while !reader.isAtEnd {
             let (field, wireType) = try reader.tag()
             // A second member of the oneof: SwiftProtobuf merges same-typed messages, so that case is its to decide.
-            guard result.value == nil else { throw NotOnFastPath("AnyValue with two values") }
+            guard !hasMember else { throw NotOnFastPath("AnyValue with two values") }
+            hasMember = true
             switch field {
             case 1:
                 result.value = .stringValue(try reader.string(wireType))

@@ -112,3 +112,23 @@ import Testing
         }
     }
 }
+
+/// Doubles as Python's `json.dumps` writes them: integral values written from their digits equal what `%.1f`
+/// writes (the formatter they replaced), across magnitudes, signs and the edge of exact integers.
+@Suite struct PythonJSONNumbersTests {
+    @Test func integralValuesAsPrintfWritesThem() {
+        var values: [Double] = [0, -0.0, 1, -1, 5, 10, 123_456_789, 9_007_199_254_740_992, 1e15, 9.999_999_999_999_998e15, -1e15]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let magnitude = Double(Int64.random(in: 0...15, using: &generator))
+            let value = (Double.random(in: -1...1, using: &generator) * pow(10, magnitude)).rounded()
+            values.append(value)
+        }
+        for value in values {
+            #expect(PythonJSONNumbers.double(value) == String(format: "%.1f", value), "\(value)")
+        }
+        #expect(PythonJSONNumbers.double(-0.0) == "-0.0" && PythonJSONNumbers.double(0.2) == "0.2")
+        #expect(PythonJSONNumbers.double(1e16) == "1e+16" && PythonJSONNumbers.double(.nan) == "NaN")
+        #expect(PythonJSONNumbers.double(-.infinity) == "-Infinity")
+    }
+}

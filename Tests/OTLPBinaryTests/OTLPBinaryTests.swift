@@ -171,6 +171,38 @@ import Testing
         #expect(status.message == "first" && status.code == .error)
     }
 
+    /// An attribute whose value comes twice (two lists, which protobuf merges into one) and a value with two members
+    /// of its oneof (the last wins) are left to SwiftProtobuf, and decode as it decodes them.
+    @Test func aValueSentTwiceAndTwoMembersAreLeftToSwiftProtobuf() throws {
+        func list(_ key: String) throws -> [UInt8] {
+            var value = Opentelemetry_Proto_Common_V1_AnyValue()
+            value.kvlistValue.values = [
+                .with {
+                    $0.key = key; $0.value.stringValue = key
+                }
+            ]
+            return try value.serializedBytes()
+        }
+        let first = try list("a")
+        let second = try list("b")
+        let key: [UInt8] = [0x0A, 0x01, UInt8(ascii: "k")]
+        let twice: [UInt8] = key + [0x12, UInt8(first.count)] + first + [0x12, UInt8(second.count)] + second
+        // A value whose oneof holds a string, then an int (field 3, varint 7).
+        let members: [UInt8] = [0x0A, 0x01, UInt8(ascii: "s"), 0x18, 0x07]
+        let both: [UInt8] = key + [0x12, UInt8(members.count)] + members
+        for keyValue in [twice, both] {
+            let attribute: [UInt8] = [0x4A, UInt8(keyValue.count)] + keyValue  // span field 9
+            let scope: [UInt8] = [0x12, UInt8(attribute.count)] + attribute
+            let resource: [UInt8] = [0x12, UInt8(scope.count)] + scope
+            let request: [UInt8] = [0x0A, UInt8(resource.count)] + resource
+            #expect(throws: NotOnFastPath.self) { try Self.fast(request) }
+            #expect(try Self.decode(request) == (try Request(serializedBytes: request)))
+        }
+        let merged = try Self.decode(
+            [0x0A, UInt8(twice.count + 6), 0x12, UInt8(twice.count + 4), 0x12, UInt8(twice.count + 2), 0x4A, UInt8(twice.count)] + twice)
+        #expect(merged.resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value.kvlistValue.values.map(\.key) == ["a", "b"])
+    }
+
     @Test func invalidUTF8IsRejectedAsSwiftProtobufRejectsIt() throws {
         let name: [UInt8] = [0x2A, 0x02, 0xC3, 0x28]  // field 5 (name), an invalid two-byte sequence
         let scope: [UInt8] = [0x12, UInt8(name.count)] + name

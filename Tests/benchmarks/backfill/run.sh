@@ -6,13 +6,10 @@
 # each, and the ratio. Usage: Tests/benchmarks/backfill/run.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
+source "$HERE/../tools.sh"  # ROOT, the working directory, install_missing
 TRACES=${TRACES:-10000}
-cd "$ROOT"
 
-if ! command -v nginx >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
-fi
+install_missing nginx:nginx-light
 Tests/scripts/setup-python.sh
 source "$ROOT/Tests/benchmarks/common.sh"
 TICKS=$(getconf CLK_TCK)

@@ -10,17 +10,14 @@
 # Usage: Tests/benchmarks/delivery/run.sh   (DEAD_DURATION=300 DURATION=20 by default)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
+source "$HERE/../tools.sh"  # ROOT, the working directory, install_missing
 INGEST="$ROOT/Tests/benchmarks/ingest"
 DEAD_DURATION=${DEAD_DURATION:-300}
 DURATION=${DURATION:-20}
 QUEUE_BYTES=$((64 * 1024 * 1024))
 SPOOL_BYTES=$((256 * 1024 * 1024))
-cd "$ROOT"
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
-fi
+install_missing wrk:wrk nginx:nginx-light
 Tests/scripts/setup-python.sh
 swift build -c release --product mlflow-otel-proxy >/dev/null
 PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"

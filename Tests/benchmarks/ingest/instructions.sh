@@ -9,12 +9,9 @@
 # With two binaries it prints the second's count over the first's.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
+source "$HERE/../tools.sh"  # ROOT, the working directory, install_missing
 N=${N:-500}
-cd "$ROOT"
-if ! command -v valgrind >/dev/null || ! command -v nginx >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx-light >/dev/null
-fi
+install_missing valgrind:valgrind nginx:nginx-light
 Tests/scripts/setup-python.sh
 [ $# -gt 0 ] && PROXY_BIN=$1  # without arguments common.sh builds the release build and measures it
 source "$ROOT/Tests/benchmarks/common.sh"

@@ -47,6 +47,8 @@ async def answer(reader):
             length = int(value)
         elif name == b"connection":
             closes = value.strip().lower() == b"close"
+        elif name == b"transfer-encoding":
+            sys.exit("a chunked answer: this client reads answers by Content-Length only")
     if length:
         await reader.readexactly(length)
     return status, closes

@@ -10,14 +10,11 @@
 # (MLFLOW_OTEL_PROXY_SEMCONV=mlflow measures without the default GenAI mapping).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
+source "$HERE/../tools.sh"  # ROOT, the working directory, install_missing
 DURATION=${DURATION:-20}
 FLOOR_DURATION=$(( DURATION / 2 ))
-cd "$ROOT"
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
-fi
+install_missing wrk:wrk nginx:nginx-light
 Tests/scripts/setup-python.sh
 source "$ROOT/Tests/benchmarks/common.sh"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -5,13 +5,10 @@
 # ratio. Usage: Tests/benchmarks/passthrough/run.sh   (DURATION=10 seconds per run by default)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
+source "$HERE/../tools.sh"  # ROOT, the working directory, install_missing
 DURATION=${DURATION:-10}
-cd "$ROOT"
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
-fi
+install_missing wrk:wrk nginx:nginx-light
 source "$ROOT/Tests/benchmarks/common.sh"
 
 UPSTREAM=$(port); NGINX_PROXY=$(port); PROXY=$(port); ADMIN=$(port)

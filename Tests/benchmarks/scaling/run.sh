@@ -7,11 +7,8 @@
 # Usage: Tests/benchmarks/scaling/run.sh   (RUNS=10, TRACE_INFO_WAIT=3 by default)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
-cd "$ROOT"
-if ! command -v nginx >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
-fi
+source "$HERE/../tools.sh"  # ROOT, the working directory, install_missing
+install_missing nginx:nginx-light
 Tests/scripts/setup-python.sh
 swift build -c release --product mlflow-otel-proxy >/dev/null
 MLFLOW_OTEL_PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy" \

@@ -176,7 +176,7 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
         guard !tokens.isEmpty, path != "/healthz", path != "/readyz" else { return try await next(request, context) }
-        if let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") {
+        if let authorization = request.headers.value(of: .authorization), authorization.lowercased().hasPrefix("bearer ") {
             let presented = Array(authorization.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces).utf8)
             // Every token is compared, each in time independent of where it differs.
             if tokens.reduce(false, { found, token in Self.constantTimeEqual(presented, Array(token.utf8)) || found }) {

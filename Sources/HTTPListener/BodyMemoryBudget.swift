@@ -78,7 +78,7 @@ public final class BodyMemoryBudget: Sendable {
     /// body deadlines still apply. A longer body, or one without a declared length, is not read (the connection
     /// closes after the answer).
     public static func discardDeclaredBody(of request: inout Request) async {
-        guard let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared <= lingeringLimit else { return }
+        guard let declared = request.headers.value(of: .contentLength).flatMap({ Int($0) }), declared <= lingeringLimit else { return }
         do {
             for try await _ in request.body {}
         } catch {
@@ -89,7 +89,7 @@ public final class BodyMemoryBudget: Sendable {
     /// Reads the request's body whole (at most `limit` bytes) into memory taken from the budget, and puts it back
     /// into the request as a buffer, so the handlers that read it later get it at once.
     public func collect(_ request: inout Request, limit: Int) async throws(Refusal) -> Reservation {
-        let collection = try BodyCollection(budget: self, limit: limit, declaredLength: request.headers[.contentLength].flatMap { Int($0) })
+        let collection = try BodyCollection(budget: self, limit: limit, declaredLength: request.headers.value(of: .contentLength).flatMap { Int($0) })
         do {
             for try await chunk in request.body { try collection.append(chunk) }
         } catch let refusal as Refusal {

@@ -417,7 +417,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let part = unwrapOutboundIn(data)
-        if case .head(let head) = part, head.headerFields[.connection]?.lowercased() == "close" {
+        if case .head(let head) = part, head.headerFields.value(of: .connection)?.lowercased() == "close" {
             closeAfterResponse = true  // an answer that says `Connection: close` (a 413 before the body) is the last one
         }
         if case .end = part, closeAfterResponse {

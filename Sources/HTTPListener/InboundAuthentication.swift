@@ -32,12 +32,12 @@ public struct InboundAuthentication: Sendable {
 
     /// The request head with the proxy's token removed when it carries a valid one; `nil` when it does not.
     public func allowedHead(_ head: HTTPRequest) -> HTTPRequest? {
-        if let token = head.headerFields[Self.tokenHeader], tokens.contains(token) {
+        if let token = head.headerFields.value(of: Self.tokenHeader), tokens.contains(token) {
             var stripped = head
             stripped.headerFields[Self.tokenHeader] = nil
             return stripped
         }
-        if head.headerFields[Self.tokenHeader] == nil, let authorization = head.headerFields[.authorization],
+        if !head.headerFields.contains(Self.tokenHeader), let authorization = head.headerFields.value(of: .authorization),
             authorization.lowercased().hasPrefix("bearer "),
             tokens.contains(String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces))
         {

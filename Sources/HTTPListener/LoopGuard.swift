@@ -23,7 +23,7 @@ public enum LoopGuard {
 
     /// Whether headers say the request has already passed through this proxy.
     public static func hasLooped(_ fields: HTTPFields) -> Bool {
-        fields[.via] != nil && fields[values: .via].contains { $0.contains(token) }
+        fields.contains(.via) && fields[values: .via].contains { $0.contains(token) }
     }
 
     /// The answer for a request that came back: MLflow's format, with `Connection: close`.

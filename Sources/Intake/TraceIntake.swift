@@ -67,9 +67,10 @@ public struct TraceIntake: Sendable {
 
     // MARK: Answered at once
 
-    /// An answer made without waiting, and the traces the upload completed that the next stage could not take yet:
-    /// deliver them (``TraceAssembler/deliver(_:)``) before the answer is sent.
-    public typealias ImmediateAnswer = (answer: ListenerAnswer, release: TraceAssembler.Release?)
+    /// An answer made without waiting, and what is left of handing on the traces the upload completed: those the
+    /// next stage could not take yet are delivered (``TraceAssembler/deliver(_:)``) before the answer is sent, the
+    /// next stage is woken for those it took after the answer is sent (``TraceAssembler/Handoff``).
+    public typealias ImmediateAnswer = (answer: ListenerAnswer, handoff: TraceAssembler.Handoff)
 
     /// The largest body answered at once on the caller's thread (the listener's event loop): decoding it takes well
     /// under a millisecond.
@@ -79,7 +80,7 @@ public struct TraceIntake: Sendable {
     /// compressed (its size says what decoding costs) nor over ``immediateBodyLimit``.
     func answersImmediately(headers: HTTPFields, body: ByteBuffer) -> Bool {
         journal == nil && body.readableBytes <= Self.immediateBodyLimit
-            && (headers[.contentEncoding].map { $0.lowercased() == "identity" } ?? true)
+            && (headers.value(of: .contentEncoding).map { $0.lowercased() == "identity" } ?? true)
     }
 
     /// Hands on the traces an immediate answer's upload completed (waiting while the next stage is full).
@@ -102,9 +103,9 @@ public struct TraceIntake: Sendable {
     }
 
     private func decodeOTLP(body: ByteBuffer, headers: HTTPFields) throws(WireError) -> [SpanBatch] {
-        let format = try OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])
-        let plain = try OTLPRequestDecoder.decompress(body, contentEncoding: headers[.contentEncoding], limit: maxBodyBytes)
-        var batches = try OTLPRequestDecoder.decode(plain, format: format, experimentID: headers[Self.experimentIDHeader])
+        let format = try OTLPRequestDecoder.bodyFormat(contentType: headers.value(of: .contentType))
+        let plain = try OTLPRequestDecoder.decompress(body, contentEncoding: headers.value(of: .contentEncoding), limit: maxBodyBytes)
+        var batches = try OTLPRequestDecoder.decode(plain, format: format, experimentID: headers.value(of: Self.experimentIDHeader))
         let spans = batches.reduce(0) { $0 + $1.spans.count }
         for index in batches.indices { batches[index].bytesPerSpan = plain.readableBytes / max(spans, 1) }
         return batches
@@ -121,8 +122,8 @@ public struct TraceIntake: Sendable {
 
     /// The proxy's own answer to `POST /v1/traces` (OpenTelemetry-only and standalone modes), its body read whole.
     public func answerOTLP(headers: HTTPFields, body: ByteBuffer, logger: Logger) async -> ListenerAnswer {
-        let json = (try? OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])) == .json
-        guard headers[Self.experimentIDHeader] != nil else { return missingExperimentID(json: json, logger: logger) }
+        let json = (try? OTLPRequestDecoder.bodyFormat(contentType: headers.value(of: .contentType))) == .json
+        guard headers.contains(Self.experimentIDHeader) else { return missingExperimentID(json: json, logger: logger) }
         switch await ingestOTLP(body: body, headers: headers) {
         case .success(let ingested):
             if let unavailable = await persist(.otlp, body: body, headers: headers, keys: ingested.keys, logger: logger) {
@@ -137,14 +138,14 @@ public struct TraceIntake: Sendable {
     /// ``answerOTLP(headers:body:logger:)`` without waiting, when ``answersImmediately(headers:body:)``; `nil` otherwise.
     public func answerOTLPNow(headers: HTTPFields, body: ByteBuffer, logger: Logger) -> ImmediateAnswer? {
         guard answersImmediately(headers: headers, body: body) else { return nil }
-        let json = (try? OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])) == .json
-        guard headers[Self.experimentIDHeader] != nil else { return (missingExperimentID(json: json, logger: logger), nil) }
+        let json = (try? OTLPRequestDecoder.bodyFormat(contentType: headers.value(of: .contentType))) == .json
+        guard headers.contains(Self.experimentIDHeader) else { return (missingExperimentID(json: json, logger: logger), .none) }
         do throws(WireError) {
             let batches = try decodeOTLP(body: body, headers: headers)
-            let release = assembler.addNow(batches)
-            return (otlpAccepted(counted(batches), json: json, logger: logger), release)
+            let handoff = assembler.addNow(batches)
+            return (otlpAccepted(counted(batches), json: json, logger: logger), handoff)
         } catch {
-            return (rejectOTLP(error, json: json, logger: logger), nil)
+            return (rejectOTLP(error, json: json, logger: logger), .none)
         }
     }
 
@@ -202,11 +203,11 @@ public struct TraceIntake: Sendable {
         do {
             decoded = try StartTraceV3Decoder.decode(Array(body.readableBytesView))
         } catch {
-            return (rejectMLflow(error, logger: logger), nil)
+            return (rejectMLflow(error, logger: logger), .none)
         }
-        let (hadSpans, release) = assembler.addNow(info: decoded.info)
+        let (hadSpans, handoff) = assembler.addNow(info: decoded.info)
         counters.increment(.traceInfosReceived, "v3")
-        return (startTraceV3Accepted(decoded, hadSpans: hadSpans), release)
+        return (startTraceV3Accepted(decoded, hadSpans: hadSpans), handoff)
     }
 
     /// The record as the client sent it (its own text), with the tags the MLflow server adds.
@@ -228,7 +229,7 @@ public struct TraceIntake: Sendable {
                 )
             }
             var batch = try TracesArtifactDecoder.decode(Data(body.readableBytesView), experimentID: experimentID)
-            batch.resourceAttributes = ClientResource.attributes(userAgent: headers[.userAgent])
+            batch.resourceAttributes = ClientResource.attributes(userAgent: headers.value(of: .userAgent))
             batch.mlflowTraceID = traceID
             batch.bytesPerSpan = body.readableBytes / max(batch.spans.count, 1)
             if let expected = otelTraceID.map({ Data($0) }), let stray = batch.spans.first(where: { $0.traceID != expected }) {
@@ -273,7 +274,7 @@ public struct TraceIntake: Sendable {
     public func answerAttachment(_ request: Request, context: ProxyRequestContext, traceID: String, attachmentID: String) async -> Response {
         do {
             _ = try await attachments.receive(
-                request.body, traceID: traceID, attachmentID: attachmentID, declaredLength: request.headers[.contentLength].flatMap(Int.init),
+                request.body, traceID: traceID, attachmentID: attachmentID, declaredLength: request.headers.value(of: .contentLength).flatMap(Int.init),
                 logger: context.logger
             )
         } catch {
@@ -382,7 +383,7 @@ public struct TraceIntake: Sendable {
             counters.increment(.rejectedRequests, "journal_write")
             logger.error("could not write an upload to the intake journal; answered 503", metadata: ["error": "\(error)"])
             let message = "mlflow-otel-proxy could not store the upload durably; retry later"
-            let json = headers[.contentType]?.contains("json") ?? false
+            let json = headers.value(of: .contentType)?.contains("json") ?? false
             var answer =
                 route == .otlp
                 ? ErrorResponses.otlp(status: .serviceUnavailable, message: message, json: json)

@@ -97,7 +97,7 @@ public struct ForwardingRules: Sendable {
     public func requestHeaders(_ fields: HTTPFields, authority: String?, peer: String?, settings: LiveSettings.Snapshot) -> HTTPHeaders {
         var headers = HTTPHeaders()
         headers.reserveCapacity(fields.count + 4)
-        let connectionTokens = fields[.connection] == nil ? [] : Self.connectionTokens(fields[values: .connection])
+        let connectionTokens = fields.contains(.connection) ? Self.connectionTokens(fields[values: .connection]) : []
         for field in fields {
             let name = field.name.canonicalName
             if Self.isHopByHop(name) || (!connectionTokens.isEmpty && connectionTokens.contains(name)) { continue }
@@ -148,8 +148,8 @@ public struct ForwardingRules: Sendable {
         if let peer { chain = chain.isEmpty ? peer : "\(chain), \(peer)" }
         if !chain.isEmpty { headers.add(name: "X-Forwarded-For", value: chain) }
         let ownProto = listenerIsTLS ? "https" : "http"
-        headers.add(name: "X-Forwarded-Proto", value: trusted ? fields[Self.forwardedProto] ?? ownProto : ownProto)
-        if let host = (trusted ? fields[Self.forwardedHost] : nil) ?? authority {
+        headers.add(name: "X-Forwarded-Proto", value: trusted ? fields.value(of: Self.forwardedProto) ?? ownProto : ownProto)
+        if let host = (trusted ? fields.value(of: Self.forwardedHost) : nil) ?? authority {
             headers.add(name: "X-Forwarded-Host", value: host)
         }
     }

@@ -39,17 +39,23 @@ public struct LocalAnswering: Sendable {
     /// The answer to the body, made off the event loop.
     public var answer: @Sendable (ByteBuffer, Logger) async -> ListenerAnswer
 
-    /// An answer made at once, and what has to finish before it is sent (`nil`: nothing).
+    /// An answer made at once, what has to finish before it is sent, and what runs once it is written (`nil`:
+    /// nothing).
     public struct Immediate: Sendable {
         /// The answer.
         public var answer: ListenerAnswer
         /// Waited for (off the event loop) before the answer is written.
         public var before: (@Sendable () async -> Void)?
+        /// Run on the event loop right after the answer is written and flushed, when there is nothing to wait for
+        /// first (waking the translation stage's task for the traces the upload completed: the answer goes out
+        /// before the event loop pays for waking another thread).
+        public var after: (@Sendable () -> Void)?
 
-        /// An answer, and what it waits for.
-        public init(answer: ListenerAnswer, before: (@Sendable () async -> Void)?) {
+        /// An answer, what it waits for, and what follows it.
+        public init(answer: ListenerAnswer, before: (@Sendable () async -> Void)?, after: (@Sendable () -> Void)? = nil) {
             self.answer = answer
             self.before = before
+            self.after = after
         }
     }
 
@@ -266,11 +272,12 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
                     if let before = immediate.before {
                         complete(local, reservation: reservation, context: context) {
                             await before()
+                            immediate.after?()
                             return immediate.answer
                         }
                     } else {
                         reservation.release()
-                        respond(immediate.answer, to: local, context: context)
+                        respond(immediate.answer, to: local, context: context, then: immediate.after)
                     }
                 } else {
                     complete(local, reservation: reservation, context: context) { await answering.answer(body, logger) }
@@ -293,7 +300,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     /// A declared body over the passthrough limit goes to the application, which answers 413 without forwarding.
     private func withinLimit(_ head: HTTPRequest, upstream: PassthroughUpstream) -> Bool {
-        guard let max = upstream.maxBodyBytes, let length = head.headerFields[.contentLength].flatMap({ Int($0) }) else { return true }
+        guard let max = upstream.maxBodyBytes, let length = head.headerFields.value(of: .contentLength).flatMap({ Int($0) }) else { return true }
         return length <= max
     }
 
@@ -359,9 +366,9 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         let settings = upstream.live.current
         var headers = upstream.rules.requestHeaders(head.headerFields, authority: head.authority, peer: peer, settings: settings)
         headers.add(name: "Host", value: upstream.rules.upstreamHost)
-        if let length = head.headerFields[.contentLength] {
+        if let length = head.headerFields.value(of: .contentLength) {
             headers.add(name: "Content-Length", value: length)
-        } else if head.headerFields[.transferEncoding] != nil {
+        } else if head.headerFields.contains(.transferEncoding) {
             headers.add(name: "Transfer-Encoding", value: "chunked")
         } else if head.method == .post || head.method == .put || head.method == .patch {
             headers.add(name: "Content-Length", value: "0")
@@ -370,7 +377,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             version: .http1_1, method: HTTPMethod(rawValue: head.method.rawValue), uri: upstream.rules.upstreamTarget(target), headers: headers)
         let exchange = Exchange(
             upstream: upstream, head: upstreamHead, method: head.method.rawValue, route: route, target: target,
-            clientCloses: head.headerFields[.connection]?.lowercased() == "close")
+            clientCloses: head.headerFields.value(of: .connection)?.lowercased() == "close")
         mode = .forwarding(exchange)
         armAnswerTimer(for: exchange.answerDeadline, context: context)
         if let tokenSource = upstream.tokenSource, ForwardingRules.takesToken(headers, settings: settings) {
@@ -574,10 +581,10 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     private func startAnswering(_ head: HTTPRequest, route: String, answering: LocalAnswering, context: ChannelHandlerContext) {
         logger.debug("request", metadata: ["method": "\(head.method.rawValue)", "path": "\(head.path ?? "")", "route": "\(route)"])
-        let declaredLength = head.headerFields[.contentLength].flatMap { Int($0) }
+        let declaredLength = head.headerFields.value(of: .contentLength).flatMap { Int($0) }
         let local = LocalExchange(
             route: route, answering: answering, declaredLength: declaredLength,
-            clientCloses: head.headerFields[.connection]?.lowercased() == "close")
+            clientCloses: head.headerFields.value(of: .connection)?.lowercased() == "close")
         mode = .answering(local)
         if let answer = answering.beforeBody(logger) {
             respond(answer, to: local, context: context)
@@ -619,9 +626,11 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         }
     }
 
-    /// Writes the listener's own answer, counted under the request's route; then the next request, or the rest of
-    /// this one's body dropped.
-    private func respond(_ answer: ListenerAnswer, to local: LocalExchange, context: ChannelHandlerContext) {
+    /// Writes the listener's own answer, counted under the request's route; runs `written` once it is flushed; then
+    /// the next request, or the rest of this one's body dropped.
+    private func respond(
+        _ answer: ListenerAnswer, to local: LocalExchange, context: ChannelHandlerContext, then written: (@Sendable () -> Void)? = nil
+    ) {
         var fields = answer.headers
         fields[.contentLength] = "\(answer.body.readableBytes)"
         if local.clientCloses { fields[.connection] = "close" }
@@ -629,6 +638,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
         if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(answer.body)), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        written?()
         afterAnswer(requestEnded: local.requestEnded, context: context)
     }
 

@@ -152,7 +152,7 @@ public struct UpstreamForwarder: Sendable {
             }
         }
 
-        let contentLength = request.headers[.contentLength].flatMap(Int.init)
+        let contentLength = request.headers.value(of: .contentLength).flatMap(Int.init)
         if let maxBodyBytes, let contentLength, contentLength > maxBodyBytes {
             return .failure(Failure(response: bodyTooLarge(request, limit: maxBodyBytes, context: context)))
         }
@@ -160,7 +160,7 @@ public struct UpstreamForwarder: Sendable {
         if let bufferedBody {
             pump = nil
             outbound.body = .bytes(bufferedBody)
-        } else if contentLength != 0 && (contentLength != nil || request.headers[.transferEncoding] != nil) {
+        } else if contentLength != 0 && (contentLength != nil || request.headers.contains(.transferEncoding)) {
             let bodyPump = RequestBodyPump(body: request.body, limit: maxBodyBytes)
             pump = bodyPump
             outbound.body = .stream(bodyPump.channel, length: contentLength.map { .known(Int64($0)) } ?? .unknown)

@@ -5,6 +5,7 @@ import Intake
 import Logging
 import MLflowWire
 import Passthrough
+import TraceAssembly
 
 /// The trace uploads the proxy answers itself (OpenTelemetry-only and standalone modes): every upload whose body is
 /// read whole (`/v1/traces`, `StartTraceV3`, v2 `StartTrace`/`EndTrace`, `traces.json`), defined once as a
@@ -42,7 +43,7 @@ struct LocalTraceAnswers: Sendable {
         default:
             return nil
         }
-        let json = (try? OTLPRequestDecoder.bodyFormat(contentType: headers[.contentType])) == .json
+        let json = (try? OTLPRequestDecoder.bodyFormat(contentType: headers.value(of: .contentType))) == .json
         let budget = self.budget
         let exportIsSaturated = self.exportIsSaturated
         let spoolProblem = self.spoolProblem
@@ -56,14 +57,20 @@ struct LocalTraceAnswers: Sendable {
     }
 
     /// An immediate answer as the listener takes it: the traces the upload completed, if the next stage could not take
-    /// them at once, are delivered before the answer is written.
+    /// them at once, are delivered before the answer is written; if it took them, its task is woken after.
     private static func listenerForm(
         _ answerNow: @escaping @Sendable (ByteBuffer, Logger) -> TraceIntake.ImmediateAnswer?, intake: TraceIntake
     ) -> @Sendable (ByteBuffer, Logger) -> LocalAnswering.Immediate? {
         { body, logger in
             guard let immediate = answerNow(body, logger) else { return nil }
-            guard let release = immediate.release else { return LocalAnswering.Immediate(answer: immediate.answer, before: nil) }
-            return LocalAnswering.Immediate(answer: immediate.answer) { await intake.deliver(release) }
+            let wake = immediate.handoff.wake
+            guard let release = immediate.handoff.release else {
+                return LocalAnswering.Immediate(answer: immediate.answer, before: nil, after: wake)
+            }
+            return LocalAnswering.Immediate(answer: immediate.answer, before: {
+                wake?()
+                await intake.deliver(release)
+            })
         }
     }
 

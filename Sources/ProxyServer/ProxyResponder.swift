@@ -114,7 +114,7 @@ struct ProxyResponder: HTTPResponder {
             reservation = try await bodyBudget.collect(&request, limit: intake.maxBodyBytes)
         } catch {
             if error != .unreadable { await BodyMemoryBudget.discardDeclaredBody(of: &request) }
-            let json = (try? OTLPRequestDecoder.bodyFormat(contentType: request.headers[.contentType])) == .json
+            let json = (try? OTLPRequestDecoder.bodyFormat(contentType: request.headers.value(of: .contentType))) == .json
             return intake.refused(error, route: route, json: json, budget: bodyBudget.capacity, logger: context.logger).response
         }
         defer { reservation.release() }

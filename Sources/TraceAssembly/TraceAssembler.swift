@@ -10,9 +10,10 @@ import ServiceLifecycle
 /// releases everything still held.
 ///
 /// An upload is added without a thread change (``addNow(_:)``, under a lock): the traces it completes go to the next
-/// stage at once when that stage has room (`offer`); otherwise the caller gets them as a ``Release`` to hand on with
-/// ``deliver(_:)``, which waits for room, before it answers the upload (so memory stays bounded when the next
-/// stage is behind). ``add(_:)`` does both.
+/// stage at once when that stage has room (`offer`), and the caller wakes that stage's task after it has answered
+/// (``Handoff/wake``); otherwise the caller gets them as a ``Release`` to hand on with ``deliver(_:)``, which waits
+/// for room, before it answers the upload (so memory stays bounded when the next stage is behind). ``add(_:)`` does
+/// both.
 public final class TraceAssembler: Service, Sendable {
     private struct Inner {
         var state: TraceAssemblyState
@@ -26,7 +27,7 @@ public final class TraceAssembler: Service, Sendable {
     }
 
     private let inner: NIOLockedValueBox<Inner>  // NIO's lock: TSan sees it
-    private let offer: (@Sendable ([AssembledTrace]) -> Bool)?
+    private let offer: Offer?
     private let output: @Sendable ([AssembledTrace]) async -> Void
     private let logger: Logger
     /// The time waits are measured on and the timer sleeps on (the continuous clock; a manual one in tests).
@@ -38,16 +39,32 @@ public final class TraceAssembler: Service, Sendable {
         let keys: [AssemblyKey]
     }
 
+    /// Hands ready traces to the next stage if it has room now: whether it took them (`false`: it has not, or has
+    /// ended), and the wake of its task when that task was waiting for them (called by whoever adds, after it has
+    /// answered; dropped uncalled, it wakes the task as it goes).
+    public typealias Offer = @Sendable ([AssembledTrace]) -> (taken: Bool, wake: (@Sendable () -> Void)?)
+
+    /// What an add without waiting leaves to its caller.
+    public struct Handoff: Sendable {
+        /// Traces the next stage could not take now: hand them on with ``deliver(_:)`` before answering the upload.
+        public var release: Release?
+        /// Wakes the next stage's task for the traces it took: call it after the upload is answered.
+        public var wake: (@Sendable () -> Void)?
+
+        /// Nothing left to do.
+        public static let none = Handoff(release: nil, wake: nil)
+    }
+
     /// Creates an assembler.
     /// - Parameters:
     ///   - settings: waits and limits.
-    ///   - offer: hands ready traces to the next stage if it has room now (`false`: it has not, or has ended).
+    ///   - offer: hands ready traces to the next stage if it has room now (``Offer``).
     ///   - output: receives ready traces `offer` did not take (the next stage's bounded input: it may wait while that
     ///     stage is behind, which holds up the upload that completed them, so memory stays bounded).
     ///   - clock: the time waits are measured on.
     public init(
         settings: AssemblySettings, logger: Logger, clock: any DeadlineClock = SystemDeadlineClock(),
-        offer: (@Sendable ([AssembledTrace]) -> Bool)? = nil, output: @escaping @Sendable ([AssembledTrace]) async -> Void
+        offer: Offer? = nil, output: @escaping @Sendable ([AssembledTrace]) async -> Void
     ) {
         self.inner = NIOLockedValueBox(Inner(state: TraceAssemblyState(settings: settings)))
         self.clock = clock
@@ -60,12 +77,13 @@ public final class TraceAssembler: Service, Sendable {
 
     /// Adds the spans of one upload, and hands on the traces they complete (waiting while the next stage is full).
     public func add(_ batches: [SpanBatch]) async {
-        if let release = addNow(batches) { await deliver(release) }
+        await finish(addNow(batches))
     }
 
     /// Adds the spans of one upload without waiting.
-    /// - Returns: the traces they completed that the next stage could not take now, or `nil`.
-    public func addNow(_ batches: [SpanBatch]) -> Release? {
+    /// - Returns: the traces they completed that the next stage could not take now, and the wake of the next stage
+    ///   for those it took.
+    public func addNow(_ batches: [SpanBatch]) -> Handoff {
         let now = clock.now
         let ready = inner.withLockedValue { inner in
             var ready: [AssembledTrace] = []
@@ -80,14 +98,14 @@ public final class TraceAssembler: Service, Sendable {
     /// - Returns: whether spans of this trace had already arrived (then they came over `/v1/traces`).
     @discardableResult
     public func add(info: TraceInfo) async -> Bool {
-        let (hadSpans, release) = addNow(info: info)
-        if let release { await deliver(release) }
+        let (hadSpans, handoff) = addNow(info: info)
+        await finish(handoff)
         return hadSpans
     }
 
-    /// ``add(info:)`` without waiting: whether spans of the trace had arrived, and the trace it completed if the next
-    /// stage could not take it now.
-    public func addNow(info: TraceInfo) -> (hadSpans: Bool, release: Release?) {
+    /// ``add(info:)`` without waiting: whether spans of the trace had arrived, and what is left of handing on the
+    /// trace it completed.
+    public func addNow(info: TraceInfo) -> (hadSpans: Bool, handoff: Handoff) {
         let now = clock.now
         let (hadSpans, late, ready) = inner.withLockedValue { inner in
             let hadSpans = info.otelTraceID.map { inner.state.hasSpans(traceID: Data($0)) } ?? false
@@ -108,6 +126,12 @@ public final class TraceAssembler: Service, Sendable {
     public func deliver(_ release: Release) async {
         await output(release.traces)
         released(release.keys)
+    }
+
+    /// Does what an add left, at once: wakes the next stage, delivers what it could not take.
+    private func finish(_ handoff: Handoff) async {
+        handoff.wake?()
+        if let release = handoff.release { await deliver(release) }
     }
 
     /// Which of `keys` the assembler still holds data for.
@@ -144,7 +168,7 @@ public final class TraceAssembler: Service, Sendable {
         if !remaining.traces.isEmpty {
             logger.info("releasing traces held at shutdown", metadata: ["count": "\(remaining.traces.count)"])
         }
-        if let release = handOn(remaining) { await deliver(release) }
+        await finish(handOn(remaining))
     }
 
     /// Arms the timer for the state's next deadline, unless one is armed for that deadline or an earlier one.
@@ -173,7 +197,7 @@ public final class TraceAssembler: Service, Sendable {
             armTimer(&inner)
             return Self.markReleasing(expired, in: &inner)
         }
-        if let release = handOn(expired) { await deliver(release) }
+        await finish(handOn(expired))
     }
 
     /// Marks traces just taken out of the state as releasing, under the same lock, so ``holding(_:)`` never sees
@@ -185,20 +209,23 @@ public final class TraceAssembler: Service, Sendable {
     }
 
     /// Offers released traces to the next stage; what it cannot take now comes back as a ``Release`` (its keys still
-    /// count as held until it is delivered).
-    private func handOn(_ release: Release) -> Release? {
-        guard !release.traces.isEmpty else { return nil }
+    /// count as held until it is delivered), with the stage's wake for what it took.
+    private func handOn(_ release: Release) -> Handoff {
+        guard !release.traces.isEmpty else { return .none }
         for trace in release.traces where trace.completion != .complete {
             logger.debug(
                 "trace released before complete",
                 metadata: ["trace_id": "\(trace.mlflowTraceID)", "reason": "\(trace.completion.rawValue)", "spans": "\(trace.spans.count)"]
             )
         }
-        if let offer, offer(release.traces) {
-            released(release.keys)
-            return nil
+        if let offer {
+            let (taken, wake) = offer(release.traces)
+            if taken {
+                released(release.keys)
+                return Handoff(release: nil, wake: wake)
+            }
         }
-        return release
+        return Handoff(release: release, wake: nil)
     }
 
     private func released(_ keys: [AssemblyKey]) {

@@ -1,5 +1,6 @@
 import DequeModule
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// A first-in first-out buffer between two tasks that holds at most `capacity` elements: ``send(_:)`` suspends while
 /// it is full, ``next()`` while it is empty. One consumer. Once ``finish()`` is called the consumer gets what is
@@ -48,20 +49,51 @@ public final class BoundedBuffer<Element: Sendable>: Sendable {
     /// lock, so whatever it counts is counted only for an element taken).
     /// - Returns: whether it was taken (`false`: the buffer is full, or the consumer has ended).
     public func offer(_ make: () -> Element) -> Bool {
-        var handed: (consumer: CheckedContinuation<Element?, Never>, element: Element)?
+        let (taken, wake) = offerWakingLater(make)
+        wake?()
+        return taken
+    }
+
+    /// ``offer(_:)`` that leaves waking the consumer to the caller: when the consumer was waiting, the element is
+    /// handed to it at once (nothing sent later overtakes it) and `wake` resumes it, so a caller with an answer to
+    /// write first (an event loop) writes it before it pays for waking another thread. A `wake` dropped uncalled
+    /// resumes the consumer as it goes, so a consumer is never left waiting for an element it was given.
+    /// - Returns: whether it was taken, and the consumer's wake (`nil`: no consumer was waiting).
+    public func offerWakingLater(_ make: () -> Element) -> (taken: Bool, wake: (@Sendable () -> Void)?) {
+        var handed: HandedElement?
         let taken = state.withLockedValue { state -> Bool in
             if state.ended { return false }
             if let consumer = state.consumer {
                 state.consumer = nil
-                handed = (consumer, make())
+                handed = HandedElement(consumer: consumer, element: make())
                 return true
             }
             guard state.elements.count < capacity && state.senders.isEmpty else { return false }
             state.elements.append(make())
             return true
         }
-        if let handed { handed.consumer.resume(returning: handed.element) }
-        return taken
+        guard let handed else { return (taken, nil) }
+        return (taken, { handed.resume() })
+    }
+
+    /// An element handed to the waiting consumer, which is resumed with it once: when ``resume()`` is called, or
+    /// when the last reference goes (a wake dropped uncalled).
+    private final class HandedElement: Sendable {
+        private let consumer: CheckedContinuation<Element?, Never>
+        private let element: Element
+        private let resumed = Atomic<Bool>(false)
+
+        init(consumer: CheckedContinuation<Element?, Never>, element: Element) {
+            self.consumer = consumer
+            self.element = element
+        }
+
+        func resume() {
+            guard !resumed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            consumer.resume(returning: element)
+        }
+
+        deinit { resume() }
     }
 
     /// The next element, waiting while there is none; `nil` once finished and empty, or when the task is cancelled.

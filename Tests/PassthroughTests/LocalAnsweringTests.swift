@@ -41,6 +41,13 @@ import Testing
                     guard path.hasPrefix("/answer/now") else { return nil }
                     answered.withLockedValue { $0 += 1 }
                     let answer = ListenerAnswer(status: .accepted, body: ByteBuffer(string: "now:\(String(buffer: body))"))
+                    if path == "/answer/now-then" {
+                        // Runs once the answer is written: +1000, and whether the answer was counted by then.
+                        return LocalAnswering.Immediate(answer: answer, before: nil) {
+                            let counted = counters.value(.requests, labels: ["answer", "2xx"])
+                            answered.withLockedValue { $0 += 1000 + 10_000 * counted }
+                        }
+                    }
                     guard path == "/answer/now-after" else { return LocalAnswering.Immediate(answer: answer, before: nil) }
                     return LocalAnswering.Immediate(answer: answer) {
                         try? await Task.sleep(for: .milliseconds(200))
@@ -109,6 +116,24 @@ import Testing
             #expect(answered.withLockedValue { $0 } == 102)
         }
         #expect(counters.value(.requests, labels: ["answer", "2xx"]) == 2)
+        #expect(budget.bytesHeld == 0)
+    }
+
+    @Test func whatFollowsAnAnswerMadeAtOnceRunsOnceAfterItIsWrittenAndBeforeTheNextRequest() async throws {
+        let budget = BodyMemoryBudget(capacity: 4096)
+        let counters = ProxyCounters()
+        let answered = NIOLockedValueBox(0)
+        try await Self.listener(budget: budget, counters: counters, answered: answered).test(.live) { client in
+            let raw =
+                "POST /answer/now-then HTTP/1.1\r\nHost: proxy\r\nContent-Length: 3\r\n\r\none"
+                + "GET /local HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n"
+            let answer = try await RawClient.exchange(port: try #require(client.port), bytes: raw)
+            let order = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+            #expect(order == ["202", "299"])
+            // Made once (1), followed once (1000) after its answer had been counted and written (10,000), and before
+            // the next request on the connection was answered.
+            #expect(answered.withLockedValue { $0 } == 11_001)
+        }
         #expect(budget.bytesHeld == 0)
     }
 

@@ -84,22 +84,32 @@ import TraceAssembly
         let room = NIOLockedValueBox(true)
         let offered = NIOLockedValueBox<[AssembledTrace]>([])
         let delivered = NIOLockedValueBox<[AssembledTrace]>([])
+        let woken = NIOLockedValueBox(0)
         let assembler = TraceAssembler(
             settings: AssemblySettings(), logger: Logger(label: "test"),
             offer: { traces in
-                guard room.withLockedValue({ $0 }) else { return false }
+                guard room.withLockedValue({ $0 }) else { return (false, nil) }
                 offered.withLockedValue { $0 += traces }
-                return true
+                return (true, { woken.withLockedValue { $0 += 1 } })
             },
             output: { traces in delivered.withLockedValue { $0 += traces } })
-        // Room: a root alone completes its trace, which the next stage takes at once.
-        #expect(assembler.addNow([SpanBatch(spans: [Self.span(trace: 1, id: 1)], encoding: .typed)]) == nil)
+        // Room: a root alone completes its trace, which the next stage takes at once; waking it is left to the caller.
+        let handoff = assembler.addNow([SpanBatch(spans: [Self.span(trace: 1, id: 1)], encoding: .typed)])
+        #expect(handoff.release == nil)
         #expect(offered.withLockedValue { $0.count } == 1)
         #expect(assembler.holding([.trace(Data(repeating: 1, count: 16))]).isEmpty)
+        #expect(woken.withLockedValue { $0 } == 0, "the assembler woke the next stage itself")
+        handoff.wake?()
+        #expect(woken.withLockedValue { $0 } == 1)
+        // The waiting form wakes it at once.
+        await assembler.add([SpanBatch(spans: [Self.span(trace: 3, id: 1)], encoding: .typed)])
+        #expect(woken.withLockedValue { $0 } == 2)
         // No room: the trace comes back, still held, until it is delivered (waiting for the next stage).
         room.withLockedValue { $0 = false }
         let key = AssemblyKey.trace(Data(repeating: 2, count: 16))
-        let release = try #require(assembler.addNow([SpanBatch(spans: [Self.span(trace: 2, id: 1)], encoding: .typed)]))
+        let refused = assembler.addNow([SpanBatch(spans: [Self.span(trace: 2, id: 1)], encoding: .typed)])
+        #expect(refused.wake == nil)
+        let release = try #require(refused.release)
         #expect(assembler.holding([key]) == [key])
         #expect(delivered.withLockedValue { $0.isEmpty })
         await assembler.deliver(release)

@@ -109,6 +109,44 @@ import TranslationStage
         await stage.processedSubmitted()
     }
 
+    @Test func anOfferToAWaitingConsumerWakesItWhenTheCallerSaysOrDropsTheWake() async throws {
+        let buffer = BoundedBuffer<Int>(capacity: 2)
+        let received = NIOLockedValueBox<[Int]>([])
+        let consumer = Task {
+            while let element = await buffer.next() { received.withLockedValue { $0.append(element) } }
+        }
+        // Until the consumer waits, offers go into the buffer and come without a wake.
+        var (taken, wake) = buffer.offerWakingLater { 1 }
+        #expect(taken)
+        if wake == nil {
+            for _ in 0..<1000 where received.withLockedValue({ $0 }) != [1] { await Task.yield() }
+            #expect(received.withLockedValue { $0 } == [1])
+            for _ in 0..<1000 { await Task.yield() }  // the consumer is waiting again
+            (taken, wake) = buffer.offerWakingLater { 2 }
+        }
+        #expect(taken)
+        let handed = try #require(wake, "no wake for an element handed to a waiting consumer")
+        // Handed, not woken: an element offered meanwhile waits in the buffer behind it.
+        #expect(buffer.offer { 3 })
+        for _ in 0..<1000 { await Task.yield() }
+        let before = received.withLockedValue { $0 }
+        #expect(!before.contains(2) && !before.contains(3), "the consumer ran before its wake")
+        handed()
+        handed()  // a second call does nothing
+        for _ in 0..<1000 where received.withLockedValue({ $0.count }) < before.count + 2 { await Task.yield() }
+        #expect(received.withLockedValue { $0 } == before + [2, 3])
+        // A wake dropped uncalled still wakes the consumer.
+        for _ in 0..<1000 { await Task.yield() }
+        do {
+            let (taken, wake) = buffer.offerWakingLater { 4 }
+            #expect(taken && wake != nil)
+        }
+        for _ in 0..<1000 where received.withLockedValue({ $0.last }) != 4 { await Task.yield() }
+        #expect(received.withLockedValue { $0.last } == 4)
+        buffer.finish()
+        await consumer.value
+    }
+
     @Test func anOfferIsTakenOnlyWhileThereIsRoomAndNumbersOnlyWhatIsTaken() async throws {
         let buffer = BoundedBuffer<Int>(capacity: 1)
         let made = NIOLockedValueBox(0)

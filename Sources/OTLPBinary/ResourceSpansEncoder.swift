@@ -114,8 +114,12 @@ public enum ResourceSpansEncoder {
 
     static func write(_ keyValue: Opentelemetry_Proto_Common_V1_KeyValue, to writer: inout ProtoWriter) {
         writer.string(1, keyValue.key)
-        if keyValue.hasValue {
-            writer.message(2) { writer in write(keyValue.value, to: &writer) }
+        // `value` and `hasValue` each copy the optional out of the message (through its generic value witness):
+        // the value is read once, and `hasValue` asked only for an empty one (left unset, nothing is written; set
+        // to an empty `AnyValue`, an empty field 2 is).
+        let value = keyValue.value
+        if value.value != nil || !value.unknownFields.data.isEmpty || keyValue.hasValue {
+            writer.message(2) { writer in write(value, to: &writer) }
         }
         writer.varint(3, UInt64(bitPattern: Int64(keyValue.keyStrindex)))
         writer.unknown(keyValue.unknownFields)

@@ -273,10 +273,9 @@ public struct TraceIntake: Sendable {
     /// reference stays in the span attribute either way.
     public func answerAttachment(_ request: Request, context: ProxyRequestContext, traceID: String, attachmentID: String) async -> Response {
         do {
+            let declaredLength = request.headers.value(of: .contentLength).flatMap(Int.init)
             _ = try await attachments.receive(
-                request.body, traceID: traceID, attachmentID: attachmentID, declaredLength: request.headers.value(of: .contentLength).flatMap(Int.init),
-                logger: context.logger
-            )
+                request.body, traceID: traceID, attachmentID: attachmentID, declaredLength: declaredLength, logger: context.logger)
         } catch {
             return rejectMLflow(WireError(.malformedBody, "the attachment body could not be read"), logger: context.logger).response
         }

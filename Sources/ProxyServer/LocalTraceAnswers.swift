@@ -67,10 +67,11 @@ struct LocalTraceAnswers: Sendable {
             guard let release = immediate.handoff.release else {
                 return LocalAnswering.Immediate(answer: immediate.answer, before: nil, after: wake)
             }
-            return LocalAnswering.Immediate(answer: immediate.answer, before: {
+            let before: @Sendable () async -> Void = {
                 wake?()
                 await intake.deliver(release)
-            })
+            }
+            return LocalAnswering.Immediate(answer: immediate.answer, before: before)
         }
     }
 

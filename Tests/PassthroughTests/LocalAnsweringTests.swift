@@ -71,6 +71,17 @@ import Testing
             configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     }
 
+    /// Writes `raw` (requests back to back on one connection) to a listener made by ``listener(budget:maxBodyBytes:counters:answered:)``
+    /// and returns what came back, and the status codes in order.
+    static func exchange(_ raw: String, budget: BodyMemoryBudget, counters: ProxyCounters, answered: NIOLockedValueBox<Int>) async throws
+        -> (text: String, statuses: [Substring])
+    {
+        let text = try await listener(budget: budget, counters: counters, answered: answered).test(.live) { client in
+            try await RawClient.exchange(port: try #require(client.port), bytes: raw)
+        }
+        return (text, text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) })
+    }
+
     @Test func answersAreWrittenInOrderWithTheApplicationsAndCounted() async throws {
         let budget = BodyMemoryBudget(capacity: 4096)
         let counters = ProxyCounters()
@@ -101,39 +112,32 @@ import Testing
         let budget = BodyMemoryBudget(capacity: 4096)
         let counters = ProxyCounters()
         let answered = NIOLockedValueBox(0)
-        try await Self.listener(budget: budget, counters: counters, answered: answered).test(.live) { client in
-            let raw =
-                "POST /answer/now-after HTTP/1.1\r\nHost: proxy\r\nContent-Length: 3\r\n\r\none"
-                + "POST /answer/now HTTP/1.1\r\nHost: proxy\r\nContent-Length: 3\r\n\r\ntwo"
-                + "GET /local HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n"
-            let answer = try await RawClient.exchange(port: try #require(client.port), bytes: raw)
-            let order = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
-            #expect(order == ["202", "202", "299"])
-            let one = try #require(answer.range(of: "now:one")), two = try #require(answer.range(of: "now:two"))
-            #expect(one.lowerBound < two.lowerBound)
-            // Both made at once; the first one's answer was written only after what it waits for (+100) had finished,
-            // so it had by the time the last answer arrived.
-            #expect(answered.withLockedValue { $0 } == 102)
-        }
+        let raw =
+            "POST /answer/now-after HTTP/1.1\r\nHost: proxy\r\nContent-Length: 3\r\n\r\none"
+            + "POST /answer/now HTTP/1.1\r\nHost: proxy\r\nContent-Length: 3\r\n\r\ntwo"
+            + "GET /local HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n"
+        let answer = try await Self.exchange(raw, budget: budget, counters: counters, answered: answered)
+        #expect(answer.statuses == ["202", "202", "299"])
+        let one = try #require(answer.text.range(of: "now:one")), two = try #require(answer.text.range(of: "now:two"))
+        #expect(one.lowerBound < two.lowerBound)
+        // Both made at once; the first one's answer was written only after what it waits for (+100) had finished,
+        // so it had by the time the last answer arrived.
+        #expect(answered.withLockedValue { $0 } == 102)
         #expect(counters.value(.requests, labels: ["answer", "2xx"]) == 2)
         #expect(budget.bytesHeld == 0)
     }
 
     @Test func whatFollowsAnAnswerMadeAtOnceRunsOnceAfterItIsWrittenAndBeforeTheNextRequest() async throws {
         let budget = BodyMemoryBudget(capacity: 4096)
-        let counters = ProxyCounters()
         let answered = NIOLockedValueBox(0)
-        try await Self.listener(budget: budget, counters: counters, answered: answered).test(.live) { client in
-            let raw =
-                "POST /answer/now-then HTTP/1.1\r\nHost: proxy\r\nContent-Length: 3\r\n\r\none"
-                + "GET /local HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n"
-            let answer = try await RawClient.exchange(port: try #require(client.port), bytes: raw)
-            let order = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
-            #expect(order == ["202", "299"])
-            // Made once (1), followed once (1000) after its answer had been counted and written (10,000), and before
-            // the next request on the connection was answered.
-            #expect(answered.withLockedValue { $0 } == 11_001)
-        }
+        let raw =
+            "POST /answer/now-then HTTP/1.1\r\nHost: proxy\r\nContent-Length: 3\r\n\r\none"
+            + "GET /local HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n"
+        let answer = try await Self.exchange(raw, budget: budget, counters: ProxyCounters(), answered: answered)
+        #expect(answer.statuses == ["202", "299"])
+        // Made once (1), followed once (1000) after its answer had been counted and written (10,000), and before the
+        // next request on the connection was answered (whose answer came after it).
+        #expect(answered.withLockedValue { $0 } == 11_001)
         #expect(budget.bytesHeld == 0)
     }
 
@@ -172,17 +176,13 @@ import Testing
     }
 
     @Test func anAnswerBeforeTheBodyKeepsTheConnectionForTheNextRequest() async throws {
-        let budget = BodyMemoryBudget(capacity: 4096)
         let counters = ProxyCounters()
         let answered = NIOLockedValueBox(0)
-        try await Self.listener(budget: budget, counters: counters, answered: answered).test(.live) { client in
-            let raw =
-                "POST /answer/busy HTTP/1.1\r\nHost: proxy\r\nContent-Length: 4\r\n\r\nbusy"
-                + "GET /local HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n"
-            let answer = try await RawClient.exchange(port: try #require(client.port), bytes: raw)
-            let order = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
-            #expect(order == ["503", "299"])
-        }
+        let raw =
+            "POST /answer/busy HTTP/1.1\r\nHost: proxy\r\nContent-Length: 4\r\n\r\nbusy"
+            + "GET /local HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n"
+        let answer = try await Self.exchange(raw, budget: BodyMemoryBudget(capacity: 4096), counters: counters, answered: answered)
+        #expect(answer.statuses == ["503", "299"])
         #expect(answered.withLockedValue { $0 } == 0)
         #expect(counters.value(.requests, labels: ["answer", "5xx"]) == 1)
     }

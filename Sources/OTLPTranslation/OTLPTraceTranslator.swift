@@ -119,15 +119,18 @@ public enum OTLPTraceTranslator {
 
     /// The attributes the root span gets from the trace info, sorted within each group.
     static func traceLevelAttributes(from info: TraceInfo) -> [Opentelemetry_Proto_Common_V1_KeyValue] {
-        var result: [Opentelemetry_Proto_Common_V1_KeyValue] = [string(RootAttribute.traceID, info.traceID)]
+        var result: [Opentelemetry_Proto_Common_V1_KeyValue] = []
+        result.reserveCapacity(7 + info.tags.count + info.metadata.count)
+        result.append(string(RootAttribute.traceID, info.traceID))
         if let state = info.state { result.append(string(RootAttribute.state, state)) }
         if let id = info.clientRequestID, !id.isEmpty { result.append(string(RootAttribute.clientRequestID, id)) }
         if let preview = info.requestPreview { result.append(string(RootAttribute.requestPreview, preview)) }
         if let preview = info.responsePreview { result.append(string(RootAttribute.responsePreview, preview)) }
         if let session = info.metadata["mlflow.trace.session"], !session.isEmpty { result.append(string(RootAttribute.sessionID, session)) }
         if let user = info.metadata["mlflow.trace.user"], !user.isEmpty { result.append(string(RootAttribute.userID, user)) }
-        for key in info.tags.keys.sorted() { result.append(string(RootAttribute.tagPrefix + key, info.tags[key] ?? "")) }
-        for key in info.metadata.keys.sorted() { result.append(string(RootAttribute.metadataPrefix + key, info.metadata[key] ?? "")) }
+        // In key order, each entry sorted with its value (no lookup back into the dictionary per key).
+        for (key, value) in info.tags.sorted(by: { $0.key < $1.key }) { result.append(string(RootAttribute.tagPrefix + key, value)) }
+        for (key, value) in info.metadata.sorted(by: { $0.key < $1.key }) { result.append(string(RootAttribute.metadataPrefix + key, value)) }
         return result
     }
 

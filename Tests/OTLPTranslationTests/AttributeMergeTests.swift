@@ -1,3 +1,4 @@
+import MLflowWire
 import OTLPProto
 import SwiftProtobuf
 import Testing
@@ -38,6 +39,34 @@ struct AttributeMergeTests {
             var merged = original
             OTLPTraceTranslator.merge(additions, into: &merged)
             #expect(merged == expected)
+        }
+    }
+}
+
+/// The trace-level attributes the root gets: fixed ones first, then tags and metadata each in key order (a stable
+/// order, so the same trace always exports the same bytes).
+struct TraceLevelAttributeTests {
+    @Test func tagsAndMetadataComeInKeyOrderWithTheirValues() {
+        var tags: [String: String] = [:]
+        var metadata: [String: String] = [:]
+        for index in 0..<40 {
+            tags["tag.\((index * 7) % 40)"] = "t\(index)"
+            metadata["meta.\((index * 11) % 40)"] = "m\(index)"
+        }
+        metadata["mlflow.trace.session"] = "s-1"
+        let info = TraceInfo(traceID: "tr-1", state: "OK", metadata: metadata, tags: tags)
+        let attributes = OTLPTraceTranslator.traceLevelAttributes(from: info)
+        let keys = attributes.map(\.key)
+        let tagKeys = keys.filter { $0.hasPrefix("mlflow.trace.tag.") }
+        let metadataKeys = keys.filter { $0.hasPrefix("mlflow.trace.metadata.") }
+        #expect(tagKeys == tags.keys.sorted().map { "mlflow.trace.tag." + $0 })
+        #expect(metadataKeys == metadata.keys.sorted().map { "mlflow.trace.metadata." + $0 })
+        #expect(keys == Array(keys.prefix(keys.count - tagKeys.count - metadataKeys.count)) + tagKeys + metadataKeys)
+        for attribute in attributes where attribute.key.hasPrefix("mlflow.trace.tag.") {
+            #expect(attribute.value.stringValue == tags[String(attribute.key.dropFirst("mlflow.trace.tag.".count))])
+        }
+        for attribute in attributes where attribute.key.hasPrefix("mlflow.trace.metadata.") {
+            #expect(attribute.value.stringValue == metadata[String(attribute.key.dropFirst("mlflow.trace.metadata.".count))])
         }
     }
 }

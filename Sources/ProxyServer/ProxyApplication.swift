@@ -305,7 +305,7 @@ struct ServiceWiring {
             fanOut: fanOut, metricsRecorders: metricsRecorders, status: status, counters: counters, logger: logger,
             summaryLevel: configuration.mode == .standalone ? .info : .debug, journalChanges: journalChanges)
         let translation = TranslationStage(settings: translationSettings, output: dispatch.handle)
-        let assembler = TraceAssembler(settings: assemblySettings, logger: logger, offer: { translation.trySubmitWakingLater($0) }) { traces in
+        let assembler = TraceAssembler(settings: assemblySettings, logger: logger, offer: { translation.trySubmit($0) }) { traces in
             await translation.submit(traces)
         }
         return TracePath(journalChanges: journalChanges, translation: translation, assembler: assembler)

@@ -46,20 +46,14 @@ public final class BoundedBuffer<Element: Sendable>: Sendable {
     }
 
     /// Hands an element to the consumer if there is room now, without waiting: `make` builds it (under the buffer's
-    /// lock, so whatever it counts is counted only for an element taken).
-    /// - Returns: whether it was taken (`false`: the buffer is full, or the consumer has ended).
-    public func offer(_ make: () -> Element) -> Bool {
-        let (taken, wake) = offerWakingLater(make)
-        wake?()
-        return taken
-    }
-
-    /// ``offer(_:)`` that leaves waking the consumer to the caller: when the consumer was waiting, the element is
-    /// handed to it at once (nothing sent later overtakes it) and `wake` resumes it, so a caller with an answer to
-    /// write first (an event loop) writes it before it pays for waking another thread. A `wake` dropped uncalled
-    /// resumes the consumer as it goes, so a consumer is never left waiting for an element it was given.
-    /// - Returns: whether it was taken, and the consumer's wake (`nil`: no consumer was waiting).
-    public func offerWakingLater(_ make: () -> Element) -> (taken: Bool, wake: (@Sendable () -> Void)?) {
+    /// lock, so whatever it counts is counted only for an element taken). Waking the consumer is left to the caller:
+    /// when the consumer was waiting, the element is handed to it at once (nothing offered later overtakes it) and
+    /// `wake` resumes it, so a caller with an answer to write first (an event loop) writes it before it pays for
+    /// waking another thread. A `wake` dropped uncalled resumes the consumer as it goes, so a consumer is never left
+    /// waiting for an element it was given.
+    /// - Returns: whether it was taken (`false`: the buffer is full, or the consumer has ended), and the consumer's
+    ///   wake (`nil`: no consumer was waiting).
+    public func offer(_ make: () -> Element) -> (taken: Bool, wake: (@Sendable () -> Void)?) {
         var handed: HandedElement?
         let taken = state.withLockedValue { state -> Bool in
             if state.ended { return false }

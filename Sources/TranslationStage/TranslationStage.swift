@@ -47,21 +47,14 @@ public final class TranslationStage: Service, Sendable {
         if !(await buffer.send((sequence, traces))) { process(sequence, traces) }
     }
 
-    /// Takes traces the assembler released if there is room now, without waiting.
-    /// - Returns: whether they were taken (`false`: full, or the stage has ended; ``submit(_:)`` them then).
-    public func trySubmit(_ traces: [AssembledTrace]) -> Bool {
-        let (taken, wake) = trySubmitWakingLater(traces)
-        wake?()
-        return taken
-    }
-
-    /// ``trySubmit(_:)`` that leaves waking the stage's task to the caller (``BoundedBuffer/offerWakingLater(_:)``):
-    /// an event loop answers the upload first, then calls `wake`.
-    /// - Returns: whether they were taken, and the wake of the stage's task if it was waiting for them.
-    public func trySubmitWakingLater(_ traces: [AssembledTrace]) -> (taken: Bool, wake: (@Sendable () -> Void)?) {
+    /// Takes traces the assembler released if there is room now, without waiting, leaving the wake of the stage's task
+    /// to the caller (``BoundedBuffer/offer(_:)``): an event loop answers the upload first, then calls `wake`.
+    /// - Returns: whether they were taken (`false`: full, or the stage has ended; ``submit(_:)`` them then), and the
+    ///   wake of the stage's task if it was waiting for them.
+    public func trySubmit(_ traces: [AssembledTrace]) -> (taken: Bool, wake: (@Sendable () -> Void)?) {
         guard !traces.isEmpty else { return (true, nil) }
         // Numbered only when taken (under the buffer's lock), so a refused offer leaves no gap in the sequence.
-        return buffer.offerWakingLater { (submittedCount.add(1, ordering: .sequentiallyConsistent).newValue, traces) }
+        return buffer.offer { (submittedCount.add(1, ordering: .sequentiallyConsistent).newValue, traces) }
     }
 
     /// Returns once every release submitted before the call has been translated and handed on.

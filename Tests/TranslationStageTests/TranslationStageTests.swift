@@ -116,18 +116,18 @@ import TranslationStage
             while let element = await buffer.next() { received.withLockedValue { $0.append(element) } }
         }
         // Until the consumer waits, offers go into the buffer and come without a wake.
-        var (taken, wake) = buffer.offerWakingLater { 1 }
+        var (taken, wake) = buffer.offer { 1 }
         #expect(taken)
         if wake == nil {
             for _ in 0..<1000 where received.withLockedValue({ $0 }) != [1] { await Task.yield() }
             #expect(received.withLockedValue { $0 } == [1])
             for _ in 0..<1000 { await Task.yield() }  // the consumer is waiting again
-            (taken, wake) = buffer.offerWakingLater { 2 }
+            (taken, wake) = buffer.offer { 2 }
         }
         #expect(taken)
         let handed = try #require(wake, "no wake for an element handed to a waiting consumer")
         // Handed, not woken: an element offered meanwhile waits in the buffer behind it.
-        #expect(buffer.offer { 3 })
+        #expect(buffer.offer { 3 }.taken)
         for _ in 0..<1000 { await Task.yield() }
         let before = received.withLockedValue { $0 }
         #expect(!before.contains(2) && !before.contains(3), "the consumer ran before its wake")
@@ -138,7 +138,7 @@ import TranslationStage
         // A wake dropped uncalled still wakes the consumer.
         for _ in 0..<1000 { await Task.yield() }
         do {
-            let (taken, wake) = buffer.offerWakingLater { 4 }
+            let (taken, wake) = buffer.offer { 4 }
             #expect(taken && wake != nil)
         }
         for _ in 0..<1000 where received.withLockedValue({ $0.last }) != 4 { await Task.yield() }
@@ -156,17 +156,19 @@ import TranslationStage
                 return value
             }
         }
-        #expect(buffer.offer(make(1)))
-        #expect(!buffer.offer(make(2)), "taken into a full buffer")
+        #expect(buffer.offer(make(1)).taken)
+        #expect(!buffer.offer(make(2)).taken, "taken into a full buffer")
         #expect(made.withLockedValue { $0 } == 1, "an element was built for a refused offer")
         #expect(await buffer.next() == 1)
         let consumer = Task { await buffer.next() }
         for _ in 0..<100 { await Task.yield() }
-        #expect(buffer.offer(make(3)))  // room again (or a waiting consumer)
+        let (taken, wake) = buffer.offer(make(3))  // room again (or a waiting consumer)
+        #expect(taken)
+        wake?()
         #expect(await consumer.value == 3)
         buffer.finish()
         #expect(await buffer.next() == nil)
-        #expect(!buffer.offer(make(4)), "taken after the consumer ended")
+        #expect(!buffer.offer(make(4)).taken, "taken after the consumer ended")
 
         // The stage: a refused offer leaves no gap in the numbering, so the checkpoint's event still comes.
         let traces = try Self.traces()
@@ -175,8 +177,8 @@ import TranslationStage
         let stage = TranslationStage(settings: TranslationSettings(serviceName: nil, resourceAttributes: [], scopeVersion: "test"), capacity: 1) {
             _, _ in handed.withLockedValue { $0 += 1 }
         }
-        #expect(stage.trySubmit([trace]))
-        #expect(!stage.trySubmit([trace]), "taken into a full stage")
+        #expect(stage.trySubmit([trace]).taken)
+        #expect(!stage.trySubmit([trace]).taken, "taken into a full stage")
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: stage)], gracefulShutdownSignals: [], cancellationSignals: [], logger: Logger(label: "test")))

@@ -115,34 +115,38 @@ import TranslationStage
         let consumer = Task {
             while let element = await buffer.next() { received.withLockedValue { $0.append(element) } }
         }
-        // Until the consumer waits, offers go into the buffer and come without a wake.
-        var (taken, wake) = buffer.offer { 1 }
-        #expect(taken)
-        if wake == nil {
-            for _ in 0..<1000 where received.withLockedValue({ $0 }) != [1] { await Task.yield() }
-            #expect(received.withLockedValue { $0 } == [1])
-            for _ in 0..<1000 { await Task.yield() }  // the consumer is waiting again
-            (taken, wake) = buffer.offer { 2 }
+        var offered = 0
+        /// Offers the next number once the consumer has taken everything before it (so it is waiting, or about to
+        /// be), until one is handed to it rather than buffered; bounded, however slow the machine.
+        func offerUntilHanded() async -> (@Sendable () -> Void)? {
+            for _ in 0..<200 {
+                for _ in 0..<10_000 where received.withLockedValue({ $0.count }) < offered { await Task.yield() }
+                for _ in 0..<100 { await Task.yield() }
+                offered += 1
+                let (taken, wake) = buffer.offer { offered }
+                #expect(taken)
+                if let wake { return wake }
+            }
+            return nil
         }
-        #expect(taken)
-        let handed = try #require(wake, "no wake for an element handed to a waiting consumer")
+        let wake = try #require(await offerUntilHanded(), "no wake for an element handed to a waiting consumer")
+        let handed = offered
         // Handed, not woken: an element offered meanwhile waits in the buffer behind it.
-        #expect(buffer.offer { 3 }.taken)
+        #expect(buffer.offer { -1 }.taken)
         for _ in 0..<1000 { await Task.yield() }
         let before = received.withLockedValue { $0 }
-        #expect(!before.contains(2) && !before.contains(3), "the consumer ran before its wake")
-        handed()
-        handed()  // a second call does nothing
-        for _ in 0..<1000 where received.withLockedValue({ $0.count }) < before.count + 2 { await Task.yield() }
-        #expect(received.withLockedValue { $0 } == before + [2, 3])
+        #expect(before == Array(1..<handed), "the consumer ran before its wake")
+        wake()
+        wake()  // a second call does nothing
+        for _ in 0..<10_000 where received.withLockedValue({ $0.count }) < handed + 1 { await Task.yield() }
+        #expect(received.withLockedValue { $0 } == before + [handed, -1])
         // A wake dropped uncalled still wakes the consumer.
-        for _ in 0..<1000 { await Task.yield() }
-        do {
-            let (taken, wake) = buffer.offer { 4 }
-            #expect(taken && wake != nil)
-        }
-        for _ in 0..<1000 where received.withLockedValue({ $0.last }) != 4 { await Task.yield() }
-        #expect(received.withLockedValue { $0.last } == 4)
+        offered += 1  // -1 counted: the consumer has it
+        let dropped = await offerUntilHanded()
+        #expect(dropped != nil)
+        _ = consume dropped
+        for _ in 0..<10_000 where received.withLockedValue({ $0.last }) != offered { await Task.yield() }
+        #expect(received.withLockedValue { $0.last } == offered)
         buffer.finish()
         await consumer.value
     }

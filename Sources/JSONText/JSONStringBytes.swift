@@ -17,6 +17,26 @@ enum JSONStringBytes {
         return count
     }
 
+    /// Whether `bytes` are all ASCII and none is special: such text is valid UTF-8 and a JSON string as it is. One
+    /// pass, eight bytes at a time (most keys and short values of the span path are such text).
+    static func isPlainASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        let count = bytes.count
+        if let base = bytes.baseAddress {
+            while index + 8 <= count {
+                let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+                if word & 0x8080_8080_8080_8080 != 0 || hasSpecial(word) { return false }
+                index += 8
+            }
+        }
+        while index < count {
+            let byte = bytes[index]
+            if byte >= 0x80 || isSpecial(byte) { return false }
+            index += 1
+        }
+        return true
+    }
+
     /// Whether one byte is `"`, `\` or below 0x20.
     @inline(__always) static func isSpecial(_ byte: UInt8) -> Bool {
         byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")

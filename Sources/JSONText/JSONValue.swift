@@ -122,6 +122,21 @@ public enum JSONValue: Sendable, Equatable {
         output.append(UInt8(ascii: "\""))
     }
 
+    /// Appends UTF-8 bytes that may be invalid as a JSON string, escaped as ``writeString(utf8:to:)`` escapes them,
+    /// when they are valid UTF-8. Plain ASCII text (no byte to escape) is appended after one pass over it.
+    /// - Returns: false, with nothing appended, when they are not valid UTF-8.
+    public static func writeString(checkingUTF8 bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) -> Bool {
+        if JSONStringBytes.isPlainASCII(bytes) {
+            output.append(UInt8(ascii: "\""))
+            output.append(contentsOf: bytes)
+            output.append(UInt8(ascii: "\""))
+            return true
+        }
+        guard UTF8Validation.isValid(bytes) else { return false }
+        writeString(utf8: bytes, to: &output)
+        return true
+    }
+
     /// The lower-case hex digit of a nibble (JSON's `\u00XX` escapes, hex trace and span ids).
     public static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10 }
 

@@ -83,8 +83,7 @@ enum StructuredValueJSON {
     /// UTF-8 is declined, as SwiftProtobuf rejects it.
     static func writeString(_ reader: ProtoReader, _ range: Range<Int>, into out: inout [UInt8]) throws(NotOnFastPath) {
         let bytes = UnsafeRawBufferPointer(rebasing: reader.base[range]).assumingMemoryBound(to: UInt8.self)
-        guard UTF8Validation.isValid(bytes) else { throw NotOnFastPath("invalid UTF-8") }
-        JSONValue.writeString(utf8: bytes, to: &out)
+        guard JSONValue.writeString(checkingUTF8: bytes, to: &out) else { throw NotOnFastPath("invalid UTF-8") }
     }
 
     /// One `KeyValue` of a list as `"key": value` (its fields may come in any order; the last key wins, as in

@@ -26,6 +26,22 @@ import Testing
         }
     }
 
+    @Test func plainASCIIAndTheCheckedWriteAgreeWithAByteScan() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let bytes = Self.randomBytes(&generator)
+            let plain = bytes.allSatisfy { $0 < 0x80 && !($0 < 0x20 || $0 == 0x22 || $0 == 0x5C) }
+            #expect(bytes.withUnsafeBufferPointer { JSONStringBytes.isPlainASCII($0) } == plain, "\(bytes)")
+            // The checked write: what the unchecked one writes for valid UTF-8, nothing (and false) otherwise.
+            var expected: [UInt8] = [0x7B]
+            let valid = String(validating: bytes, as: UTF8.self) != nil
+            if valid { bytes.withUnsafeBufferPointer { JSONValue.writeString(utf8: $0, to: &expected) } }
+            var written: [UInt8] = [0x7B]
+            #expect(bytes.withUnsafeBufferPointer { JSONValue.writeString(checkingUTF8: $0, to: &written) } == valid, "\(bytes)")
+            #expect(written == expected, "\(bytes)")
+        }
+    }
+
     @Test func everyWordWithOneSpecialByteIsSeen() {
         for position in 0..<8 {
             for byte in UInt8.min...UInt8.max {

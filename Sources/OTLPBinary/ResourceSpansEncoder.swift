@@ -228,11 +228,13 @@ struct ProtoWriter {
         guard !data.isEmpty else { return }
         tag(field, .lengthDelimited)
         rawVarint(UInt64(data.count))
-        bytes.append(contentsOf: data)
+        // From the bytes: `append(contentsOf: data)` takes the generic path through `Data`'s iterator (~600
+        // instructions for a 16-byte id against ~100).
+        data.withUnsafeBytes { bytes.append(contentsOf: $0) }
     }
 
     mutating func unknown(_ storage: UnknownStorage) {
-        if !storage.data.isEmpty { bytes.append(contentsOf: storage.data) }
+        if !storage.data.isEmpty { storage.data.withUnsafeBytes { bytes.append(contentsOf: $0) } }
     }
 
     /// A length-delimited nested message: its body is written first behind a one-byte length, which is widened

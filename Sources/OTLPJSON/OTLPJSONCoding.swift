@@ -77,18 +77,31 @@ public struct OTLPJSONError: Error, Sendable, CustomStringConvertible {
 public enum HexID {
     /// Lower-case hex of the bytes.
     public static func string(_ bytes: some Sequence<UInt8>) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.underestimatedCount * 2)  // one allocation for an id (`Data` and arrays know their count)
-        for byte in bytes {
-            out.append(JSONValue.hexDigit(byte >> 4))
-            out.append(JSONValue.hexDigit(byte & 0x0f))
+        // From contiguous bytes when there are (`Data`, arrays): `Data`'s iterator costs more than the hex itself.
+        if let text = bytes.withContiguousStorageIfAvailable(string(contiguous:)) { return text }
+        return Array(bytes).withUnsafeBufferPointer(string(contiguous:))
+    }
+
+    private static func string(contiguous bytes: UnsafeBufferPointer<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            var index = 0
+            for byte in bytes {
+                out[index] = JSONValue.hexDigit(byte >> 4)
+                out[index + 1] = JSONValue.hexDigit(byte & 0x0f)
+                index += 2
+            }
+            return index
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// The bytes of an even-length hex string (either case); `nil` if it is not hex. `""` gives `[]`.
     public static func bytes(_ text: some StringProtocol) -> [UInt8]? {
-        let utf8 = Array(text.utf8)
+        // From the text's own bytes when they are contiguous (a native string or a slice of one), without a copy.
+        if let result = text.utf8.withContiguousStorageIfAvailable(bytes(utf8:)) { return result }
+        return Array(text.utf8).withUnsafeBufferPointer(bytes(utf8:))
+    }
+
+    private static func bytes(utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard utf8.count % 2 == 0 else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count / 2)

@@ -49,7 +49,8 @@ public struct DestinationShaper: Sendable {
             outcome.filtered = allSpans.count
             return ([], outcome)
         }
-        if !Self.sampled(traceID: [UInt8](first.traceID), ratio: policy.routing.sampleRatio) {
+        // The id copied into an array only when a ratio below 1 reads it.
+        if policy.routing.sampleRatio < 1 && !Self.sampled(traceID: [UInt8](first.traceID), ratio: policy.routing.sampleRatio) {
             outcome.sampledOut = allSpans.count
             return ([], outcome)
         }

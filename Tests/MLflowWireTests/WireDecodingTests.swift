@@ -65,6 +65,11 @@ struct WireDecodingTests {
         #expect(kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(string: badID), format: .json, experimentID: nil) } == .malformedBody)
         let shortID = #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102","spanId":"0102030405060708","name":"x"}]}]}]}"#
         #expect(kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(string: shortID), format: .json, experimentID: nil) } == .invalidID)
+        // An all-zero trace id is invalid (OTLP); one non-zero byte, the last, makes it valid.
+        let zeroID = #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"00000000000000000000000000000000","spanId":"0102030405060708"}]}]}]}"#
+        #expect(kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(string: zeroID), format: .json, experimentID: nil) } == .invalidID)
+        let lastByte = zeroID.replacingOccurrences(of: "00000000000000000000000000000000", with: "00000000000000000000000000000001")
+        #expect((try? OTLPRequestDecoder.decode(ByteBuffer(string: lastByte), format: .json, experimentID: nil))?.first?.spans.count == 1)
         #expect(kind { _ = try StartTraceV3Decoder.decode(Data("{}".utf8)) } == .malformedBody)
         #expect(kind { _ = try TracesArtifactDecoder.decode(Data(#"{"spans":[{"trace_id":"x"}]}"#.utf8), experimentID: nil) } == .invalidID)
         #expect(WireError(.unsupportedContentType, "").httpStatus == 415)

@@ -72,5 +72,14 @@ import Testing
         #expect(HexID.bytes("") == [])
         #expect(HexID.bytes("abc") == nil)
         #expect(HexID.bytes("zz") == nil)
+        // The same text from contiguous bytes (`Data`, a slice of it, an array) and from a sequence without them.
+        let expected = HexID.string(every)
+        #expect(HexID.string(Data(every)) == expected)
+        #expect(HexID.string(Data(every)[16..<32]) == HexID.string(every[16..<32]))
+        #expect(HexID.string(every.lazy.map { $0 }) == expected)
+        #expect(HexID.string(Data()) == "" && HexID.string([UInt8]()) == "")
+        // From a slice of a string (an MLflow trace id after its `tr-`), as from the string.
+        #expect(HexID.bytes("tr-000FF0ff".dropFirst(3)) == [0x00, 0x0f, 0xf0, 0xff])
+        #expect(HexID.bytes("tr-abc".dropFirst(3)) == nil && HexID.bytes("tr-0g".dropFirst(3)) == nil)
     }
 }

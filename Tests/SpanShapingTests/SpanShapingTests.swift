@@ -264,6 +264,26 @@ import Testing
             if DestinationShaper.sampled(traceID: id, ratio: 0.1) { #expect(decision) }  // a lower ratio samples a subset
         }
         #expect((300...700).contains(sampled))
+
+        // Through the shaper: a trace is kept or sampled out whole, by its id, only when the ratio is below 1.
+        var trace = Self.trace([Self.span("root"), Self.span("child", parent: true)])
+        for (ratio, kept) in [(1.0, 2), (0.0, 0)] {
+            var sampling = DataPolicy(conventions: [.mlflow])
+            sampling.routing.sampleRatio = ratio
+            let (spans, outcome) = DestinationShaper(policy: sampling).shape(trace)
+            #expect(spans.flatMap { $0.scopeSpans.flatMap(\.spans) }.count == kept && outcome.sampledOut == 2 - kept, "ratio \(ratio)")
+        }
+        // A ratio of a half: the trace's id decides, and the same trace with the id's last bytes flipped falls on the
+        // other side of it.
+        var half = DataPolicy(conventions: [.mlflow])
+        half.routing.sampleRatio = 0.5
+        let id = [UInt8](trace[0].scopeSpans[0].spans[0].traceID)
+        let expected = DestinationShaper.sampled(traceID: id, ratio: 0.5)
+        #expect(DestinationShaper(policy: half).shape(trace).outcome.sampledOut == (expected ? 0 : 2))
+        var flipped = id
+        flipped[8] ^= 0x80
+        for span in trace[0].scopeSpans[0].spans.indices { trace[0].scopeSpans[0].spans[span].traceID = Data(flipped) }
+        #expect(DestinationShaper(policy: half).shape(trace).outcome.sampledOut == (expected ? 2 : 0))
     }
 
     @Test func newRelicGetsItsAIMonitoringResourceAttributeOnGenAITracesOnly() {

@@ -22,29 +22,41 @@ public enum OTLPRequestDecoder {
     /// The format for a `Content-Type` header, ignoring parameters such as `charset`.
     /// - Throws: ``WireError`` (`unsupportedContentType`) for anything else, or when absent.
     public static func bodyFormat(contentType: String?) throws(WireError) -> BodyFormat {
-        switch contentType.map(mediaType(of:)) {
-        case "application/x-protobuf", "application/protobuf": return .protobuf
-        case "application/json": return .json
-        default:
-            throw WireError(
-                .unsupportedContentType,
-                "Content-Type must be application/x-protobuf or application/json, got \(contentType.map { "\"\($0)\"" } ?? "none")"
-            )
-        }
+        if let contentType, let format = format(ofContentType: contentType) { return format }
+        throw WireError(
+            .unsupportedContentType,
+            "Content-Type must be application/x-protobuf or application/json, got \(contentType.map { "\"\($0)\"" } ?? "none")"
+        )
     }
 
-    /// The media type of a `Content-Type` value: before any `;`, without the optional whitespace around it
-    /// (spaces and tabs, RFC 9110), lower-cased. Read on every upload, so without Foundation's character sets.
-    static func mediaType(of contentType: String) -> String {
-        let utf8 = contentType.utf8
-        var end = utf8.firstIndex(of: UInt8(ascii: ";")) ?? utf8.endIndex
-        var start = utf8.startIndex
-        func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-        while start < end, isSpace(utf8[start]) { start = utf8.index(after: start) }
-        while end > start, isSpace(utf8[utf8.index(before: end)]) { end = utf8.index(before: end) }
-        let bytes = utf8[start..<end]
-        if !bytes.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) { return String(Substring(bytes)) ?? "" }
-        return String(decoding: bytes.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }, as: UTF8.self)
+    /// The media types an upload may name, lower-case, and their formats.
+    private static let mediaTypes: [(name: StaticString, format: BodyFormat)] = [
+        ("application/x-protobuf", .protobuf), ("application/json", .json), ("application/protobuf", .protobuf),
+    ]
+
+    /// The format a `Content-Type` value names by its media type: the text before any `;`, without the optional
+    /// whitespace around it (spaces and tabs, RFC 9110), compared ignoring ASCII case. Read on every upload (several
+    /// times), so from the value's bytes: no string built, no Foundation character sets.
+    static func format(ofContentType contentType: String) -> BodyFormat? {
+        var contentType = contentType
+        return contentType.withUTF8 { bytes -> BodyFormat? in
+            func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+            var end = bytes.firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
+            var start = 0
+            while start < end, isSpace(bytes[start]) { start += 1 }
+            while end > start, isSpace(bytes[end - 1]) { end -= 1 }
+            for (name, format) in mediaTypes where name.utf8CodeUnitCount == end - start {
+                let matches = name.withUTF8Buffer { expected in
+                    expected.indices.allSatisfy { index in
+                        let byte = bytes[start + index]
+                        let lower = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+                        return lower == expected[index]
+                    }
+                }
+                if matches { return format }
+            }
+            return nil
+        }
     }
 
     /// Undoes `Content-Encoding` (`gzip`, `deflate`, `identity` or none).

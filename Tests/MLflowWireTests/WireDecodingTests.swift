@@ -58,6 +58,15 @@ struct WireDecodingTests {
         #expect((try? OTLPRequestDecoder.bodyFormat(contentType: "\tapplication/protobuf")) == .protobuf)
         #expect(kind { _ = try OTLPRequestDecoder.bodyFormat(contentType: "application/json-seq") } == .unsupportedContentType)
         #expect(kind { _ = try OTLPRequestDecoder.bodyFormat(contentType: ";application/json") } == .unsupportedContentType)
+        // Compared byte by byte: every length, case and near miss.
+        #expect((try? OTLPRequestDecoder.bodyFormat(contentType: "APPLICATION/JSON ")) == .json)
+        #expect((try? OTLPRequestDecoder.bodyFormat(contentType: "application/x-protobuf")) == .protobuf)
+        for nearMiss in [
+            "", " ", "application/jsom", "application/jso", "application/json5", "application/x-protobuF2", "applicatio/json",
+            "application/\u{E9}son", "application/ json", "application/j\u{0}on", "application/JSON\u{A0}",
+        ] {
+            #expect(kind { _ = try OTLPRequestDecoder.bodyFormat(contentType: nearMiss) } == .unsupportedContentType, "\(nearMiss)")
+        }
         #expect(
             kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(bytes: [0xff, 0xff, 0xff]), format: .protobuf, experimentID: nil) } == .malformedBody)
         #expect(kind { _ = try OTLPRequestDecoder.decode(ByteBuffer(string: "{not json"), format: .json, experimentID: nil) } == .malformedBody)

@@ -34,6 +34,8 @@ public struct ExportRequestPacker: Sendable {
     private var pending: [UInt8] = []
     private var pendingSpans = 0
     private var pendingTags: [String] = []
+    /// The size of the last request taken (at most `maxBytes`): the room a new request starts with.
+    private var lastRequestBytes = 0
 
     /// Creates a packer. - Parameters: `maxSpans`: spans per request; `maxBytes`: bytes per request.
     public init(maxSpans: Int, maxBytes: Int) {
@@ -49,6 +51,9 @@ public struct ExportRequestPacker: Sendable {
     /// Adds one trace's `ResourceSpans`; `tag` (a trace id) is reported with the request holding its last part.
     public mutating func add(_ trace: [Opentelemetry_Proto_Trace_V1_ResourceSpans], tag: String) -> Addition {
         var addition = Addition()
+        // A new request starts with room for as many bytes as the last one had (the request would otherwise grow
+        // from empty by doubling, copying its bytes about twice over).
+        if pending.isEmpty && pending.capacity < lastRequestBytes { pending.reserveCapacity(lastRequestBytes) }
         var items = trace
         var index = 0
         while index < items.count {
@@ -92,6 +97,7 @@ public struct ExportRequestPacker: Sendable {
     /// The request being formed, if it holds anything.
     public mutating func takeRequest() -> Request? {
         guard pendingSpans > 0 else { return nil }
+        lastRequestBytes = min(pending.count, maxBytes)
         defer {
             pending = []
             pendingSpans = 0

@@ -41,7 +41,8 @@ enum GenAIConventions {
         // Parsed only for the operations that read them (most spans of a trace are not model calls).
         let reads = operation.map(readingOperations.contains) == true
         let inputs = reads ? source.json(.inputs) : nil
-        let outputs = reads ? source.json(.outputs) : nil
+        // A retriever's outputs are read only as a list of documents: parsed only when they hold a JSON array.
+        let outputs = reads && (operation != "retrieval" || source.holdsJSONArray(.outputs)) ? source.json(.outputs) : nil
         switch operation {
         case "chat", "generate_content", "text_completion", "embeddings":
             let call = MessageFormats.read(format: format, inputs: inputs, outputs: outputs)
@@ -164,6 +165,13 @@ enum GenAIConventions {
 
         /// The value of `key` as JSON, as `[KeyValue].json(_:)` reads it.
         func json(_ key: Key) -> JSONValue? { value(key).flatMap { JSONValue($0) } }
+
+        /// Whether `json(key)` would be an array: a string whose first byte after spaces and line feeds is `[` (the
+        /// test `JSONValue(_:)` makes before parsing a string), without parsing it.
+        func holdsJSONArray(_ key: Key) -> Bool {
+            guard case .stringValue(let text)? = value(key)?.value else { return false }
+            return text.utf8.first(where: { $0 != 0x20 && $0 != 0x0A }) == UInt8(ascii: "[")
+        }
     }
 
     /// The query of a retriever call: a string input, or the `query` / `question` / `input` argument.

@@ -114,6 +114,23 @@ import Testing
         #expect(chat.name == "call")
     }
 
+    /// A retriever's outputs become documents when they are a JSON array (after spaces and line feeds, as the
+    /// parser reads them), whatever else they are they give none, and its inputs give the query either way.
+    @Test func retrieverDocumentsComeOnlyFromAnArrayOfOutputs() throws {
+        let documents = #"[{"page_content": "Paris", "metadata": {"doc_uri": "d1"}}]"#
+        for (outputs, expected) in [
+            (documents, #"[{"id":"d1","content":"Paris"}]"#), ("\n  " + documents, #"[{"id":"d1","content":"Paris"}]"#),
+            (#"{"documents": []}"#, nil), ("\t" + documents, nil), ("not json", nil), ("[broken", nil),
+        ] {
+            var span = Self.span(
+                "search", type: "RETRIEVER", attributes: ["mlflow.spanInputs": #"{"query": "weather"}"#, "mlflow.spanOutputs": outputs])
+            GenAIConventions.apply(to: &span, conversationID: nil)
+            let attributes = Self.attributes(span)
+            #expect(attributes["gen_ai.retrieval.query.text"]?.stringValue == "weather")
+            #expect(attributes["gen_ai.retrieval.documents"]?.stringValue == expected, "\(outputs)")
+        }
+    }
+
     /// The mapping's one-pass reader finds what a scan per key finds (the first attribute of a key; a non-string or
     /// empty first value reads as no string even when a later one is a string) and lists the sender's `gen_ai.*` keys.
     @Test func theOnePassReaderAgreesWithAScanPerKey() {

@@ -35,7 +35,21 @@ struct ProtoReader {
 
     var isAtEnd: Bool { index >= end }
 
+    /// A varint; one byte (tags, most lengths and small numbers) read inline, longer ones by ``longVarint()``.
+    @inline(__always)
     mutating func varint() throws(NotOnFastPath) -> UInt64 {
+        if index < end {
+            let byte = base[index]
+            if byte < 0x80 {
+                index += 1
+                return UInt64(byte)
+            }
+        }
+        return try longVarint()
+    }
+
+    /// A varint of any length (the bounds, overflow and truncation checks of every varint).
+    mutating func longVarint() throws(NotOnFastPath) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while index < end {
@@ -51,6 +65,7 @@ struct ProtoReader {
     }
 
     /// The next field's number and wire type.
+    @inline(__always)
     mutating func tag() throws(NotOnFastPath) -> (field: Int, wireType: WireType) {
         let key = try varint()
         guard let wireType = WireType(rawValue: UInt8(key & 7)) else { throw NotOnFastPath("wire type \(key & 7)") }
@@ -144,6 +159,7 @@ struct ProtoReader {
     }
 
     /// Checks the wire type of a known field.
+    @inline(__always)
     static func expect(_ actual: WireType, _ expected: WireType) throws(NotOnFastPath) {
         guard actual == expected else { throw NotOnFastPath("wire type \(actual) where \(expected) was expected") }
     }

@@ -55,7 +55,7 @@ public struct AssemblySettings: Sendable, Equatable {
 public struct TraceAssemblyState: Sendable {
     struct Pending: Sendable {
         var spans: [AssembledSpan] = []
-        var spanIDs: Set<Data> = []
+        var spanIDs = SpanIDSet()
         var info: TraceInfo?
         var deadline: ContinuousClock.Instant
         var expectsTraceInfo = false
@@ -70,7 +70,7 @@ public struct TraceAssemblyState: Sendable {
     }
 
     struct Exported: Sendable {
-        var spanIDs: Set<Data>
+        var spanIDs: SpanIDSet
         var forgetAt: ContinuousClock.Instant
     }
 
@@ -137,7 +137,7 @@ public struct TraceAssemblyState: Sendable {
                 scope: batch.scope
             )
             if var record = exported[traceID] {
-                if record.spanIDs.insert(span.spanID).inserted {
+                if record.spanIDs.insert(span.spanID) {
                     exported[traceID] = record
                     rememberedSpanIDs += 1
                     late[traceID, default: []].append(assembled)
@@ -148,7 +148,7 @@ public struct TraceAssemblyState: Sendable {
             }
             // Taken out while it changes, so that its span list and id set are not copied on every append.
             var trace = pending.removeValue(forKey: traceID) ?? startPending(traceID, now: now)
-            guard trace.spanIDs.insert(span.spanID).inserted else {
+            guard trace.spanIDs.insert(span.spanID) else {
                 pending[traceID] = trace
                 duplicateSpans += 1
                 continue

@@ -77,6 +77,36 @@ struct TraceAssemblyTests {
         #expect(!state.hasSpans(traceID: full + [0, 0]))
     }
 
+    /// Span ids of 8 bytes (kept as integers) and of other lengths (kept whole) in one trace: a parent is found by its
+    /// exact id, a 16-byte id that starts with an 8-byte one is another span, and a repeated id is a duplicate.
+    @Test func eightByteSpanIDsAreMatchedExactly() {
+        func span(id: Data, parent: Data? = nil) -> Opentelemetry_Proto_Trace_V1_Span {
+            var span = Opentelemetry_Proto_Trace_V1_Span()
+            span.traceID = Data(repeating: 7, count: 16)
+            span.spanID = id
+            if let parent { span.parentSpanID = parent }
+            return span
+        }
+        let root = Data((1...8).map { UInt8($0) })
+        let middle = Data((1...8).map { UInt8($0 * 3) })
+        let long = root + root
+        var state = TraceAssemblyState(settings: AssemblySettings())
+        let now = ContinuousClock.now
+        // The leaf names a parent not yet here (same bytes as the root's but one): the trace waits.
+        var parentOfLeaf = middle
+        parentOfLeaf[parentOfLeaf.startIndex + 7] ^= 1
+        #expect(state.add(SpanBatch(spans: [span(id: root), span(id: long, parent: parentOfLeaf)], encoding: .typed), now: now).isEmpty)
+        #expect(state.add(SpanBatch(spans: [span(id: middle, parent: root)], encoding: .typed), now: now).isEmpty)
+        let released = state.add(SpanBatch(spans: [span(id: parentOfLeaf, parent: root)], encoding: .typed), now: now)
+        #expect(released.map(\.spans.count) == [4])
+        #expect(state.duplicateSpans == 0)
+        // The same ids again: duplicates; ids that only start with an 8-byte one's bytes are new (late) spans.
+        _ = state.add(SpanBatch(spans: [span(id: root), span(id: middle), span(id: long)], encoding: .typed), now: now)
+        #expect(state.duplicateSpans == 3)
+        _ = state.add(SpanBatch(spans: [span(id: root + [0]), span(id: long.prefix(15))], encoding: .typed), now: now)
+        #expect(state.duplicateSpans == 3)
+    }
+
     @Test func traceInfoBeforeSpansWaitsForTheReportedSpanCount() throws {
         let uploads = try CaptureReplay.uploads(try CaptureReplay.exchanges("01_sync"))
         let infos = uploads.filter { if case .info = $0 { true } else { false } }

@@ -15,24 +15,14 @@ public enum ResourceSpansEncoder {
     }
 
     /// Appends one `ResourceSpans` to `request` as field 1 of an `ExportTraceServiceRequest` (tag, length, bytes):
-    /// encoded into the writer's own buffer, then copied behind its tag and length (one copy of the bytes).
+    /// framed and encoded in the writer's own buffer, then copied onto the request (one copy of the bytes).
     /// - Returns: how many bytes were appended.
     @discardableResult
     public static func append(_ message: Opentelemetry_Proto_Trace_V1_ResourceSpans, asRequestFieldTo request: inout [UInt8]) -> Int {
-        let start = request.count
         var writer = ProtoWriter(capacity: 8192)
-        write(message, to: &writer)
-        writer.withBytes { body in
-            request.append(0x0A)  // field 1, length-delimited
-            var length = UInt64(body.count)
-            while length >= 0x80 {
-                request.append(UInt8(truncatingIfNeeded: length) | 0x80)
-                length >>= 7
-            }
-            request.append(UInt8(length))
-            request.append(contentsOf: body)
-        }
-        return request.count - start
+        writer.message(1) { writer in write(message, to: &writer) }
+        writer.withBytes { request.append(contentsOf: $0) }
+        return writer.count
     }
 
     static func write(_ message: Opentelemetry_Proto_Trace_V1_ResourceSpans, to writer: inout ProtoWriter) {

@@ -166,11 +166,11 @@ enum GenAIConventions {
         /// The value of `key` as JSON, as `[KeyValue].json(_:)` reads it.
         func json(_ key: Key) -> JSONValue? { value(key).flatMap { JSONValue($0) } }
 
-        /// Whether `json(key)` would be an array: a string whose first byte after spaces and line feeds is `[` (the
-        /// test `JSONValue(_:)` makes before parsing a string), without parsing it.
+        /// Whether `json(key)` would be an array (a string that `JSONValue(_:)` would parse, beginning with `[`),
+        /// told without parsing it.
         func holdsJSONArray(_ key: Key) -> Bool {
             guard case .stringValue(let text)? = value(key)?.value else { return false }
-            return text.utf8.first(where: { $0 != 0x20 && $0 != 0x0A }) == UInt8(ascii: "[")
+            return JSONValue.leadingByte(of: text) == UInt8(ascii: "[")
         }
     }
 

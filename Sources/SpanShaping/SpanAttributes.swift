@@ -70,7 +70,7 @@ extension JSONValue {
     init?(_ value: AnyValue) {
         switch value.value {
         case .stringValue(let text):
-            if let first = text.utf8.first(where: { $0 != 0x20 && $0 != 0x0A }), first == UInt8(ascii: "{") || first == UInt8(ascii: "["),
+            if let first = Self.leadingByte(of: text), first == UInt8(ascii: "{") || first == UInt8(ascii: "["),
                 let parsed = JSONValue(parsing: text)
             {
                 self = parsed
@@ -84,6 +84,10 @@ extension JSONValue {
         default: return nil
         }
     }
+
+    /// The first byte of an attribute's text after spaces and line feeds: a string value is parsed as JSON only when
+    /// this is `{` or `[`.
+    static func leadingByte(of text: String) -> UInt8? { text.utf8.first { $0 != 0x20 && $0 != 0x0A } }
 }
 
 /// Changing a span's repeated fields in place. The generated `attributes` and `events` properties are read and

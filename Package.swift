@@ -332,10 +332,17 @@ let package = Package(
             // Release links (the Dockerfile's and CI's build): lld with packed relative relocations (DT_RELR) keeps the
             // position-independent executable (ASLR) while its relocation table shrinks from megabytes to kilobytes,
             // and the symbol table is not exported (nothing loads plugins or looks symbols up at run time). Together
-            // they keep ~6 MiB of the binary from being paged in at start-up (BENCHMARKS.md, idle RSS).
+            // they keep ~6 MiB of the binary from being paged in at start-up (BENCHMARKS.md, idle RSS). The functions
+            // start-up runs are placed first and together (`startup-functions.txt`, written by
+            // Tests/scripts/startup-order.sh; names the link does not find are skipped): built with function sections
+            // (Tests/scripts/build-release.sh, which the Dockerfile runs), start-up then maps about 8 MB less of it.
             linkerSettings: [
                 .unsafeFlags(
-                    ["-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                    [
+                        "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                        "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/MLflowOTelProxy/startup-functions.txt",
+                        "-Xlinker", "--no-warn-symbol-ordering",
+                    ],
                     .when(platforms: [.linux], configuration: .release))
             ]
         ),
@@ -353,7 +360,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: swiftSettings
+            exclude: ["startup-functions.txt"],
+            swiftSettings: swiftSettings,
+            // Release builds (the Dockerfile's and CI's) allocate with jemalloc (Debian's libjemalloc2): against glibc's
+            // malloc it takes about a tenth less CPU per ingested trace (BENCHMARKS.md), where the event loops
+            // allocate what the concurrency pool's threads free. Linked as a shared library ahead of the C library,
+            // its malloc is every caller's in the process (the static Swift runtime, glibc itself, zlib, SQLite), as
+            // glibc provides for replacing malloc. (As an archive it would not be: the static standard library links
+            // with `--exclude-libs ALL`, which keeps an archive's malloc from being exported.)
+            linkerSettings: [
+                .linkedLibrary(":libjemalloc.so.2", .when(platforms: [.linux], configuration: .release))
+            ]
         ),
         // Shared by the test targets: the captured MLflow exchanges (../shared/fixtures/mlflow) and their replay.
         .target(

@@ -3,7 +3,8 @@
 # (before, after, before, after) so that drift of the machine falls on both, then the key figures side by side with
 # their ratio. Usage: Tests/benchmarks/before-after.sh BEFORE_BINARY AFTER_BINARY
 #   (build BEFORE from an older commit: git worktree add /tmp/before <commit> && (cd /tmp/before &&
-#    swift build -c release --product mlflow-otel-proxy); ROUNDS=2, DURATION as the benchmarks take it)
+#    Tests/scripts/build-release.sh), or the Dockerfile's build command of that commit where the script is missing;
+#    ROUNDS=2, DURATION as the benchmarks take it)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BEFORE=${1:?usage: before-after.sh BEFORE_BINARY AFTER_BINARY}

@@ -2,8 +2,7 @@
 # build, a baseline for a before/after in the same session), a work directory (WORK), the processes to stop at
 # exit (PIDS) and port() for a free 127.0.0.1 port.
 if [ -z "${PROXY_BIN:-}" ]; then
-  swift build -c release --product mlflow-otel-proxy >/dev/null
-  PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
+  PROXY_BIN="$(Tests/scripts/build-release.sh)"  # the Dockerfile's build
 fi
 
 WORK=$(mktemp -d)

@@ -19,8 +19,7 @@ SPOOL_BYTES=$((256 * 1024 * 1024))
 
 install_missing wrk:wrk nginx:nginx-light
 Tests/scripts/setup-python.sh
-swift build -c release --product mlflow-otel-proxy >/dev/null
-PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy"
+PROXY_BIN="$(Tests/scripts/build-release.sh)"  # the Dockerfile's build
 
 WORK=$(mktemp -d)
 PIDS=()

@@ -10,6 +10,5 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../tools.sh"  # ROOT, the working directory, install_missing
 install_missing nginx:nginx-light
 Tests/scripts/setup-python.sh
-swift build -c release --product mlflow-otel-proxy >/dev/null
-MLFLOW_OTEL_PROXY_BIN="$(swift build -c release --show-bin-path)/mlflow-otel-proxy" \
+MLFLOW_OTEL_PROXY_BIN="$(Tests/scripts/build-release.sh)" \
   .venv/bin/python "$HERE/scaling.py" "${RUNS:-10}" "${TRACE_INFO_WAIT:-3}"

@@ -1,8 +1,8 @@
 # Sourced by the instruction-count benchmarks after common.sh: the proxy under valgrind's callgrind, counting only
 # between callgrind_on and callgrind_total, and the table they print.
 #   callgrind_start INDEX BINARY [VAR=value...] -- [ARGS...]  starts the binary (env -i, the variables given) with
-#       ARGS, under callgrind with counting off; sets CALLGRIND_PID; waits until it logs "listening" (--log-level
-#       info in ARGS).
+#       ARGS, under callgrind with counting off (CALLGRIND_OPTIONS: more of valgrind's options, later ones win);
+#       sets CALLGRIND_PID; waits until it logs "listening" (--log-level info in ARGS).
 #   callgrind_on / callgrind_total INDEX: counting on; then dump, stop the proxy and print the instructions counted.
 #   instruction_rows UNIT COUNT BINARY... -- TOTAL...: one row per binary (TOTAL / COUNT per UNIT), and the ratio of
 #       the second to the first when there are two.
@@ -14,7 +14,7 @@ callgrind_start() {
   shift
   # Valgrind 3.19 cannot read the DWARF 5 debug info of these builds: a copy without it (the symbols stay).
   strip --strip-debug -o "$WORK/proxy-$index" "$binary"
-  env -i PATH="$PATH" "${variables[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind-$index.out" \
+  env -i PATH="$PATH" "${variables[@]}" valgrind --tool=callgrind --instr-atstart=no ${CALLGRIND_OPTIONS:-} --callgrind-out-file="$WORK/callgrind-$index.out" \
     "$WORK/proxy-$index" "$@" > "$WORK/proxy-$index.log" 2>&1 & CALLGRIND_PID=$!
   PIDS+=($CALLGRIND_PID)
   for _ in $(seq 600); do grep -q "\] listening" "$WORK/proxy-$index.log" && return 0; sleep 0.2; done

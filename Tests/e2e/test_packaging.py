@@ -99,10 +99,10 @@ def test_release_binary_links_swift_statically_and_runs_the_image_entry_command(
         header = file.read(18)
     # ET_DYN: still a position-independent executable (ASLR), although linked for a small footprint (Package.swift).
     assert header[:4] == b"\x7fELF" and int.from_bytes(header[16:18], "little") == 3, "the release binary must stay a PIE"
-    # The container's build at idle with the image's settings (admin listener, spool), read from disk: 21.9-22.2 MiB
+    # The container's build at idle with the image's settings (admin listener, spool), read from disk: 23.2-23.7 MiB
     # with the start-up functions placed together and jemalloc (#20's target is 30 MiB; BENCHMARKS.md, idle RSS); the
-    # bound leaves 1.5 MiB for another kernel's page mapping and fails when the placement is lost (29-31 MiB).
-    run_the_image_entry_command(binary, tmp_path, idle_rss_limit_mib=24)
+    # bound leaves 2 MiB for another kernel's page mapping and fails when the placement is lost (29-31 MiB).
+    run_the_image_entry_command(binary, tmp_path, idle_rss_limit_mib=26)
 
 
 @pytest.mark.release

@@ -3,12 +3,10 @@
 # statically, every function in its own section (Swift and C; the link then places the functions start-up runs
 # together, Package.swift and Tests/scripts/startup-order.sh) and jemalloc as the allocator (its Debian package,
 # libjemalloc2, installed when missing; root, as apt-get is). Build output goes to stderr.
-#   Tests/scripts/build-release.sh        (test_packaging.py checks that the Dockerfile's command has these flags)
+#   Tests/scripts/build-release.sh        (the Dockerfile runs it; test_packaging.py checks that it does)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if ! dpkg-query -W -f='${Status}' libjemalloc2 2>/dev/null | grep -q "install ok installed"; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libjemalloc2 >/dev/null
-fi
+Tests/scripts/install-system-packages.sh libjemalloc2 >&2
 # -disable-incremental-llvm-codegen: Swift keeps an object file whose code did not change without generating it
 # again, and function sections are not part of what it compares; objects built before these flags would keep their
 # old layout.

@@ -3,9 +3,11 @@
 # links the system zlib), SQLite headers (the intake journal), jemalloc (the release build's allocator), python3 with venv (the test virtualenvs), openssl (certificates of the TLS tests),
 # chromium (opens the /status page in a test), Go with sprig and sigs.k8s.io/yaml (Tests/scripts/helm-template renders
 # the Helm chart; no helm binary is packaged for Debian or PyPI). Needs root, as apt-get does; a no-op when all are present.
+#   Tests/scripts/install-system-packages.sh [PACKAGE...]   (with packages: only those, e.g. from build-release.sh)
 set -euo pipefail
 packages=(zlib1g-dev libsqlite3-dev libjemalloc2 python3 python3-venv python3-pip openssl chromium
           golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev)
+[ $# -gt 0 ] && packages=("$@")
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

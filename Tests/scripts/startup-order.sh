@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Writes Sources/MLflowOTelProxy/startup-functions.txt: the functions the release binary runs from its start until it
 # has answered /healthz with the image's settings (admin listener, spool), in the order they first run. Release links
-# place them first and together (lld's --symbol-ordering-file, Package.swift); built with function sections (the
-# release build command in the Dockerfile), start-up then maps a few megabytes of code pages instead of most of the
-# 34 MB of code, which is most of the proxy's idle RSS (BENCHMARKS.md, idle RSS).
+# place them first and together (lld's --symbol-ordering-file, Package.swift); built with function sections
+# (Tests/scripts/build-release.sh), start-up then maps about 8 MB less of the binary's code, which was most of the
+# proxy's idle RSS (BENCHMARKS.md, "Re-measured 2026-12-05").
 #
 #   Tests/scripts/startup-order.sh [BINARY]   (default: builds the release binary as the Dockerfile does)
 #
@@ -11,38 +11,25 @@
 # is only placed elsewhere (the link ignores names it does not find), so a stale list costs idle memory, never
 # correctness. Needs valgrind (installed when missing) and Python 3.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../benchmarks/tools.sh"  # ROOT, the working directory, install_missing
+install_missing valgrind:valgrind curl:curl
+[ $# -gt 0 ] && PROXY_BIN=$1
+source "$ROOT/Tests/benchmarks/common.sh"  # PROXY_BIN (built when not given), WORK, PIDS, port
+source "$ROOT/Tests/benchmarks/callgrind.sh"
 OUTPUT=Sources/MLflowOTelProxy/startup-functions.txt
-command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
-if [ $# -gt 0 ]; then
-  BINARY=$1
-else
-  BINARY="$(Tests/scripts/build-release.sh)"
-fi
 
-WORK=$(mktemp -d)
-PID=
-trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-# Valgrind 3.19 cannot read the DWARF 5 debug info of these builds: a copy without it (the symbols stay).
-strip --strip-debug -o "$WORK/proxy" "$BINARY"
-read -r PORT ADMIN < <(python3 -c 'import socket
-sockets = [socket.socket() for _ in range(2)]
-for s in sockets: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in sockets])')
-env -i PATH="$PATH" MLFLOW_OTEL_PROXY_LISTEN="127.0.0.1:$PORT" MLFLOW_OTEL_PROXY_ADMIN_LISTEN="127.0.0.1:$ADMIN" \
-  MLFLOW_OTEL_PROXY_SPOOL_DIR="$WORK/spool" \
-  valgrind --tool=callgrind --demangle=no --callgrind-out-file="$WORK/callgrind.out" "$WORK/proxy" serve \
-  >"$WORK/proxy.log" 2>&1 & PID=$!
-for _ in $(seq 300); do
-  curl -fsS "http://127.0.0.1:$ADMIN/healthz" >/dev/null 2>&1 && break
-  kill -0 "$PID" 2>/dev/null || { cat "$WORK/proxy.log" >&2; exit 1; }
-  sleep 1
-done
-curl -fsS "http://127.0.0.1:$ADMIN/healthz" >/dev/null
-callgrind_control -d "$PID" >/dev/null 2>&1  # the profile up to now: start-up and the first /healthz
-kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+# Counting from the first instruction, names as the link knows them (mangled, also C++'s).
+ADMIN="127.0.0.1:$(port)"
+CALLGRIND_OPTIONS="--instr-atstart=yes --demangle=no" callgrind_start 0 "$PROXY_BIN" \
+  MLFLOW_OTEL_PROXY_LISTEN="127.0.0.1:$(port)" MLFLOW_OTEL_PROXY_ADMIN_LISTEN="$ADMIN" \
+  MLFLOW_OTEL_PROXY_SPOOL_DIR="$WORK/spool" -- serve --log-level info
+for _ in $(seq 300); do curl -fsS "http://$ADMIN/healthz" >/dev/null 2>&1 && break; sleep 1; done
+curl -fsS "http://$ADMIN/healthz" >/dev/null
+callgrind_control -d "$CALLGRIND_PID" >/dev/null 2>&1  # the profile up to now: start-up and the first /healthz
+kill "$CALLGRIND_PID"; wait "$CALLGRIND_PID" 2>/dev/null || true
 
-python3 - "$WORK/callgrind.out.1" "$WORK/proxy" "$OUTPUT" <<'PY'
+python3 - "$WORK/callgrind-0.out.1" "$WORK/proxy-0" "$OUTPUT" <<'PY'
 import re, sys
 profile, binary, output = sys.argv[1:]
 objects, functions, current_object, order, seen = {}, {}, None, [], set()
@@ -69,5 +56,6 @@ with open(output, "w") as file:
     file.write("\n".join(order) + "\n")
 print(f"{output}: {len(order)} functions")
 PY
+rm -rf "$WORK"
 # The build does not know the list is an input of the link: without its binary, the next release build links again.
 rm -f "$(swift build -c release --show-bin-path)/mlflow-otel-proxy"

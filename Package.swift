@@ -377,7 +377,7 @@ let package = Package(
             name: "TestSupport",
             dependencies: ["DeadlineClocks", 
                 "MLflowWire", "TraceAssembly", .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             path: "Tests/TestSupport",
             resources: [.copy("Fixtures")],
@@ -431,19 +431,21 @@ let package = Package(
         unitTests(
             "HTTPListenerTests",
             [
-                "HTTPListener", "OTLPProto", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "HTTPListener", "OTLPProto", "TestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"), .product(name: "NIOCore", package: "swift-nio"),
             ]),
         unitTests(
             "PassthroughTests",
             [
-                "Passthrough", "HTTPListener", "ProxySettings", "SharedSettings", "ProxyObservability", .product(name: "Hummingbird", package: "hummingbird"),
+                "Passthrough", "TestSupport", "HTTPListener", "ProxySettings", "SharedSettings", "ProxyObservability", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
         unitTests(
             "IntakeTests",

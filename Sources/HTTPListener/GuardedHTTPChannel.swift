@@ -48,10 +48,10 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             var decoderLimits = NIOHTTPDecoderLimitConfiguration()
             decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
             decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-            try pipeline.configureHTTPServerPipeline(
-                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits
-            )
+            // NIO's request decoder; the answers are written by the codec after it (NIO's response encoder's bytes, see
+            // ``ListenerHTTPTypesCodec``). Header names and values are not checked again on the way out: the answers'
+            // come from the upstream's parsed answers, the proxy's own code and validated configuration.
+            try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
             try pipeline.addHandler(ListenerHTTPTypesCodec(secure: tls != nil))
             try pipeline.addHandler(guardHandler)
             // Hummingbird's state handler still runs for graceful shutdown (it closes idle connections and

@@ -4,18 +4,42 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
-/// The listener's conversion between NIO's HTTP/1 parts and HTTPTypes: NIOHTTPTypesHTTP1's `HTTP1ToHTTPServerCodec`
-/// (no cookie splitting), except that an origin-form target (`/path?query`: every request MLflow clients send) becomes
-/// the request's path as it is. That codec parses every target with Foundation's `URLComponents` to turn an
-/// absolute-form target (`http://host/path`) into its path, and returns an origin-form one unchanged, so the result is
-/// the same; only the parse per request is saved. Other targets go through that codec's own conversion.
+/// The listener's HTTP/1 codec above NIO's request decoder: requests become HTTPTypes requests, answers are written
+/// as HTTP/1 bytes.
+///
+/// Requests: as NIOHTTPTypesHTTP1's `HTTP1ToHTTPServerCodec` (no cookie splitting), except that an origin-form target
+/// (`/path?query`: every request MLflow clients send) becomes the request's path as it is. That codec parses every
+/// target with Foundation's `URLComponents` to turn an absolute-form target (`http://host/path`) into its path, and
+/// returns an origin-form one unchanged, so the result is the same; only the parse per request is saved. Other targets
+/// go through that codec's own conversion.
+///
+/// Answers: the bytes NIO's `HTTPResponseEncoder` writes for the answer converted to NIO's head (framing headers set
+/// automatically, and no body for an answer to `HEAD` or `CONNECT`, whose methods this codec notes as requests come
+/// in, as NIO's decoder tells its encoder), without the conversion: the head is measured and written in one pass,
+/// where NIO's encoder converts the fields into its own headers and writes each name, separator and value separately.
 final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = IOData
 
     private let secure: Bool
+    /// The requests not answered yet, in order: what their methods mean for their answers' bodies.
+    private var unanswered = CircularBuffer<AnswerBody>(initialCapacity: 2)
+
+    /// What a request's method means for its answer's body (as NIO's encoder has it).
+    private enum AnswerBody {
+        /// As the status says.
+        case usual
+        /// `HEAD`: none, but the framing headers say what a `GET` would get.
+        case headersOnly
+        /// `CONNECT`: none, and no framing headers.
+        case nothing
+    }
+    /// Whether the answer being written goes without its body (an answer to `HEAD` or `CONNECT`).
+    private var suppressesBody = false
+    /// Whether the answer being written has a chunked body.
+    private var isChunked = false
 
     /// A codec for a listener with TLS (`secure`: the requests' scheme is `https`) or without.
     init(secure: Bool) { self.secure = secure }
@@ -31,6 +55,7 @@ final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandle
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            unanswered.append(head.method == .HEAD ? .headersOnly : head.method == .CONNECT ? .nothing : .usual)
             do {
                 context.fireChannelRead(wrapInboundOut(.head(try Self.request(head, secure: secure))))
             } catch {
@@ -46,11 +71,132 @@ final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandle
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(let response):
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(response))), promise: promise)
+            let code = response.status.code
+            var bodiless = false
+            // A non-final interim answer (1xx but 101) is followed by the final one, which answers the request.
+            if !((100..<200).contains(code) && code != 101), let request = unanswered.popFirst() {
+                suppressesBody = request != .usual
+                bodiless = request == .nothing
+            }
+            var buffer = context.channel.allocator.buffer(capacity: 0)
+            let chunked = Self.write(response, bodiless: bodiless, to: &buffer)
+            isChunked = suppressesBody ? false : chunked
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
         case .body(let body):
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: promise)
+            if suppressesBody {
+                // As NIO's encoder: a body for an answer to HEAD or CONNECT is refused, not dropped silently.
+                promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
+            } else if isChunked && body.readableBytes > 0 {
+                var line = context.channel.allocator.buffer(capacity: 20)
+                line.writeString(String(body.readableBytes, radix: 16))
+                line.writeStaticString("\r\n")
+                context.write(wrapOutboundOut(.byteBuffer(line)), promise: nil)
+                context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil)
+                var end = context.channel.allocator.buffer(capacity: 2)
+                end.writeStaticString("\r\n")
+                context.write(wrapOutboundOut(.byteBuffer(end)), promise: promise)
+            } else {
+                // An empty part is not framed (it would end a chunked body) but still written, for its promise.
+                context.write(wrapOutboundOut(.byteBuffer(body)), promise: promise)
+            }
         case .end(let trailers):
-            context.write(wrapOutboundOut(.end(trailers.map(HTTPHeaders.init))), promise: promise)
+            suppressesBody = false
+            if isChunked {
+                var buffer = context.channel.allocator.buffer(capacity: 8)
+                buffer.writeStaticString("0\r\n")
+                for field in trailers ?? [:] {
+                    buffer.writeString(field.name.rawName)
+                    buffer.writeStaticString(": ")
+                    buffer.writeString(field.value)
+                    buffer.writeStaticString("\r\n")
+                }
+                buffer.writeStaticString("\r\n")
+                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            } else if let promise {
+                // Nothing to write, but the promise completes in order with the writes before it.
+                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+            }
+        }
+    }
+
+    /// Writes an answer's status line and headers as NIO's encoder writes `HTTPResponseHead(response)`: `HTTP/1.1`, the
+    /// code and NIO's reason phrase for it (the answer's own for a code NIO does not know), the fields in order. The
+    /// framing headers are corrected as NIO corrects them: an answer without a body (1xx, 204, 304, or `bodiless`: to
+    /// `CONNECT`) loses `Content-Length` and `Transfer-Encoding`; one with a `Content-Length` loses `Transfer-Encoding`;
+    /// one with neither is chunked (`transfer-encoding: chunked`, last, replacing any other). Returns whether the body
+    /// is chunked.
+    static func write(_ response: HTTPResponse, bodiless: Bool, to buffer: inout ByteBuffer) -> Bool {
+        let fields = response.headerFields
+        let status = HTTPResponseStatus(statusCode: response.status.code, reasonPhrase: response.status.reasonPhrase)
+        let mayHaveBody = !bodiless && status.mayHaveResponseBody
+        let hasLength = fields.contains(.contentLength)
+        let dropsLength = !mayHaveBody
+        // `Transfer-Encoding` never stays: a body without one has none, one with a length does not need it, and one
+        // without a length is chunked by this encoder.
+        let chunked = mayHaveBody && !hasLength
+        let code = String(status.code)
+        let phrase = status.reasonPhrase
+        var size = 9 + code.utf8.count + 1 + phrase.utf8.count + 2 + 2 + (chunked ? 28 : 0)
+        for field in fields { size += field.name.rawName.utf8.count + 2 + field.value.utf8.count + 2 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var output = HeadOutput(raw: raw)
+            output.append("HTTP/1.1 ")
+            output.append(code)
+            output.append(UInt8(ascii: " "))
+            output.append(phrase)
+            output.appendLineEnd()
+            for field in fields {
+                if field.name == .contentLength && dropsLength { continue }
+                if field.name == .transferEncoding { continue }
+                output.append(field.name.rawName)
+                output.append(UInt8(ascii: ":"))
+                output.append(UInt8(ascii: " "))
+                output.append(field.value)
+                output.appendLineEnd()
+            }
+            if chunked { output.append("transfer-encoding: chunked\r\n") }
+            output.appendLineEnd()
+            return output.written
+        }
+        return chunked
+    }
+}
+
+/// Bytes copied into a buffer whose size was measured from them beforehand (an HTTP/1 head written in one pass:
+/// ``ListenerHTTPTypesCodec``'s answers, the passthrough's upstream requests). The writers measure exactly what they
+/// then append; appending past the buffer stops the process (a precondition) rather than write past it.
+public struct HeadOutput {
+    let raw: UnsafeMutableRawBufferPointer
+    /// The bytes appended so far.
+    public private(set) var written = 0
+
+    /// Appends into `raw`, from its start.
+    public init(raw: UnsafeMutableRawBufferPointer) { self.raw = raw }
+
+    /// Appends one byte.
+    public mutating func append(_ byte: UInt8) {
+        precondition(written < raw.count, "a head longer than measured")
+        raw[written] = byte
+        written += 1
+    }
+
+    /// Appends `\r\n`.
+    public mutating func appendLineEnd() {
+        append(UInt8(ascii: "\r"))
+        append(UInt8(ascii: "\n"))
+    }
+
+    /// Appends a string's UTF-8 bytes (copied as a block when the string is stored contiguously, as native ones are).
+    public mutating func append(_ text: String) {
+        let copied = text.utf8.withContiguousStorageIfAvailable { bytes in
+            precondition(bytes.count <= raw.count - written, "a head longer than measured")
+            UnsafeMutableRawBufferPointer(rebasing: raw[written...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+            return bytes.count
+        }
+        if let copied {
+            written += copied
+        } else {
+            for byte in text.utf8 { append(byte) }
         }
     }
 }

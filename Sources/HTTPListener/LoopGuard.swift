@@ -13,8 +13,8 @@ public enum LoopGuard {
         return "mlflow-otel-proxy-" + String(format: "%016llx", generator.next() as UInt64)
     }()
 
-    /// The `Via` entry this proxy adds to what it forwards.
-    public static var viaEntry: String { "1.1 \(token)" }
+    /// The `Via` entry this proxy adds to what it forwards (made once: every forwarded request carries it).
+    public static let viaEntry = "1.1 \(token)"
 
     /// Whether the request has already passed through this proxy.
     public static func hasLooped(_ request: Request) -> Bool {

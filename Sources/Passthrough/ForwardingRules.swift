@@ -50,23 +50,33 @@ public struct ForwardingRules: Sendable {
     public static func isHopByHop(_ name: some StringProtocol) -> Bool {
         let count = name.utf8.count
         guard count < hopByHopByLength.count else { return false }
-        return hopByHopByLength[count].contains { equalsIgnoringASCIICase(name, lowercased: $0) }
+        return name.utf8.withContiguousStorageIfAvailable(isHopByHop(bytes:)) ?? Array(name.utf8).withUnsafeBufferPointer(isHopByHop(bytes:))
+    }
+
+    /// ``isHopByHop(_:)`` of a name's bytes.
+    static func isHopByHop(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count < hopByHopByLength.count else { return false }
+        return hopByHopByLength[bytes.count].contains { equalsIgnoringASCIICase(bytes: bytes, lowercased: $0) }
     }
 
     /// Whether `name`'s bytes are `lowercased`'s, ASCII letters compared without case.
     static func equalsIgnoringASCIICase(_ name: some StringProtocol, lowercased: [UInt8]) -> Bool {
         guard name.utf8.count == lowercased.count else { return false }
-        func equal(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-            lowercased.withUnsafeBufferPointer { expected in
-                for position in 0..<bytes.count {
-                    let byte = bytes[position]
-                    guard byte == expected[position] || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte | 0x20 == expected[position])
-                    else { return false }
-                }
-                return true
-            }
-        }
+        func equal(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { equalsIgnoringASCIICase(bytes: bytes, lowercased: lowercased) }
         return name.utf8.withContiguousStorageIfAvailable(equal) ?? Array(name.utf8).withUnsafeBufferPointer(equal)
+    }
+
+    /// ``equalsIgnoringASCIICase(_:lowercased:)`` of a name's bytes.
+    static func equalsIgnoringASCIICase(bytes: UnsafeBufferPointer<UInt8>, lowercased: [UInt8]) -> Bool {
+        guard bytes.count == lowercased.count else { return false }
+        return lowercased.withUnsafeBufferPointer { expected in
+            for position in 0..<bytes.count {
+                let byte = bytes[position]
+                guard byte == expected[position] || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte | 0x20 == expected[position])
+                else { return false }
+            }
+            return true
+        }
     }
 
     private static let connectionName = Array("connection".utf8)
@@ -94,24 +104,32 @@ public struct ForwardingRules: Sendable {
     ///   - fields: the client's headers.
     ///   - authority: the `Host` the client asked for.
     ///   - peer: the client's address, when known.
-    public func requestHeaders(_ fields: HTTPFields, authority: String?, peer: String?, settings: LiveSettings.Snapshot) -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(fields.count + 4)
+    ///   - appending: headers added last (the caller's `Host` and framing).
+    public func requestHeaders(
+        _ fields: HTTPFields, authority: String?, peer: String?, settings: LiveSettings.Snapshot, appending: [(String, String)] = []
+    ) -> HTTPHeaders {
+        // Collected as a list and made into headers once: `HTTPHeaders.add` checks every name for non-ASCII bytes,
+        // which these cannot have (names of parsed `HTTPField`s, which are tokens, and literals).
+        var list: [(String, String)] = []
+        list.reserveCapacity(fields.count + 4)
         let connectionTokens = fields.contains(.connection) ? Self.connectionTokens(fields[values: .connection]) : []
         for field in fields {
             let name = field.name.canonicalName
             if Self.isHopByHop(name) || (!connectionTokens.isEmpty && connectionTokens.contains(name)) { continue }
             if Self.isForwardingHeader(name) { continue }
-            headers.add(name: field.name.rawName, value: field.value)
+            list.append((field.name.rawName, field.value))
         }
-        addForwardingHeaders(fields, authority: authority, peer: peer, to: &headers)
-        headers.add(name: "Via", value: LoopGuard.viaEntry)
+        addForwardingHeaders(fields, authority: authority, peer: peer, to: &list)
+        list.append(("Via", LoopGuard.viaEntry))
+        if settings.upstreamHeaders.isEmpty { return HTTPHeaders(list + appending) }
+        var headers = HTTPHeaders(list)
         for header in settings.upstreamHeaders {
             if header.key.lowercased() == "authorization" && settings.clientAuthorization == .keep && headers.contains(name: "authorization") {
                 continue
             }
             headers.replaceOrAdd(name: header.key, value: header.value)
         }
+        for (name, value) in appending { headers.add(name: name, value: value) }
         return headers
     }
 
@@ -124,11 +142,11 @@ public struct ForwardingRules: Sendable {
     /// The upstream's answer headers for the client: its hop-by-hop ones dropped, `Content-Length` kept (the body
     /// is passed on unchanged).
     public static func responseFields(_ headers: HTTPHeaders) -> HTTPFields {
-        var fields = HTTPFields()
-        fields.reserveCapacity(headers.count)
         var connectionValues: [String] = []
         for header in headers where equalsIgnoringASCIICase(header.name, lowercased: connectionName) { connectionValues.append(header.value) }
         let responseTokens = connectionValues.isEmpty ? [] : connectionTokens(connectionValues)
+        var fields = HTTPFields()
+        fields.reserveCapacity(headers.count)
         for header in headers {
             if isHopByHop(header.name) && !equalsIgnoringASCIICase(header.name, lowercased: contentLengthName) { continue }
             if !responseTokens.isEmpty && responseTokens.contains(header.name.lowercased()) { continue }
@@ -142,15 +160,15 @@ public struct ForwardingRules: Sendable {
     /// proxy) they are kept and the peer's address is appended to the `For` chain; from anyone else what the client
     /// sent is replaced by what the proxy saw (its address, the listener's scheme, the `Host` it asked for), so a
     /// client cannot make the upstream believe it comes from elsewhere.
-    private func addForwardingHeaders(_ fields: HTTPFields, authority: String?, peer: String?, to headers: inout HTTPHeaders) {
+    private func addForwardingHeaders(_ fields: HTTPFields, authority: String?, peer: String?, to headers: inout [(String, String)]) {
         let trusted = peer.map { address in trustedProxies.contains { $0.contains(address) } } ?? false
         var chain = trusted ? fields[values: Self.forwardedFor].joined(separator: ", ") : ""
         if let peer { chain = chain.isEmpty ? peer : "\(chain), \(peer)" }
-        if !chain.isEmpty { headers.add(name: "X-Forwarded-For", value: chain) }
+        if !chain.isEmpty { headers.append(("X-Forwarded-For", chain)) }
         let ownProto = listenerIsTLS ? "https" : "http"
-        headers.add(name: "X-Forwarded-Proto", value: trusted ? fields.value(of: Self.forwardedProto) ?? ownProto : ownProto)
+        headers.append(("X-Forwarded-Proto", trusted ? fields.value(of: Self.forwardedProto) ?? ownProto : ownProto))
         if let host = (trusted ? fields.value(of: Self.forwardedHost) : nil) ?? authority {
-            headers.add(name: "X-Forwarded-Host", value: host)
+            headers.append(("X-Forwarded-Host", host))
         }
     }
 
@@ -162,17 +180,20 @@ public struct ForwardingRules: Sendable {
     /// `Keep-Alive` is hop-by-hop anyway).
     public static func connectionTokens(_ values: some Sequence<String>) -> Set<String> {
         var tokens: Set<String> = []
-        for value in values {
-            var rest = value.utf8[...]
-            while !rest.isEmpty {
-                let comma = rest.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
-                var token = rest[..<comma]
-                rest = comma == rest.endIndex ? rest[comma...] : rest[rest.index(after: comma)...]
-                while let first = token.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { token = token.dropFirst() }
-                while let last = token.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { token = token.dropLast() }
-                guard !token.isEmpty else { continue }
-                let name = Substring(token)
-                if !isHopByHop(name) { tokens.insert(name.lowercased()) }
+        for var value in values {
+            value.withUTF8 { bytes in
+                var start = 0
+                while start < bytes.count {
+                    var end = start
+                    while end < bytes.count && bytes[end] != UInt8(ascii: ",") { end += 1 }
+                    var first = start
+                    var last = end
+                    while first < last && (bytes[first] == UInt8(ascii: " ") || bytes[first] == UInt8(ascii: "\t")) { first += 1 }
+                    while last > first && (bytes[last - 1] == UInt8(ascii: " ") || bytes[last - 1] == UInt8(ascii: "\t")) { last -= 1 }
+                    let token = UnsafeBufferPointer(rebasing: bytes[first..<last])
+                    if !token.isEmpty && !isHopByHop(bytes: token) { tokens.insert(String(decoding: token, as: UTF8.self).lowercased()) }
+                    start = end + 1
+                }
             }
         }
         return tokens

@@ -364,15 +364,15 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         let target = head.path ?? "/"
         logger.debug("request", metadata: ["method": "\(head.method.rawValue)", "path": "\(target)", "route": "\(route)"])
         let settings = upstream.live.current
-        var headers = upstream.rules.requestHeaders(head.headerFields, authority: head.authority, peer: peer, settings: settings)
-        headers.add(name: "Host", value: upstream.rules.upstreamHost)
+        var framing = [("Host", upstream.rules.upstreamHost)]
         if let length = head.headerFields.value(of: .contentLength) {
-            headers.add(name: "Content-Length", value: length)
+            framing.append(("Content-Length", length))
         } else if head.headerFields.contains(.transferEncoding) {
-            headers.add(name: "Transfer-Encoding", value: "chunked")
+            framing.append(("Transfer-Encoding", "chunked"))
         } else if head.method == .post || head.method == .put || head.method == .patch {
-            headers.add(name: "Content-Length", value: "0")
+            framing.append(("Content-Length", "0"))
         }
+        let headers = upstream.rules.requestHeaders(head.headerFields, authority: head.authority, peer: peer, settings: settings, appending: framing)
         let upstreamHead = HTTPRequestHead(
             version: .http1_1, method: HTTPMethod(rawValue: head.method.rawValue), uri: upstream.rules.upstreamTarget(target), headers: headers)
         let exchange = Exchange(

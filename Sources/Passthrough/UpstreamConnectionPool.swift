@@ -64,9 +64,11 @@ public final class UpstreamConnectionPool: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls { try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname)) }
-                    // Header names and values come from requests the listener's parser accepted and from validated
-                    // configuration, so the encoder does not check them again.
-                    try pipeline.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // NIO's client handlers with the proxy's own request encoder; header names and values come from
+                    // requests the listener's parser accepted and from validated configuration, so they are not
+                    // checked again.
+                    try pipeline.addHandler(UpstreamRequestEncoder())
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try pipeline.addHandler(UpstreamRelay())
                 }
             }

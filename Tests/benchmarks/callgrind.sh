@@ -17,7 +17,7 @@ callgrind_start() {
   env -i PATH="$PATH" "${variables[@]}" valgrind --tool=callgrind --instr-atstart=no ${CALLGRIND_OPTIONS:-} --callgrind-out-file="$WORK/callgrind-$index.out" \
     "$WORK/proxy-$index" "$@" > "$WORK/proxy-$index.log" 2>&1 & CALLGRIND_PID=$!
   PIDS+=($CALLGRIND_PID)
-  for _ in $(seq 600); do grep -q "\] listening" "$WORK/proxy-$index.log" && return 0; sleep 0.2; done
+  for _ in $(seq 600); do grep -qs "\] listening" "$WORK/proxy-$index.log" && return 0; sleep 0.2; done
   echo "the proxy under callgrind did not start; see $WORK/proxy-$index.log" >&2
   return 1
 }

@@ -1,0 +1,3 @@
+import FloorRelay
+
+try await runFloor(.http)

@@ -49,7 +49,7 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
             decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
             // NIO's request decoder; the answers are written by the codec after it (NIO's response encoder's bytes, see
-            // ``ListenerHTTPTypesCodec``). Header names and values are not checked again on the way out: the answers'
+            // ``ListenerHTTPTypesCodec``). Header names and values are not checked again on the way out: answers
             // come from the upstream's parsed answers, the proxy's own code and validated configuration.
             try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
             try pipeline.addHandler(ListenerHTTPTypesCodec(secure: tls != nil))

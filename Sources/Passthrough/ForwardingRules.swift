@@ -48,9 +48,7 @@ public struct ForwardingRules: Sendable {
     /// Whether `name`, in any case, is one of ``hopByHop``: its bytes compared with the names of its length, without
     /// making a lower-cased copy or hashing it (this runs for every header of every forwarded request and answer).
     public static func isHopByHop(_ name: some StringProtocol) -> Bool {
-        let count = name.utf8.count
-        guard count < hopByHopByLength.count else { return false }
-        return name.utf8.withContiguousStorageIfAvailable(isHopByHop(bytes:)) ?? Array(name.utf8).withUnsafeBufferPointer(isHopByHop(bytes:))
+        name.utf8.withContiguousStorageIfAvailable(isHopByHop(bytes:)) ?? Array(name.utf8).withUnsafeBufferPointer(isHopByHop(bytes:))
     }
 
     /// ``isHopByHop(_:)`` of a name's bytes.

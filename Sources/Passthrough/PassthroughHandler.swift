@@ -364,15 +364,15 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         let target = head.path ?? "/"
         logger.debug("request", metadata: ["method": "\(head.method.rawValue)", "path": "\(target)", "route": "\(route)"])
         let settings = upstream.live.current
-        var framing = [("Host", upstream.rules.upstreamHost)]
+        var hostAndFraming = [("Host", upstream.rules.upstreamHost)]
         if let length = head.headerFields.value(of: .contentLength) {
-            framing.append(("Content-Length", length))
+            hostAndFraming.append(("Content-Length", length))
         } else if head.headerFields.contains(.transferEncoding) {
-            framing.append(("Transfer-Encoding", "chunked"))
+            hostAndFraming.append(("Transfer-Encoding", "chunked"))
         } else if head.method == .post || head.method == .put || head.method == .patch {
-            framing.append(("Content-Length", "0"))
+            hostAndFraming.append(("Content-Length", "0"))
         }
-        let headers = upstream.rules.requestHeaders(head.headerFields, authority: head.authority, peer: peer, settings: settings, appending: framing)
+        let headers = upstream.rules.requestHeaders(head.headerFields, authority: head.authority, peer: peer, settings: settings, appending: hostAndFraming)
         let upstreamHead = HTTPRequestHead(
             version: .http1_1, method: HTTPMethod(rawValue: head.method.rawValue), uri: upstream.rules.upstreamTarget(target), headers: headers)
         let exchange = Exchange(

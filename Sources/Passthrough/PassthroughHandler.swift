@@ -372,7 +372,8 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         } else if head.method == .post || head.method == .put || head.method == .patch {
             hostAndFraming.append(("Content-Length", "0"))
         }
-        let headers = upstream.rules.requestHeaders(head.headerFields, authority: head.authority, peer: peer, settings: settings, appending: hostAndFraming)
+        let headers = upstream.rules.requestHeaders(
+            head.headerFields, authority: head.authority, peer: peer, settings: settings, appending: hostAndFraming)
         let upstreamHead = HTTPRequestHead(
             version: .http1_1, method: HTTPMethod(rawValue: head.method.rawValue), uri: upstream.rules.upstreamTarget(target), headers: headers)
         let exchange = Exchange(

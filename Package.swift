@@ -431,7 +431,8 @@ let package = Package(
         unitTests(
             "HTTPListenerTests",
             [
-                "HTTPListener", "OTLPProto", "TestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "HTTPListener", "OTLPProto", "ProxyObservability", "TestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"), .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -31,7 +31,7 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     let connections: ConnectionGauge
     let counters: ProxyCounters
     /// Adds handlers after the guard that take some requests before the application does (the passthrough).
-    let requestHandlers: (@Sendable (any Channel, Logger) throws -> Void)?
+    let requestHandlers: RequestHandlers?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -52,12 +52,12 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             // ``ListenerHTTPTypesCodec``). Header names and values are not checked again on the way out: answers
             // come from the upstream's parsed answers, the proxy's own code and validated configuration.
             try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
-            try pipeline.addHandler(ListenerHTTPTypesCodec(secure: tls != nil))
+            let codec = ListenerHTTPTypesCodec(secure: tls != nil)
+            try pipeline.addHandler(codec)
+            // The guard also does what Hummingbird's connection state handler did (not in this pipeline): on a
+            // graceful shutdown it closes idle connections and those in flight once answered.
             try pipeline.addHandler(guardHandler)
-            // Hummingbird's state handler still runs for graceful shutdown (it closes idle connections and
-            // finishes the ones in flight); timeouts are the guard's.
-            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
-            try requestHandlers?(channel, logger)
+            try requestHandlers?(channel, logger, RelayedAnswerWriter(codec: codec, guardHandler: guardHandler))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }
@@ -67,13 +67,17 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     }
 }
 
+/// Adds handlers to a connection's pipeline after the guard (the listener's passthrough), given the connection's
+/// ``RelayedAnswerWriter`` for the answers they relay.
+public typealias RequestHandlers = @Sendable (any Channel, Logger, RelayedAnswerWriter) throws -> Void
+
 extension HTTPServerBuilder {
     /// The proxy's HTTP/1.1 server: ``GuardedHTTP1Channel`` with these limits and TLS.
     /// - Parameter requestHandlers: adds handlers to each connection's pipeline, after the guard and before the
     ///   application, that may answer requests themselves (the listener's passthrough).
     public static func guarded(
         limits: ConnectionLimits, tls: ListenerTLSContext?, connections: ConnectionGauge, counters: ProxyCounters,
-        requestHandlers: (@Sendable (any Channel, Logger) throws -> Void)? = nil
+        requestHandlers: RequestHandlers? = nil
     ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
             GuardedHTTP1Channel(
@@ -290,6 +294,10 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var unwritableSince: NIODeadline?
     private var responseFinished = false
     private var closeAfterResponse = false
+    /// Requests whose head came in and whose answer has not ended (more than one when a client pipelines).
+    private var unansweredRequests = 0
+    /// A graceful shutdown began: the connection closes once no request is unanswered.
+    private var closeWhenAnswered = false
     private var timer = EarliestDeadlineTimer()
     /// This handler's own context (the byte handler reports reads without it); set while in the pipeline.
     private var ownContext: ChannelHandlerContext?
@@ -404,6 +412,7 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
             bodyStarted = .now()
             if readPendingSince != nil { readPendingSince = .now() }
             responseFinished = false
+            unansweredRequests += 1
             arm(context: context)
         case (.end, _):
             enter(responseFinished ? .awaitingHead(headStarted: nil) : .handling)
@@ -416,31 +425,71 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let part = unwrapOutboundIn(data)
-        if case .head(let head) = part, head.headerFields.value(of: .connection)?.lowercased() == "close" {
-            closeAfterResponse = true  // an answer that says `Connection: close` (a 413 before the body) is the last one
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            answerHeadPassing(closes: head.headerFields.value(of: .connection)?.lowercased() == "close")
+            context.write(data, promise: promise)
+        case .body:
+            context.write(data, promise: promise)
+        case .end:
+            answerEndPassing(promise: promise) { written in
+                if let written {
+                    context.writeAndFlush(data, promise: written)
+                } else {
+                    context.write(data, promise: promise)
+                }
+            }
         }
-        if case .end = part, closeAfterResponse {
+    }
+
+    /// An answer's head is on its way to the client (through this handler, or ``RelayedAnswerWriter``'s).
+    func answerHeadPassing(closes: Bool) {
+        if closes { closeAfterResponse = true }  // an answer that says `Connection: close` (a 413 before the body) is the last one
+    }
+
+    /// An answer's end is on its way to the client: `write` writes it, with a promise when the connection closes once
+    /// it is written (then `write` also flushes; the promise completes `promise`).
+    func answerEndPassing(promise: EventLoopPromise<Void>? = nil, _ write: (EventLoopPromise<Void>?) -> Void) {
+        unansweredRequests = max(0, unansweredRequests - 1)
+        if closeWhenAnswered && unansweredRequests == 0 { closeAfterResponse = true }
+        guard let context = ownContext else {
+            write(nil)
+            return
+        }
+        if closeAfterResponse {
             enter(.closing)
             arm(context: context)  // only the write deadline is left
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             let written = promise ?? context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(data, promise: written)
+            write(written)
             written.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
             return
         }
-        if case .end = part {
-            switch phase {
-            case .handling:
-                enter(.awaitingHead(headStarted: nil))
-                arm(context: context)
-            case .readingBody:
-                responseFinished = true  // an early answer; the body is still drained
-            default:
-                break
-            }
+        switch phase {
+        case .handling:
+            enter(.awaitingHead(headStarted: nil))
+            arm(context: context)
+        case .readingBody:
+            responseFinished = true  // an early answer; the body is still drained
+        default:
+            break
         }
-        context.write(data, promise: promise)
+        write(nil)
+    }
+
+    /// A graceful shutdown (Hummingbird's server quiescing): an idle connection closes now, one with a request in
+    /// flight once that request is answered (what Hummingbird's own connection state handler does).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        if unansweredRequests == 0 {
+            logger.debug("closing an idle connection for a graceful shutdown")
+            close(context: context)
+        } else {
+            closeWhenAnswered = true
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -40,6 +40,8 @@ final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandle
     private var suppressesBody = false
     /// Whether the answer being written has a chunked body.
     private var isChunked = false
+    /// This handler's context while it is in the pipeline (for ``RelayedAnswerWriter``'s writes).
+    private var context: ChannelHandlerContext?
 
     /// A codec for a listener with TLS (`secure`: the requests' scheme is `https`) or without.
     init(secure: Bool) { self.secure = secure }
@@ -68,56 +70,129 @@ final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(let response):
-            let code = response.status.code
-            var bodiless = false
-            // A non-final interim answer (1xx but 101) is followed by the final one, which answers the request.
-            if !((100..<200).contains(code) && code != 101), let request = unanswered.popFirst() {
-                suppressesBody = request != .usual
-                bodiless = request == .nothing
-            }
-            var buffer = context.channel.allocator.buffer(capacity: 0)
-            let chunked = Self.write(response, bodiless: bodiless, to: &buffer)
-            isChunked = suppressesBody ? false : chunked
-            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            writeHead(status: response.status, fields: response.headerFields, context: context, promise: promise)
         case .body(let body):
-            if suppressesBody {
-                // As NIO's encoder: a body for an answer to HEAD or CONNECT is refused, not dropped silently.
-                promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
-            } else if isChunked && body.readableBytes > 0 {
-                var line = context.channel.allocator.buffer(capacity: 20)
-                line.writeString(String(body.readableBytes, radix: 16))
-                line.writeStaticString("\r\n")
-                context.write(wrapOutboundOut(.byteBuffer(line)), promise: nil)
-                context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil)
-                var end = context.channel.allocator.buffer(capacity: 2)
-                end.writeStaticString("\r\n")
-                context.write(wrapOutboundOut(.byteBuffer(end)), promise: promise)
-            } else {
-                // An empty part is not framed (it would end a chunked body) but still written, for its promise.
-                context.write(wrapOutboundOut(.byteBuffer(body)), promise: promise)
-            }
+            writeBody(body, context: context, promise: promise)
         case .end(let trailers):
-            suppressesBody = false
-            if isChunked {
-                var buffer = context.channel.allocator.buffer(capacity: 8)
-                buffer.writeStaticString("0\r\n")
-                for field in trailers ?? [:] {
-                    buffer.writeString(field.name.rawName)
-                    buffer.writeStaticString(": ")
-                    buffer.writeString(field.value)
-                    buffer.writeStaticString("\r\n")
-                }
-                buffer.writeStaticString("\r\n")
-                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
-            } else if let promise {
-                // Nothing to write, but the promise completes in order with the writes before it.
-                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
-            }
+            writeEnd(trailers: trailers, context: context, promise: promise)
         }
     }
+
+    /// Writes an answer's head (``write(status:fields:bodiless:to:)``), noting what it means for the body.
+    private func writeHead(
+        status: HTTPResponse.Status, fields: some Collection<some AnswerField>, context: ChannelHandlerContext,
+        promise: EventLoopPromise<Void>?
+    ) {
+        var bodiless = false
+        // A non-final interim answer (1xx but 101) is followed by the final one, which answers the request.
+        if !((100..<200).contains(status.code) && status.code != 101), let request = unanswered.popFirst() {
+            suppressesBody = request != .usual
+            bodiless = request == .nothing
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 0)
+        let chunked = Self.write(status: status, fields: fields, bodiless: bodiless, to: &buffer)
+        isChunked = suppressesBody ? false : chunked
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+    }
+
+    /// Writes a head and, when the answer has a body that is not chunked, `body` after it in the same buffer (one
+    /// buffer for the socket: a `write`, not a `writev`); any other body as ``writeBody(_:context:promise:)`` writes it.
+    private func writeHead(
+        status: HTTPResponse.Status, fields: [RelayedField], body: ByteBuffer, context: ChannelHandlerContext
+    ) {
+        var bodiless = false
+        if !((100..<200).contains(status.code) && status.code != 101), let request = unanswered.popFirst() {
+            suppressesBody = request != .usual
+            bodiless = request == .nothing
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 0)
+        let chunked = Self.write(status: status, fields: fields, bodiless: bodiless, to: &buffer, reserving: body.readableBytes)
+        isChunked = suppressesBody ? false : chunked
+        if suppressesBody || isChunked {
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+            if body.readableBytes > 0 { writeBody(body, context: context, promise: nil) }
+        } else {
+            var body = body
+            buffer.writeBuffer(&body)
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+        }
+    }
+
+    private func writeBody(_ body: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if suppressesBody {
+            // As NIO's encoder: a body for an answer to HEAD or CONNECT is refused, not dropped silently.
+            promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
+        } else if isChunked && body.readableBytes > 0 {
+            var line = context.channel.allocator.buffer(capacity: 20)
+            line.writeString(String(body.readableBytes, radix: 16))
+            line.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(line)), promise: nil)
+            context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil)
+            var end = context.channel.allocator.buffer(capacity: 2)
+            end.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(end)), promise: promise)
+        } else {
+            // An empty part is not framed (it would end a chunked body) but still written, for its promise.
+            context.write(wrapOutboundOut(.byteBuffer(body)), promise: promise)
+        }
+    }
+
+    private func writeEnd(trailers: HTTPFields?, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        suppressesBody = false
+        if isChunked {
+            var buffer = context.channel.allocator.buffer(capacity: 8)
+            buffer.writeStaticString("0\r\n")
+            for field in trailers ?? [:] {
+                buffer.writeString(field.name.rawName)
+                buffer.writeStaticString(": ")
+                buffer.writeString(field.value)
+                buffer.writeStaticString("\r\n")
+            }
+            buffer.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        } else if let promise {
+            // Nothing to write, but the promise completes in order with the writes before it.
+            context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+        }
+    }
+
+    // MARK: Relayed answers (``RelayedAnswerWriter``), written here without passing the handlers after this one
+
+    /// Writes a relayed answer's head: the same bytes as an `HTTPResponse` with these fields in this order.
+    func writeRelayedHead(status: HTTPResponse.Status, fields: [RelayedField]) {
+        guard let context else { return }
+        writeHead(status: status, fields: fields, context: context, promise: nil)
+    }
+
+    /// Writes a relayed answer's head and its whole body (bytes as ``writeRelayedHead(status:fields:)`` then
+    /// ``writeRelayedBody(_:)``, in one buffer where they follow each other unchanged).
+    func writeRelayedHead(status: HTTPResponse.Status, fields: [RelayedField], wholeBody: ByteBuffer) {
+        guard let context else { return }
+        writeHead(status: status, fields: fields, body: wholeBody, context: context)
+    }
+
+    func writeRelayedBody(_ body: ByteBuffer) {
+        guard let context else { return }
+        writeBody(body, context: context, promise: nil)
+    }
+
+    func writeRelayedEnd(promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        writeEnd(trailers: nil, context: context, promise: promise)
+    }
+
+    /// Flushes from this handler's place (what a flush from the handlers after it would reach).
+    func flushRelayed() { context?.flush() }
 
     /// Writes an answer's status line and headers as NIO's encoder writes `HTTPResponseHead(response)`: `HTTP/1.1`, the
     /// code and NIO's reason phrase for it (the answer's own for a code NIO does not know), the fields in order. The
@@ -126,10 +201,18 @@ final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandle
     /// one with neither is chunked (`transfer-encoding: chunked`, last, replacing any other). Returns whether the body
     /// is chunked.
     static func write(_ response: HTTPResponse, bodiless: Bool, to buffer: inout ByteBuffer) -> Bool {
-        let fields = response.headerFields
-        let status = HTTPResponseStatus(statusCode: response.status.code, reasonPhrase: response.status.reasonPhrase)
+        write(status: response.status, fields: response.headerFields, bodiless: bodiless, to: &buffer)
+    }
+
+    /// ``write(_:bodiless:to:)`` for a status and fields given apart (an answer's, or a relayed answer's).
+    /// `reserving`: room for that many more bytes after the head (a body written after it in the same buffer).
+    static func write(
+        status answerStatus: HTTPResponse.Status, fields: some Collection<some AnswerField>, bodiless: Bool, to buffer: inout ByteBuffer,
+        reserving: Int = 0
+    ) -> Bool {
+        let status = HTTPResponseStatus(statusCode: answerStatus.code, reasonPhrase: answerStatus.reasonPhrase)
         let mayHaveBody = !bodiless && status.mayHaveResponseBody
-        let hasLength = fields.contains(.contentLength)
+        let hasLength = fields.contains { $0.isContentLength }
         let dropsLength = !mayHaveBody
         // `Transfer-Encoding` never stays: a body without one has none, one with a length does not need it, and one
         // without a length is chunked by this encoder.
@@ -137,7 +220,8 @@ final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandle
         let code = String(status.code)
         let phrase = status.reasonPhrase
         var size = 9 + code.utf8.count + 1 + phrase.utf8.count + 2 + 2 + (chunked ? 28 : 0)
-        for field in fields { size += field.name.rawName.utf8.count + 2 + field.value.utf8.count + 2 }
+        for field in fields { size += field.nameText.utf8.count + 2 + field.valueText.utf8.count + 2 }
+        buffer.reserveCapacity(minimumWritableBytes: size + reserving)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var output = HeadOutput(raw: raw)
             output.append("HTTP/1.1 ")
@@ -146,12 +230,12 @@ final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandle
             output.append(phrase)
             output.appendLineEnd()
             for field in fields {
-                if field.name == .contentLength && dropsLength { continue }
-                if field.name == .transferEncoding { continue }
-                output.append(field.name.rawName)
+                if dropsLength && field.isContentLength { continue }
+                if field.isTransferEncoding { continue }
+                output.append(field.nameText)
                 output.append(UInt8(ascii: ":"))
                 output.append(UInt8(ascii: " "))
-                output.append(field.value)
+                output.append(field.valueText)
                 output.appendLineEnd()
             }
             if chunked { output.append("transfer-encoding: chunked\r\n") }
@@ -160,6 +244,21 @@ final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandle
         }
         return chunked
     }
+}
+
+/// A header field as the head writer reads it: HTTPTypes' fields, or a relayed answer's (``RelayedField``).
+protocol AnswerField {
+    var nameText: String { get }
+    var valueText: String { get }
+    var isContentLength: Bool { get }
+    var isTransferEncoding: Bool { get }
+}
+
+extension HTTPField: AnswerField {
+    var nameText: String { name.rawName }
+    var valueText: String { value }
+    var isContentLength: Bool { name == .contentLength }
+    var isTransferEncoding: Bool { name == .transferEncoding }
 }
 
 /// Bytes copied into a buffer whose size was measured from them beforehand (an HTTP/1 head written in one pass:

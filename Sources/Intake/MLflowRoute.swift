@@ -1,3 +1,5 @@
+import Foundation
+
 /// The MLflow calls the proxy treats specially; everything else is `.other` and passes through.
 public enum MLflowRoute: Sendable, Equatable {
     /// `POST /v1/traces`: OTLP span upload (3.x clients, OTel exporters).
@@ -87,10 +89,14 @@ public enum MLflowRoute: Sendable, Equatable {
         return .other
     }
 
-    /// Whether `bytes` are exactly `literal`'s (lengths first).
+    /// Whether `bytes` are exactly `literal`'s (lengths first; a native string's bytes compared in place, by `memcmp`).
     private static func same(_ bytes: Substring.UTF8View, _ literal: StaticString) -> Bool {
-        bytes.count == literal.utf8CodeUnitCount
-            && literal.withUTF8Buffer { bytes.elementsEqual($0) }
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        let compared = bytes.withContiguousStorageIfAvailable { actual in
+            // No base address only for no bytes, and the lengths are equal.
+            actual.baseAddress.map { memcmp($0, literal.utf8Start, actual.count) == 0 } ?? true
+        }
+        return compared ?? bytes.elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
     /// What follows `prefix` in `path`, when `path` begins with its bytes.

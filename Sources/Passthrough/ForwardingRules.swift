@@ -140,18 +140,36 @@ public struct ForwardingRules: Sendable {
     /// The upstream's answer headers for the client: its hop-by-hop ones dropped, `Content-Length` kept (the body
     /// is passed on unchanged).
     public static func responseFields(_ headers: HTTPHeaders) -> HTTPFields {
+        var fields = HTTPFields()
+        fields.reserveCapacity(headers.count)
+        forEachForwardedResponseHeader(headers) { name, value in
+            guard let fieldName = HTTPField.Name(name) else { return }
+            fields.append(HTTPField(name: fieldName, value: value))
+        }
+        return fields
+    }
+
+    /// ``responseFields(_:)`` for the listener's ``RelayedAnswerWriter``: the same fields, not made into HTTPTypes
+    /// fields.
+    public static func relayedResponseFields(_ headers: HTTPHeaders) -> [RelayedField] {
+        var fields: [RelayedField] = []
+        fields.reserveCapacity(headers.count + 1)
+        forEachForwardedResponseHeader(headers) { name, value in
+            if let field = RelayedAnswerWriter.field(name: name, value: value) { fields.append(field) }
+        }
+        return fields
+    }
+
+    /// Calls `body` with each of the upstream's answer headers that goes to the client, in order.
+    private static func forEachForwardedResponseHeader(_ headers: HTTPHeaders, _ body: (String, String) -> Void) {
         var connectionValues: [String] = []
         for header in headers where equalsIgnoringASCIICase(header.name, lowercased: connectionName) { connectionValues.append(header.value) }
         let responseTokens = connectionValues.isEmpty ? [] : connectionTokens(connectionValues)
-        var fields = HTTPFields()
-        fields.reserveCapacity(headers.count)
         for header in headers {
             if isHopByHop(header.name) && !equalsIgnoringASCIICase(header.name, lowercased: contentLengthName) { continue }
             if !responseTokens.isEmpty && responseTokens.contains(header.name.lowercased()) { continue }
-            guard let fieldName = HTTPField.Name(header.name) else { continue }
-            fields.append(HTTPField(name: fieldName, value: header.value))
+            body(header.name, header.value)
         }
-        return fields
     }
 
     /// `X-Forwarded-For`, `-Proto` and `-Host`. From a peer in `trusted_proxies` (a load balancer in front of the

@@ -115,9 +115,10 @@ public final class ListenerPassthrough: Sendable {
         self.decide = decide
     }
 
-    /// Adds the handler to a new connection's pipeline (after the HTTP codec and the connection guard).
-    public func addHandler(to channel: any Channel, logger: Logger) throws {
-        try channel.pipeline.syncOperations.addHandler(PassthroughHandler(passthrough: self, logger: logger))
+    /// Adds the handler to a new connection's pipeline (after the HTTP codec and the connection guard); `answers`
+    /// writes the upstream's answers to the client.
+    public func addHandler(to channel: any Channel, logger: Logger, answers: RelayedAnswerWriter) throws {
+        try channel.pipeline.syncOperations.addHandler(PassthroughHandler(passthrough: self, logger: logger, answers: answers))
     }
 }
 
@@ -155,20 +156,27 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     private let passthrough: ListenerPassthrough
     private let logger: Logger
+    /// Writes the upstream's answers to the client as bytes, without passing them through the pipeline as parts.
+    private let answers: RelayedAnswerWriter
+    private var counting: AnswerCounting
     private var mode = Mode.idle
     /// Parts of a later request that arrived while this one is in flight.
     private var queued = CircularBuffer<HTTPRequestPart>()
     /// A read asked for by the pipeline that this handler has not passed on yet.
     private var readHeld = false
+    /// Parts went to the application since the last end of a read passed on to it.
+    private var passedToApplication = false
     private var context: ChannelHandlerContext?
     private var peer: String?
     private var loopPool: LoopPool?
     /// The one timer for the upstream answer deadlines of this connection's exchanges.
     private var answerTimer = EarliestDeadlineTimer()
 
-    init(passthrough: ListenerPassthrough, logger: Logger) {
+    init(passthrough: ListenerPassthrough, logger: Logger, answers: RelayedAnswerWriter) {
         self.passthrough = passthrough
         self.logger = logger
+        self.answers = answers
+        counting = AnswerCounting(counters: passthrough.counters)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -178,8 +186,8 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        // The client's connection is gone (Hummingbird's state handler does not pass `channelInactive` on, so this is
-        // where an exchange in flight ends): its upstream connection cannot be reused.
+        // The client's connection is gone (the handler is removed when its channel closes, whether or not
+        // `channelInactive` reached it): its upstream connection cannot be reused.
         if case .forwarding(let exchange) = mode { end(exchange, reuse: false) }
         answerTimer.cancel()
         mode = .idle
@@ -200,7 +208,12 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         flushUpstream()
-        context.fireChannelReadComplete()
+        // The application's channel delivers what it was given at the end of a read; a read that gave it nothing
+        // (a passthrough request, an upload answered here) has nothing for it to deliver.
+        if passedToApplication {
+            passedToApplication = false
+            context.fireChannelReadComplete()
+        }
     }
 
     /// Sends what was written to the upstream (once per read from the client, not per part).
@@ -239,6 +252,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             // Parts of a request whose answer is already out and whose rest was dropped; nothing to do.
             break
         case (.application(_, let answerEnded), _):
+            passedToApplication = true
             context.fireChannelRead(wrapInboundOut(part))
             if case .end = part {
                 mode = answerEnded ? .idle : .application(requestEnded: true, answerEnded: false)
@@ -249,8 +263,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         case (.forwarding(let exchange), .end):
             exchange.requestEnded = true
             if exchange.discardingBody { return }
-            exchange.send(.end(nil))
-            exchange.unflushed = true
+            if exchange.send(.end(nil)) { exchange.unflushed = true }
         case (.answering(let local), .body(let buffer)):
             guard let collection = local.collection else { return }  // refused: the rest is dropped
             do throws(BodyMemoryBudget.Refusal) {
@@ -295,6 +308,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     private func toApplication(_ head: HTTPRequestPart, context: ChannelHandlerContext) {
         mode = .application(requestEnded: false, answerEnded: false)
+        passedToApplication = true
         context.fireChannelRead(wrapInboundOut(head))
     }
 
@@ -306,15 +320,16 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     /// Passes on the queued parts of the next request, then any read held for them.
     private func nextRequest(context: ChannelHandlerContext) {
-        var passedOn = false
         while let next = queued.first {
             if isHead(next) && !isIdle { break }
             queued.removeFirst()
             handle(next, context: context)
-            if case .application = mode { passedOn = true }
         }
-        // The application's channel delivers what it was given at the end of a read.
-        if passedOn { context.fireChannelReadComplete() }
+        // The application's channel delivers what it was given at the end of a read (this may run outside one).
+        if passedToApplication {
+            passedToApplication = false
+            context.fireChannelReadComplete()
+        }
         flushUpstream()
         resumeReadsIfHeld(context: context)
     }
@@ -464,8 +479,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
             return
         }
         if exchange.discardingBody { return }
-        exchange.send(.body(.byteBuffer(buffer)))
-        exchange.unflushed = true
+        if exchange.send(.body(.byteBuffer(buffer))) { exchange.unflushed = true }
     }
 
     // MARK: The upstream's answer
@@ -476,71 +490,77 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         switch part {
         case .head(let head) where head.status.code < 200 && head.status.code != 101:
             // `100 Continue` and other interim answers go to the client as they come.
-            let interim = HTTPResponse(status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase))
-            context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
+            answers.writeHead(status: .init(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase), fields: [], closes: false)
+            answers.flush()
         case .head(let head):
             exchange.upstreamAnswered = true  // the answer timer no longer applies
             exchange.upstreamCloses = !head.isKeepAlive
             let code = Int(head.status.code)
             let counters = passthrough.counters
-            counters.observe(.upstreamDurationSeconds, exchange.method, seconds: Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e9)
-            counters.increment(.upstreamResponses, ProxyMetric.statusClass(code))
+            counting.upstreamAnswered(code: code, method: exchange.method, seconds: Double((NIODeadline.now() - exchange.started).nanoseconds) / 1e9)
             if code == 401, let tokenSource = exchange.upstream.tokenSource, let token = exchange.token {
                 // A revoked or rotated token: fetch a new one for the next request instead of using it until its refresh point.
                 Task { await tokenSource.invalidate(token) }
             }
-            var fields = ForwardingRules.responseFields(head.headers)
+            var fields = ForwardingRules.relayedResponseFields(head.headers)
+            var closes = false
             if !exchange.requestEnded {
                 // The upstream answered before the whole body was passed on (an early 401, or a server that does not
                 // read the body): the answer goes to the client as is, the rest of the body is not read, so the
                 // connection closes after this answer (what nginx does).
-                fields[.connection] = "close"
+                closes = true
                 exchange.discardingBody = true
                 counters.increment(.connectionsClosed, "upstream_answered_before_body")
             } else if exchange.clientCloses {
-                fields[.connection] = "close"
+                closes = true
             }
-            let response = HTTPResponse(status: .init(code: code, reasonPhrase: head.status.reasonPhrase), headerFields: fields)
+            // `Connection` is hop-by-hop, so none of the upstream's is left: this one goes last.
+            if closes { fields.append(RelayedField.connectionClose) }
+            let answer = RelayedHead(status: .init(code: code, reasonPhrase: head.status.reasonPhrase), fields: fields, closes: closes)
             if exchange.method != "HEAD", let length = head.headers.first(name: "content-length").flatMap({ Int($0) }),
                 length <= UpstreamForwarder.wholeAnswerBytes
             {
                 // A small answer of known length (most MLflow API calls) is read whole and goes to the client in one
                 // write with its head; one that breaks off becomes a 502 instead of a truncated answer.
-                exchange.heldAnswer = response
+                exchange.heldAnswer = answer
                 exchange.heldBody = context.channel.allocator.buffer(capacity: length)
             } else {
-                writeHead(response, exchange: exchange, context: context)
+                writeHead(answer, exchange: exchange)
                 if !context.channel.isWritable { exchange.connection?.setReading(false) }
             }
         case .body(var buffer):
             if exchange.heldAnswer != nil {
                 exchange.heldBody.writeBuffer(&buffer)
             } else {
-                context.write(wrapOutboundOut(.body(buffer)), promise: nil)
+                answers.writeBody(buffer)
             }
         case .end:
             if let held = exchange.heldAnswer {
                 exchange.heldAnswer = nil
-                writeHead(held, exchange: exchange, context: context)
-                if exchange.heldBody.readableBytes > 0 { context.write(wrapOutboundOut(.body(exchange.heldBody)), promise: nil) }
+                writeHead(held, exchange: exchange, wholeBody: exchange.heldBody)
             }
             exchange.answerEnded = true
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            answers.writeEnd()
             end(exchange, reuse: exchange.requestEnded && !exchange.discardingBody && !exchange.upstreamCloses)
             afterAnswer(requestEnded: exchange.requestEnded, context: context)
         }
     }
 
     /// Writes the upstream's answer head to the client (counted under the request's route).
-    private func writeHead(_ response: HTTPResponse, exchange: Exchange, context: ChannelHandlerContext) {
+    /// `wholeBody`: the whole body of a small answer, written with the head.
+    private func writeHead(_ answer: RelayedHead, exchange: Exchange, wholeBody: ByteBuffer? = nil) {
         exchange.answerStarted = true
-        passthrough.counters.increment(.requests, labels: [exchange.route, ProxyMetric.statusClass(response.status.code)])
-        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        counting.answered(route: exchange.route, code: answer.status.code)
+        if let wholeBody {
+            answers.writeHead(status: answer.status, fields: answer.fields, closes: answer.closes, wholeBody: wholeBody)
+        } else {
+            answers.writeHead(status: answer.status, fields: answer.fields, closes: answer.closes)
+        }
     }
 
     func upstreamReadComplete() {
         guard case .forwarding(let exchange) = mode, exchange.answerStarted else { return }
-        context?.flush()
+        answers.flush()
     }
 
     func upstreamWritabilityChanged(_ writable: Bool) {
@@ -635,7 +655,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         var fields = answer.headers
         fields[.contentLength] = "\(answer.body.readableBytes)"
         if local.clientCloses { fields[.connection] = "close" }
-        passthrough.counters.increment(.requests, labels: [local.route, ProxyMetric.statusClass(answer.status.code)])
+        counting.answered(route: local.route, code: answer.status.code)
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
         if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(answer.body)), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -686,7 +706,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         guard let context, !exchange.answerStarted else { return }
         exchange.answerStarted = true
         exchange.answerEnded = true
-        passthrough.counters.increment(.requests, labels: [exchange.route, ProxyMetric.statusClass(status.code)])
+        counting.answered(route: exchange.route, code: status.code)
         let body = ByteBuffer(string: ErrorResponses.mlflowBody(code: code, message: message))
         var fields: HTTPFields = [.contentType: "application/json", .contentLength: "\(body.readableBytes)"]
         if !exchange.requestEnded || exchange.clientCloses || status == .contentTooLarge {
@@ -759,7 +779,7 @@ final class Exchange {
     /// The client got an answer head.
     var answerStarted = false
     /// A small answer read whole before it is passed on: its head and body so far.
-    var heldAnswer: HTTPResponse?
+    var heldAnswer: RelayedHead?
     var heldBody = ByteBuffer()
     var answerEnded = false
     var upstreamCloses = false
@@ -784,12 +804,14 @@ final class Exchange {
         return !connection.channel.isWritable
     }
 
-    /// Writes a body part or the end to the upstream, or keeps it until there is a connection.
-    func send(_ part: HTTPClientRequestPart) {
+    /// Writes a body part or the end to the upstream, or keeps it until there is a connection; returns whether
+    /// anything was written that needs a flush.
+    @discardableResult
+    func send(_ part: HTTPClientRequestPart) -> Bool {
         guard let connection else {
             if case .body(.byteBuffer(let buffer)) = part { pendingBytes += buffer.readableBytes }
             pending.append(part)
-            return
+            return false
         }
         if replayable {
             if case .body(.byteBuffer(let buffer)) = part { sentBytes += buffer.readableBytes }
@@ -800,8 +822,16 @@ final class Exchange {
                 sent = []
             }
         }
-        connection.write(part)
+        return connection.write(part)
     }
+}
+
+/// The head of an upstream's answer as it goes to the client.
+struct RelayedHead {
+    let status: HTTPResponse.Status
+    let fields: [RelayedField]
+    /// It says `Connection: close` (the connection closes after it).
+    let closes: Bool
 }
 
 /// The path of a request target, without its query (what messages name).

@@ -74,7 +74,10 @@ public final class UpstreamConnectionPool: Sendable {
             }
             .connect(host: host, port: port)
             .flatMapThrowing { channel in
-                UpstreamConnection(channel: channel, relay: try channel.pipeline.syncOperations.handler(type: UpstreamRelay.self))
+                let handlers = channel.pipeline.syncOperations
+                return UpstreamConnection(
+                    channel: channel, encoder: try handlers.handler(type: UpstreamRequestEncoder.self),
+                    relay: try handlers.handler(type: UpstreamRelay.self))
             }
     }
 }
@@ -151,15 +154,23 @@ final class LoopPool {
 final class UpstreamConnection {
     let channel: any Channel
     let relay: UpstreamRelay
+    /// The connection's request encoder (read for the framing of the request being written).
+    private let encoder: UpstreamRequestEncoder
 
-    init(channel: any Channel, relay: UpstreamRelay) {
+    init(channel: any Channel, encoder: UpstreamRequestEncoder, relay: UpstreamRelay) {
         self.channel = channel
+        self.encoder = encoder
         self.relay = relay
     }
 
-    /// Writes a request part to the upstream (flushed by ``flush()``).
-    func write(_ part: HTTPClientRequestPart) {
+    /// Writes a request part to the upstream (flushed by ``flush()``); returns whether it wrote anything. The end of a
+    /// request whose body is not chunked writes no bytes (its trailers, if any, are dropped, as NIO's encoder drops
+    /// them): it is not passed down the pipeline at all, which saves that pass and a flush per request.
+    @discardableResult
+    func write(_ part: HTTPClientRequestPart) -> Bool {
+        if case .end = part, !encoder.isChunked { return false }
         channel.write(NIOAny(part), promise: nil)
+        return true
     }
 
     func flush() { channel.flush() }

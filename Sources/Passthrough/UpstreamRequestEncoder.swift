@@ -15,8 +15,8 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = IOData
 
-    /// How the body of the request being written is framed.
-    private var isChunked = false
+    /// Whether the body of the request being written is chunked (otherwise its end writes nothing).
+    private(set) var isChunked = false
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {

@@ -1,5 +1,6 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// Every counter and histogram the proxy keeps: its name (`mlflow_otel_proxy_<name>_total` for counters,
 /// `mlflow_otel_proxy_<name>` for histograms) and the names of its labels, in the order their values are passed.
@@ -95,14 +96,34 @@ public final class ProxyCounters: Sendable {
         public var description: String { labels.isEmpty ? metric.rawValue : "\(metric.rawValue){\(labels.joined(separator: ","))}" }
     }
 
-    /// A counter's value and its swift-metrics handle (made once per metric and labels: making one looks it up in the
-    /// metrics registry), kept together so that an increment takes one lock and one lookup.
-    private struct Entry {
-        var value: Int
-        let handle: CoreMetrics.Counter
+    /// One counter with its label values: its value and its swift-metrics handle (made once: making one looks it up
+    /// in the metrics registry). A caller that counts the same thing often keeps the cell (``cell(_:labels:)``), so
+    /// that an increment takes no lock and no lookup.
+    public final class Cell: Sendable {
+        private let count = Atomic<Int>(0)
+        private let handle: CoreMetrics.Counter
+
+        init(handle: CoreMetrics.Counter) { self.handle = handle }
+
+        /// Adds `amount`.
+        public func increment(by amount: Int = 1) {
+            count.add(amount, ordering: .relaxed)
+            handle.increment(by: amount)
+        }
+
+        /// The current value.
+        public var value: Int { count.load(ordering: .relaxed) }
     }
 
-    private let entries = NIOLockedValueBox<[Key: Entry]>([:])
+    /// One histogram with its label value, kept by a caller that records into it often (``histogram(_:_:)``).
+    public struct Histogram: Sendable {
+        let timer: CoreMetrics.Timer
+
+        /// Records a duration.
+        public func observe(seconds: Double) { timer.recordNanoseconds(Int64(seconds * 1e9)) }
+    }
+
+    private let entries = NIOLockedValueBox<[Key: Cell]>([:])
     /// Histogram handles, made once per metric and label (making one looks it up in the metrics registry).
     private let timers = NIOLockedValueBox<[Key: CoreMetrics.Timer]>([:])
 
@@ -116,45 +137,51 @@ public final class ProxyCounters: Sendable {
 
     /// Adds `amount` to a counter with several label values (in the order of its ``ProxyMetric/labelNames``).
     public func increment(_ metric: ProxyMetric, labels: [String], by amount: Int = 1) {
+        cell(metric, labels: labels).increment(by: amount)
+    }
+
+    /// The cell of a counter with these label values (in the order of its ``ProxyMetric/labelNames``), made on first
+    /// use; the same cell every time.
+    public func cell(_ metric: ProxyMetric, labels: [String]) -> Cell {
         let key = Key(metric, labels)
-        let handle = entries.withLockedValue { entries in
-            if let index = entries.index(forKey: key) {
-                entries.values[index].value += amount
-                return entries.values[index].handle
-            }
-            let handle = CoreMetrics.Counter(
-                label: "mlflow_otel_proxy_\(metric.rawValue)_total", dimensions: Array(zip(metric.labelNames, labels)))
-            entries[key] = Entry(value: amount, handle: handle)
-            return handle
+        return entries.withLockedValue { entries in
+            if let existing = entries[key] { return existing }
+            let cell = Cell(
+                handle: CoreMetrics.Counter(label: "mlflow_otel_proxy_\(metric.rawValue)_total", dimensions: Array(zip(metric.labelNames, labels))))
+            entries[key] = cell
+            return cell
         }
-        handle.increment(by: amount)
     }
 
     /// Records a duration into a histogram (`mlflow_otel_proxy_<name>`).
     public func observe(_ metric: ProxyMetric, _ label: String, seconds: Double) {
+        histogram(metric, label).observe(seconds: seconds)
+    }
+
+    /// A histogram with this label value, made on first use.
+    public func histogram(_ metric: ProxyMetric, _ label: String) -> Histogram {
         let key = Key(metric, [label])
-        let timer = timers.withLockedValue { timers in
-            if let existing = timers[key] { return existing }
+        return timers.withLockedValue { timers in
+            if let existing = timers[key] { return Histogram(timer: existing) }
             let timer = CoreMetrics.Timer(label: "mlflow_otel_proxy_\(metric.rawValue)", dimensions: Array(zip(metric.labelNames, [label])))
             timers[key] = timer
-            return timer
+            return Histogram(timer: timer)
         }
-        timer.recordNanoseconds(Int64(seconds * 1e9))
     }
 
     /// The current value of a counter.
     public func value(_ metric: ProxyMetric, _ label: String = "") -> Int {
-        entries.withLockedValue { $0[Key(metric, label.isEmpty ? [] : [label])]?.value ?? 0 }
+        entries.withLockedValue { $0[Key(metric, label.isEmpty ? [] : [label])] }?.value ?? 0
     }
 
     /// The current value of a counter with several label values.
     public func value(_ metric: ProxyMetric, labels: [String]) -> Int {
-        entries.withLockedValue { $0[Key(metric, labels)]?.value ?? 0 }
+        entries.withLockedValue { $0[Key(metric, labels)] }?.value ?? 0
     }
 
     /// All counters, sorted by name and labels.
     public func snapshot() -> [(key: Key, value: Int)] {
-        entries.withLockedValue { $0.map { (key: $0.key, value: $0.value.value) } }.sorted { $0.key.description < $1.key.description }
+        entries.withLockedValue { Array($0) }.map { (key: $0.key, value: $0.value.value) }.sorted { $0.key.description < $1.key.description }
     }
 }
 

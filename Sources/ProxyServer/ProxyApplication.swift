@@ -131,8 +131,10 @@ public enum ProxyApplication {
         // gets the other requests.
         let passthrough = wiring.listenerPassthrough(
             forwarder: forwarder, pool: upstreamPool, live: live, interceptsTraceUploads: intake.intake != nil, localAnswers: localAnswers)
-        var requestHandlers: (@Sendable (any Channel, Logger) throws -> Void)?
-        if let passthrough { requestHandlers = { channel, logger in try passthrough.addHandler(to: channel, logger: logger) } }
+        var requestHandlers: RequestHandlers?
+        if let passthrough {
+            requestHandlers = { channel, logger, answers in try passthrough.addHandler(to: channel, logger: logger, answers: answers) }
+        }
         let server = Application(
             responder: responder,
             server: .guarded(

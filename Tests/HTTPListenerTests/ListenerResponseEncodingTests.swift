@@ -1,9 +1,11 @@
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import ProxyObservability
 import TestSupport
 import Testing
 
@@ -87,6 +89,106 @@ import Testing
         let nio = try Self.wire(listener: false, requests: requests, answers: answers)
         #expect(listener.bytes == nio.bytes)
         #expect(listener.writes == nio.writes)
+    }
+
+    /// The listener's pipeline with the guard after the codec and the connection's ``RelayedAnswerWriter``, after
+    /// `requests` (raw HTTP/1) came in.
+    static func relayPipeline(requests: String) throws -> (EmbeddedChannel, RelayedAnswerWriter) {
+        let channel = EmbeddedChannel()
+        let pipeline = channel.pipeline.syncOperations
+        let codec = ListenerHTTPTypesCodec(secure: false)
+        let guardHandler = ConnectionGuardHandler(
+            limits: ConnectionLimits(), rejectAsOverLimit: false, counters: ProxyCounters(), gauge: ConnectionGauge(listener: "test"),
+            logger: Logger(label: "test"))
+        try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try pipeline.addHandler(codec)
+        try pipeline.addHandler(guardHandler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.writeInbound(ByteBuffer(string: requests))
+        while try channel.readInbound(as: HTTPRequestPart.self) != nil {}
+        return (channel, RelayedAnswerWriter(codec: codec, guardHandler: guardHandler))
+    }
+
+    /// The bytes an answer relayed through ``RelayedAnswerWriter`` comes out as (trailers are never relayed);
+    /// `whole`: each answer's head written with its whole body, as the passthrough writes a small answer.
+    static func relayed(requests: String, answers: [HTTPResponsePart], whole: Bool = false) throws -> (bytes: String, open: Bool) {
+        let (channel, writer) = try relayPipeline(requests: requests)
+        let parts = whole ? merged(answers) : answers
+        for (index, answer) in parts.enumerated() {
+            switch answer {
+            case .head(let response):
+                let fields = response.headerFields.compactMap { RelayedAnswerWriter.field(name: $0.name.rawName, value: $0.value) }
+                let closes = response.headerFields[.connection] == "close"
+                if whole, index + 1 < parts.count, case .body(let body) = parts[index + 1] {
+                    writer.writeHead(status: response.status, fields: fields, closes: closes, wholeBody: body)
+                } else {
+                    writer.writeHead(status: response.status, fields: fields, closes: closes)
+                }
+            case .body(let body):
+                if !whole { writer.writeBody(body) }
+            case .end: writer.writeEnd()
+            }
+        }
+        let bytes = try outboundBytes(of: channel)
+        channel.embeddedEventLoop.run()
+        let open = channel.isActive
+        _ = try? channel.finish()
+        return (String(decoding: bytes, as: UTF8.self), open)
+    }
+
+    /// An answer relayed through ``RelayedAnswerWriter`` is written as the same bytes as the same answer written
+    /// through the pipeline as HTTPTypes parts (NIO's encoder's bytes, above); the connection closes after an answer
+    /// that says `Connection: close`, as the guard closes it for one through the pipeline.
+    @Test(
+        arguments: exchanges.filter { exchange in !exchange.2.contains { if case .end(let trailers) = $0 { trailers != nil } else { false } } }.map(
+            \.0))
+    func relayedAnswersAreTheSameBytes(_ name: String) throws {
+        let (_, requests, answers) = try #require(Self.exchanges.first { $0.0 == name })
+        // A body for an answer to HEAD or CONNECT is refused either way (NIO's encoder fails that write).
+        let relayed = try Self.relayed(requests: requests, answers: answers)
+        let listener = try Self.wire(listener: true, requests: requests, answers: answers)
+        #expect(relayed.bytes == listener.bytes)
+        let closes = answers.contains { if case .head(let head) = $0 { head.headerFields[.connection] == "close" } else { false } }
+        #expect(relayed.open == !closes)
+        // A head written with its whole body: the bytes of the head and that body as one part.
+        let whole = try Self.relayed(requests: requests, answers: answers, whole: true)
+        let wholeThroughPipeline = try Self.wire(listener: true, requests: requests, answers: Self.merged(answers))
+        #expect(whole.bytes == wholeThroughPipeline.bytes)
+        #expect(whole.open == !closes)
+    }
+
+    /// The answers with each answer's body parts as one part (none for an answer without a body).
+    static func merged(_ answers: [HTTPResponsePart]) -> [HTTPResponsePart] {
+        var result: [HTTPResponsePart] = []
+        var body: ByteBuffer?
+        for answer in answers {
+            switch answer {
+            case .head: result.append(answer)
+            case .body(var part):
+                body = body ?? ByteBuffer()
+                body?.writeBuffer(&part)
+            case .end:
+                if let whole = body { result.append(.body(whole)) }
+                body = nil
+                result.append(answer)
+            }
+        }
+        return result
+    }
+
+    /// The header names a relayed answer keeps are the ones HTTPTypes accepts, byte for byte, and a value HTTPTypes
+    /// would change is changed the same way.
+    @Test func relayedFieldsAreWhatHTTPTypesWouldMakeOfThem() {
+        for byte in UInt8(0)...UInt8(255) {
+            let name = String(decoding: [UInt8(ascii: "x"), byte], as: UTF8.self)
+            #expect((RelayedAnswerWriter.field(name: name, value: "v") != nil) == (HTTPField.Name(name) != nil), "byte \(byte)")
+        }
+        #expect(RelayedAnswerWriter.field(name: "", value: "v") == nil)
+        #expect(RelayedAnswerWriter.field(name: "X-Ok_1.~", value: "v")?.name == "X-Ok_1.~")
+        for value in ["plain", " leading", "trailing\t", "in  side", "zoë ☃", "nul\u{0}byte", "line\r\nbreak", ""] {
+            let expected = HTTPField(name: .init("X-V")!, value: value).value  // a valid literal name
+            #expect(RelayedAnswerWriter.field(name: "X-V", value: value)?.value == expected, "\(value.debugDescription)")
+        }
     }
 }
 

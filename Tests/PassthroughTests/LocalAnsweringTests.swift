@@ -67,7 +67,7 @@ import Testing
             responder: PassthroughHandlerTests.ApplicationMarker(),
             server: .guarded(
                 limits: ConnectionLimits(), tls: nil, connections: ConnectionGauge(listener: "test"), counters: counters,
-                requestHandlers: { channel, logger in try passthrough.addHandler(to: channel, logger: logger) }),
+                requestHandlers: { channel, logger, answers in try passthrough.addHandler(to: channel, logger: logger, answers: answers) }),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     }
 

@@ -75,7 +75,7 @@ import Testing
             responder: ApplicationMarker(),
             server: .guarded(
                 limits: ConnectionLimits(), tls: nil, connections: ConnectionGauge(listener: "test"), counters: counters,
-                requestHandlers: { channel, logger in try passthrough.addHandler(to: channel, logger: logger) }),
+                requestHandlers: { channel, logger, answers in try passthrough.addHandler(to: channel, logger: logger, answers: answers) }),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     }
 
@@ -196,6 +196,29 @@ import Testing
         #expect(counters.value(.upstreamErrors, "timeout") == 1)
     }
 
+    /// A graceful shutdown (what SIGTERM starts) closes an idle kept-alive connection at once and one with a request in
+    /// flight once its answer is written, so the server stops without waiting for the idle timeout (75 s, past this
+    /// suite's time limit) and without cutting off an answer.
+    @Test func aGracefulShutdownClosesIdleConnectionsAndAnswersTheOnesInFlight() async throws {
+        try await Self.echoUpstream().test(.live) { upstream in
+            let port = try #require(upstream.port)
+            let clock = ContinuousClock()
+            let (idle, inFlight) = try await Self.listener(upstreamPort: port).test(.live) { client in
+                let listenerPort = try #require(client.port)
+                // Answered by the upstream after two seconds; the shutdown begins while it waits.
+                let inFlight = Task { try await RawClient.exchange(port: listenerPort, bytes: "GET /slow/x HTTP/1.1\r\nHost: proxy\r\n\r\n") }
+                let idle = Task { try await RawClient.exchange(port: listenerPort, bytes: "") }
+                try await Task.sleep(for: .milliseconds(500))
+                return (idle, inFlight)
+            }
+            let started = clock.now
+            #expect(try await idle.value == "")
+            let answer = try await inFlight.value
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer)")
+            #expect(clock.now - started < .seconds(10))
+        }
+    }
+
     @Test func aKeptAliveConnectionTheUpstreamClosedIsReplaced() async throws {
         let upstream = try await ClosingUpstream.start()
         try await Self.listener(upstreamPort: upstream.port).test(.live) { client in
@@ -219,7 +242,7 @@ enum RawClient {
         init(done: EventLoopPromise<String>) { self.done = done }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var buffer = unwrapInboundIn(data)
-            received.withLockedValue { $0.writeBuffer(&buffer) }
+            _ = received.withLockedValue { $0.writeBuffer(&buffer) }
         }
         func channelInactive(context: ChannelHandlerContext) {
             done.succeed(received.withLockedValue { String(buffer: $0) })

@@ -146,5 +146,14 @@ import Testing
         let fields = ForwardingRules.responseFields(headers)
         #expect(fields.map(\.name.canonicalName) == ["content-type", "content-length", "x-kept", "via"])
         #expect(fields[.contentLength] == "12")
+        // The passthrough's relayed answers keep the same fields, names as the upstream spelt them.
+        var more = headers
+        more.add(contentsOf: [("X-Spaced", "a  b"), ("X-Unicode", "zoë")])
+        let relayed = ForwardingRules.relayedResponseFields(more)
+        let expected = ForwardingRules.responseFields(more)
+        #expect(relayed.count == 6)
+        #expect(relayed.map(\.name) == expected.map(\.name.rawName))
+        #expect(relayed.map(\.value) == expected.map(\.value))
+        #expect(relayed.map(\.name).first == "Content-Type")
     }
 }

@@ -61,6 +61,35 @@ import Testing
         #expect(ours == nio)
     }
 
+    /// Through an upstream connection (its pipeline as the pool sets it up): the same bytes as NIO's encoder, and a
+    /// request's end is left out of the pipeline exactly when it writes nothing (a body that is not chunked).
+    @Test(arguments: requests.map(\.0))
+    func anUpstreamConnectionWritesTheSameBytesAndSkipsOnlyEmptyEnds(_ name: String) throws {
+        let parts = try #require(Self.requests.first { $0.0 == name }).1
+        let channel = EmbeddedChannel()
+        let encoder = UpstreamRequestEncoder()
+        let relay = UpstreamRelay()
+        try channel.pipeline.syncOperations.addHandler(encoder)
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+        try channel.pipeline.syncOperations.addHandler(relay)
+        let connection = UpstreamConnection(channel: channel, encoder: encoder, relay: relay)
+        var bytes: [UInt8] = []
+        for part in parts {
+            let wrote = connection.write(part)
+            connection.flush()
+            let written = try outboundBytes(of: channel)
+            bytes += written
+            if case .end = part {
+                let nioEnd = try Self.wire(ours: false, Array(parts.dropLast())).count < Self.wire(ours: false, parts).count
+                #expect(wrote == nioEnd)
+            } else {
+                #expect(wrote)
+            }
+        }
+        #expect(bytes == (try Self.wire(ours: false, parts)))
+        _ = try channel.finish()
+    }
+
     @Test func framingAsNIOSetsIt() {
         var chunked = Self.head(.POST, [("Transfer-Encoding", "chunked")])
         #expect(UpstreamRequestEncoder.frame(&chunked) == .chunked)

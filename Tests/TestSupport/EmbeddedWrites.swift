@@ -21,12 +21,18 @@ public func bytesWritten<Part>(through channel: EmbeddedChannel, _ parts: [Part]
             succeeded.append(false)
         }
     }
+    return (try outboundBytes(of: channel), succeeded)
+}
+
+/// The bytes that reached the head of an embedded channel's pipeline and were not read yet.
+/// - Throws: when a file region reached the head (the encoders write buffers only).
+public func outboundBytes(of channel: EmbeddedChannel) throws -> [UInt8] {
     var bytes: [UInt8] = []
     while let written = try channel.readOutbound(as: IOData.self) {
         guard case .byteBuffer(let buffer) = written else { throw FileRegionWritten() }
         bytes += buffer.readableBytesView
     }
-    return (bytes, succeeded)
+    return bytes
 }
 
 /// A file region reached the head of the pipeline where only buffers were expected.

@@ -49,9 +49,46 @@ final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandle
     /// The HTTPTypes request of an HTTP/1 head, as `HTTPRequest(head, secure:splitCookie: false)` makes it.
     static func request(_ head: HTTPRequestHead, secure: Bool) throws -> HTTPRequest {
         guard head.uri.utf8.first == UInt8(ascii: "/") else { return try HTTPRequest(head, secure: secure, splitCookie: false) }
+        let (fields, authority) = Self.fields(head.headers)
         return HTTPRequest(
-            method: try HTTPRequest.Method(head.method), scheme: secure ? "https" : "http", authority: head.headers["Host"].first,
-            path: head.uri, headerFields: HTTPFields(head.headers, splitCookie: false))
+            method: try HTTPRequest.Method(head.method), scheme: secure ? "https" : "http", authority: authority, path: head.uri,
+            headerFields: fields)
+    }
+
+    /// The fields NIOHTTPTypesHTTP1's `HTTPFields(headers, splitCookie: false)` makes (the first `Host` left out,
+    /// names that are not tokens dropped, values legalized), and that first `Host`'s value, the request's authority
+    /// (`headers["Host"].first`), found in the same pass. A name spelt exactly as one of HTTPTypes' own (what clients
+    /// send: `User-Agent`, `Accept`, …) is that constant: the same name, without checking it and making its lower-case
+    /// form again.
+    static func fields(_ headers: HTTPHeaders) -> (fields: HTTPFields, authority: String?) {
+        var fields = HTTPFields()
+        fields.reserveCapacity(headers.count)
+        var authority: String?
+        var hostSeen = false
+        for header in headers {
+            if !hostSeen && RelayedField.nameEquals(header.name, lowercased: "host") {
+                hostSeen = true
+                authority = header.value
+                continue
+            }
+            guard let name = knownName(header.name) ?? HTTPField.Name(header.name) else { continue }
+            fields.append(HTTPField(name: name, value: header.value))
+        }
+        return (fields, authority)
+    }
+
+    /// HTTPTypes' constant for a name spelt exactly as it is, for the names most requests carry.
+    private static func knownName(_ name: String) -> HTTPField.Name? {
+        switch name {
+        case "User-Agent": .userAgent
+        case "Accept": .accept
+        case "Accept-Encoding": .acceptEncoding
+        case "Connection": .connection
+        case "Content-Type": .contentType
+        case "Content-Length": .contentLength
+        case "Authorization": .authorization
+        default: nil
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

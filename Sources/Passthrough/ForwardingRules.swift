@@ -109,7 +109,7 @@ public struct ForwardingRules: Sendable {
         // Collected as a list and made into headers once: `HTTPHeaders.add` checks every name for non-ASCII bytes,
         // which these cannot have (names of parsed `HTTPField`s, which are tokens, and literals).
         var list: [(String, String)] = []
-        list.reserveCapacity(fields.count + 4)
+        list.reserveCapacity(fields.count + 4 + appending.count)  // the forwarding headers and `Via`: at most 4
         let connectionTokens = fields.contains(.connection) ? Self.connectionTokens(fields[values: .connection]) : []
         for field in fields {
             let name = field.name.canonicalName
@@ -119,7 +119,10 @@ public struct ForwardingRules: Sendable {
         }
         addForwardingHeaders(fields, authority: authority, peer: peer, to: &list)
         list.append(("Via", LoopGuard.viaEntry))
-        if settings.upstreamHeaders.isEmpty { return HTTPHeaders(list + appending) }
+        if settings.upstreamHeaders.isEmpty {
+            list.append(contentsOf: appending)
+            return HTTPHeaders(list)
+        }
         var headers = HTTPHeaders(list)
         for header in settings.upstreamHeaders {
             if header.key.lowercased() == "authorization" && settings.clientAuthorization == .keep && headers.contains(name: "authorization") {

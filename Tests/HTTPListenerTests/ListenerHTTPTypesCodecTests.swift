@@ -17,6 +17,16 @@ import Testing
         let headerSets: [HTTPHeaders] = [
             [:], ["Host": "proxy:5000"], ["host": "a", "HOST": "b", "Cookie": "a=1; b=2", "X-Custom": "v", "Connection": "keep-alive"],
             ["Content-Length": "3", "Transfer-Encoding": "chunked", "User-Agent": "mlflow-python-client/3.17.2"],
+            // What Python's clients send, spelt as HTTPTypes' constants and otherwise.
+            [
+                "X-First": "before host", "HoSt": "h:1", "User-Agent": "python-requests/2.32", "Accept-Encoding": "gzip, deflate",
+                "Accept": "*/*", "Connection": "keep-alive", "Content-Type": "application/json", "Content-Length": "2",
+                "Authorization": "Bearer t", "Host": "second",
+            ],
+            [
+                "user-agent": "lower", "ACCEPT": "upper", "accept-Encoding": "mixed", "content-type": " padded\t", "Authorization": "a\u{0}b",
+                "Bad Name": "dropped", "Zoë": "dropped", "X-Ctl": "a\u{7}b", "X-Empty": "",
+            ],
         ]
         for target in Self.targets {
             for headers in headerSets {
@@ -27,6 +37,8 @@ import Testing
                         let converted = try ListenerHTTPTypesCodec.request(head, secure: secure)
                         #expect(converted == expected, "\(method) \(target.debugDescription)")
                         #expect(converted.headerFields.map(\.name.rawName) == expected.headerFields.map(\.name.rawName))
+                        #expect(converted.headerFields.map(\.value) == expected.headerFields.map(\.value))
+                        #expect(converted.authority == expected.authority)
                     }
                 }
             }

@@ -52,12 +52,14 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             // ``ListenerHTTPTypesCodec``). Header names and values are not checked again on the way out: answers
             // come from the upstream's parsed answers, the proxy's own code and validated configuration.
             try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
-            let codec = ListenerHTTPTypesCodec(secure: tls != nil)
+            let codec = ListenerHTTPTypesCodec()
             try pipeline.addHandler(codec)
             // The guard also does what Hummingbird's connection state handler did (not in this pipeline): on a
             // graceful shutdown it closes idle connections and those in flight once answered.
             try pipeline.addHandler(guardHandler)
             try requestHandlers?(channel, logger, RelayedAnswerWriter(codec: codec, guardHandler: guardHandler))
+            // The requests that reach the application become HTTPTypes requests only here.
+            try pipeline.addHandler(ListenerRequestConverter(secure: tls != nil))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }
@@ -257,8 +259,8 @@ final class ByteActivityHandler: ChannelInboundHandler, RemovableChannelHandler 
 /// for until bytes arrive. While the application holds the body back (its buffer is full because the upstream
 /// reads slowly), the client is not blamed.
 final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 

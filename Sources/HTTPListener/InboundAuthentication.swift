@@ -31,18 +31,19 @@ public struct InboundAuthentication: Sendable {
     }
 
     /// The request head with the proxy's token removed when it carries a valid one; `nil` when it does not.
-    public func allowedHead(_ head: HTTPRequest) -> HTTPRequest? {
-        if let token = head.headerFields.value(of: Self.tokenHeader), tokens.contains(token) {
+    public func allowedHead<Head: ListenerRequestHead>(_ head: Head) -> Head? {
+        let tokenField = head.value(of: Self.tokenHeader)
+        if let token = tokenField, tokens.contains(token) {
             var stripped = head
-            stripped.headerFields[Self.tokenHeader] = nil
+            stripped.removeFields(Self.tokenHeader)
             return stripped
         }
-        if !head.headerFields.contains(Self.tokenHeader), let authorization = head.headerFields.value(of: .authorization),
+        if tokenField == nil, let authorization = head.value(of: .authorization),
             authorization.lowercased().hasPrefix("bearer "),
             tokens.contains(String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces))
         {
             var stripped = head
-            stripped.headerFields[.authorization] = nil
+            stripped.removeFields(.authorization)
             return stripped
         }
         return nil

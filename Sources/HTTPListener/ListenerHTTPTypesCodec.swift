@@ -4,14 +4,9 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
-/// The listener's HTTP/1 codec above NIO's request decoder: requests become HTTPTypes requests, answers are written
-/// as HTTP/1 bytes.
-///
-/// Requests: as NIOHTTPTypesHTTP1's `HTTP1ToHTTPServerCodec` (no cookie splitting), except that an origin-form target
-/// (`/path?query`: every request MLflow clients send) becomes the request's path as it is. That codec parses every
-/// target with Foundation's `URLComponents` to turn an absolute-form target (`http://host/path`) into its path, and
-/// returns an origin-form one unchanged, so the result is the same; only the parse per request is saved. Other targets
-/// go through that codec's own conversion.
+/// The listener's HTTP/1 codec above NIO's request decoder: requests pass on as NIO's parts (the passthrough reads
+/// them as they are; ``ListenerRequestConverter``, after it, makes HTTPTypes requests of the ones the application
+/// answers), answers are written as HTTP/1 bytes.
 ///
 /// Answers: the bytes NIO's `HTTPResponseEncoder` writes for the answer converted to NIO's head (framing headers set
 /// automatically, and no body for an answer to `HEAD` or `CONNECT`, whose methods this codec notes as requests come
@@ -19,11 +14,10 @@ import NIOHTTPTypesHTTP1
 /// where NIO's encoder converts the fields into its own headers and writes each name, separator and value separately.
 final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPRequestPart
+    typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = IOData
 
-    private let secure: Bool
     /// The requests not answered yet, in order: what their methods mean for their answers' bodies.
     private var unanswered = CircularBuffer<AnswerBody>(initialCapacity: 2)
 
@@ -43,68 +37,14 @@ final class ListenerHTTPTypesCodec: ChannelDuplexHandler, RemovableChannelHandle
     /// This handler's context while it is in the pipeline (for ``RelayedAnswerWriter``'s writes).
     private var context: ChannelHandlerContext?
 
-    /// A codec for a listener with TLS (`secure`: the requests' scheme is `https`) or without.
-    init(secure: Bool) { self.secure = secure }
-
-    /// The HTTPTypes request of an HTTP/1 head, as `HTTPRequest(head, secure:splitCookie: false)` makes it.
-    static func request(_ head: HTTPRequestHead, secure: Bool) throws -> HTTPRequest {
-        guard head.uri.utf8.first == UInt8(ascii: "/") else { return try HTTPRequest(head, secure: secure, splitCookie: false) }
-        let (fields, authority) = Self.fields(head.headers)
-        return HTTPRequest(
-            method: try HTTPRequest.Method(head.method), scheme: secure ? "https" : "http", authority: authority, path: head.uri,
-            headerFields: fields)
-    }
-
-    /// The fields NIOHTTPTypesHTTP1's `HTTPFields(headers, splitCookie: false)` makes (the first `Host` left out,
-    /// names that are not tokens dropped, values legalized), and that first `Host`'s value, the request's authority
-    /// (`headers["Host"].first`), found in the same pass. A name spelt exactly as one of HTTPTypes' own (what clients
-    /// send: `User-Agent`, `Accept`, …) is that constant: the same name, without checking it and making its lower-case
-    /// form again.
-    static func fields(_ headers: HTTPHeaders) -> (fields: HTTPFields, authority: String?) {
-        var fields = HTTPFields()
-        fields.reserveCapacity(headers.count)
-        var authority: String?
-        var hostSeen = false
-        for header in headers {
-            if !hostSeen && RelayedField.nameEquals(header.name, lowercased: "host") {
-                hostSeen = true
-                authority = header.value
-                continue
-            }
-            guard let name = knownName(header.name) ?? HTTPField.Name(header.name) else { continue }
-            fields.append(HTTPField(name: name, value: header.value))
-        }
-        return (fields, authority)
-    }
-
-    /// HTTPTypes' constant for a name spelt exactly as it is, for the names most requests carry.
-    private static func knownName(_ name: String) -> HTTPField.Name? {
-        switch name {
-        case "User-Agent": .userAgent
-        case "Accept": .accept
-        case "Accept-Encoding": .acceptEncoding
-        case "Connection": .connection
-        case "Content-Type": .contentType
-        case "Content-Length": .contentLength
-        case "Authorization": .authorization
-        default: nil
-        }
-    }
+    /// A codec for a listener's connection.
+    init() {}
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
+        if case .head(let head) = unwrapInboundIn(data) {
             unanswered.append(head.method == .HEAD ? .headersOnly : head.method == .CONNECT ? .nothing : .usual)
-            do {
-                context.fireChannelRead(wrapInboundOut(.head(try Self.request(head, secure: secure))))
-            } catch {
-                context.fireErrorCaught(error)
-            }
-        case .body(let body):
-            context.fireChannelRead(wrapInboundOut(.body(body)))
-        case .end(let trailers):
-            context.fireChannelRead(wrapInboundOut(.end(trailers.map { HTTPFields($0, splitCookie: false) })))
         }
+        context.fireChannelRead(data)
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }

@@ -26,6 +26,11 @@ public enum LoopGuard {
         fields.contains(.via) && fields[values: .via].contains { $0.contains(token) }
     }
 
+    /// Whether a head says the request has already passed through this proxy.
+    public static func hasLooped(_ head: some ListenerRequestHead) -> Bool {
+        head.values(of: .via).contains { $0.contains(token) }
+    }
+
     /// The answer for a request that came back: MLflow's format, with `Connection: close`.
     public static func loopDetected() -> Response {
         ErrorResponses.mlflow(

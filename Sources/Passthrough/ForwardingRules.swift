@@ -81,10 +81,13 @@ public struct ForwardingRules: Sendable {
     private static let contentLengthName = Array("content-length".utf8)
     private static let forwardedPrefix = Array("x-forwarded-".utf8)
 
-    /// Whether a lower-case header name is `x-forwarded-for`, `-proto` or `-host` (set by ``addForwardingHeaders``).
-    private static func isForwardingHeader(_ canonicalName: String) -> Bool {
-        let bytes = canonicalName.utf8
-        guard bytes.count >= 15, bytes.count <= 17, bytes.starts(with: forwardedPrefix) else { return false }
+    /// Whether a header name is `X-Forwarded-For`, `-Proto` or `-Host` in any case (set by ``addForwardingHeaders``).
+    private static func isForwardingHeader(_ name: String) -> Bool {
+        let count = name.utf8.count
+        guard count >= 15, count <= 17 else { return false }
+        let lowercased = name.lowercased()
+        let bytes = lowercased.utf8
+        guard bytes.starts(with: forwardedPrefix) else { return false }
         let rest = bytes.dropFirst(forwardedPrefix.count)
         return rest.elementsEqual("for".utf8) || rest.elementsEqual("proto".utf8) || rest.elementsEqual("host".utf8)
     }
@@ -99,23 +102,24 @@ public struct ForwardingRules: Sendable {
     /// operator's upstream headers (a client's own `Authorization` kept over an injected one when `settings` say
     /// so). `Host`, the body's framing and an OAuth token are the caller's.
     /// - Parameters:
-    ///   - fields: the client's headers.
+    ///   - fields: the client's headers: HTTPTypes' fields (the application's requests) or NIO's headers without
+    ///     the first `Host` (the passthrough's), with the same result for the same request.
     ///   - authority: the `Host` the client asked for.
     ///   - peer: the client's address, when known.
     ///   - appending: headers added last (the caller's `Host` and framing).
     public func requestHeaders(
-        _ fields: HTTPFields, authority: String?, peer: String?, settings: LiveSettings.Snapshot, appending: [(String, String)] = []
+        _ fields: some ForwardedRequestHeaders, authority: String?, peer: String?, settings: LiveSettings.Snapshot,
+        appending: [(String, String)] = []
     ) -> HTTPHeaders {
         // Collected as a list and made into headers once: `HTTPHeaders.add` checks every name for non-ASCII bytes,
-        // which these cannot have (names of parsed `HTTPField`s, which are tokens, and literals).
+        // which these cannot have (tokens, as HTTPTypes' fields and NIO's decoder have them, and literals).
         var list: [(String, String)] = []
-        list.reserveCapacity(fields.count + 4 + appending.count)  // the forwarding headers and `Via`: at most 4
-        let connectionTokens = fields.contains(.connection) ? Self.connectionTokens(fields[values: .connection]) : []
-        for field in fields {
-            let name = field.name.canonicalName
-            if Self.isHopByHop(name) || (!connectionTokens.isEmpty && connectionTokens.contains(name)) { continue }
-            if Self.isForwardingHeader(name) { continue }
-            list.append((field.name.rawName, field.value))
+        list.reserveCapacity(fields.fieldCount + 4 + appending.count)  // the forwarding headers and `Via`: at most 4
+        let connectionTokens = Self.connectionTokens(fields.values(of: .connection))
+        fields.forEachField { name, value in
+            if Self.isHopByHop(name) || (!connectionTokens.isEmpty && connectionTokens.contains(name.lowercased())) { return }
+            if Self.isForwardingHeader(name) { return }
+            list.append((name, value))
         }
         addForwardingHeaders(fields, authority: authority, peer: peer, to: &list)
         list.append(("Via", LoopGuard.viaEntry))
@@ -179,9 +183,11 @@ public struct ForwardingRules: Sendable {
     /// proxy) they are kept and the peer's address is appended to the `For` chain; from anyone else what the client
     /// sent is replaced by what the proxy saw (its address, the listener's scheme, the `Host` it asked for), so a
     /// client cannot make the upstream believe it comes from elsewhere.
-    private func addForwardingHeaders(_ fields: HTTPFields, authority: String?, peer: String?, to headers: inout [(String, String)]) {
+    private func addForwardingHeaders(
+        _ fields: some ForwardedRequestHeaders, authority: String?, peer: String?, to headers: inout [(String, String)]
+    ) {
         let trusted = peer.map { address in trustedProxies.contains { $0.contains(address) } } ?? false
-        var chain = trusted ? fields[values: Self.forwardedFor].joined(separator: ", ") : ""
+        var chain = trusted ? fields.values(of: Self.forwardedFor).joined(separator: ", ") : ""
         if let peer { chain = chain.isEmpty ? peer : "\(chain), \(peer)" }
         if !chain.isEmpty { headers.append(("X-Forwarded-For", chain)) }
         let ownProto = listenerIsTLS ? "https" : "http"
@@ -217,4 +223,36 @@ public struct ForwardingRules: Sendable {
         }
         return tokens
     }
+}
+
+/// A client's request headers as ``ForwardingRules/requestHeaders(_:authority:peer:settings:appending:)`` reads
+/// them: HTTPTypes' fields (the requests the application forwards) or NIO's headers as the listener's decoder made
+/// them (the passthrough's, never converted). Names are compared without case; a repeated field's values are joined
+/// with `", "`.
+public protocol ForwardedRequestHeaders {
+    /// How many fields there are.
+    var fieldCount: Int { get }
+    /// Calls `body` with each field's name (as the client spelt it) and value, in order.
+    func forEachField(_ body: (_ name: String, _ value: String) -> Void)
+    /// The values of the fields named `name`, one per field line.
+    func values(of name: HTTPField.Name) -> [String]
+    /// The value of the field `name` (a repeated one's values joined with `", "`); `nil` when there is none.
+    func value(of name: HTTPField.Name) -> String?
+}
+
+extension HTTPFields: ForwardedRequestHeaders {
+    public var fieldCount: Int { count }
+    public func forEachField(_ body: (_ name: String, _ value: String) -> Void) {
+        for field in self { body(field.name.rawName, field.value) }
+    }
+    public func values(of name: HTTPField.Name) -> [String] { contains(name) ? self[values: name] : [] }
+}
+
+/// NIO's headers give each value as HTTPTypes' fields hold it (``HTTPHeaders/fieldValue(_:)``).
+extension HTTPHeaders: ForwardedRequestHeaders {
+    public var fieldCount: Int { count }
+    public func forEachField(_ body: (_ name: String, _ value: String) -> Void) {
+        for header in self { body(header.name, Self.fieldValue(header.value)) }
+    }
+    public func values(of name: HTTPField.Name) -> [String] { self[name.rawName].map(Self.fieldValue) }
 }

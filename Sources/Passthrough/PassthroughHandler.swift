@@ -7,13 +7,14 @@ import NIOHTTPTypes
 import ProxyObservability
 import UpstreamAccess
 
-/// What the listener's passthrough does with a request head.
+/// What the listener's passthrough does with a request head (NIO's, as the listener's decoder made it, its target in
+/// origin form).
 public enum PassthroughDecision: Sendable {
     /// Forward this head (admitted: path normalized, the proxy's token removed); `route` names it in the counters.
-    case forward(HTTPRequest, route: String)
+    case forward(HTTPRequestHead, route: String)
     /// Answer it in the listener from its body read whole (the trace uploads the proxy answers itself); `route`
     /// names it in the counters.
-    case answer(HTTPRequest, route: String, LocalAnswering)
+    case answer(HTTPRequestHead, route: String, LocalAnswering)
     /// Hand the request to the application: every other route the proxy answers itself, and every rejection.
     case application
 }
@@ -96,13 +97,13 @@ public final class ListenerPassthrough: Sendable {
     /// `nil` without an upstream (standalone): nothing is forwarded.
     let upstream: PassthroughUpstream?
     let counters: ProxyCounters
-    let decide: @Sendable (HTTPRequest) -> PassthroughDecision
+    let decide: @Sendable (HTTPRequestHead) -> PassthroughDecision
 
     /// A passthrough with the same rules, limits and token source as the application's ``UpstreamForwarder``
     /// (`nil` with `pool`: no upstream); `decide` says which requests it forwards or answers.
     public init(
         forwarder: UpstreamForwarder?, pool: UpstreamConnectionPool?, counters: ProxyCounters,
-        decide: @escaping @Sendable (HTTPRequest) -> PassthroughDecision
+        decide: @escaping @Sendable (HTTPRequestHead) -> PassthroughDecision
     ) {
         if let forwarder, let pool {
             upstream = PassthroughUpstream(
@@ -133,8 +134,8 @@ public final class ListenerPassthrough: Sendable {
 /// A kept-alive upstream connection that turns out to be closed before answering is replaced once, when the
 /// request can be sent again whole (its body up to 64 KiB).
 final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
@@ -161,7 +162,7 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
     private var counting: AnswerCounting
     private var mode = Mode.idle
     /// Parts of a later request that arrived while this one is in flight.
-    private var queued = CircularBuffer<HTTPRequestPart>()
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
     /// A read asked for by the pipeline that this handler has not passed on yet.
     private var readHeld = false
     /// Parts went to the application since the last end of a read passed on to it.
@@ -228,14 +229,18 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         return false
     }
 
-    private func isHead(_ part: HTTPRequestPart) -> Bool {
+    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
         if case .head = part { return true }
         return false
     }
 
-    private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (mode, part) {
         case (.idle, .head(let head)):
+            guard let head = head.inOriginForm else {
+                toApplication(part, context: context)  // its conversion fails there too, as an error the pipeline closes on
+                return
+            }
             switch passthrough.decide(head) {
             case .forward(let admitted, let route):
                 if let upstream = passthrough.upstream, withinLimit(admitted, upstream: upstream) {
@@ -306,15 +311,15 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
         }
     }
 
-    private func toApplication(_ head: HTTPRequestPart, context: ChannelHandlerContext) {
+    private func toApplication(_ head: HTTPServerRequestPart, context: ChannelHandlerContext) {
         mode = .application(requestEnded: false, answerEnded: false)
         passedToApplication = true
         context.fireChannelRead(wrapInboundOut(head))
     }
 
     /// A declared body over the passthrough limit goes to the application, which answers 413 without forwarding.
-    private func withinLimit(_ head: HTTPRequest, upstream: PassthroughUpstream) -> Bool {
-        guard let max = upstream.maxBodyBytes, let length = head.headerFields.value(of: .contentLength).flatMap({ Int($0) }) else { return true }
+    private func withinLimit(_ head: HTTPRequestHead, upstream: PassthroughUpstream) -> Bool {
+        guard let max = upstream.maxBodyBytes, let length = head.headers.value(of: .contentLength).flatMap({ Int($0) }) else { return true }
         return length <= max
     }
 
@@ -375,25 +380,25 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     // MARK: The exchange
 
-    private func start(_ head: HTTPRequest, route: String, upstream: PassthroughUpstream, context: ChannelHandlerContext) {
-        let target = head.path ?? "/"
-        logger.debug("request", metadata: ["method": "\(head.method.rawValue)", "path": "\(target)", "route": "\(route)"])
+    private func start(_ head: HTTPRequestHead, route: String, upstream: PassthroughUpstream, context: ChannelHandlerContext) {
+        let target = head.uri
+        let method = head.method.rawValue
+        logger.debug("request", metadata: ["method": "\(method)", "path": "\(target)", "route": "\(route)"])
         let settings = upstream.live.current
         var hostAndFraming = [("Host", upstream.rules.upstreamHost)]
-        if let length = head.headerFields.value(of: .contentLength) {
+        if let length = head.headers.value(of: .contentLength) {
             hostAndFraming.append(("Content-Length", length))
-        } else if head.headerFields.contains(.transferEncoding) {
+        } else if head.headers.contains(name: "transfer-encoding") {
             hostAndFraming.append(("Transfer-Encoding", "chunked"))
-        } else if head.method == .post || head.method == .put || head.method == .patch {
+        } else if head.method == .POST || head.method == .PUT || head.method == .PATCH {
             hostAndFraming.append(("Content-Length", "0"))
         }
         let headers = upstream.rules.requestHeaders(
-            head.headerFields, authority: head.authority, peer: peer, settings: settings, appending: hostAndFraming)
-        let upstreamHead = HTTPRequestHead(
-            version: .http1_1, method: HTTPMethod(rawValue: head.method.rawValue), uri: upstream.rules.upstreamTarget(target), headers: headers)
+            head.headers, authority: head.headers.first(name: "host"), peer: peer, settings: settings, appending: hostAndFraming)
+        let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.rules.upstreamTarget(target), headers: headers)
         let exchange = Exchange(
-            upstream: upstream, head: upstreamHead, method: head.method.rawValue, route: route, target: target,
-            clientCloses: head.headerFields.value(of: .connection)?.lowercased() == "close")
+            upstream: upstream, head: upstreamHead, method: method, route: route, target: target,
+            clientCloses: head.headers.value(of: .connection)?.lowercased() == "close")
         mode = .forwarding(exchange)
         armAnswerTimer(for: exchange.answerDeadline, context: context)
         if let tokenSource = upstream.tokenSource, ForwardingRules.takesToken(headers, settings: settings) {
@@ -600,12 +605,12 @@ final class PassthroughHandler: ChannelDuplexHandler, UpstreamReceiver {
 
     // MARK: Answered here
 
-    private func startAnswering(_ head: HTTPRequest, route: String, answering: LocalAnswering, context: ChannelHandlerContext) {
-        logger.debug("request", metadata: ["method": "\(head.method.rawValue)", "path": "\(head.path ?? "")", "route": "\(route)"])
-        let declaredLength = head.headerFields.value(of: .contentLength).flatMap { Int($0) }
+    private func startAnswering(_ head: HTTPRequestHead, route: String, answering: LocalAnswering, context: ChannelHandlerContext) {
+        logger.debug("request", metadata: ["method": "\(head.method.rawValue)", "path": "\(head.uri)", "route": "\(route)"])
+        let declaredLength = head.headers.value(of: .contentLength).flatMap { Int($0) }
         let local = LocalExchange(
             route: route, answering: answering, declaredLength: declaredLength,
-            clientCloses: head.headerFields.value(of: .connection)?.lowercased() == "close")
+            clientCloses: head.headers.value(of: .connection)?.lowercased() == "close")
         mode = .answering(local)
         if let answer = answering.beforeBody(logger) {
             respond(answer, to: local, context: context)

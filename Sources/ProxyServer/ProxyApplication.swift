@@ -5,12 +5,14 @@ import Delivery
 import ExportQueue
 import Foundation
 import HTTPListener
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Intake
 import Logging
 import MLflowWire
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 import OTLPExport
 import OTLPJSON
@@ -357,7 +359,7 @@ struct ServiceWiring {
                 return .application  // the application answers the rejection
             }
             if route.isTraceUpload && interceptsTraceUploads {
-                if let answering = localAnswers?.answering(route, headers: admitted.headerFields) {
+                if let answering = localAnswers?.answering(route, headers: HTTPFields(requestHeaders: admitted.headers)) {
                     return .answer(admitted, route: route.name, answering)
                 }
                 return .application  // dual mode's copies and attachments

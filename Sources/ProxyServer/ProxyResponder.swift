@@ -255,9 +255,9 @@ struct ProxyResponder: HTTPResponder {
 /// with it, so a request is admitted the same way whichever of them forwards it.
 enum RequestAdmission {
     /// What the checks decided.
-    enum Outcome {
+    enum Outcome<Head: ListenerRequestHead> {
         /// Passed; the head to route (path normalized, token removed), its route, and the path before normalizing.
-        case admitted(HTTPRequest, MLflowRoute, normalizedFrom: String?)
+        case admitted(Head, MLflowRoute, normalizedFrom: String?)
         /// A path that cannot be forwarded safely.
         case unsafePath(reason: String)
         /// A request this proxy already forwarded.
@@ -266,20 +266,22 @@ enum RequestAdmission {
         case unauthenticated(MLflowRoute)
     }
 
-    static func admit(_ head: HTTPRequest, authentication: InboundAuthentication?) -> Outcome {
+    /// Checks a head: HTTPTypes' (the application's requests) or NIO's (the passthrough's), with the same outcome
+    /// for the same request.
+    static func admit<Head: ListenerRequestHead>(_ head: Head, authentication: InboundAuthentication?) -> Outcome<Head> {
         var head = head
         var normalizedFrom: String?
-        switch RequestPathNormalizer.normalize(head.path ?? "") {
+        switch RequestPathNormalizer.normalize(head.target) {
         case .unchanged:
             break
         case .normalized(let target):
-            normalizedFrom = head.path
-            head.path = target
+            normalizedFrom = head.target
+            head.target = target
         case .rejected(let reason):
             return .unsafePath(reason: reason)
         }
-        let route = MLflowRoute.classify(method: head.method.rawValue, path: path(of: head))
-        if LoopGuard.hasLooped(head.headerFields) { return .looped(route) }
+        let route = MLflowRoute.classify(method: head.methodName, path: path(of: head.target))
+        if LoopGuard.hasLooped(head) { return .looped(route) }
         if let authentication {
             guard let allowed = authentication.allowedHead(head) else { return .unauthenticated(route) }
             head = allowed
@@ -287,9 +289,9 @@ enum RequestAdmission {
         return .admitted(head, route, normalizedFrom: normalizedFrom)
     }
 
-    /// The path without its query (what routes are matched on).
-    static func path(of head: HTTPRequest) -> Substring {
-        guard let target = head.path, !target.isEmpty else { return "/" }
+    /// A target's path without its query (what routes are matched on).
+    static func path(of target: String) -> Substring {
+        guard !target.isEmpty else { return "/" }
         return RequestPathNormalizer.pathPart(of: target)
     }
 }

@@ -34,7 +34,7 @@ import Testing
                     for secure in [false, true] {
                         let head = HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)
                         let expected = try HTTPRequest(head, secure: secure, splitCookie: false)
-                        let converted = try ListenerHTTPTypesCodec.request(head, secure: secure)
+                        let converted = try ListenerRequestConverter.request(head, secure: secure)
                         #expect(converted == expected, "\(method) \(target.debugDescription)")
                         #expect(converted.headerFields.map(\.name.rawName) == expected.headerFields.map(\.name.rawName))
                         #expect(converted.headerFields.map(\.value) == expected.headerFields.map(\.value))

@@ -36,7 +36,7 @@ import Testing
         let pipeline = channel.pipeline.syncOperations
         if listener {
             try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-            try pipeline.addHandler(ListenerHTTPTypesCodec(secure: false))
+            try pipeline.addHandler(ListenerHTTPTypesCodec())
         } else {
             try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
             try pipeline.addHandler(Conversion())
@@ -96,7 +96,7 @@ import Testing
     static func relayPipeline(requests: String) throws -> (EmbeddedChannel, RelayedAnswerWriter) {
         let channel = EmbeddedChannel()
         let pipeline = channel.pipeline.syncOperations
-        let codec = ListenerHTTPTypesCodec(secure: false)
+        let codec = ListenerHTTPTypesCodec()
         let guardHandler = ConnectionGuardHandler(
             limits: ConnectionLimits(), rejectAsOverLimit: false, counters: ProxyCounters(), gauge: ConnectionGauge(listener: "test"),
             logger: Logger(label: "test"))
@@ -105,7 +105,7 @@ import Testing
         try pipeline.addHandler(guardHandler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         try channel.writeInbound(ByteBuffer(string: requests))
-        while try channel.readInbound(as: HTTPRequestPart.self) != nil {}
+        while try channel.readInbound(as: HTTPServerRequestPart.self) != nil {}
         return (channel, RelayedAnswerWriter(codec: codec, guardHandler: guardHandler))
     }
 

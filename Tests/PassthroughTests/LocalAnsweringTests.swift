@@ -6,6 +6,7 @@ import HummingbirdTesting
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Passthrough
 import ProxyObservability
@@ -23,7 +24,7 @@ import Testing
         -> some ApplicationProtocol
     {
         let passthrough = ListenerPassthrough(forwarder: nil, pool: nil, counters: counters) { head in
-            let path = head.path ?? ""
+            let path = head.uri
             guard path.hasPrefix("/answer") else { return .application }
             let answering = LocalAnswering(
                 budget: budget, maxBodyBytes: maxBodyBytes,

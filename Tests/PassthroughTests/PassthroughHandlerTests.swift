@@ -69,7 +69,7 @@ import Testing
             client: .shared, timeout: timeout, counters: counters, live: live, maxBodyBytes: maxBodyBytes, tokenSource: nil)
         let pool = UpstreamConnectionPool(host: "127.0.0.1", port: upstreamPort, tls: nil, connectTimeout: .seconds(1))
         let passthrough = ListenerPassthrough(forwarder: forwarder, pool: pool, counters: counters) { head in
-            (head.path ?? "").hasPrefix("/local") ? .application : .forward(head, route: "passthrough")
+            head.uri.hasPrefix("/local") ? .application : .forward(head, route: "passthrough")
         }
         return Application(
             responder: ApplicationMarker(),

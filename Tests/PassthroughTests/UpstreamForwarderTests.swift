@@ -5,7 +5,9 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
+import NIOHTTPTypesHTTP1
 import Passthrough
 import ProxyObservability
 import ProxySettings
@@ -155,5 +157,90 @@ import Testing
         #expect(relayed.map(\.name) == expected.map(\.name.rawName))
         #expect(relayed.map(\.value) == expected.map(\.value))
         #expect(relayed.map(\.name).first == "Content-Type")
+    }
+}
+
+/// The passthrough forwards NIO's headers as the listener's decoder made them, the application HTTPTypes' fields made
+/// of them: the upstream gets the same headers either way.
+@Suite struct ForwardingRulesHeadersTests {
+    /// The heads NIO's request decoder makes of raw HTTP/1 requests (what the listener decodes), each on a
+    /// connection of its own.
+    static func decodedHeads(_ requests: [String]) throws -> [HTTPRequestHead] {
+        try requests.map { raw in
+            let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+            defer { _ = try? channel.finish() }
+            try channel.writeInbound(ByteBuffer(string: raw))
+            guard case .head(let head) = try channel.readInbound(as: HTTPServerRequestPart.self) else { throw ChannelError.badInterfaceAddressFamily }
+            return head
+        }
+    }
+
+    static let requests = [
+        // What MLflow's Python client sends.
+        "POST /api/2.0/mlflow/runs/create HTTP/1.1\r\nHost: proxy:5000\r\nUser-Agent: mlflow-python-client/3.17.2\r\n"
+            + "Accept-Encoding: gzip, deflate\r\nAccept: */*\r\nConnection: keep-alive\r\nContent-Length: 2\r\n"
+            + "Content-Type: application/json\r\nAuthorization: Basic dXNlcjpwdw==\r\n\r\n{}",
+        // Hop-by-hop headers, names listed in `Connection` in any case, names spelt in other cases.
+        "GET /api/2.0/mlflow/experiments/get?experiment_id=1 HTTP/1.1\r\nhost: proxy\r\nCONNECTION: close, X-Secret\r\n"
+            + "x-secret: 1\r\nX-SECRET: 2\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: h2c\r\nProxy-Authorization: Basic eA==\r\n"
+            + "content-TYPE: application/json\r\nX-Kept: yes\r\n\r\n",
+        // What a client says about forwarding: kept only from a trusted peer.
+        "GET /a HTTP/1.1\r\nHost: proxy\r\nX-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2, 10.0.0.3\r\n"
+            + "X-FORWARDED-PROTO: https\r\nX-Forwarded-Host: public.example\r\nX-Forwarded-Port: 443\r\nVia: 1.0 other\r\n\r\n",
+        // Repeated and unusual values: spaces inside and around, Unicode, an empty one, a second `Host`.
+        "PUT /b HTTP/1.1\r\nHost: first\r\nHost: second\r\nX-Spaced:   a  b   \r\nX-Tab:\tc\t\r\nX-Unicode: zoë ☃\r\nX-Empty:\r\n"
+            + "X-Repeated: 1\r\nX-Repeated: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        // No Host at all (HTTP/1.0); spaces and tabs at a value's end, a value of spaces alone (control characters,
+        // DEL among them, the decoder refuses).
+        "DELETE /c HTTP/1.0\r\nAuthorization: Bearer token \t \r\nConnection: X-Listed \r\nX-Listed: 1\r\nX-Blank:   \r\n"
+            + "X-Forwarded-Host: spaced.example  \r\n\r\n",
+    ]
+
+    @Test func nioHeadersAndHTTPTypesFieldsAreForwardedAlike() throws {
+        let upstream = try #require(UpstreamURL("http://127.0.0.1:5000/base"))
+        let rules = ForwardingRules(upstream: upstream, trustedProxies: [try #require(AddressRange("10.0.0.0/8"))], listenerIsTLS: false)
+        let plain = LiveSettings.Snapshot(inboundTokens: [], upstreamHeaders: [], clientAuthorization: .keep)
+        let operatorHeaders = [KeyValuePair("Authorization", "Bearer operator"), KeyValuePair("X-Kept", "operator")]
+        let settings = [
+            plain,
+            LiveSettings.Snapshot(inboundTokens: [], upstreamHeaders: operatorHeaders, clientAuthorization: .keep),
+            LiveSettings.Snapshot(inboundTokens: [], upstreamHeaders: operatorHeaders, clientAuthorization: .replace),
+        ]
+        let heads = try Self.decodedHeads(Self.requests)
+        #expect(heads.count == Self.requests.count)
+        for head in heads {
+            for peer in ["10.1.2.3", "192.0.2.7", nil] {
+                for snapshot in settings {
+                    let framing = [("Host", rules.upstreamHost), ("Content-Length", "2")]
+                    let fromNIO = rules.requestHeaders(
+                        head.headers, authority: head.headers.first(name: "host"), peer: peer, settings: snapshot, appending: framing)
+                    let converted = try HTTPRequest(head, secure: false, splitCookie: false)
+                    let fromFields = rules.requestHeaders(
+                        converted.headerFields, authority: converted.authority, peer: peer, settings: snapshot, appending: framing)
+                    #expect(fromNIO.map { "\($0.name): \($0.value)" } == fromFields.map { "\($0.name): \($0.value)" }, "\(head) from \(peer ?? "-")")
+                }
+            }
+        }
+        // What the rules did with them, on the second request from an untrusted peer.
+        let forwarded = rules.requestHeaders(heads[1].headers, authority: "proxy", peer: "192.0.2.7", settings: plain)
+        #expect(forwarded.map(\.name) == ["content-TYPE", "X-Kept", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Via"])
+        let trusted = rules.requestHeaders(heads[2].headers, authority: "proxy", peer: "10.1.2.3", settings: plain)
+        #expect(trusted.first(name: "x-forwarded-for") == "10.0.0.1, 10.0.0.2, 10.0.0.3, 10.1.2.3")
+        #expect(trusted.first(name: "x-forwarded-proto") == "https" && trusted.first(name: "x-forwarded-host") == "public.example")
+    }
+
+    @Test func headerValuesReadAsHTTPTypesReadsThem() throws {
+        let heads = try Self.decodedHeads(Self.requests)
+        let names: [HTTPField.Name] = [
+            .contentLength, .connection, .authorization, .via, .init("X-Repeated")!, .init("X-Empty")!, .init("X-Absent")!, .init("X-Spaced")!,
+            .init("X-Blank")!, .init("X-Forwarded-Host")!,
+        ]  // valid literal names
+        for head in heads {
+            let fields = try HTTPRequest(head, secure: false, splitCookie: false).headerFields
+            for name in names {
+                #expect(head.headers.value(of: name) == fields[name], "\(name) in \(head)")
+                #expect(head.headers.values(of: name) == fields[values: name], "\(name) in \(head)")
+            }
+        }
     }
 }

@@ -169,7 +169,7 @@ final class UpstreamConnection {
     @discardableResult
     func write(_ part: HTTPClientRequestPart) -> Bool {
         if case .end = part, !encoder.isChunked { return false }
-        channel.write(NIOAny(part), promise: nil)
+        channel.write(part, promise: nil)
         return true
     }
 

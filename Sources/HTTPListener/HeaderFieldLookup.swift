@@ -14,4 +14,8 @@ extension HTTPFields {
         }
         return found
     }
+
+    /// The values of the fields named `name`, one per field line (none when there is no such field: the subscript's
+    /// lazy sequence is not made then).
+    public func values(of name: HTTPField.Name) -> [String] { contains(name) ? self[values: name] : [] }
 }

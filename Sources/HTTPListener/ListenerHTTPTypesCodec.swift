@@ -2,7 +2,6 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
-import NIOHTTPTypesHTTP1
 
 /// The listener's HTTP/1 codec above NIO's request decoder: requests pass on as NIO's parts (the passthrough reads
 /// them as they are; ``ListenerRequestConverter``, after it, makes HTTPTypes requests of the ones the application

@@ -28,7 +28,7 @@ extension HTTPRequest: ListenerRequestHead {
     }
     public var methodName: String { method.rawValue }
     public func value(of name: HTTPField.Name) -> String? { headerFields.value(of: name) }
-    public func values(of name: HTTPField.Name) -> [String] { headerFields.contains(name) ? headerFields[values: name] : [] }
+    public func values(of name: HTTPField.Name) -> [String] { headerFields.values(of: name) }
     public mutating func removeFields(_ name: HTTPField.Name) { headerFields[name] = nil }
 }
 
@@ -39,7 +39,7 @@ extension HTTPRequestHead: ListenerRequestHead {
     }
     public var methodName: String { method.rawValue }
     public func value(of name: HTTPField.Name) -> String? { headers.value(of: name) }
-    public func values(of name: HTTPField.Name) -> [String] { headers[name.rawName].map(HTTPHeaders.fieldValue) }
+    public func values(of name: HTTPField.Name) -> [String] { headers.values(of: name) }
     public mutating func removeFields(_ name: HTTPField.Name) { headers.remove(name: name.rawName) }
 }
 
@@ -73,6 +73,10 @@ extension HTTPHeaders {
         }
         return found
     }
+
+    /// The values of the headers named `name` (compared without case), one per header line, each as
+    /// ``fieldValue(_:)`` makes it: what `HTTPFields`' `values(of:)` gives for the fields made of these headers.
+    public func values(of name: HTTPField.Name) -> [String] { self[name.rawName].map(Self.fieldValue) }
 
     /// A header value as an HTTPTypes field holds it: HTTPTypes' own legalization (`HTTPField(name:value:)`), which
     /// for what NIO's decoder lets through only trims the spaces and tabs it leaves at a value's end. A valid value

@@ -18,12 +18,7 @@ public enum LoopGuard {
 
     /// Whether the request has already passed through this proxy.
     public static func hasLooped(_ request: Request) -> Bool {
-        hasLooped(request.headers)
-    }
-
-    /// Whether headers say the request has already passed through this proxy.
-    public static func hasLooped(_ fields: HTTPFields) -> Bool {
-        fields.contains(.via) && fields[values: .via].contains { $0.contains(token) }
+        hasLooped(request.head)
     }
 
     /// Whether a head says the request has already passed through this proxy.

@@ -240,12 +240,12 @@ public protocol ForwardedRequestHeaders {
     func value(of name: HTTPField.Name) -> String?
 }
 
+/// `value(of:)` and `values(of:)` are HTTPListener's (the same lookups admission makes).
 extension HTTPFields: ForwardedRequestHeaders {
     public var fieldCount: Int { count }
     public func forEachField(_ body: (_ name: String, _ value: String) -> Void) {
         for field in self { body(field.name.rawName, field.value) }
     }
-    public func values(of name: HTTPField.Name) -> [String] { contains(name) ? self[values: name] : [] }
 }
 
 /// NIO's headers give each value as HTTPTypes' fields hold it (``HTTPHeaders/fieldValue(_:)``).
@@ -254,5 +254,4 @@ extension HTTPHeaders: ForwardedRequestHeaders {
     public func forEachField(_ body: (_ name: String, _ value: String) -> Void) {
         for header in self { body(header.name, Self.fieldValue(header.value)) }
     }
-    public func values(of name: HTTPField.Name) -> [String] { self[name.rawName].map(Self.fieldValue) }
 }
